@@ -1,0 +1,29 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { CodesModule } from '@kiln/codes';
+import { ConfigModule } from '@kiln/config';
+import { DatabaseModule } from '@kiln/database';
+import { HealthModule } from '@kiln/health';
+import { QueueModule } from '@kiln/queue';
+import { TasksModule } from '@kiln/tasks';
+import { AuthModule } from './auth/auth.module';
+import { CodesController } from './codes/codes.controller';
+import { HealthController } from './health/health.controller';
+import { KilnExceptionFilter } from './http/exception.filter';
+import { ProjectsController } from './projects/projects.controller';
+import { TasksController } from './tasks/tasks.controller';
+
+@Module({
+  imports: [
+    ConfigModule,
+    DatabaseModule.forRoot(),
+    QueueModule,
+    AuthModule,
+    CodesModule,
+    TasksModule,
+    HealthModule.register({ withDocker: false }),
+  ],
+  controllers: [HealthController, ProjectsController, CodesController, TasksController],
+  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }],
+})
+export class ApiModule {}

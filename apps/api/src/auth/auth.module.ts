@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { PassportModule } from '@nestjs/passport';
+import { ProjectsModule } from '@kiln/projects';
+import { AdminGuard, ProjectGuard } from './guards';
+import { TokenStrategy } from './token.strategy';
+
+@Module({
+  imports: [PassportModule, ProjectsModule],
+  providers: [TokenStrategy, ProjectGuard, AdminGuard],
+  exports: [ProjectGuard, AdminGuard, ProjectsModule],
+})
+export class AuthModule {}

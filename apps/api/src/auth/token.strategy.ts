@@ -1,0 +1,52 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { PassportStrategy } from '@nestjs/passport';
+import type { Request } from 'express';
+import { Strategy } from 'passport-custom';
+import { timingSafeEqual } from 'node:crypto';
+import { KilnException, isPlainObject } from '@kiln/common';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { ProjectsService } from '@kiln/projects';
+import { Principal } from './principal';
+
+/**
+ * The token of a request, wherever IronWorker's clients put it: `Authorization: OAuth <token>`
+ * (every client), `Bearer <token>`, `?oauth=<token>` (ironcli, webhooks) or an `oauth` field in a
+ * JSON body (PHP).
+ */
+export function extractToken(req: Request): string | undefined {
+  const header = req.headers.authorization;
+  if (header) {
+    const match = /^(?:OAuth|Bearer)\s+(\S+)\s*$/i.exec(header);
+    if (match) return match[1];
+  }
+  const query = req.query.oauth;
+  if (typeof query === 'string' && query !== '') return query;
+  const body: unknown = req.body;
+  if (isPlainObject(body) && typeof body.oauth === 'string' && body.oauth !== '') return body.oauth;
+  return undefined;
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+@Injectable()
+export class TokenStrategy extends PassportStrategy(Strategy, 'kiln-token') {
+  constructor(
+    private readonly projects: ProjectsService,
+    @Inject(KILN_CONFIG) private readonly config: KilnConfig,
+  ) {
+    super();
+  }
+
+  async validate(req: Request): Promise<Principal> {
+    const token = extractToken(req);
+    if (!token) throw KilnException.unauthorized();
+    if (this.config.adminToken && sameSecret(token, this.config.adminToken)) return { admin: true };
+    const projectId = await this.projects.projectOfToken(token);
+    if (!projectId) throw KilnException.unauthorized();
+    return { admin: false, projectId };
+  }
+}

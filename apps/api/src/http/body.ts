@@ -1,0 +1,40 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { raw } from 'express';
+import { KilnException } from '@kiln/common';
+
+/** Routes whose raw body is the payload (IronWorker's webhook takes any bytes, any Content-Type). */
+const RAW_BODY_ROUTES = [/\/tasks\/webhook\/?$/];
+
+export function isMultipart(req: Request): boolean {
+  return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
+}
+
+/**
+ * Reads every non-multipart body as bytes, up to `limit`. Multipart bodies are left to the route
+ * (multer), which streams them.
+ */
+export function readBody(limit: number): RequestHandler {
+  const reader = raw({ type: () => true, limit });
+  return (req, res, next) => (isMultipart(req) ? next() : reader(req, res, next));
+}
+
+/**
+ * Decodes bodies as JSON whatever their Content-Type, since IronWorker's clients vary: an empty
+ * body is `{}` (Python's cancel posts nothing, Go sends `{}` on GET). Webhook routes keep bytes.
+ */
+export function decodeJson(): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (isMultipart(req) || RAW_BODY_ROUTES.some((route) => route.test(req.path))) return next();
+    const body: unknown = req.body;
+    if (!Buffer.isBuffer(body) || body.length === 0) {
+      req.body = {};
+      return next();
+    }
+    try {
+      req.body = JSON.parse(body.toString('utf8')) as unknown;
+      next();
+    } catch (error) {
+      next(KilnException.badRequest(`Malformed JSON body: ${(error as Error).message}`));
+    }
+  };
+}

@@ -1,0 +1,81 @@
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
+import type { Response } from 'express';
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, KilnException } from '@kiln/common';
+import { isDatabaseUnavailable } from '@kiln/database';
+
+const STATUS: Record<ErrorCode, number> = {
+  [ErrorCode.BadRequest]: HttpStatus.BAD_REQUEST,
+  [ErrorCode.Unauthorized]: HttpStatus.UNAUTHORIZED,
+  [ErrorCode.Forbidden]: HttpStatus.FORBIDDEN,
+  [ErrorCode.NotFound]: HttpStatus.NOT_FOUND,
+  [ErrorCode.Conflict]: HttpStatus.CONFLICT,
+  [ErrorCode.PayloadTooLarge]: HttpStatus.PAYLOAD_TOO_LARGE,
+  [ErrorCode.UnsupportedMediaType]: HttpStatus.UNSUPPORTED_MEDIA_TYPE,
+  [ErrorCode.Unavailable]: HttpStatus.SERVICE_UNAVAILABLE,
+};
+
+export interface ErrorAnswer {
+  status: number;
+  msg: string;
+}
+
+/**
+ * Every failure becomes IronWorker's `{"msg": …}` with a precise status: domain errors by their
+ * code, HTTP errors (routing, multer, body size) as they are, an unreachable database as 503 so
+ * clients retry, and anything unexpected as a 500 that logs an error id and leaks nothing.
+ */
+export function answerFor(error: unknown, logger: Logger): ErrorAnswer {
+  if (error instanceof KilnException) return { status: STATUS[error.code], msg: error.message };
+  if (error instanceof HttpException) {
+    const response = error.getResponse();
+    const message =
+      typeof response === 'string' ? response : (response as { message?: unknown }).message;
+    const msg = Array.isArray(message)
+      ? message.join('; ')
+      : typeof message === 'string'
+        ? message
+        : error.message;
+    return { status: error.getStatus(), msg };
+  }
+  const bodyError = error as { type?: unknown; status?: unknown };
+  if (bodyError?.type === 'entity.too.large') {
+    return { status: HttpStatus.PAYLOAD_TOO_LARGE, msg: 'Request body is too large' };
+  }
+  if (
+    typeof bodyError?.type === 'string' &&
+    typeof bodyError.status === 'number' &&
+    bodyError.status < 500
+  ) {
+    return { status: bodyError.status, msg: `Bad request body: ${(error as Error).message}` };
+  }
+  if (isDatabaseUnavailable(error)) {
+    return { status: HttpStatus.SERVICE_UNAVAILABLE, msg: 'Database unavailable, retry later' };
+  }
+  const ref = randomBytes(6).toString('hex');
+  logger.error(`unexpected error ${ref}: ${(error as Error)?.stack ?? String(error)}`);
+  return { status: HttpStatus.INTERNAL_SERVER_ERROR, msg: `Internal error (ref ${ref})` };
+}
+
+@Catch()
+export class KilnExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HTTP');
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    const { status, msg } = answerFor(error, this.logger);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    // A route may have set its own Content-Type (e.g. text/plain for logs); errors are always JSON.
+    res.status(status).type('application/json').json({ msg });
+  }
+}

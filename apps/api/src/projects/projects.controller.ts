@@ -1,0 +1,57 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
+import type { Request } from 'express';
+import { FieldReader, formatTime, requireObject } from '@kiln/common';
+import { Project, ProjectsService } from '@kiln/projects';
+import { AdminGuard, ProjectGuard } from '../auth/guards';
+import { Principal } from '../auth/principal';
+import { IdPipe } from '../http/params';
+
+function projectJson(project: Project) {
+  return {
+    id: project.id,
+    name: project.name,
+    created_at: formatTime(project.createdAt),
+    updated_at: formatTime(project.updatedAt),
+  };
+}
+
+@Controller('2/projects')
+export class ProjectsController {
+  constructor(private readonly projects: ProjectsService) {}
+
+  @Post()
+  @HttpCode(200)
+  @UseGuards(AdminGuard)
+  async create(@Body() body: unknown) {
+    const name = new FieldReader(requireObject(body, 'body')).requiredString('name', 255);
+    const project = await this.projects.create(name);
+    return { msg: 'Project Created', id: project.id, project: projectJson(project) };
+  }
+
+  @Get()
+  @UseGuards(ProjectGuard)
+  async list(@Req() req: Request & { user: Principal }) {
+    const principal = req.user;
+    const projects = principal.admin
+      ? await this.projects.list()
+      : [await this.projects.get(principal.projectId)];
+    return { projects: projects.map(projectJson) };
+  }
+
+  /** ironcli and the Ruby CLI call this before every command. */
+  @Get(':projectId')
+  @UseGuards(ProjectGuard)
+  async get(@Param('projectId', IdPipe) projectId: string) {
+    return projectJson(await this.projects.get(projectId));
+  }
+
+  /** Issues a token for the project; the secret is in this answer only. */
+  @Post(':projectId/tokens')
+  @HttpCode(200)
+  @UseGuards(AdminGuard)
+  async issueToken(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
+    const name = new FieldReader(requireObject(body, 'body')).string('name', 255) ?? '';
+    const issued = await this.projects.issueToken(projectId, name);
+    return { msg: 'Token created', id: issued.id, project_id: projectId, token: issued.token };
+  }
+}

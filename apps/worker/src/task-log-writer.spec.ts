@@ -1,0 +1,91 @@
+import { LogChunk, LogStream } from '@kiln/tasks';
+import { TaskLogWriter, cutToBytes } from './task-log-writer';
+
+async function run(
+  frames: [1 | 2, Buffer | string][],
+  maxBytes = 1024 * 1024,
+  chunkBytes?: number,
+) {
+  const stored: LogChunk[] = [];
+  const writer = new TaskLogWriter(async (chunks) => void stored.push(...chunks), {
+    maxBytes,
+    chunkBytes,
+  });
+  for (const [stream, data] of frames) {
+    if (!writer.write({ stream, data: Buffer.isBuffer(data) ? data : Buffer.from(data) })) {
+      await new Promise((resolve) => writer.once('drain', resolve));
+    }
+  }
+  await new Promise<void>((resolve, reject) =>
+    writer.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
+  return { stored, text: stored.map((c) => c.data).join(''), size: writer.size };
+}
+
+describe('TaskLogWriter', () => {
+  it('keeps STDOUT and STDERR interleaved as printed, with ordered seqs', async () => {
+    const { stored, text } = await run([
+      [1, 'a\n'],
+      [2, 'b\n'],
+      [1, 'c\n'],
+    ]);
+    expect(text).toBe('a\nb\nc\n');
+    expect(stored.map((c) => c.stream)).toEqual([
+      LogStream.Stdout,
+      LogStream.Stderr,
+      LogStream.Stdout,
+    ]);
+    expect(stored.map((c) => c.seq)).toEqual([1, 2, 3]);
+  });
+
+  it('makes NUL bytes and invalid UTF-8 safe, and joins characters split across frames', async () => {
+    const euro = Buffer.from('€');
+    const { text } = await run([
+      [1, Buffer.from([0x61, 0x00, 0x62, 0xff, 0x0a])],
+      [1, euro.subarray(0, 1)],
+      [1, euro.subarray(1)],
+    ]);
+    expect(text).toBe('a\u2400b\ufffd\n€');
+    expect(text).not.toContain('\u0000');
+  });
+
+  it('keeps the head and the tail with a marker between when over the cap', async () => {
+    const lines = Array.from(
+      { length: 2000 },
+      (_, i) => [1, `line ${String(i).padStart(4, '0')}\n`] as [1, string],
+    );
+    const { text, size } = await run(lines, 4000);
+    expect(text.startsWith('line 0000\nline 0001\n')).toBe(true);
+    expect(text.endsWith('line 1998\nline 1999\n')).toBe(true);
+    expect(text).toMatch(/\[kiln: \d+ bytes of output omitted\]/);
+    const omitted = Number(/\[kiln: (\d+) bytes/.exec(text)![1]);
+    const marker = /\n\[kiln: \d+ bytes of output omitted\]\n/.exec(text)![0];
+    expect(Buffer.byteLength(text) - Buffer.byteLength(marker)).toBe(4000);
+    expect(omitted).toBe(2000 * 10 - 4000);
+    expect(size).toBe(Buffer.byteLength(text));
+  });
+
+  it('stores chunks no larger than the chunk size', async () => {
+    const { stored, text } = await run([[1, 'x'.repeat(10_000)]], 1024 * 1024, 1024);
+    expect(stored.every((c) => Buffer.byteLength(c.data) <= 1024)).toBe(true);
+    expect(text.length).toBe(10_000);
+  });
+
+  it('bounds memory for huge output: only the cap is ever kept', async () => {
+    const megabyte = Buffer.alloc(1024 * 1024, 0x79);
+    const frames = Array.from({ length: 64 }, () => [1, megabyte] as [1, Buffer]);
+    const before = process.memoryUsage().heapUsed;
+    const { size } = await run(frames, 1024 * 1024);
+    expect(size).toBeLessThan(1024 * 1024 + 100);
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(48 * 1024 * 1024);
+  });
+});
+
+describe('cutToBytes', () => {
+  it('never splits a character', () => {
+    expect(cutToBytes('a€b', 2)).toBe('a');
+    expect(cutToBytes('a€b', 4)).toBe('a€');
+    expect(cutToBytes('😀x', 3)).toBe('');
+    expect(cutToBytes('😀x', 2, true)).toBe('😀');
+  });
+});

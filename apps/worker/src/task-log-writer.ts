@@ -1,0 +1,230 @@
+import { Logger } from '@nestjs/common';
+import { StringDecoder } from 'node:string_decoder';
+import { Writable } from 'node:stream';
+import { stripNul } from '@kiln/common';
+import type { OutputFrame } from '@kiln/docker';
+import { LogChunk, LogStream } from '@kiln/tasks';
+
+/** Where finished chunks go (Postgres in production; an array in unit tests). */
+export type LogSink = (chunks: LogChunk[]) => Promise<void>;
+
+export interface LogWriterOptions {
+  /** Cap on stored bytes: the first half and the last half of the output are kept. */
+  maxBytes: number;
+  /** Largest stored chunk. Default 64 KiB. */
+  chunkBytes?: number;
+  /** Pending output is flushed at least this often. Default 250 ms. */
+  flushIntervalMs?: number;
+}
+
+interface Piece {
+  stream: LogStream;
+  text: string;
+  bytes: number;
+}
+
+/**
+ * Turns a container's output frames into stored log chunks, in print order: decoded as UTF-8
+ * (invalid sequences become U+FFFD, NULs become ␀), flushed every `flushIntervalMs` so the log
+ * grows while the task runs, and capped at `maxBytes` by keeping the head and the tail with a
+ * marker between. Memory is bounded whatever the task prints: a flush in progress holds back the
+ * stream (Writable backpressure), and the tail is a bounded window.
+ */
+export class TaskLogWriter extends Writable {
+  private readonly logger = new Logger(TaskLogWriter.name);
+  private readonly decoders = new Map<LogStream, StringDecoder>();
+  private readonly headLimit: number;
+  private readonly tailLimit: number;
+  private readonly chunkBytes: number;
+  private readonly flushIntervalMs: number;
+  private pending: Piece[] = [];
+  private pendingBytes = 0;
+  private headBytes = 0;
+  private tail: Piece[] = [];
+  private tailBytes = 0;
+  private omittedBytes = 0;
+  private truncating = false;
+  private seq = 0;
+  private storedBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly sink: LogSink,
+    options: LogWriterOptions,
+  ) {
+    super({ objectMode: true, highWaterMark: 16 });
+    this.headLimit = Math.floor(options.maxBytes / 2);
+    this.tailLimit = options.maxBytes - this.headLimit;
+    this.chunkBytes = options.chunkBytes ?? 64 * 1024;
+    this.flushIntervalMs = options.flushIntervalMs ?? 250;
+  }
+
+  /** Bytes stored so far (after the cap), i.e. the task's `log_size`. */
+  get size(): number {
+    return this.storedBytes;
+  }
+
+  override _write(
+    frame: OutputFrame,
+    _encoding: BufferEncoding,
+    done: (error?: Error | null) => void,
+  ): void {
+    const stream = frame.stream === 2 ? LogStream.Stderr : LogStream.Stdout;
+    this.accept(stream, this.decoder(stream).write(frame.data));
+    if (this.pendingBytes >= this.chunkBytes) {
+      // Hold the container's stream until this flush is stored: backpressure, bounded memory.
+      this.flush().then(() => done(), done);
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.flush().catch(() => undefined);
+      }, this.flushIntervalMs);
+      done();
+    }
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    for (const [stream, decoder] of this.decoders) this.accept(stream, decoder.end());
+    if (this.omittedBytes > 0) {
+      this.push0({
+        stream: LogStream.Kiln,
+        text: `\n[kiln: ${this.omittedBytes} bytes of output omitted]\n`,
+      });
+    }
+    for (const piece of this.tail) this.push0(piece);
+    this.tail = [];
+    this.flush().then(() => done(), done);
+  }
+
+  private decoder(stream: LogStream): StringDecoder {
+    let decoder = this.decoders.get(stream);
+    if (!decoder) {
+      decoder = new StringDecoder('utf8');
+      this.decoders.set(stream, decoder);
+    }
+    return decoder;
+  }
+
+  private accept(stream: LogStream, raw: string): void {
+    if (raw === '') return;
+    let text = stripNul(raw);
+    if (!this.truncating) {
+      const room = this.headLimit - this.headBytes;
+      const bytes = Buffer.byteLength(text);
+      if (bytes <= room) {
+        this.headBytes += bytes;
+        this.push0({ stream, text });
+        return;
+      }
+      const head = cutToBytes(text, room);
+      this.headBytes += Buffer.byteLength(head);
+      if (head) this.push0({ stream, text: head });
+      text = text.slice(head.length);
+      this.truncating = true;
+    }
+    this.keepInTail({ stream, text, bytes: Buffer.byteLength(text) });
+  }
+
+  /** The tail is a sliding window of the last `tailLimit` bytes. */
+  private keepInTail(piece: Piece): void {
+    this.tail.push(piece);
+    this.tailBytes += piece.bytes;
+    while (this.tailBytes > this.tailLimit && this.tail.length > 0) {
+      const first = this.tail[0];
+      const excess = this.tailBytes - this.tailLimit;
+      if (first.bytes <= excess) {
+        this.tail.shift();
+        this.tailBytes -= first.bytes;
+        this.omittedBytes += first.bytes;
+      } else {
+        const dropped = cutToBytes(first.text, excess, true);
+        const droppedBytes = Buffer.byteLength(dropped);
+        first.text = first.text.slice(dropped.length);
+        first.bytes -= droppedBytes;
+        this.tailBytes -= droppedBytes;
+        this.omittedBytes += droppedBytes;
+        if (droppedBytes === 0) break;
+      }
+    }
+  }
+
+  /** Queues output for the next flush, merging a stream's consecutive output into chunks. */
+  private push0(piece: { stream: LogStream; text: string }): void {
+    let text = piece.text;
+    while (text !== '') {
+      const last = this.pending[this.pending.length - 1];
+      const room = last && last.stream === piece.stream ? this.chunkBytes - last.bytes : 0;
+      const fits = room > 0 ? cutToBytes(text, room) : '';
+      if (fits !== '') {
+        const bytes = Buffer.byteLength(fits);
+        last.text += fits;
+        last.bytes += bytes;
+        this.pendingBytes += bytes;
+        text = text.slice(fits.length);
+        continue;
+      }
+      const part = cutToBytes(text, this.chunkBytes) || String.fromCodePoint(text.codePointAt(0)!);
+      const bytes = Buffer.byteLength(part);
+      this.pending.push({ stream: piece.stream, text: part, bytes });
+      this.pendingBytes += bytes;
+      text = text.slice(part.length);
+    }
+  }
+
+  /** Stores pending pieces; flushes run one after another so chunks keep their order. */
+  private flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const pieces = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (pieces.length === 0) return this.flushing;
+    const chunks: LogChunk[] = pieces.map((piece) => ({
+      seq: ++this.seq,
+      stream: piece.stream,
+      data: piece.text,
+    }));
+    const bytes = pieces.reduce((sum, piece) => sum + piece.bytes, 0);
+    this.flushing = this.flushing.then(async () => {
+      await this.store(chunks);
+      this.storedBytes += bytes;
+    });
+    return this.flushing;
+  }
+
+  /** Retries a failed write with backoff (Postgres restarting) before giving that output up. */
+  private async store(chunks: LogChunk[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.sink(chunks);
+        return;
+      } catch (error) {
+        if (attempt >= 6) {
+          this.logger.error(`dropping ${chunks.length} log chunks: ${(error as Error).message}`);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+      }
+    }
+  }
+}
+
+/**
+ * The longest prefix of `text` that is at most `maxBytes` of UTF-8, never splitting a character
+ * (nor a surrogate pair). With `atLeast`, the shortest prefix of at least `maxBytes` instead.
+ */
+export function cutToBytes(text: string, maxBytes: number, atLeast = false): string {
+  if (maxBytes <= 0) return '';
+  let bytes = 0;
+  let index = 0;
+  while (index < text.length) {
+    const code = text.codePointAt(index)!;
+    const width = code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+    const units = code >= 0x10000 ? 2 : 1;
+    if (!atLeast && bytes + width > maxBytes) break;
+    bytes += width;
+    index += units;
+    if (atLeast && bytes >= maxBytes) break;
+  }
+  return text.slice(0, index);
+}

@@ -1,0 +1,182 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import { pipeline } from 'node:stream/promises';
+import { CodesService } from '@kiln/codes';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
+import { Task, TaskLifecycle, TaskLogStore } from '@kiln/tasks';
+import { containerSpec, contractFiles } from './container-contract';
+import { ImagePuller } from './image-puller';
+import { StopReason, verdict } from './outcome';
+import { TaskLogWriter } from './task-log-writer';
+
+/** How long output may keep draining after the container exited. */
+const OUTPUT_DRAIN_MS = 10_000;
+
+interface Running {
+  attempt: number;
+  containerId?: string;
+  stoppedBy?: StopReason;
+}
+
+/**
+ * Runs one taken task (status `preparing`) to its final status: image, container, output, exit.
+ * Every status write is a compare-and-set on the task's attempt, so a task that was released or
+ * taken over meanwhile is left alone.
+ */
+@Injectable()
+export class TaskRunner {
+  private readonly logger = new Logger(TaskRunner.name);
+  private readonly running = new Map<string, Running>();
+
+  constructor(
+    @Inject(KILN_CONFIG) private readonly config: KilnConfig,
+    private readonly docker: DockerEngine,
+    private readonly images: ImagePuller,
+    private readonly codes: CodesService,
+    private readonly lifecycle: TaskLifecycle,
+    private readonly logs: TaskLogStore,
+  ) {}
+
+  /** Ids of the tasks this worker is running now. */
+  runningTaskIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  async run(task: Task): Promise<void> {
+    const state: Running = { attempt: task.attempt };
+    this.running.set(task.id, state);
+    try {
+      await this.execute(task, state);
+    } finally {
+      this.running.delete(task.id);
+    }
+  }
+
+  /** Kills a running task's container; `run` then records `reason` as the task's status. */
+  async stop(taskId: string, reason: StopReason): Promise<void> {
+    const state = this.running.get(taskId);
+    if (!state) return;
+    state.stoppedBy ??= reason;
+    if (state.containerId) await this.docker.kill(state.containerId);
+  }
+
+  private async execute(task: Task, state: Running): Promise<void> {
+    const revision = await this.codes.revision(task.codeRevisionId);
+    if (!revision) {
+      await this.fail(task, 'The code revision of this task no longer exists');
+      return;
+    }
+    const image = revision.image;
+    try {
+      await this.images.ensure(image);
+    } catch (error) {
+      await this.fail(task, `Could not pull image ${image}: ${(error as Error).message}`);
+      return;
+    }
+    let containerId: string;
+    try {
+      containerId = await this.docker.create(
+        containerSpec(task, revision, image, this.config.worker.id, this.config.container),
+      );
+    } catch (error) {
+      await this.fail(task, `Could not create the container: ${(error as Error).message}`);
+      return;
+    }
+    state.containerId = containerId;
+    try {
+      await this.supervise(
+        task,
+        state,
+        containerId,
+        contractFiles(task, revision, this.config.container.user),
+      );
+    } finally {
+      await this.docker.remove(containerId).catch((error: Error) => {
+        this.logger.warn(
+          `container ${containerId} of task ${task.id} not removed: ${error.message}`,
+        );
+      });
+    }
+  }
+
+  private async supervise(
+    task: Task,
+    state: Running,
+    containerId: string,
+    files: ReturnType<typeof contractFiles>,
+  ): Promise<void> {
+    const writer = new TaskLogWriter((chunks) => this.logs.append(task.id, task.attempt, chunks), {
+      maxBytes: this.config.tasks.maxLogBytes,
+    });
+    let started: number;
+    let output: Promise<void>;
+    try {
+      await this.docker.putArchive(containerId, tarArchive(files));
+      const io = await this.docker.attach(containerId);
+      // Caught at once: a broken stream must not become an unhandled rejection mid-run.
+      output = pipeline(io, new FrameDemuxer(), writer).catch((error: Error) => {
+        this.logger.warn(`output of task ${task.id} broke off: ${error.message}`);
+      });
+      await this.docker.start(containerId);
+      started = performance.now();
+      io.end(task.payload);
+    } catch (error) {
+      await this.fail(task, `Could not start the container: ${(error as Error).message}`);
+      return;
+    }
+    if (!(await this.lifecycle.markRunning(task.id, task.attempt))) {
+      // Cancelled or released while preparing: stop here, the status already says why.
+      state.stoppedBy ??= 'cancelled';
+      await this.docker.kill(containerId);
+    }
+    const deadline = setTimeout(() => {
+      this.stop(task.id, 'timeout').catch((error: Error) =>
+        this.logger.warn(`timeout kill: ${error.message}`),
+      );
+    }, task.timeout * 1000);
+    let exit;
+    try {
+      exit = await this.docker.wait(containerId);
+    } finally {
+      clearTimeout(deadline);
+    }
+    const durationMs = Math.round(performance.now() - started);
+    await withTimeout(output, OUTPUT_DRAIN_MS).catch((error: Error) => {
+      this.logger.warn(`output of task ${task.id} not fully read: ${error.message}`);
+    });
+    const { status, msg } = verdict(exit, state.stoppedBy, task.timeout);
+    await this.lifecycle.finish(task.id, task.attempt, {
+      status,
+      msg,
+      exitCode: exit.exitCode,
+      durationMs,
+      logSize: writer.size,
+    });
+  }
+
+  private async fail(task: Task, msg: string): Promise<void> {
+    this.logger.warn(`task ${task.id}: ${msg}`);
+    await this.lifecycle.finish(task.id, task.attempt, {
+      status: 'error',
+      msg,
+      exitCode: null,
+      durationMs: null,
+      logSize: 0,
+    });
+  }
+}
+
+async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,26 @@
+import { Module } from '@nestjs/common';
+import { CodesModule } from '@kiln/codes';
+import { ConfigModule } from '@kiln/config';
+import { DatabaseModule } from '@kiln/database';
+import { DockerModule } from '@kiln/docker';
+import { HealthModule } from '@kiln/health';
+import { QueueModule } from '@kiln/queue';
+import { TasksModule } from '@kiln/tasks';
+import { HealthServer } from './health-server';
+import { ImagePuller } from './image-puller';
+import { TaskDispatcher } from './task-dispatcher';
+import { TaskRunner } from './task-runner';
+
+@Module({
+  imports: [
+    ConfigModule,
+    DatabaseModule.forRoot(),
+    QueueModule,
+    DockerModule,
+    CodesModule,
+    TasksModule,
+    HealthModule.register({ withDocker: true }),
+  ],
+  providers: [ImagePuller, TaskRunner, TaskDispatcher, HealthServer],
+})
+export class WorkerModule {}

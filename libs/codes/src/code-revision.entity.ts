@@ -1,0 +1,32 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
+
+/** One registration of a code: what a task queued against this revision runs, forever. */
+@Entity('code_revisions')
+export class CodeRevision {
+  @PrimaryColumn({ type: 'char', length: 24 })
+  id!: string;
+
+  @Column({ name: 'code_id', type: 'char', length: 24 })
+  codeId!: string;
+
+  @Column({ name: 'project_id', type: 'char', length: 24 })
+  projectId!: string;
+
+  @Column({ type: 'int' })
+  rev!: number;
+
+  @Column({ type: 'text' })
+  image!: string;
+
+  @Column({ type: 'text', default: '' })
+  command!: string;
+
+  @Column({ type: 'text', default: '' })
+  config!: string;
+
+  @Column({ name: 'env_vars', type: 'jsonb', default: () => "'{}'" })
+  envVars!: Record<string, string>;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+}

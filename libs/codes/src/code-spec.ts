@@ -1,0 +1,74 @@
+import { FieldReader, JsonObject, KilnException } from '@kiln/common';
+
+/** What a registration asks for; each registration is a whole new revision of the code. */
+export interface CodeSpec {
+  name: string;
+  image: string;
+  command: string;
+  config: string;
+  envVars: Record<string, string>;
+  maxConcurrency: number | null;
+  retries: number;
+  retriesDelay: number;
+  defaultPriority: number;
+}
+
+export const MAX_RETRIES = 10;
+const MAX_SETTING_BYTES = 64 * 1024;
+
+// A Docker reference: [host[:port]/]path[:tag][@sha256:digest], lowercase path components.
+// A Docker reference: [host[:port]/]path[:tag][@sha256:digest]. As in Docker, the first component
+// is a host only if it has a dot or a port or is "localhost"; path components are lowercase.
+const HOST =
+  '(?:(?:localhost|[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+)(?::[0-9]{1,5})?|[A-Za-z0-9-]+:[0-9]{1,5})';
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const IMAGE_REF = new RegExp(
+  `^(?:${HOST}/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`,
+);
+
+export function isImageReference(value: string): boolean {
+  return value.length <= 512 && IMAGE_REF.test(value);
+}
+
+/**
+ * Parses the registration `data` object. It tolerates what IronWorker's clients really send:
+ * `default_priority: -1000` from `iron register`, `""` for the deprecated `runtime`/`file_name`/
+ * `stack`, `env_vars: null`, `config` as an object (Ruby), and extra keys (PHP).
+ */
+export function parseCodeSpec(data: JsonObject): CodeSpec {
+  const read = new FieldReader(data);
+  const name = read.requiredString('name', 255);
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (/[\u0000-\u001f]/.test(name))
+    throw KilnException.badRequest('name must not contain control characters');
+  const image = read.string('image', 512) ?? '';
+  if (image === '') {
+    throw KilnException.badRequest(
+      'image is required: Kiln runs Docker images (register one with "image": "repo/name:tag")',
+    );
+  }
+  if (!isImageReference(image)) {
+    throw KilnException.badRequest(`image "${image}" is not a valid Docker image reference`);
+  }
+  const rawConfig = data.config;
+  const config =
+    rawConfig !== null && typeof rawConfig === 'object'
+      ? JSON.stringify(rawConfig)
+      : (read.string('config') ?? '');
+  if (Buffer.byteLength(config) > MAX_SETTING_BYTES) {
+    throw KilnException.tooLarge(`config is larger than ${MAX_SETTING_BYTES} bytes`);
+  }
+  const maxConcurrency = read.int('max_concurrency', { min: -1 });
+  return {
+    name,
+    image,
+    command: read.string('command', 4096) ?? '',
+    config,
+    envVars: read.stringMap('env_vars', MAX_SETTING_BYTES) ?? {},
+    maxConcurrency: maxConcurrency === undefined || maxConcurrency <= 0 ? null : maxConcurrency,
+    retries: read.int('retries', { min: 0, max: MAX_RETRIES }) ?? 0,
+    retriesDelay: read.int('retries_delay', { min: 0, max: 7 * 24 * 3600 }) ?? 0,
+    defaultPriority:
+      read.lenientInt('default_priority', 0, 2) ?? read.lenientInt('priority', 0, 2) ?? 0,
+  };
+}

@@ -1,0 +1,60 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+
+/**
+ * A code package: a named, revisioned Docker image with its run settings. The row mirrors its
+ * latest revision so that queueing needs one read.
+ */
+@Entity('codes')
+export class Code {
+  @PrimaryColumn({ type: 'char', length: 24 })
+  id!: string;
+
+  @Column({ name: 'project_id', type: 'char', length: 24 })
+  projectId!: string;
+
+  @Column({ type: 'text' })
+  name!: string;
+
+  @Column({ type: 'int' })
+  rev!: number;
+
+  @Column({ name: 'latest_revision_id', type: 'char', length: 24 })
+  latestRevisionId!: string;
+
+  @Column({ type: 'text' })
+  image!: string;
+
+  @Column({ type: 'text', default: '' })
+  command!: string;
+
+  @Column({ type: 'text', default: '' })
+  config!: string;
+
+  @Column({ name: 'env_vars', type: 'jsonb', default: () => "'{}'" })
+  envVars!: Record<string, string>;
+
+  /** Null means unlimited. */
+  @Column({ name: 'max_concurrency', type: 'int', nullable: true })
+  maxConcurrency!: number | null;
+
+  @Column({ type: 'int', default: 0 })
+  retries!: number;
+
+  @Column({ name: 'retries_delay', type: 'int', default: 0 })
+  retriesDelay!: number;
+
+  @Column({ name: 'default_priority', type: 'smallint', default: 0 })
+  defaultPriority!: number;
+
+  @Column({ type: 'boolean', default: false })
+  paused!: boolean;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+
+  @Column({ name: 'deleted_at', type: 'timestamptz', nullable: true })
+  deletedAt!: Date | null;
+}

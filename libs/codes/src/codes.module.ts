@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { Code } from './code.entity';
+import { CodeRevision } from './code-revision.entity';
+import { CodesService } from './codes.service';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([Code, CodeRevision])],
+  providers: [CodesService],
+  exports: [CodesService],
+})
+export class CodesModule {}

@@ -1,0 +1,93 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { DataSource, IsNull, QueryFailedError, Repository } from 'typeorm';
+import { KilnException, newId } from '@kiln/common';
+import { Code } from './code.entity';
+import { CodeRevision } from './code-revision.entity';
+import { CodeSpec } from './code-spec';
+
+const UNIQUE_VIOLATION = '23505';
+
+@Injectable()
+export class CodesService {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @InjectRepository(Code) private readonly codes: Repository<Code>,
+    @InjectRepository(CodeRevision) private readonly revisions: Repository<CodeRevision>,
+  ) {}
+
+  /** Registers a code, or a new revision of the live code with the same name. */
+  async register(projectId: string, spec: CodeSpec): Promise<Code> {
+    try {
+      return await this.registerOnce(projectId, spec);
+    } catch (error) {
+      // Two first registrations of one name raced; the loser becomes revision 2.
+      if (
+        error instanceof QueryFailedError &&
+        (error as { code?: string }).code === UNIQUE_VIOLATION
+      ) {
+        return this.registerOnce(projectId, spec);
+      }
+      throw error;
+    }
+  }
+
+  private async registerOnce(projectId: string, spec: CodeSpec): Promise<Code> {
+    return this.dataSource.transaction(async (manager) => {
+      const existing = await manager.findOne(Code, {
+        where: { projectId, name: spec.name, deletedAt: IsNull() },
+        lock: { mode: 'pessimistic_write' },
+      });
+      const code =
+        existing ?? manager.create(Code, { id: newId(), projectId, name: spec.name, rev: 0 });
+      const revision = manager.create(CodeRevision, {
+        id: newId(),
+        codeId: code.id,
+        projectId,
+        rev: code.rev + 1,
+        image: spec.image,
+        command: spec.command,
+        config: spec.config,
+        envVars: spec.envVars,
+      });
+      Object.assign(code, {
+        rev: revision.rev,
+        latestRevisionId: revision.id,
+        image: spec.image,
+        command: spec.command,
+        config: spec.config,
+        envVars: spec.envVars,
+        maxConcurrency: spec.maxConcurrency,
+        retries: spec.retries,
+        retriesDelay: spec.retriesDelay,
+        defaultPriority: spec.defaultPriority,
+      });
+      await manager.save(code);
+      await manager.save(revision);
+      return code;
+    });
+  }
+
+  async get(projectId: string, id: string): Promise<Code> {
+    const code = await this.codes.findOneBy({ projectId, id, deletedAt: IsNull() });
+    if (!code) throw KilnException.notFound('Code not found');
+    return code;
+  }
+
+  async findByName(projectId: string, name: string): Promise<Code | null> {
+    return this.codes.findOneBy({ projectId, name, deletedAt: IsNull() });
+  }
+
+  async list(projectId: string, page: number, perPage: number): Promise<Code[]> {
+    return this.codes.find({
+      where: { projectId, deletedAt: IsNull() },
+      order: { createdAt: 'DESC', id: 'DESC' },
+      skip: page * perPage,
+      take: perPage,
+    });
+  }
+
+  async revision(id: string): Promise<CodeRevision | null> {
+    return this.revisions.findOneBy({ id });
+  }
+}

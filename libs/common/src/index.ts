@@ -1,0 +1,6 @@
+export * from './ids';
+export * from './time';
+export * from './errors';
+export * from './text';
+export * from './validate';
+export * from './process';

@@ -1,0 +1,44 @@
+import { ConfigError, loadConfig } from './config';
+
+const base = {
+  DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/db',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+};
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig(base);
+    expect(config.api.port).toBe(8080);
+    expect(config.tasks.defaultTimeout).toBe(3600);
+    expect(config.tasks.maxPayloadBytes).toBe(65536);
+    expect(config.tasks.maxLogBytes).toBe(8 * 1024 * 1024);
+    expect(config.worker.cluster).toBe('default');
+    expect(config.container.network).toBe('none');
+    expect(config.adminToken).toBeUndefined();
+  });
+
+  it('names every bad variable at once', () => {
+    let caught: unknown;
+    try {
+      loadConfig({
+        REDIS_URL: 'http://x',
+        KILN_API_PORT: 'eighty',
+        KILN_WORKER_CLUSTER: 'bad name',
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const message = (caught as Error).message;
+    expect(message).toContain('DATABASE_URL is required');
+    expect(message).toContain('REDIS_URL must start with redis:');
+    expect(message).toContain('KILN_API_PORT must be an integer');
+    expect(message).toContain('KILN_WORKER_CLUSTER');
+  });
+
+  it('refuses a default timeout above the maximum', () => {
+    expect(() =>
+      loadConfig({ ...base, KILN_TASK_TIMEOUT_DEFAULT: '7200', KILN_TASK_TIMEOUT_MAX: '3600' }),
+    ).toThrow(/KILN_TASK_TIMEOUT_DEFAULT must not exceed/);
+  });
+});

@@ -1,0 +1,184 @@
+import { hostname } from 'node:os';
+
+/**
+ * Kiln's whole configuration, read from the environment in one place and validated at start-up:
+ * a process with a bad variable refuses to start with a message naming it. Every default is the
+ * value documented in `.env.example`.
+ */
+export interface KilnConfig {
+  /** Postgres connection URL. `DATABASE_URL`, required. */
+  databaseUrl: string;
+  /** Redis connection URL. `REDIS_URL`, required. */
+  redisUrl: string;
+  /** Prefix of every Bull key in Redis, so several Kiln installs can share one Redis. `KILN_QUEUE_PREFIX`, default `kiln`. */
+  queuePrefix: string;
+  /** Unix socket of the Docker engine. `DOCKER_SOCKET`, default `/var/run/docker.sock`. */
+  dockerSocket: string;
+  api: {
+    /** `KILN_API_HOST`, default `127.0.0.1`. */
+    host: string;
+    /** `KILN_API_PORT`, default 8080. */
+    port: number;
+    /** Largest accepted JSON request body in bytes. `KILN_MAX_BODY_BYTES`, default 8 MiB. */
+    maxBodyBytes: number;
+  };
+  /** Token that may create projects and tokens and act on any project. `KILN_ADMIN_TOKEN`; admin routes are off when unset. */
+  adminToken: string | undefined;
+  tasks: {
+    /** `KILN_TASK_TIMEOUT_DEFAULT` seconds, default 3600 (IronWorker's). */
+    defaultTimeout: number;
+    /** `KILN_TASK_TIMEOUT_MAX` seconds, default 3600. */
+    maxTimeout: number;
+    /** `KILN_PAYLOAD_MAX_BYTES`, default 65536 (IronWorker's 64 KB). */
+    maxPayloadBytes: number;
+    /** Per-task log cap in bytes; head and tail are kept. `KILN_LOG_MAX_BYTES`, default 8 MiB. */
+    maxLogBytes: number;
+  };
+  worker: {
+    /** Stable id of this worker; its containers carry it as `kiln.worker`. `KILN_WORKER_ID`, default `<hostname>-<cluster>`. */
+    id: string;
+    /** Cluster whose queue this worker consumes. `KILN_WORKER_CLUSTER`, default `default`. */
+    cluster: string;
+    /** Tasks run at once. `KILN_WORKER_CONCURRENCY`, default 2. */
+    concurrency: number;
+    /** Port of the worker's `/healthz` (0 = no health server). `KILN_WORKER_HEALTH_PORT`, default 0. */
+    healthPort: number;
+    /** Seconds between heartbeats of running tasks. `KILN_WORKER_HEARTBEAT_SECONDS`, default 10. */
+    heartbeatSeconds: number;
+  };
+  container: {
+    /** Docker network mode of task containers. `KILN_CONTAINER_NETWORK`, default `none`. */
+    network: string;
+    /** Memory limit in MiB. `KILN_CONTAINER_MEMORY_MB`, default 512. */
+    memoryMb: number;
+    /** Process limit. `KILN_CONTAINER_PIDS_LIMIT`, default 256. */
+    pidsLimit: number;
+    /** User the task runs as (`uid:gid`; empty = the image's user). `KILN_CONTAINER_USER`, default `65534:65534`. */
+    user: string;
+  };
+  scheduler: {
+    /** Seconds between reconciler passes (delayed tasks become due on this beat). `KILN_RECONCILE_SECONDS`, default 1. */
+    reconcileSeconds: number;
+  };
+  /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
+  logLevel: 'error' | 'warn' | 'log' | 'debug';
+}
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(env: Env = process.env): KilnConfig {
+  const problems: string[] = [];
+  const read = new EnvReader(env, problems);
+  const cluster = read.name('KILN_WORKER_CLUSTER', 'default');
+  const config: KilnConfig = {
+    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
+    queuePrefix: read.name('KILN_QUEUE_PREFIX', 'kiln'),
+    dockerSocket: read.string('DOCKER_SOCKET', '/var/run/docker.sock'),
+    api: {
+      host: read.string('KILN_API_HOST', '127.0.0.1'),
+      port: read.int('KILN_API_PORT', 8080, 0, 65535),
+      maxBodyBytes: read.int('KILN_MAX_BODY_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
+    },
+    adminToken: read.optional('KILN_ADMIN_TOKEN'),
+    tasks: {
+      defaultTimeout: read.int('KILN_TASK_TIMEOUT_DEFAULT', 3600, 1, 7 * 24 * 3600),
+      maxTimeout: read.int('KILN_TASK_TIMEOUT_MAX', 3600, 1, 7 * 24 * 3600),
+      maxPayloadBytes: read.int('KILN_PAYLOAD_MAX_BYTES', 65536, 1, 64 * 1024 * 1024),
+      maxLogBytes: read.int('KILN_LOG_MAX_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
+    },
+    worker: {
+      id: read.name('KILN_WORKER_ID', `${hostname()}-${cluster}`),
+      cluster,
+      concurrency: read.int('KILN_WORKER_CONCURRENCY', 2, 1, 1000),
+      healthPort: read.int('KILN_WORKER_HEALTH_PORT', 0, 0, 65535),
+      heartbeatSeconds: read.int('KILN_WORKER_HEARTBEAT_SECONDS', 10, 1, 3600),
+    },
+    container: {
+      network: read.string('KILN_CONTAINER_NETWORK', 'none'),
+      memoryMb: read.int('KILN_CONTAINER_MEMORY_MB', 512, 6, 1024 * 1024),
+      pidsLimit: read.int('KILN_CONTAINER_PIDS_LIMIT', 256, 8, 1_000_000),
+      user: read.string('KILN_CONTAINER_USER', '65534:65534', true),
+    },
+    scheduler: {
+      reconcileSeconds: read.int('KILN_RECONCILE_SECONDS', 1, 1, 3600),
+    },
+    logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
+  };
+  if (config.tasks.defaultTimeout > config.tasks.maxTimeout) {
+    problems.push('KILN_TASK_TIMEOUT_DEFAULT must not exceed KILN_TASK_TIMEOUT_MAX');
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return config;
+}
+
+class EnvReader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  optional(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string, allowEmpty = false): string {
+    const value = this.env[name];
+    if (value === undefined) return fallback;
+    if (value.trim() === '' && !allowEmpty) return fallback;
+    return value.trim();
+  }
+
+  name(name: string, fallback: string): string {
+    const value = this.string(name, fallback);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(value)) {
+      this.problems.push(`${name} must be 1-100 letters, digits, '.', '_' or '-' (got "${value}")`);
+    }
+    return value;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  }
+
+  url(name: string, protocols: string[]): string {
+    const raw = this.optional(name);
+    if (raw === undefined) {
+      this.problems.push(`${name} is required`);
+      return '';
+    }
+    try {
+      const url = new URL(raw);
+      if (!protocols.includes(url.protocol)) {
+        this.problems.push(`${name} must start with ${protocols.join(' or ')}//`);
+      }
+    } catch {
+      this.problems.push(`${name} is not a valid URL`);
+    }
+    return raw;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+      return fallback;
+    }
+    return raw as T;
+  }
+}

@@ -1,0 +1,32 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+
+/**
+ * The TypeORM connection shared by every app. The schema comes from `migrations/` only
+ * (`npm run migrate`); `synchronize` stays off everywhere.
+ */
+@Module({})
+export class DatabaseModule {
+  static forRoot(): DynamicModule {
+    return {
+      module: DatabaseModule,
+      imports: [
+        TypeOrmModule.forRootAsync({
+          inject: [KILN_CONFIG],
+          useFactory: (config: KilnConfig) => ({
+            type: 'postgres' as const,
+            url: config.databaseUrl,
+            autoLoadEntities: true,
+            synchronize: false,
+            migrationsRun: false,
+            retryAttempts: 20,
+            retryDelay: 1000,
+            // A request waits at most 5 s for a connection, then fails over to a 503.
+            extra: { max: 20, connectionTimeoutMillis: 5000 },
+          }),
+        }),
+      ],
+    };
+  }
+}

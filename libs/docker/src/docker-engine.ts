@@ -1,0 +1,164 @@
+import { Inject, Injectable } from '@nestjs/common';
+import Docker from 'dockerode';
+import { Readable } from 'node:stream';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+
+export interface ContainerSpec {
+  image: string;
+  cmd: string[] | undefined;
+  env: string[];
+  labels: Record<string, string>;
+  workingDir: string;
+  user: string;
+  network: string;
+  memoryBytes: number;
+  pidsLimit: number;
+}
+
+export interface ContainerExit {
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+/** The Docker engine, as the worker needs it; dockerode stays behind this class. */
+@Injectable()
+export class DockerEngine {
+  private readonly docker: Docker;
+
+  constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
+    this.docker = new Docker({ socketPath: config.dockerSocket });
+  }
+
+  async ping(): Promise<void> {
+    await this.docker.ping();
+  }
+
+  async hasImage(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
+  }
+
+  /** Pulls an image, resolving when the engine has all of it; a failed pull rejects with its reason. */
+  async pull(ref: string): Promise<void> {
+    const stream = (await this.docker.pull(ref)) as Readable;
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (error: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
+          const failed = events?.find((event) => event.error || event.errorDetail);
+          if (error) reject(error);
+          else if (failed) reject(new Error(failed.errorDetail?.message ?? failed.error));
+          else resolve();
+        },
+      );
+    });
+  }
+
+  /**
+   * Creates a task container, hardened: no capabilities, no new privileges, memory and pids
+   * limits, no host mounts, no logging driver (output is read from the attach stream).
+   */
+  async create(spec: ContainerSpec): Promise<string> {
+    const container = await this.docker.createContainer({
+      Image: spec.image,
+      Cmd: spec.cmd,
+      Env: spec.env,
+      Labels: spec.labels,
+      WorkingDir: spec.workingDir,
+      User: spec.user || undefined,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      OpenStdin: true,
+      StdinOnce: true,
+      Tty: false,
+      NetworkDisabled: spec.network === 'none',
+      HostConfig: {
+        NetworkMode: spec.network,
+        Memory: spec.memoryBytes,
+        MemorySwap: spec.memoryBytes,
+        PidsLimit: spec.pidsLimit,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Privileged: false,
+        LogConfig: { Type: 'none', Config: {} },
+        Binds: [],
+        AutoRemove: false,
+      },
+    });
+    return container.id;
+  }
+
+  /** Copies a tar archive into the (not yet started) container at `/`. */
+  async putArchive(id: string, archive: Buffer): Promise<void> {
+    await this.docker.getContainer(id).putArchive(archive, { path: '/' });
+  }
+
+  /** Attaches to STDIN/STDOUT/STDERR; output frames are multiplexed (see `FrameDemuxer`). */
+  async attach(id: string): Promise<NodeJS.ReadWriteStream> {
+    return this.docker.getContainer(id).attach({
+      stream: true,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+      hijack: true,
+    });
+  }
+
+  async start(id: string): Promise<void> {
+    await this.docker.getContainer(id).start();
+  }
+
+  async wait(id: string): Promise<ContainerExit> {
+    const result = (await this.docker.getContainer(id).wait()) as { StatusCode: number };
+    const info = await this.docker.getContainer(id).inspect();
+    return { exitCode: result.StatusCode, oomKilled: info.State.OOMKilled };
+  }
+
+  /** Kills a container; one that already stopped or is gone is fine. */
+  async kill(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).kill();
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== 404 && status !== 409 && status !== 304) throw error;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== 404 && status !== 409) throw error;
+    }
+  }
+
+  async inspect(id: string): Promise<Docker.ContainerInspectInfo | null> {
+    try {
+      return await this.docker.getContainer(id).inspect();
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw error;
+    }
+  }
+
+  /** Ids of every container, running or not, carrying `label=value`. */
+  async containersWithLabel(label: string, value: string): Promise<string[]> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${label}=${value}`] },
+    });
+    return list.map((container) => container.Id);
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown })?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}

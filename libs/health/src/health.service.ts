@@ -1,0 +1,55 @@
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { DockerEngine } from '@kiln/docker';
+import { RedisHealth } from '@kiln/queue';
+
+export interface HealthReport {
+  status: 'ok' | 'unavailable';
+  checks: Record<string, string>;
+}
+
+const CHECK_TIMEOUT_MS = 2000;
+
+/** Readiness of what this process depends on: Postgres and Redis, and Docker on workers. */
+@Injectable()
+export class HealthService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly redis: RedisHealth,
+    @Optional() private readonly docker?: DockerEngine,
+  ) {}
+
+  async report(): Promise<HealthReport> {
+    const checks: Record<string, () => Promise<unknown>> = {
+      postgres: () => this.db.query('SELECT 1'),
+      redis: () => this.redis.check(),
+    };
+    const docker = this.docker;
+    if (docker) checks.docker = () => docker.ping();
+    const results = await Promise.all(
+      Object.entries(checks).map(async ([name, check]) => [name, await probe(check)] as const),
+    );
+    return {
+      status: results.every(([, result]) => result === 'ok') ? 'ok' : 'unavailable',
+      checks: Object.fromEntries(results),
+    };
+  }
+}
+
+async function probe(check: () => Promise<unknown>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer within 2 s')), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return 'ok';
+  } catch (error) {
+    return `error: ${(error as Error).message}`;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,60 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { createHash, randomBytes } from 'node:crypto';
+import { Repository } from 'typeorm';
+import { KilnException, newId } from '@kiln/common';
+import { Project } from './project.entity';
+import { Token } from './token.entity';
+
+export function hashToken(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+export interface IssuedToken {
+  id: string;
+  projectId: string;
+  /** The secret; shown to its owner once and never stored. */
+  token: string;
+}
+
+@Injectable()
+export class ProjectsService {
+  constructor(
+    @InjectRepository(Project) private readonly projects: Repository<Project>,
+    @InjectRepository(Token) private readonly tokens: Repository<Token>,
+  ) {}
+
+  async create(name: string): Promise<Project> {
+    const project = this.projects.create({ id: newId(), name });
+    return this.projects.save(project);
+  }
+
+  async get(id: string): Promise<Project> {
+    const project = await this.projects.findOneBy({ id });
+    if (!project) throw KilnException.notFound('Project not found');
+    return project;
+  }
+
+  async list(): Promise<Project[]> {
+    return this.projects.find({ order: { createdAt: 'ASC' } });
+  }
+
+  async issueToken(projectId: string, name = ''): Promise<IssuedToken> {
+    await this.get(projectId);
+    const secret = randomBytes(24).toString('base64url');
+    const token = this.tokens.create({
+      id: newId(),
+      projectId,
+      tokenHash: hashToken(secret),
+      name,
+    });
+    await this.tokens.save(token);
+    return { id: token.id, projectId, token: secret };
+  }
+
+  /** The project a token belongs to, or null when the token is unknown. */
+  async projectOfToken(secret: string): Promise<string | null> {
+    const token = await this.tokens.findOneBy({ tokenHash: hashToken(secret) });
+    return token?.projectId ?? null;
+  }
+}

@@ -1,0 +1,4 @@
+export * from './task-job';
+export * from './task-queues';
+export * from './queue.module';
+export * from './redis-health';

@@ -1,0 +1,49 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { LogStream } from './task-log-chunk.entity';
+
+export interface LogChunk {
+  seq: number;
+  stream: LogStream;
+  data: string;
+}
+
+/** Task output in Postgres, as ordered chunks. */
+@Injectable()
+export class TaskLogStore {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  /**
+   * Appends chunks for one attempt of a task. Written only while that attempt is the task's
+   * latest, so a stale worker cannot write into a newer run's log.
+   */
+  async append(taskId: string, attempt: number, chunks: LogChunk[]): Promise<void> {
+    if (chunks.length === 0) return;
+    await this.db.query(
+      `INSERT INTO task_log_chunks (task_id, seq, stream, data)
+       SELECT $1, c.seq, c.stream, c.data
+         FROM unnest($3::int[], $4::smallint[], $5::text[]) AS c(seq, stream, data)
+        WHERE EXISTS (SELECT 1 FROM tasks WHERE id = $1 AND attempt = $2)
+       ON CONFLICT DO NOTHING`,
+      [
+        taskId,
+        attempt,
+        chunks.map((c) => c.seq),
+        chunks.map((c) => c.stream),
+        chunks.map((c) => c.data),
+      ],
+    );
+  }
+
+  /** The log as text, in print order; `streams` limits it (e.g. STDOUT alone for `outlog`). */
+  async read(taskId: string, streams?: LogStream[]): Promise<string> {
+    const rows = await this.db.query<{ data: string }[]>(
+      streams
+        ? `SELECT data FROM task_log_chunks WHERE task_id = $1 AND stream = ANY($2) ORDER BY seq`
+        : `SELECT data FROM task_log_chunks WHERE task_id = $1 ORDER BY seq`,
+      streams ? [taskId, streams] : [taskId],
+    );
+    return rows.map((row) => row.data).join('');
+  }
+}

@@ -1,0 +1,67 @@
+import { FieldReader, JsonObject, KilnException, isPlainObject } from '@kiln/common';
+import type { TaskPriority } from '@kiln/queue';
+
+export const MAX_TASKS_PER_REQUEST = 100;
+export const MAX_DELAY_SECONDS = 7 * 24 * 3600;
+const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export interface TaskLimits {
+  defaultTimeout: number;
+  maxTimeout: number;
+  maxPayloadBytes: number;
+}
+
+/** One task as asked for; `priority` undefined means "the code's default". */
+export interface TaskSpec {
+  codeName: string;
+  payload: string;
+  priority: TaskPriority | undefined;
+  timeout: number;
+  delay: number;
+  cluster: string;
+  label: string;
+}
+
+/**
+ * Parses `{"tasks":[…]}`. Tolerates ironcli's `priority: -3` and `timeout: 0` (both "unset"),
+ * float seconds from Go, `payload: ""`, `cluster: ""` and unknown keys; anything else that is off
+ * rejects the whole request, naming the task and the field.
+ */
+export function parseTaskSpecs(body: JsonObject, limits: TaskLimits): TaskSpec[] {
+  const tasks = body.tasks;
+  if (!Array.isArray(tasks))
+    throw KilnException.badRequest('tasks must be an array of task objects');
+  if (tasks.length === 0) throw KilnException.badRequest('tasks must hold at least one task');
+  if (tasks.length > MAX_TASKS_PER_REQUEST) {
+    throw KilnException.badRequest(
+      `at most ${MAX_TASKS_PER_REQUEST} tasks can be queued per request`,
+    );
+  }
+  return tasks.map((task, index) => {
+    if (!isPlainObject(task)) throw KilnException.badRequest(`tasks[${index}] must be an object`);
+    return parseTaskSpec(task, limits, `tasks[${index}].`);
+  });
+}
+
+export function parseTaskSpec(task: JsonObject, limits: TaskLimits, prefix = ''): TaskSpec {
+  const read = new FieldReader(task, prefix);
+  const payload = read.string('payload', limits.maxPayloadBytes) ?? '';
+  if (payload.includes('\u0000'))
+    throw KilnException.badRequest(`${prefix}payload must not contain NUL characters`);
+  const timeout = read.int('timeout', { min: 0, max: limits.maxTimeout }) ?? 0;
+  const cluster = read.string('cluster') ?? '';
+  if (cluster !== '' && !CLUSTER_NAME.test(cluster)) {
+    throw KilnException.badRequest(
+      `${prefix}cluster must be 1-63 letters, digits, '.', '_' or '-'`,
+    );
+  }
+  return {
+    codeName: read.requiredString('code_name', 255),
+    payload,
+    priority: read.lenientInt('priority', 0, 2) as TaskPriority | undefined,
+    timeout: timeout === 0 ? limits.defaultTimeout : timeout,
+    delay: read.int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
+    cluster: cluster === '' ? 'default' : cluster,
+    label: read.string('label', 1024) ?? '',
+  };
+}

@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { CodesModule } from '@kiln/codes';
+import { Task } from './task.entity';
+import { TaskLogChunk } from './task-log-chunk.entity';
+import { TasksService } from './tasks.service';
+import { TaskLifecycle } from './task-lifecycle';
+import { TaskLogStore } from './task-log-store';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([Task, TaskLogChunk]), CodesModule],
+  providers: [TasksService, TaskLifecycle, TaskLogStore],
+  exports: [TasksService, TaskLifecycle, TaskLogStore],
+})
+export class TasksModule {}

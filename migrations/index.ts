@@ -1,0 +1,4 @@
+import { Initial1763884800000 } from './1763884800000-Initial';
+
+/** Every migration, oldest first. A new migration is added here as well as in this folder. */
+export const migrations = [Initial1763884800000];

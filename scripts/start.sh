@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `npm start`: installs what is missing, starts Postgres, Redis, the Docker engine and a registry
+# on loopback (data in .kiln/), migrates, makes a first project and token, writes iron.json, and
+# runs the API, a worker and the scheduler in the foreground. Ctrl-C stops what it started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+prepare
+migrate "$DATABASE_URL"
+
+[[ -f .env ]] && { set -a; source .env; set +a; }
+export KILN_API_HOST=${KILN_API_HOST:-127.0.0.1}
+export KILN_API_PORT=${KILN_API_PORT:-8080}
+export KILN_WORKER_HEALTH_PORT=${KILN_WORKER_HEALTH_PORT:-8081}
+export KILN_WORKER_ID=${KILN_WORKER_ID:-local-default}
+if [[ -z ${KILN_ADMIN_TOKEN:-} ]]; then
+  [[ -s $KILN_HOME/admin-token ]] || (umask 077; node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))" >"$KILN_HOME/admin-token")
+  KILN_ADMIN_TOKEN=$(cat "$KILN_HOME/admin-token")
+fi
+export KILN_ADMIN_TOKEN
+url="http://$KILN_API_HOST:$KILN_API_PORT"
+
+if curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1; then
+  say "something already answers on $url: is Kiln running already? Stop it first (Ctrl-C in its terminal)."
+  exit 1
+fi
+
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop_all INT TERM EXIT
+
+node dist/apps/api/src/main.js & pids+=($!)
+for _ in $(seq 1 120); do
+  curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1 && break
+  kill -0 "${pids[0]}" 2>/dev/null || { say "the API did not start (see its output above)"; exit 1; }
+  sleep 0.5
+done
+
+# The first project and its token: kept in iron.json, where IronWorker's clients look for them.
+api() { curl -sf -H "Authorization: OAuth $KILN_ADMIN_TOKEN" -H 'Content-Type: application/json' "$@"; }
+field() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>process.stdout.write(String(JSON.parse(s)['$1']??'')))"; }
+project_id=""; token=""
+if [[ -f iron.json ]]; then
+  project_id=$(field project_id <iron.json); token=$(field token <iron.json)
+  curl -sf -H "Authorization: OAuth $token" "$url/2/projects/$project_id" >/dev/null 2>&1 || { project_id=""; token=""; }
+fi
+if [[ -z $project_id ]]; then
+  project_id=$(api "$url/2/projects" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const p=JSON.parse(s).projects;process.stdout.write(p.length?p[0].id:'')})")
+  [[ -n $project_id ]] || project_id=$(api -X POST -d '{"name":"My first project"}' "$url/2/projects" | field id)
+  token=$(api -X POST -d '{"name":"iron.json"}' "$url/2/projects/$project_id/tokens" | field token)
+  (umask 077; printf '{\n  "project_id": "%s",\n  "token": "%s",\n  "host": "%s",\n  "port": %s,\n  "scheme": "http"\n}\n' \
+    "$project_id" "$token" "$KILN_API_HOST" "$KILN_API_PORT" >iron.json)
+fi
+
+node dist/apps/worker/src/main.js & pids+=($!)
+node dist/apps/scheduler/src/main.js & pids+=($!)
+
+cat <<EOT
+
+  Kiln is running.
+    API          $url
+    project id   $project_id
+    token        $token            (also in iron.json)
+    admin token  $KILN_ADMIN_TOKEN  (.kiln/admin-token)
+
+  A first task, from another terminal:
+    curl -s -H "Authorization: OAuth $token" -H 'Content-Type: application/json' \\
+      -d '{"name":"hello","image":"kiln-test/busybox:latest"}' $url/2/projects/$project_id/codes
+    curl -s -H "Authorization: OAuth $token" -H 'Content-Type: application/json' \\
+      -d '{"tasks":[{"code_name":"hello","payload":"{\\"hello\\":\\"world\\"}"}]}' $url/2/projects/$project_id/tasks
+    curl -s -H "Authorization: OAuth $token" $url/2/projects/$project_id/tasks/TASK_ID/log
+
+  Ctrl-C stops Kiln (Postgres, Redis and Docker keep running; scripts/infra.sh down stops them).
+
+EOT
+wait -n "${pids[@]}" || true
+say "a Kiln process exited; stopping the others"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `npm test`: the same setup as `npm start`, then every suite: lint (with the circular-import
+# check), unit specs and the end-to-end suites against real Postgres, Redis and Docker.
+# Ends with one line `N passed, N failed`.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+set -e
+prepare
+set +e
+
+say "resetting the test database"
+psql -q -v ON_ERROR_STOP=1 "$TEST_DATABASE_URL" -c 'DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;' >/dev/null
+migrate "$TEST_DATABASE_URL" || exit 1
+
+results="$KILN_HOME/test-results"
+mkdir -p "$results"
+rm -f "$results"/*.json
+
+say "lint"
+if npm run --silent lint; then echo '{"name":"lint","passed":1,"failed":0}' >"$results/lint.json"
+else echo '{"name":"lint","passed":0,"failed":1}' >"$results/lint.json"; fi
+
+say "unit and end-to-end suites"
+npx jest --runInBand --json --outputFile="$results/jest.json" "$@"
+
+node scripts/summarize-tests.js "$results"

@@ -1,0 +1,118 @@
+import type { ChildProcess } from 'node:child_process';
+import {
+  call,
+  e2e,
+  getTask,
+  newProject,
+  registerCode,
+  TestProject,
+  waitForTask,
+} from './support/kiln';
+import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { TcpProxy } from './support/proxy';
+
+/**
+ * Postgres or Redis going away answers 503 (clients retry), never 500. A second API talks to them
+ * through proxies that this test cuts, so the other suites are not disturbed.
+ */
+describe('health and outages', () => {
+  let project: TestProject;
+  let api: ChildProcess;
+  let pg: TcpProxy;
+  let redis: TcpProxy;
+  const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 10;
+  const url = `http://127.0.0.1:${port}`;
+
+  const request = async (method: string, path: string, json?: unknown) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `OAuth ${project.token}`, 'content-type': 'application/json' },
+      body: json === undefined ? undefined : JSON.stringify(json),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  beforeAll(async () => {
+    project = await newProject('outages');
+    await registerCode(project, 'outage');
+    const pgUrl = new URL(process.env.TEST_DATABASE_URL!);
+    const redisUrl = new URL(process.env.REDIS_URL!);
+    pg = new TcpProxy(pgUrl.hostname, Number(pgUrl.port));
+    redis = new TcpProxy(redisUrl.hostname, Number(redisUrl.port));
+    pgUrl.port = String(await pg.start());
+    redisUrl.port = String(await redis.start());
+    api = startApp(
+      'api',
+      {
+        ...e2e().env,
+        DATABASE_URL: pgUrl.toString(),
+        REDIS_URL: redisUrl.toString(),
+        KILN_API_PORT: String(port),
+      },
+      'api-outages',
+    );
+    await waitForHealthy(`${url}/healthz`);
+  });
+
+  afterAll(async () => {
+    await stopApp(api);
+    await pg.close();
+    await redis.close();
+  });
+
+  it('reports Postgres and Redis on the API, and Docker too on a worker', async () => {
+    const health = await call('GET', '/healthz');
+    expect(health.status).toBe(200);
+    expect(health.body).toEqual({ status: 'ok', checks: { postgres: 'ok', redis: 'ok' } });
+    const worker = await fetch(e2e().workerHealthUrl);
+    expect(worker.status).toBe(200);
+    expect(await worker.json()).toMatchObject({
+      status: 'ok',
+      checks: { postgres: 'ok', redis: 'ok', docker: 'ok' },
+    });
+  });
+
+  it('Postgres down: 503 with msg, then recovery without a restart', async () => {
+    await pg.cut();
+    try {
+      const list = await request('GET', `/2/projects/${project.projectId}/tasks`);
+      expect(list.status).toBe(503);
+      expect(list.body.msg).toMatch(/Database unavailable/);
+      const create = await request('POST', `/2/projects/${project.projectId}/tasks`, {
+        tasks: [{ code_name: 'outage' }],
+      });
+      expect(create.status).toBe(503);
+      const health = await request('GET', '/healthz');
+      expect(health.status).toBe(503);
+      expect(health.body.checks.postgres).toMatch(/^error/);
+      expect(health.body.checks.redis).toBe('ok');
+    } finally {
+      await pg.restore();
+    }
+    await waitForHealthy(`${url}/healthz`);
+    const list = await request('GET', `/2/projects/${project.projectId}/tasks`);
+    expect(list.status).toBe(200);
+    expect(list.body.tasks).toEqual([]);
+  });
+
+  it('Redis down: health is 503, a created task is kept and runs once Redis is back', async () => {
+    await redis.cut();
+    let id: string;
+    try {
+      const health = await request('GET', '/healthz');
+      expect(health.status).toBe(503);
+      expect(health.body.checks.redis).toMatch(/^error/);
+      // The task is committed in Postgres before Redis is asked: it is accepted, not lost.
+      const create = await request('POST', `/2/projects/${project.projectId}/tasks`, {
+        tasks: [{ code_name: 'outage', payload: '{"after":"outage"}' }],
+      });
+      expect(create.status).toBe(200);
+      id = create.body.tasks[0].id;
+      expect((await getTask(project, id)).status).toBe('queued');
+    } finally {
+      await redis.restore();
+    }
+    const task = await waitForTask(project, id);
+    expect(task.status).toBe('complete');
+  });
+});

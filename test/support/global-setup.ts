@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KILN_HOME, startApp, waitForHealthy } from './processes';
+
+/**
+ * Starts the built API, a worker and the scheduler against the test database (already migrated
+ * by scripts/test.sh), with a fresh admin token and a Redis key prefix of this run's own.
+ */
+export default async function globalSetup(): Promise<void> {
+  const required = ['TEST_DATABASE_URL', 'REDIS_URL', 'DOCKER_SOCKET'];
+  const missing = required.filter((name) => !process.env[name]);
+  if (missing.length)
+    throw new Error(`e2e tests need ${missing.join(', ')}: run them with \`npm test\``);
+  const apiPort = Number(process.env.KILN_TEST_API_PORT ?? 18080);
+  const workerHealthPort = apiPort + 1;
+  const run = randomBytes(4).toString('hex');
+  const env: Record<string, string> = {
+    DATABASE_URL: process.env.TEST_DATABASE_URL!,
+    REDIS_URL: process.env.REDIS_URL!,
+    DOCKER_SOCKET: process.env.DOCKER_SOCKET!,
+    KILN_API_PORT: String(apiPort),
+    KILN_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
+    KILN_QUEUE_PREFIX: `kiln-test-${run}`,
+    KILN_LOG_LEVEL: 'log',
+  };
+  const workerEnv = {
+    ...env,
+    KILN_WORKER_ID: `e2e-${run}-default`,
+    KILN_WORKER_CONCURRENCY: '4',
+    KILN_WORKER_HEALTH_PORT: String(workerHealthPort),
+    KILN_WORKER_HEARTBEAT_SECONDS: '2',
+  };
+  const children = [
+    startApp('api', env),
+    startApp('worker', workerEnv),
+    startApp('scheduler', env),
+  ];
+  (globalThis as { __kilnChildren?: unknown }).__kilnChildren = children;
+  const url = `http://127.0.0.1:${apiPort}`;
+  await waitForHealthy(`${url}/healthz`);
+  await waitForHealthy(`http://127.0.0.1:${workerHealthPort}/healthz`);
+  writeFileSync(
+    join(KILN_HOME, 'e2e.json'),
+    JSON.stringify({
+      url,
+      adminToken: env.KILN_ADMIN_TOKEN,
+      env,
+      workerHealthUrl: `http://127.0.0.1:${workerHealthPort}/healthz`,
+    }),
+  );
+}

@@ -1,0 +1,135 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KILN_HOME } from './processes';
+
+export interface E2eEnv {
+  url: string;
+  adminToken: string;
+  env: Record<string, string>;
+  workerHealthUrl: string;
+}
+
+export function e2e(): E2eEnv {
+  return JSON.parse(readFileSync(join(KILN_HOME, 'e2e.json'), 'utf8')) as E2eEnv;
+}
+
+export interface Answer<T = any> {
+  status: number;
+  body: T;
+  text: string;
+  headers: Headers;
+}
+
+export interface RequestOptions {
+  token?: string;
+  /** How the token is sent; default the IronWorker header `Authorization: OAuth <token>`. */
+  auth?: 'oauth' | 'bearer' | 'query' | 'none';
+  json?: unknown;
+  body?: string | Buffer | FormData;
+  headers?: Record<string, string>;
+}
+
+/** One HTTP call to the Kiln under test; JSON answers are parsed, others kept as text. */
+export async function call(
+  method: string,
+  path: string,
+  options: RequestOptions = {},
+): Promise<Answer> {
+  const { url } = e2e();
+  const headers: Record<string, string> = { ...options.headers };
+  let target = `${url}${path}`;
+  const auth = options.auth ?? 'oauth';
+  if (options.token && auth === 'oauth') headers.authorization = `OAuth ${options.token}`;
+  if (options.token && auth === 'bearer') headers.authorization = `Bearer ${options.token}`;
+  if (options.token && auth === 'query') {
+    target += `${target.includes('?') ? '&' : '?'}oauth=${encodeURIComponent(options.token)}`;
+  }
+  let body: string | Buffer | FormData | undefined = options.body;
+  if (options.json !== undefined) {
+    body = JSON.stringify(options.json);
+    headers['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(target, { method, headers, body: body as RequestInit['body'] });
+  const text = await res.text();
+  let parsed: unknown = text;
+  if ((res.headers.get('content-type') ?? '').includes('application/json'))
+    parsed = JSON.parse(text);
+  return { status: res.status, body: parsed, text, headers: res.headers };
+}
+
+export interface TestProject {
+  projectId: string;
+  token: string;
+}
+
+/** A project of its own for each test file, so tests never see each other's codes and tasks. */
+export async function newProject(name = 'e2e'): Promise<TestProject> {
+  const { adminToken } = e2e();
+  const created = await call('POST', '/2/projects', { token: adminToken, json: { name } });
+  if (created.status !== 200)
+    throw new Error(`project not created: ${created.status} ${created.text}`);
+  const issued = await call('POST', `/2/projects/${created.body.id}/tokens`, {
+    token: adminToken,
+    json: {},
+  });
+  if (issued.status !== 200) throw new Error(`token not issued: ${issued.status} ${issued.text}`);
+  return { projectId: created.body.id, token: issued.body.token };
+}
+
+export const TEST_IMAGE = 'kiln-test/busybox:latest';
+
+export async function registerCode(
+  project: TestProject,
+  name: string,
+  settings: Record<string, unknown> = {},
+): Promise<string> {
+  const res = await call('POST', `/2/projects/${project.projectId}/codes`, {
+    token: project.token,
+    json: { name, image: TEST_IMAGE, ...settings },
+  });
+  if (res.status !== 200) throw new Error(`code not registered: ${res.status} ${res.text}`);
+  return res.body.id as string;
+}
+
+export async function queueTask(
+  project: TestProject,
+  task: Record<string, unknown>,
+): Promise<string> {
+  const res = await call('POST', `/2/projects/${project.projectId}/tasks`, {
+    token: project.token,
+    json: { tasks: [task] },
+  });
+  if (res.status !== 200) throw new Error(`task not queued: ${res.status} ${res.text}`);
+  return res.body.tasks[0].id as string;
+}
+
+export async function getTask(project: TestProject, id: string): Promise<any> {
+  const res = await call('GET', `/2/projects/${project.projectId}/tasks/${id}`, {
+    token: project.token,
+  });
+  if (res.status !== 200) throw new Error(`task not read: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
+
+/** Polls a task until it reaches a final status (or `until` holds). */
+export async function waitForTask(
+  project: TestProject,
+  id: string,
+  until: (task: any) => boolean = (task) => FINAL.includes(task.status),
+  timeoutMs = 90_000,
+): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const task = await getTask(project, id);
+    if (until(task)) return task;
+    if (Date.now() > deadline)
+      throw new Error(`task ${id} still ${task.status} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export async function taskLog(project: TestProject, id: string): Promise<Answer<string>> {
+  return call('GET', `/2/projects/${project.projectId}/tasks/${id}/log`, { token: project.token });
+}
