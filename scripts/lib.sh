@@ -12,7 +12,9 @@ prepare() {
   source "$ROOT/.kiln/env"
   if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
     say "installing npm packages"
-    npm ci --no-audit --no-fund --loglevel=error
+    # `npm ci` trips over optional platform packages missing from the lock (npm 11); install
+    # honours the lock all the same.
+    npm install --no-audit --no-fund --loglevel=error
   fi
   say "building"
   npm run --silent build
