@@ -12,6 +12,8 @@ export KILN_API_HOST=${KILN_API_HOST:-127.0.0.1}
 export KILN_API_PORT=${KILN_API_PORT:-8080}
 export KILN_WORKER_HEALTH_PORT=${KILN_WORKER_HEALTH_PORT:-8081}
 export KILN_WORKER_ID=${KILN_WORKER_ID:-local-default}
+# Start-up chatter off by default; KILN_LOG_LEVEL=log shows what each process does.
+export KILN_LOG_LEVEL=${KILN_LOG_LEVEL:-warn}
 if [[ -z ${KILN_ADMIN_TOKEN:-} ]]; then
   [[ -s $KILN_HOME/admin-token ]] || (umask 077; node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))" >"$KILN_HOME/admin-token")
   KILN_ADMIN_TOKEN=$(cat "$KILN_HOME/admin-token")
@@ -25,8 +27,10 @@ if curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1; then
 fi
 
 pids=()
+stopping=""
 stop_all() {
   trap - INT TERM EXIT
+  stopping=yes
   say "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
@@ -58,6 +62,11 @@ fi
 
 node dist/apps/worker/src/main.js & pids+=($!)
 node dist/apps/scheduler/src/main.js & pids+=($!)
+for _ in $(seq 1 120); do
+  curl -sf --max-time 2 "http://$KILN_API_HOST:$KILN_WORKER_HEALTH_PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "${pids[1]}" 2>/dev/null || { say "the worker did not start (see its output above)"; exit 1; }
+  sleep 0.5
+done
 
 cat <<EOT
 
@@ -78,4 +87,4 @@ cat <<EOT
 
 EOT
 wait -n "${pids[@]}" || true
-say "a Kiln process exited; stopping the others"
+[[ -n $stopping ]] || say "a Kiln process exited; stopping the others"
