@@ -8,7 +8,7 @@ import {
 import type { Job, Queue } from 'bull';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine } from '@kiln/docker';
-import { TaskJob, TaskQueues, parseTaskJob } from '@kiln/queue';
+import { TaskJob, TaskQueues, TaskSignals, parseTaskJob } from '@kiln/queue';
 import { TaskLifecycle } from '@kiln/tasks';
 import { TaskRunner } from './task-runner';
 
@@ -42,6 +42,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     private readonly lifecycle: TaskLifecycle,
     private readonly runner: TaskRunner,
     private readonly docker: DockerEngine,
+    private readonly signals: TaskSignals,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -49,9 +50,11 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     this.queues = this.taskQueues.clusterQueues(this.config.worker.cluster) as FetchableQueue[];
     for (const queue of this.queues) queue.on('global:waiting', () => this.wake());
     await Promise.all(this.queues.map((queue) => queue.isReady()));
+    await this.signals.onCancel((taskId) => this.stopTask(taskId));
     this.heartbeat = setInterval(() => {
       this.lifecycle
         .heartbeat(this.config.worker.id, this.runner.runningTaskIds())
+        .then((gone) => gone.forEach((taskId) => this.stopTask(taskId)))
         .catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));
     }, this.config.worker.heartbeatSeconds * 1000);
     this.loop = this.dispatch();
@@ -155,6 +158,13 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
         this.logger.log(`released task ${taskId} of a removed orphan container`);
       }
     }
+  }
+
+  /** Kills the container of a task that is no longer this worker's to run (cancelled). */
+  private stopTask(taskId: string): void {
+    this.runner.stop(taskId, 'cancelled').catch((error: Error) => {
+      this.logger.warn(`could not stop task ${taskId}: ${error.message}`);
+    });
   }
 
   private wake(): void {

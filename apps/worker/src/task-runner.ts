@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { CodesService } from '@kiln/codes';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
-import { Task, TaskLifecycle, TaskLogStore } from '@kiln/tasks';
+import { Task, TaskLifecycle, TaskLogStore, TaskOutcome, TasksService } from '@kiln/tasks';
 import { containerSpec, contractFiles } from './container-contract';
 import { ImagePuller } from './image-puller';
 import { StopReason, verdict } from './outcome';
@@ -36,6 +36,7 @@ export class TaskRunner {
     private readonly codes: CodesService,
     private readonly lifecycle: TaskLifecycle,
     private readonly logs: TaskLogStore,
+    private readonly tasks: TasksService,
   ) {}
 
   /** Ids of the tasks this worker is running now. */
@@ -74,6 +75,7 @@ export class TaskRunner {
       await this.fail(task, `Could not pull image ${image}: ${(error as Error).message}`);
       return;
     }
+    if (state.stoppedBy) return; // cancelled while the image was pulled
     let containerId: string;
     try {
       containerId = await this.docker.create(
@@ -146,7 +148,7 @@ export class TaskRunner {
       this.logger.warn(`output of task ${task.id} not fully read: ${error.message}`);
     });
     const { status, msg } = verdict(exit, state.stoppedBy, task.timeout);
-    await this.lifecycle.finish(task.id, task.attempt, {
+    await this.finish(task, {
       status,
       msg,
       exitCode: exit.exitCode,
@@ -157,13 +159,13 @@ export class TaskRunner {
 
   private async fail(task: Task, msg: string): Promise<void> {
     this.logger.warn(`task ${task.id}: ${msg}`);
-    await this.lifecycle.finish(task.id, task.attempt, {
-      status: 'error',
-      msg,
-      exitCode: null,
-      durationMs: null,
-      logSize: 0,
-    });
+    await this.finish(task, { status: 'error', msg, exitCode: null, durationMs: null, logSize: 0 });
+  }
+
+  /** Records the outcome; an automatic retry it queued goes to Redis now if it is due now. */
+  private async finish(task: Task, outcome: TaskOutcome): Promise<void> {
+    const { retry } = await this.lifecycle.finish(task.id, task.attempt, outcome);
+    if (retry && retry.delay === 0) await this.tasks.enqueueDue([retry]);
   }
 }
 

@@ -13,7 +13,7 @@ export class CodesService {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @InjectRepository(Code) private readonly codes: Repository<Code>,
-    @InjectRepository(CodeRevision) private readonly revisions: Repository<CodeRevision>,
+    @InjectRepository(CodeRevision) private readonly revisionRows: Repository<CodeRevision>,
   ) {}
 
   /** Registers a code, or a new revision of the live code with the same name. */
@@ -88,6 +88,52 @@ export class CodesService {
   }
 
   async revision(id: string): Promise<CodeRevision | null> {
-    return this.revisions.findOneBy({ id });
+    return this.revisionRows.findOneBy({ id });
+  }
+
+  async revisions(
+    projectId: string,
+    codeId: string,
+    page: number,
+    perPage: number,
+  ): Promise<CodeRevision[]> {
+    await this.get(projectId, codeId);
+    return this.revisionRows.find({
+      where: { codeId },
+      order: { rev: 'DESC' },
+      skip: page * perPage,
+      take: perPage,
+    });
+  }
+
+  /** The revision `rev` of a code, or its latest when `rev` is undefined. */
+  async revisionOf(
+    projectId: string,
+    codeId: string,
+    rev: number | undefined,
+  ): Promise<{ code: Code; revision: CodeRevision }> {
+    const code = await this.get(projectId, codeId);
+    const revision = await this.revisionRows.findOneBy({ codeId, rev: rev ?? code.rev });
+    if (!revision) throw KilnException.notFound(`Revision ${rev} of this code not found`);
+    return { code, revision };
+  }
+
+  /**
+   * Deletes a code: it is gone from the API and cannot be queued; its name can be registered
+   * again as a new code. Its revisions stay, for the tasks that ran them.
+   */
+  async delete(projectId: string, codeId: string): Promise<void> {
+    await this.get(projectId, codeId);
+    await this.codes.update(
+      { id: codeId, projectId, deletedAt: IsNull() },
+      { deletedAt: () => 'now()' },
+    );
+  }
+
+  /** Pauses or resumes the code's task queue; false when it already was so. */
+  async setPaused(projectId: string, codeId: string, paused: boolean): Promise<boolean> {
+    await this.get(projectId, codeId);
+    const result = await this.codes.update({ id: codeId, projectId, paused: !paused }, { paused });
+    return (result.affected ?? 0) > 0;
   }
 }

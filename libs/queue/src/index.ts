@@ -2,3 +2,4 @@ export * from './task-job';
 export * from './task-queues';
 export * from './queue.module';
 export * from './redis-health';
+export * from './task-signals';

@@ -4,6 +4,7 @@ import Redis, { RedisOptions } from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { TaskQueues } from './task-queues';
 import { RedisHealth } from './redis-health';
+import { TaskSignals } from './task-signals';
 
 /**
  * Bull's shared configuration: one Redis URL and key prefix for every queue, with the `client` and
@@ -29,7 +30,7 @@ import { RedisHealth } from './redis-health';
       },
     }),
   ],
-  providers: [TaskQueues, RedisHealth],
-  exports: [TaskQueues, RedisHealth],
+  providers: [TaskQueues, RedisHealth, TaskSignals],
+  exports: [TaskQueues, RedisHealth, TaskSignals],
 })
 export class QueueModule {}

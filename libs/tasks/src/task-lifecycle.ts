@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { newId } from '@kiln/common';
 import { Task } from './task.entity';
 import { FinalStatus } from './task-status';
 
@@ -22,19 +23,49 @@ export class TaskLifecycle {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   /**
-   * queued → preparing for this worker, counting an attempt; null when the task is gone, cancelled
-   * or already taken. A re-run starts with an empty log.
+   * queued → preparing for this worker, counting an attempt; null when the task is gone,
+   * cancelled or already taken, or must wait: its code is paused, or already runs
+   * `max_concurrency` tasks across every worker (checked under a per-code advisory lock, so two
+   * workers cannot both take the last slot). A waiting task is parked (`enqueued_at` cleared):
+   * the reconciler enqueues it again once its code is resumed, or a second later for a slot.
+   * A re-run starts with an empty log.
    */
   async take(taskId: string, workerId: string): Promise<Task | null> {
     return this.db.transaction(async (manager) => {
-      const result: unknown = await manager.query(
+      const [row] = await manager.query<TakeRow[]>(
+        `SELECT t.status, t.code_id, c.paused, c.max_concurrency
+           FROM tasks t JOIN codes c ON c.id = t.code_id
+          WHERE t.id = $1
+          FOR UPDATE OF t`,
+        [taskId],
+      );
+      if (!row || row.status !== 'queued') return null;
+      if (row.paused) {
+        await manager.query(`UPDATE tasks SET enqueued_at = NULL WHERE id = $1`, [taskId]);
+        return null;
+      }
+      if (row.max_concurrency !== null) {
+        await manager.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [row.code_id]);
+        const [{ running }] = await manager.query<{ running: number }[]>(
+          `SELECT count(*)::int AS running FROM tasks WHERE code_id = $1 AND status IN ('preparing', 'running')`,
+          [row.code_id],
+        );
+        if (running >= row.max_concurrency) {
+          await manager.query(
+            `UPDATE tasks SET enqueued_at = NULL, run_at = greatest(run_at, now() + interval '1 second')
+              WHERE id = $1`,
+            [taskId],
+          );
+          return null;
+        }
+      }
+      await manager.query(
         `UPDATE tasks
             SET status = 'preparing', attempt = attempt + 1, worker_id = $2,
                 heartbeat_at = now(), updated_at = now()
-          WHERE id = $1 AND status = 'queued'`,
+          WHERE id = $1`,
         [taskId, workerId],
       );
-      if (affected(result) !== 1) return null;
       await manager.query(`DELETE FROM task_log_chunks WHERE task_id = $1`, [taskId]);
       return manager.findOneBy(Task, { id: taskId });
     });
@@ -50,14 +81,16 @@ export class TaskLifecycle {
     return affected(result) === 1;
   }
 
-  /** preparing|running → a final status, once. */
-  async finish(taskId: string, attempt: number, outcome: TaskOutcome): Promise<boolean> {
-    const result: unknown = await this.db.query(
-      `UPDATE tasks
-          SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
-              end_time = now(), updated_at = now(), heartbeat_at = NULL
-        WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')`,
-      [
+  /**
+   * preparing|running → a final status, once. A failure (`error`, `timeout`, `killed`) of a code
+   * with retries left queues a new task in the same transaction, after the code's
+   * `retries_delay`, linked both ways (IronWorker's `original_task_id`/`retry_task_id`), and
+   * returns it so the caller can enqueue it. A task cancelled while it ran keeps `cancelled` but
+   * gets its duration and log size.
+   */
+  async finish(taskId: string, attempt: number, outcome: TaskOutcome): Promise<FinishResult> {
+    return this.db.transaction(async (manager) => {
+      const params = [
         taskId,
         attempt,
         outcome.status,
@@ -65,9 +98,37 @@ export class TaskLifecycle {
         outcome.exitCode,
         outcome.durationMs,
         outcome.logSize,
-      ],
-    );
-    return affected(result) === 1;
+      ];
+      const [finished] = rowsOf<{ id: string }>(
+        await manager.query(
+          `UPDATE tasks
+            SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
+                end_time = now(), updated_at = now(), heartbeat_at = NULL
+          WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')
+          RETURNING id`,
+          params,
+        ),
+      );
+      if (!finished) {
+        await manager.query(
+          `UPDATE tasks SET exit_code = $3, duration_ms = $4, log_size = $5
+            WHERE id = $1 AND attempt = $2 AND status = 'cancelled' AND duration_ms IS NULL`,
+          [taskId, attempt, outcome.exitCode, outcome.durationMs, outcome.logSize],
+        );
+        return { finished: false, retry: null };
+      }
+      if (!RETRYABLE.includes(outcome.status)) return { finished: true, retry: null };
+      const task = await manager.findOneByOrFail(Task, { id: taskId });
+      const [code] = await manager.query<{ retries: number; retries_delay: number }[]>(
+        `SELECT retries, retries_delay FROM codes WHERE id = $1 AND deleted_at IS NULL`,
+        [task.codeId],
+      );
+      if (!code || task.retryCount >= code.retries) return { finished: true, retry: null };
+      const retry = retryOf(task, code.retries_delay);
+      await manager.insert(Task, retry);
+      await manager.update(Task, { id: task.id }, { retryTaskId: retry.id });
+      return { finished: true, retry };
+    });
   }
 
   /**
@@ -85,14 +146,23 @@ export class TaskLifecycle {
     return affected(result) === 1;
   }
 
-  /** Proves this worker still holds its tasks; the reconciler re-queues tasks whose heartbeat lapses. */
-  async heartbeat(workerId: string, taskIds: string[]): Promise<void> {
-    if (taskIds.length === 0) return;
-    await this.db.query(
-      `UPDATE tasks SET heartbeat_at = now()
-        WHERE id = ANY($1) AND worker_id = $2 AND status IN ('preparing', 'running')`,
-      [taskIds, workerId],
+  /**
+   * Proves this worker still holds its tasks (the reconciler re-queues tasks whose heartbeat
+   * lapses), and returns those of `taskIds` that are no longer this worker's to run — cancelled
+   * or released meanwhile — so that their containers are stopped even if a signal was missed.
+   */
+  async heartbeat(workerId: string, taskIds: string[]): Promise<string[]> {
+    if (taskIds.length === 0) return [];
+    const alive = rowsOf<{ id: string }>(
+      await this.db.query(
+        `UPDATE tasks SET heartbeat_at = now()
+          WHERE id = ANY($1) AND worker_id = $2 AND status IN ('preparing', 'running')
+          RETURNING id`,
+        [taskIds, workerId],
+      ),
     );
+    const held = new Set(alive.map((row) => row.id));
+    return taskIds.filter((id) => !held.has(id));
   }
 
   /** The task's current status as seen by a running worker (to learn about cancellation). */
@@ -105,7 +175,65 @@ export class TaskLifecycle {
   }
 }
 
-/** pg's UPDATE result through TypeORM's `query` is `[rows, rowCount]`. */
-function affected(result: unknown): number {
+interface TakeRow {
+  status: string;
+  code_id: string;
+  paused: boolean;
+  max_concurrency: number | null;
+}
+
+export interface FinishResult {
+  /** False when the task was no longer this attempt's to finish (cancelled, released, taken over). */
+  finished: boolean;
+  /** The automatic retry queued by this failure, if any. */
+  retry: Task | null;
+}
+
+const RETRYABLE: readonly FinalStatus[] = ['error', 'timeout', 'killed'];
+
+/**
+ * A new task that runs `task` again, on the same code revision (what the user asked to run),
+ * after `delaySeconds`.
+ */
+export function retryOf(task: Task, delaySeconds: number): Task {
+  const now = new Date();
+  return Object.assign(new Task(), {
+    id: newId(now),
+    projectId: task.projectId,
+    codeId: task.codeId,
+    codeRevisionId: task.codeRevisionId,
+    codeName: task.codeName,
+    codeRev: task.codeRev,
+    status: 'queued',
+    priority: task.priority,
+    payload: task.payload,
+    timeout: task.timeout,
+    delay: delaySeconds,
+    cluster: task.cluster,
+    label: task.label,
+    runAt: new Date(now.getTime() + delaySeconds * 1000),
+    createdAt: now,
+    updatedAt: now,
+    originalTaskId: task.id,
+    retryCount: task.retryCount + 1,
+    scheduleId: task.scheduleId,
+  } satisfies Partial<Task>);
+}
+
+/** pg's UPDATE/DELETE result through TypeORM's `query` is `[rows, rowCount]`. */
+export function affected(result: unknown): number {
   return Array.isArray(result) && typeof result[1] === 'number' ? result[1] : 0;
+}
+
+/** The rows of a query: a SELECT gives them as they are, an UPDATE … RETURNING as `[rows, rowCount]`. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (
+    Array.isArray(result) &&
+    result.length === 2 &&
+    Array.isArray(result[0]) &&
+    typeof result[1] === 'number'
+  ) {
+    return result[0] as T[];
+  }
+  return result as T[];
 }

@@ -1,12 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, In, Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
-import { TaskQueues, TaskPriority } from '@kiln/queue';
+import { TaskQueues, TaskPriority, TaskSignals } from '@kiln/queue';
 import { Task } from './task.entity';
+import { retryOf, rowsOf } from './task-lifecycle';
 import { TaskSpec } from './task-spec';
-import { TaskStatus } from './task-status';
+import { TASK_STATUSES, TaskStatus } from './task-status';
 
 export interface TaskListQuery {
   statuses: TaskStatus[];
@@ -28,6 +29,7 @@ export class TasksService {
     @InjectRepository(Task) private readonly tasks: Repository<Task>,
     private readonly codes: CodesService,
     private readonly queues: TaskQueues,
+    private readonly signals: TaskSignals,
   ) {}
 
   /**
@@ -60,19 +62,34 @@ export class TasksService {
         cluster: spec.cluster,
         label: spec.label,
         runAt: new Date(now.getTime() + spec.delay * 1000),
+        // Due tasks are stamped in the insert itself; see enqueueDue.
+        enqueuedAt: spec.delay === 0 ? now : null,
         createdAt: now,
         updatedAt: now,
       });
     });
     await this.dataSource.transaction((manager) => manager.insert(Task, rows));
-    await this.enqueueDue(rows.filter((task) => task.delay === 0));
+    await this.enqueueDue(
+      rows.filter((task) => task.delay === 0),
+      { stamped: true },
+    );
     return rows;
   }
 
-  /** Hands tasks to Redis and records that it happened; failures are left to the reconciler. */
-  async enqueueDue(tasks: Task[]): Promise<void> {
-    const enqueued: string[] = [];
-    for (const task of tasks) {
+  /**
+   * Hands tasks to Redis. `enqueued_at` is stamped first and cleared again for whatever Redis
+   * did not take: stamping after the enqueue would race with a worker that takes the job at once
+   * and parks the task (paused code, concurrency limit), hiding it from the reconciler forever.
+   */
+  async enqueueDue(tasks: Task[], options: { stamped?: boolean } = {}): Promise<void> {
+    if (tasks.length === 0) return;
+    if (!options.stamped) {
+      await this.dataSource.query(
+        `UPDATE tasks SET enqueued_at = now() WHERE id = ANY($1) AND status = 'queued'`,
+        [tasks.map((task) => task.id)],
+      );
+    }
+    for (const [index, task] of tasks.entries()) {
       try {
         await this.queues.enqueue({
           taskId: task.id,
@@ -80,30 +97,30 @@ export class TasksService {
           cluster: task.cluster,
           priority: task.priority as TaskPriority,
         });
-        enqueued.push(task.id);
       } catch (error) {
-        this.logger.warn(`task ${task.id} left for the reconciler: ${(error as Error).message}`);
-        break;
+        const left = tasks.slice(index).map((rest) => rest.id);
+        this.logger.warn(
+          `${left.length} tasks left for the reconciler: ${(error as Error).message}`,
+        );
+        await this.dataSource.query(
+          `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
+          [left],
+        );
+        return;
       }
-    }
-    if (enqueued.length > 0) {
-      await this.tasks.update(
-        { id: In(enqueued), status: 'queued' },
-        { enqueuedAt: () => 'now()' },
-      );
     }
   }
 
   /**
-   * Queued tasks that are due but not in Redis: delayed tasks whose time has come, tasks released
-   * by a stopping worker, and tasks whose enqueue failed (tasks queued in the last few seconds are
-   * still being enqueued by the API and are left alone). Oldest due first.
+   * Queued tasks that are due but not in Redis: delayed tasks whose time has come, tasks parked by
+   * a worker (paused code, concurrency limit) or released by one, automatic retries, and tasks
+   * whose enqueue failed. Tasks of paused codes wait. Oldest due first.
    */
   async findUnenqueued(limit: number): Promise<Task[]> {
     return this.tasks
       .createQueryBuilder('t')
+      .innerJoin('codes', 'c', 'c.id = t.code_id AND NOT c.paused')
       .where(`t.status = 'queued' AND t.enqueued_at IS NULL AND t.run_at <= now()`)
-      .andWhere(`(t.delay > 0 OR t.updated_at < now() - interval '5 seconds')`)
       .orderBy('t.run_at', 'ASC')
       .limit(limit)
       .getMany();
@@ -133,5 +150,81 @@ export class TasksService {
     if (query.fromTime) qb.andWhere('t.created_at >= :fromTime', { fromTime: query.fromTime });
     if (query.toTime) qb.andWhere('t.created_at <= :toTime', { toTime: query.toTime });
     return qb.getMany();
+  }
+
+  /**
+   * Cancels a task that has not ended: a queued or delayed one never runs; a running one is
+   * `cancelled` at once and its worker is told to kill the container. A task that already ended
+   * is left as it is (IronWorker's clients cancel whole lists without looking).
+   */
+  async cancel(projectId: string, id: string): Promise<void> {
+    await this.get(projectId, id);
+    await this.cancelWhere('t.id = $1 AND t.project_id = $2', [id, projectId]);
+  }
+
+  /** Cancels every task of a code that has not ended (`POST …/codes/{id}/cancel_all`). */
+  async cancelAll(projectId: string, codeId: string): Promise<number> {
+    return this.cancelWhere('t.code_id = $1 AND t.project_id = $2', [codeId, projectId]);
+  }
+
+  private async cancelWhere(condition: string, params: unknown[]): Promise<number> {
+    const rows = rowsOf<{ id: string; was: TaskStatus }>(
+      await this.dataSource.query(
+        `UPDATE tasks t
+            SET status = 'cancelled', msg = 'Cancelled', end_time = now(), updated_at = now(),
+                heartbeat_at = NULL
+           FROM (SELECT id, status FROM tasks t
+                  WHERE ${condition} AND t.status IN ('queued', 'preparing', 'running')
+                  FOR UPDATE) was
+          WHERE t.id = was.id
+          RETURNING t.id, was.status AS was`,
+        params,
+      ),
+    );
+    await this.signals.cancelled(rows.filter((row) => row.was !== 'queued').map((row) => row.id));
+    return rows.length;
+  }
+
+  /** Sets `percent` and `msg` of a task that has not ended; an ended task is left as it is. */
+  async setProgress(
+    projectId: string,
+    id: string,
+    percent: number | undefined,
+    msg: string | undefined,
+  ): Promise<void> {
+    await this.get(projectId, id);
+    await this.dataSource.query(
+      `UPDATE tasks SET percent = coalesce($3, percent), msg = coalesce($4, msg), updated_at = now()
+        WHERE id = $1 AND project_id = $2 AND status IN ('queued', 'preparing', 'running')`,
+      [id, projectId, percent ?? null, msg ?? null],
+    );
+  }
+
+  /** Queues a new task running `id` again (same code revision and payload), linked by `original_task_id`. */
+  async retry(projectId: string, id: string, delaySeconds: number): Promise<Task> {
+    const original = await this.get(projectId, id);
+    const retry = retryOf(original, delaySeconds);
+    await this.dataSource.transaction(async (manager) => {
+      await manager.insert(Task, retry);
+      await manager.update(Task, { id: original.id }, { retryTaskId: retry.id });
+    });
+    if (delaySeconds === 0) await this.enqueueDue([retry]);
+    return retry;
+  }
+
+  /** Task counts per status for a code, over tasks created in [from, to]. */
+  async statsOfCode(codeId: string, from: Date, to: Date): Promise<Record<TaskStatus, number>> {
+    const rows = await this.dataSource.query<{ status: TaskStatus; n: number }[]>(
+      `SELECT status, count(*)::int AS n FROM tasks
+        WHERE code_id = $1 AND created_at >= $2 AND created_at <= $3
+        GROUP BY status`,
+      [codeId, from, to],
+    );
+    const stats = Object.fromEntries(TASK_STATUSES.map((status) => [status, 0])) as Record<
+      TaskStatus,
+      number
+    >;
+    for (const row of rows) stats[row.status] = row.n;
+    return stats;
   }
 }

@@ -1,5 +1,5 @@
 import { formatTime } from '@kiln/common';
-import type { Code } from '@kiln/codes';
+import type { Code, CodeRevision } from '@kiln/codes';
 
 /** A code in IronWorker's shape: `rev` a number, settings under their IronWorker names. */
 export function codeJson(code: Code) {
@@ -16,11 +16,31 @@ export function codeJson(code: Code) {
     command: code.command,
     config: code.config,
     env_vars: code.envVars,
-    // While paused, IronWorker shows max_concurrency -1.
-    max_concurrency: code.paused ? -1 : (code.maxConcurrency ?? 0),
+    // While paused, IronWorker shows max_concurrency -1; absent means unlimited.
+    ...(code.paused
+      ? { max_concurrency: -1 }
+      : code.maxConcurrency !== null
+        ? { max_concurrency: code.maxConcurrency }
+        : {}),
     retries: code.retries,
     retries_delay: code.retriesDelay,
     priority: code.defaultPriority,
     default_priority: code.defaultPriority,
+  };
+}
+
+export function revisionJson(code: Code, revision: CodeRevision) {
+  return {
+    id: revision.id,
+    code_id: code.id,
+    project_id: code.projectId,
+    name: code.name,
+    rev: revision.rev,
+    created_at: formatTime(revision.createdAt),
+    updated_at: formatTime(revision.createdAt),
+    image: revision.image,
+    command: revision.command,
+    config: revision.config,
+    env_vars: revision.envVars,
   };
 }

@@ -8,11 +8,22 @@ import {
   Param,
   Post,
   Query,
+  Req,
   UseGuards,
 } from '@nestjs/common';
-import { KilnException, requireObject } from '@kiln/common';
+import type { Request } from 'express';
+import { FieldReader, KilnException, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { TASK_STATUSES, TaskLogStore, TasksService, parseTaskSpecs } from '@kiln/tasks';
+import {
+  LogStream,
+  MAX_DELAY_SECONDS,
+  TASK_STATUSES,
+  TaskLogStore,
+  TasksService,
+  isFinal,
+  parseTaskSpec,
+  parseTaskSpecs,
+} from '@kiln/tasks';
 import { ProjectGuard } from '../auth/guards';
 import { IdPipe, parsePage, queryInt } from '../http/params';
 import { taskJson } from './task.presenter';
@@ -34,12 +45,49 @@ export class TasksController {
     return { msg: 'Queued up', tasks: tasks.map((task) => ({ id: task.id })) };
   }
 
+  /**
+   * IronWorker's webhook: the raw body (any Content-Type) becomes the payload of a task of
+   * `?code_name=`; `priority`, `cluster`, `timeout`, `delay`, `label` may come as query parameters.
+   */
+  @Post('webhook')
+  @HttpCode(200)
+  async webhook(
+    @Param('projectId', IdPipe) projectId: string,
+    @Query() query: Record<string, unknown>,
+    @Req() req: Request,
+  ) {
+    const body: unknown = req.body;
+    const payload = Buffer.isBuffer(body) ? body.toString('utf8') : '';
+    const numeric = (name: string): number | undefined =>
+      typeof query[name] === 'string' && query[name] !== '' ? Number(query[name]) : undefined;
+    const spec = parseTaskSpec(
+      {
+        code_name: query.code_name,
+        payload,
+        priority: numeric('priority'),
+        timeout: numeric('timeout'),
+        delay: numeric('delay'),
+        cluster: query.cluster,
+        label: query.label,
+      },
+      this.config.tasks,
+    );
+    const [task] = await this.tasks.create(projectId, [spec]);
+    return { id: task.id, msg: 'Queued up.' };
+  }
+
   /** Newest first; `<status>=1` flags are OR-ed (any non-empty value counts: Go sends `%!d(bool=true)`). */
   @Get()
   async list(
     @Param('projectId', IdPipe) projectId: string,
     @Query() query: Record<string, unknown>,
   ) {
+    const unknown = Object.keys(query).filter((key) => !LIST_PARAMS.has(key));
+    if (unknown.length > 0) {
+      throw KilnException.badRequest(
+        `unknown task filter ${unknown.map((key) => `"${key}"`).join(', ')}: use ${[...LIST_PARAMS].join(', ')}`,
+      );
+    }
     const statuses = TASK_STATUSES.filter((status) => isFlagSet(query[status]));
     const fromTime = queryInt(query, 'from_time', -1, 0, Number.MAX_SAFE_INTEGER);
     const toTime = queryInt(query, 'to_time', -1, 0, Number.MAX_SAFE_INTEGER);
@@ -80,7 +128,74 @@ export class TasksController {
     }
     return log;
   }
+
+  /** STDOUT alone (for `sync` tasks, as `tasks.run` reads it); 404 until the task has ended. */
+  @Get(':taskId/outlog')
+  @Header('Content-Type', 'text/plain; charset=utf-8')
+  async outlog(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('taskId', IdPipe) taskId: string,
+  ) {
+    const task = await this.tasks.get(projectId, taskId);
+    if (!isFinal(task.status))
+      throw KilnException.notFound('Output log not found: the task has not ended yet');
+    return this.logs.read(task.id, [LogStream.Stdout]);
+  }
+
+  @Post(':taskId/cancel')
+  @HttpCode(200)
+  async cancel(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('taskId', IdPipe) taskId: string,
+  ) {
+    await this.tasks.cancel(projectId, taskId);
+    return { msg: 'Cancelled' };
+  }
+
+  @Post(':taskId/progress')
+  @HttpCode(200)
+  async progress(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('taskId', IdPipe) taskId: string,
+    @Body() body: unknown,
+  ) {
+    const read = new FieldReader(requireObject(body, 'body'));
+    const percent = read.int('percent', { min: 0, max: 100 });
+    const msg = read.string('msg', 65536);
+    await this.tasks.setProgress(projectId, taskId, percent, msg);
+    return { msg: 'Progress set' };
+  }
+
+  /** Queues a new task that runs this one again; `{"delay": s}` optional. */
+  @Post(':taskId/retry')
+  @HttpCode(200)
+  async retry(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('taskId', IdPipe) taskId: string,
+    @Body() body: unknown,
+  ) {
+    const delay =
+      new FieldReader(requireObject(body, 'body')).int('delay', {
+        min: 0,
+        max: MAX_DELAY_SECONDS,
+      }) ?? 0;
+    const task = await this.tasks.retry(projectId, taskId, delay);
+    return { msg: 'Queued up', tasks: [{ id: task.id }] };
+  }
 }
+
+/** What a task list may be filtered by (plus `oauth`, which PHP and webhooks put in every query). */
+const LIST_PARAMS = new Set<string>([
+  ...TASK_STATUSES,
+  'page',
+  'per_page',
+  'code_name',
+  'label',
+  'cluster',
+  'from_time',
+  'to_time',
+  'oauth',
+]);
 
 function isFlagSet(value: unknown): boolean {
   return typeof value === 'string'
