@@ -188,6 +188,21 @@ describe('the task API', () => {
     expect(noCode.body.msg).toMatch(/code_name is required/);
   });
 
+  it('the log grows while the task runs', async () => {
+    const id = await queueTask(project, { code_name: 'api', payload: '{"lines":4,"interval":1}' });
+    await waitForTask(project, id, (t) => t.status === 'running');
+    let partial = '';
+    for (let i = 0; i < 40 && !partial.includes('line 2'); i++) {
+      partial = (await taskLog(project, id)).text;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(partial).toContain('line 2');
+    expect(partial).not.toContain('line 4');
+    expect((await getTask(project, id)).status).toBe('running');
+    await waitForTask(project, id);
+    expect((await taskLog(project, id)).text).toContain('line 4');
+  });
+
   it('serves STDOUT alone as outlog once the task ended', async () => {
     const id = await queueTask(project, { code_name: 'api', payload: '{"stderr":"to stderr"}' });
     const early = await get(`/tasks/${id}/outlog`);
