@@ -23,6 +23,9 @@ export default async function globalSetup(): Promise<void> {
     KILN_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
     KILN_QUEUE_PREFIX: `kiln-test-${run}`,
     KILN_LOG_LEVEL: 'log',
+    // Short enough for the tests that kill workers and schedulers to see recovery quickly.
+    KILN_HEARTBEAT_LAPSE_SECONDS: '6',
+    KILN_LEADER_LEASE_SECONDS: '4',
   };
   const workerEnv = {
     ...env,

@@ -5,12 +5,14 @@ import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { HealthModule } from '@kiln/health';
 import { QueueModule } from '@kiln/queue';
+import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
 import { AuthModule } from './auth/auth.module';
 import { CodesController } from './codes/codes.controller';
 import { HealthController } from './health/health.controller';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectsController } from './projects/projects.controller';
+import { SchedulesController } from './schedules/schedules.controller';
 import { TasksController } from './tasks/tasks.controller';
 
 @Module({
@@ -21,9 +23,16 @@ import { TasksController } from './tasks/tasks.controller';
     AuthModule,
     CodesModule,
     TasksModule,
+    SchedulesModule,
     HealthModule.register({ withDocker: false }),
   ],
-  controllers: [HealthController, ProjectsController, CodesController, TasksController],
+  controllers: [
+    HealthController,
+    ProjectsController,
+    CodesController,
+    TasksController,
+    SchedulesController,
+  ],
   providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }],
 })
 export class ApiModule {}

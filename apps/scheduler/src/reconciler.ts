@@ -1,49 +1,78 @@
-import {
-  Inject,
-  Injectable,
-  Logger,
-  OnApplicationBootstrap,
-  OnApplicationShutdown,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { TasksService } from '@kiln/tasks';
+import { RedisEpoch } from '@kiln/queue';
+import { TasksService, affected } from '@kiln/tasks';
 
 const BATCH = 500;
 
 /**
- * Makes Redis agree with Postgres: every due `queued` task that is not in Redis (delayed tasks
- * coming due, tasks released by a worker, enqueues that failed) is enqueued. Enqueueing is
- * idempotent (the job id is the task id), so a pass that overlaps the API's own enqueue is harmless.
+ * Makes Redis agree with Postgres, and recovers tasks from dead workers. Run by the leader only.
+ * - Every due `queued` task that is not in Redis (delayed tasks coming due, parked tasks,
+ *   automatic retries, tasks released by a worker, failed enqueues) is enqueued. Enqueueing is
+ *   idempotent (the job id is the task id).
+ * - If Redis lost its data, every queued task counts as not in Redis.
+ * - A task whose worker stopped heartbeating is re-queued (at-least-once), or ends `error` once
+ *   it has been taken `KILN_TASK_MAX_ATTEMPTS` times. Its container, if its host lives, is reaped
+ *   when that worker starts again (containers carry the worker's label).
  */
 @Injectable()
-export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown {
+export class Reconciler {
   private readonly logger = new Logger(Reconciler.name);
-  private timer: NodeJS.Timeout | undefined;
-  private pass: Promise<void> = Promise.resolve();
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
+    @InjectDataSource() private readonly db: DataSource,
     private readonly tasks: TasksService,
+    private readonly epoch: RedisEpoch,
   ) {}
 
-  onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      this.pass = this.pass
-        .then(() => this.reconcile())
-        .then(
-          () => undefined,
-          (error: Error) => this.logger.warn(`reconcile pass failed: ${error.message}`),
-        );
-    }, this.config.scheduler.reconcileSeconds * 1000);
+  async reconcile(): Promise<void> {
+    await this.recoverLostRedis();
+    await this.recoverLapsedTasks();
+    await this.enqueueUnenqueued();
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.pass;
+  private async recoverLostRedis(): Promise<void> {
+    if (!(await this.epoch.renewed())) return;
+    const result: unknown = await this.db.query(
+      `UPDATE tasks SET enqueued_at = NULL WHERE status = 'queued' AND enqueued_at IS NOT NULL`,
+    );
+    const lost = affected(result);
+    if (lost > 0) this.logger.warn(`Redis lost its data: re-enqueueing ${lost} queued tasks`);
   }
 
-  /** One pass; returns how many tasks were handed to Redis. */
-  async reconcile(): Promise<number> {
+  private async recoverLapsedTasks(): Promise<void> {
+    const { heartbeatLapseSeconds, maxAttempts } = this.config.scheduler;
+    const requeued = affected(
+      await this.db.query(
+        `UPDATE tasks
+            SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
+                start_time = NULL, updated_at = now()
+          WHERE status IN ('preparing', 'running') AND attempt < $2
+            AND heartbeat_at < now() - make_interval(secs => $1)`,
+        [heartbeatLapseSeconds, maxAttempts],
+      ),
+    );
+    const failed = affected(
+      await this.db.query(
+        `UPDATE tasks
+            SET status = 'error', heartbeat_at = NULL, end_time = now(), updated_at = now(),
+                msg = 'Worker lost: no heartbeat for ' || $1 || ' s, after ' || attempt || ' attempts'
+          WHERE status IN ('preparing', 'running') AND attempt >= $2
+            AND heartbeat_at < now() - make_interval(secs => $1)`,
+        [heartbeatLapseSeconds, maxAttempts],
+      ),
+    );
+    if (requeued + failed > 0) {
+      this.logger.warn(
+        `workers lost: ${requeued} tasks re-queued, ${failed} failed after ${maxAttempts} attempts`,
+      );
+    }
+  }
+
+  private async enqueueUnenqueued(): Promise<void> {
     let total = 0;
     for (;;) {
       const due = await this.tasks.findUnenqueued(BATCH);
@@ -53,6 +82,5 @@ export class Reconciler implements OnApplicationBootstrap, OnApplicationShutdown
       if (due.length < BATCH) break;
     }
     if (total > 0) this.logger.log(`enqueued ${total} due tasks`);
-    return total;
   }
 }

@@ -59,6 +59,14 @@ export interface KilnConfig {
   scheduler: {
     /** Seconds between reconciler passes (delayed tasks become due on this beat). `KILN_RECONCILE_SECONDS`, default 1. */
     reconcileSeconds: number;
+    /** This replica's name in the leader lease. `KILN_SCHEDULER_ID`, default `<hostname>-<pid>`. */
+    id: string;
+    /** Leader lease length; a dead leader is replaced within it. `KILN_LEADER_LEASE_SECONDS`, default 10. */
+    leaseSeconds: number;
+    /** A running task whose heartbeat is older than this lost its worker. `KILN_HEARTBEAT_LAPSE_SECONDS`, default 60. */
+    heartbeatLapseSeconds: number;
+    /** Attempts before a task that keeps losing its worker ends `error`. `KILN_TASK_MAX_ATTEMPTS`, default 3. */
+    maxAttempts: number;
   };
   /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
@@ -106,6 +114,10 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     },
     scheduler: {
       reconcileSeconds: read.int('KILN_RECONCILE_SECONDS', 1, 1, 3600),
+      id: read.name('KILN_SCHEDULER_ID', `${hostname()}-${process.pid}`),
+      leaseSeconds: read.int('KILN_LEADER_LEASE_SECONDS', 10, 2, 3600),
+      heartbeatLapseSeconds: read.int('KILN_HEARTBEAT_LAPSE_SECONDS', 60, 3, 86400),
+      maxAttempts: read.int('KILN_TASK_MAX_ATTEMPTS', 3, 1, 100),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };

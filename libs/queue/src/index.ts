@@ -3,3 +3,4 @@ export * from './task-queues';
 export * from './queue.module';
 export * from './redis-health';
 export * from './task-signals';
+export * from './redis-epoch';

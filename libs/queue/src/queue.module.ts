@@ -5,6 +5,7 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { TaskQueues } from './task-queues';
 import { RedisHealth } from './redis-health';
 import { TaskSignals } from './task-signals';
+import { RedisEpoch } from './redis-epoch';
 
 /**
  * Bull's shared configuration: one Redis URL and key prefix for every queue, with the `client` and
@@ -30,7 +31,7 @@ import { TaskSignals } from './task-signals';
       },
     }),
   ],
-  providers: [TaskQueues, RedisHealth, TaskSignals],
-  exports: [TaskQueues, RedisHealth, TaskSignals],
+  providers: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch],
+  exports: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch],
 })
 export class QueueModule {}

@@ -106,4 +106,8 @@ export class Task {
 
   @Column({ name: 'schedule_id', type: 'char', length: 24, nullable: true })
   scheduleId!: string | null;
+
+  /** The schedule instant this task was fired for (unique per schedule). */
+  @Column({ name: 'scheduled_for', type: 'timestamptz', nullable: true })
+  scheduledFor!: Date | null;
 }

@@ -1,0 +1,119 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { performance } from 'node:perf_hooks';
+import { DataSource, EntityManager } from 'typeorm';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { rowsOf } from '@kiln/tasks';
+
+const LEASE = 'scheduler';
+
+/**
+ * Leader election in Postgres: one row, taken when free or expired and renewed by its holder,
+ * with expiry on the database clock. `term` grows at every change of holder: it is the fencing
+ * token that each fire checks inside its own transaction, so a leader that was paused (GC, SIGSTOP)
+ * and lost the lease cannot act on stale belief.
+ */
+@Injectable()
+export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(LeaderLease.name);
+  private term: number | null = null;
+  /** Monotonic deadline after which this process stops believing it leads without a renewal. */
+  private believedUntil = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private renewing: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    @Inject(KILN_CONFIG) private readonly config: KilnConfig,
+    @InjectDataSource() private readonly db: DataSource,
+  ) {}
+
+  get currentTerm(): number | null {
+    return this.isLeader() ? this.term : null;
+  }
+
+  isLeader(): boolean {
+    return this.term !== null && performance.now() < this.believedUntil;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.renew();
+    this.schedule();
+  }
+
+  /**
+   * The holder renews every third of the lease; the others try every 250 ms, so a lease that
+   * runs out is taken over at once.
+   */
+  private schedule(): void {
+    const delay = this.term === null ? 250 : (this.config.scheduler.leaseSeconds * 1000) / 3;
+    this.timer = setTimeout(() => {
+      this.renewing = this.renew().then(() => {
+        if (!this.stopped) this.schedule();
+      });
+    }, delay);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.renewing;
+    if (this.term === null) return;
+    // Hand over at once instead of making the next leader wait out the lease.
+    await this.db
+      .query(`UPDATE leader_leases SET expires_at = now() WHERE name = $1 AND holder = $2`, [
+        LEASE,
+        this.config.scheduler.id,
+      ])
+      .catch(() => undefined);
+  }
+
+  /** Takes the lease if it is free or expired, or extends it if held; never throws. */
+  async renew(): Promise<void> {
+    const started = performance.now();
+    const ttl = this.config.scheduler.leaseSeconds;
+    try {
+      const rows = rowsOf<{ term: string }>(
+        await this.db.query(
+          `INSERT INTO leader_leases AS l (name, holder, term, expires_at)
+           VALUES ($1, $2, 1, now() + make_interval(secs => $3))
+           ON CONFLICT (name) DO UPDATE
+             SET holder = $2,
+                 term = CASE WHEN l.holder = $2 AND l.expires_at > now() THEN l.term ELSE l.term + 1 END,
+                 expires_at = now() + make_interval(secs => $3)
+           WHERE l.holder = $2 OR l.expires_at <= now()
+           RETURNING term`,
+          [LEASE, this.config.scheduler.id, ttl],
+        ),
+      );
+      const term = rows[0] ? Number(rows[0].term) : null;
+      if (term !== this.term) {
+        this.logger.log(term === null ? 'not the leader' : `leader, term ${term}`);
+      }
+      this.term = term;
+      // Counted from before the query: the database may have granted the lease that long ago.
+      this.believedUntil = term === null ? 0 : started + ttl * 1000 * 0.9;
+    } catch (error) {
+      this.logger.warn(`lease renewal failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Inside a transaction: true only if this process still holds the lease at this term. */
+  async fence(manager: EntityManager): Promise<boolean> {
+    const term = this.currentTerm;
+    if (term === null) return false;
+    const rows = await manager.query<unknown[]>(
+      `SELECT 1 FROM leader_leases
+        WHERE name = $1 AND holder = $2 AND term = $3 AND expires_at > now()
+        FOR SHARE`,
+      [LEASE, this.config.scheduler.id, term],
+    );
+    return rows.length === 1;
+  }
+}

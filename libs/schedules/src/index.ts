@@ -1,0 +1,5 @@
+export * from './schedule.entity';
+export * from './schedule-spec';
+export * from './schedules.service';
+export * from './schedules.module';
+export * from './timing';

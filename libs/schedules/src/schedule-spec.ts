@@ -1,0 +1,99 @@
+import { FieldReader, JsonObject, KilnException, isPlainObject } from '@kiln/common';
+import { MAX_DELAY_SECONDS, TaskLimits } from '@kiln/tasks';
+import { cronProblem, isTimeZone } from './timing';
+
+export const MAX_SCHEDULES_PER_REQUEST = 100;
+export const MIN_RUN_EVERY = 60;
+
+/** A schedule as asked for (create), or the fields a `PUT` changes (update). */
+export interface ScheduleSpec {
+  codeName: string;
+  payload: string;
+  startAt: Date | undefined;
+  runEvery: number | null;
+  cron: string | null;
+  timezone: string;
+  endAt: Date | null;
+  runTimes: number;
+  priority: number | null;
+  timeout: number | null;
+  delay: number;
+  taskDelay: number;
+  cluster: string;
+  label: string;
+}
+
+/** `{"schedules":[…]}`: all valid or the request is refused, naming the schedule and field. */
+export function parseScheduleSpecs(body: JsonObject, limits: TaskLimits): ScheduleSpec[] {
+  const schedules = body.schedules;
+  if (!Array.isArray(schedules))
+    throw KilnException.badRequest('schedules must be an array of schedule objects');
+  if (schedules.length === 0)
+    throw KilnException.badRequest('schedules must hold at least one schedule');
+  if (schedules.length > MAX_SCHEDULES_PER_REQUEST) {
+    throw KilnException.badRequest(
+      `at most ${MAX_SCHEDULES_PER_REQUEST} schedules can be created per request`,
+    );
+  }
+  return schedules.map((item, index) => {
+    if (!isPlainObject(item))
+      throw KilnException.badRequest(`schedules[${index}] must be an object`);
+    return parseScheduleSpec(item, limits, `schedules[${index}].`);
+  });
+}
+
+export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix = ''): ScheduleSpec {
+  const read = new FieldReader(item, prefix);
+  if (item.payload === undefined || item.payload === null) {
+    throw KilnException.badRequest(`${prefix}payload is required`);
+  }
+  const payload = read.string('payload', limits.maxPayloadBytes) ?? '';
+  if (payload.includes('\u0000'))
+    throw KilnException.badRequest(`${prefix}payload must not contain NUL characters`);
+  const runEvery = read.int('run_every') ?? null;
+  if (runEvery !== null && runEvery < MIN_RUN_EVERY) {
+    throw KilnException.badRequest(`${prefix}run_every must be at least ${MIN_RUN_EVERY} seconds`);
+  }
+  const cron = read.string('cron', 256)?.trim() || null;
+  if (cron !== null) {
+    const problem = cronProblem(cron);
+    if (problem) throw KilnException.badRequest(`${prefix}${problem}`);
+    if (runEvery !== null)
+      throw KilnException.badRequest(`${prefix}cron and run_every cannot both be set`);
+  }
+  const timezone = read.string('timezone', 64) || 'UTC';
+  if (!isTimeZone(timezone))
+    throw KilnException.badRequest(`${prefix}timezone "${timezone}" is not an IANA time zone`);
+  const timeout = read.int('timeout', { min: 0, max: limits.maxTimeout }) ?? 0;
+  const startAt = readTime(read, 'start_at', prefix);
+  const endAt = readTime(read, 'end_at', prefix) ?? null;
+  const cluster = read.string('cluster') ?? '';
+  return {
+    codeName: read.requiredString('code_name', 255),
+    payload,
+    startAt,
+    runEvery,
+    cron,
+    timezone,
+    endAt,
+    runTimes: read.int('run_times', { min: 0 }) ?? 0,
+    priority: read.lenientInt('priority', 0, 2) ?? null,
+    timeout: timeout === 0 ? null : timeout,
+    delay: read.int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
+    taskDelay: read.int('task_delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
+    cluster: cluster === '' ? 'default' : cluster,
+    label: read.string('label', 1024) ?? '',
+  };
+}
+
+/** RFC3339 with any offset or fraction (Python's isoformat too); the zero time means unset. */
+function readTime(read: FieldReader, name: string, prefix: string): Date | undefined {
+  const value = read.string(name, 64);
+  if (value === undefined || value === '' || value.startsWith('0001-01-01')) return undefined;
+  const parsed = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value)
+    ? new Date(value)
+    : new Date(NaN);
+  if (Number.isNaN(parsed.getTime()))
+    throw KilnException.badRequest(`${prefix}${name} must be an RFC3339 time`);
+  return parsed;
+}
