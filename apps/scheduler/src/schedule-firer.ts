@@ -4,7 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { newId } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { Schedule, nextRun } from '@kiln/schedules';
-import { Task, TasksService, rowsOf } from '@kiln/tasks';
+import { INSERT_TASKS_SQL, Task, TasksService, rowsOf, taskRecord } from '@kiln/tasks';
 import { LeaderLease } from './leader-lease';
 
 const BATCH = 1000;
@@ -94,11 +94,9 @@ export class ScheduleFirer {
     });
     const inserted = new Set(
       rowsOf<{ id: string }>(
-        await manager.query(
-          `INSERT INTO tasks SELECT * FROM json_populate_recordset(null::tasks, $1)
-           ON CONFLICT DO NOTHING RETURNING id`,
-          [JSON.stringify(tasks.map(taskRow))],
-        ),
+        await manager.query(`${INSERT_TASKS_SQL} ON CONFLICT DO NOTHING RETURNING id`, [
+          JSON.stringify(tasks.map(taskRecord)),
+        ]),
       ).map((row) => row.id),
     );
     await manager.query(
@@ -149,33 +147,4 @@ export class ScheduleFirer {
       scheduledFor: instant,
     });
   }
-}
-
-/** A task as the `tasks` row type for json_populate_recordset: every NOT NULL column given. */
-function taskRow(task: Task): Record<string, unknown> {
-  return {
-    id: task.id,
-    project_id: task.projectId,
-    code_id: task.codeId,
-    code_revision_id: task.codeRevisionId,
-    code_name: task.codeName,
-    code_rev: task.codeRev,
-    status: task.status,
-    priority: task.priority,
-    payload: task.payload,
-    timeout: task.timeout,
-    delay: task.delay,
-    cluster: task.cluster,
-    label: task.label,
-    attempt: 0,
-    run_at: task.runAt,
-    created_at: task.createdAt,
-    updated_at: task.updatedAt,
-    percent: 0,
-    msg: '',
-    log_size: 0,
-    retry_count: 0,
-    schedule_id: task.scheduleId,
-    scheduled_for: task.scheduledFor,
-  };
 }

@@ -17,8 +17,13 @@ export interface IssuedToken {
   token: string;
 }
 
+const KNOWN_TOKENS_MS = 5000;
+const KNOWN_TOKENS_MAX = 10_000;
+
 @Injectable()
 export class ProjectsService {
+  private readonly known = new Map<string, { projectId: string; until: number }>();
+
   constructor(
     @InjectRepository(Project) private readonly projects: Repository<Project>,
     @InjectRepository(Token) private readonly tokens: Repository<Token>,
@@ -52,9 +57,18 @@ export class ProjectsService {
     return { id: token.id, projectId, token: secret };
   }
 
-  /** The project a token belongs to, or null when the token is unknown. */
+  /**
+   * The project a token belongs to, or null when the token is unknown. Known tokens are
+   * remembered for a few seconds (by hash), sparing a query per request on hot paths.
+   */
   async projectOfToken(secret: string): Promise<string | null> {
-    const token = await this.tokens.findOneBy({ tokenHash: hashToken(secret) });
-    return token?.projectId ?? null;
+    const hash = hashToken(secret);
+    const cached = this.known.get(hash);
+    if (cached && cached.until > Date.now()) return cached.projectId;
+    const token = await this.tokens.findOneBy({ tokenHash: hash });
+    if (!token) return null;
+    if (this.known.size >= KNOWN_TOKENS_MAX) this.known.clear();
+    this.known.set(hash, { projectId: token.projectId, until: Date.now() + KNOWN_TOKENS_MS });
+    return token.projectId;
   }
 }

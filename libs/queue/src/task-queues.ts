@@ -34,12 +34,19 @@ export class TaskQueues implements OnApplicationShutdown {
   }
 
   /**
-   * Adds the task's job. Throws if Redis does not take it in time; the task row is already
-   * committed, so callers log that and let the reconciler enqueue it later.
+   * Adds the tasks' jobs, one pipelined `addBulk` per queue. Throws if Redis does not take them
+   * in time; the task rows are already committed, so callers leave them to the reconciler.
    */
-  async enqueue(task: TaskJob & { cluster: string; priority: TaskPriority }): Promise<void> {
-    const queue = this.queue(task.cluster, task.priority);
-    const job: TaskJob = { taskId: task.taskId, projectId: task.projectId };
+  async enqueueMany(
+    tasks: (TaskJob & { cluster: string; priority: TaskPriority })[],
+  ): Promise<void> {
+    const byQueue = new Map<Queue<TaskJob>, TaskJob[]>();
+    for (const task of tasks) {
+      const queue = this.queue(task.cluster, task.priority);
+      const jobs = byQueue.get(queue) ?? [];
+      jobs.push({ taskId: task.taskId, projectId: task.projectId });
+      byQueue.set(queue, jobs);
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -49,7 +56,16 @@ export class TaskQueues implements OnApplicationShutdown {
     });
     try {
       await Promise.race([
-        queue.add(job, { jobId: task.taskId, removeOnComplete: true, removeOnFail: true }),
+        Promise.all(
+          [...byQueue].map(([queue, jobs]) =>
+            queue.addBulk(
+              jobs.map((data) => ({
+                data,
+                opts: { jobId: data.taskId, removeOnComplete: true, removeOnFail: true },
+              })),
+            ),
+          ),
+        ),
         timeout,
       ]);
     } finally {

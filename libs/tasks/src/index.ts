@@ -6,3 +6,4 @@ export * from './tasks.service';
 export * from './task-lifecycle';
 export * from './task-log-store';
 export * from './tasks.module';
+export * from './task-record';

@@ -1,0 +1,442 @@
+/**
+ * dispatch: N trivial container tasks (payload `{}`, the test image prints it and exits) through
+ * Kiln — POST …/tasks, one worker with KILN_WORKER_CONCURRENCY=C — against the same containers
+ * run directly with dockerode, C at a time, with Kiln's hardening (create, attach, start, wait,
+ * remove). Target: Kiln's wall time ≤ 1.15× the direct run. Also reports queued→running
+ * (start_time − created_at of the task objects), saturated and unsaturated.
+ */
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { Pool } from 'pg';
+import { setting } from './lib/env';
+import {
+  BENCH_IMAGE,
+  FINAL_STATUSES,
+  Project,
+  newProject,
+  queueTasks,
+  startKiln,
+} from './lib/kiln';
+import { cpuBetween, defer, round, sampleCpu, sleep } from './lib/procs';
+import { monotonicUs, summarizeProfile, Window } from './lib/profile';
+import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { runBatches, summarize } from './lib/stats';
+
+const MiB = 1024 * 1024;
+
+export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
+  const startedAt = new Date();
+  const params = {
+    tasks: setting('KILN_BENCH_DISPATCH_TASKS', 200),
+    concurrency: Math.max(1, setting('KILN_BENCH_DISPATCH_CONCURRENCY', 4)),
+    rounds: Math.max(1, setting('KILN_BENCH_DISPATCH_ROUNDS', 2)),
+    warmup: setting('KILN_BENCH_DISPATCH_WARMUP', 8),
+    probe: setting('KILN_BENCH_DISPATCH_PROBE', 30),
+  };
+  const docker = new Docker({ socketPath: ctx.infra.dockerSocket });
+  try {
+    await docker.getImage(BENCH_IMAGE).inspect();
+  } catch (error) {
+    throw new Error(
+      `${BENCH_IMAGE} is not there (run scripts/infra.sh up): ${(error as Error).message}`,
+    );
+  }
+  const run = randomBytes(4).toString('hex');
+  // Registered before Kiln starts, so that they run after its processes stopped.
+  defer('remove the direct run’s containers', () => removeLabelled(docker, 'kiln.bench', run));
+  const db = new Pool({ connectionString: ctx.infra.databaseUrl, max: 2 });
+  defer('close the Postgres pool', () => db.end());
+
+  const kiln = await startKiln(ctx.infra, 'dispatch', {
+    workerConcurrency: params.concurrency,
+    profile: ctx.profile,
+  });
+  defer('remove the worker’s containers', () =>
+    removeLabelled(docker, 'kiln.worker', kiln.workerId),
+  );
+  const project = await newProject(kiln, 'bench-dispatch');
+
+  const direct = (mode: Direct, count: number, concurrency: number, steps?: Steps) =>
+    directRun(docker, run, mode, count, concurrency, () => ctx.deadline.check(), steps);
+  const viaKiln = (count: number) =>
+    kilnRun(project, db, docker, kiln.workerId, count, () => ctx.deadline.check());
+
+  console.log(`[dispatch] warm-up: ${params.warmup} containers each way`);
+  await direct('direct', params.warmup, params.concurrency);
+  await direct('direct+', params.warmup, params.concurrency);
+  await viaKiln(params.warmup);
+
+  type System = Direct | 'kiln';
+  const rounds: {
+    system: System;
+    seconds: number;
+    failures: number;
+    cpu: Record<string, number>;
+  }[] = [];
+  const queuedToRunning: number[] = [];
+  const runningToEnd: number[] = [];
+  const statuses: Record<string, number> = {};
+  const kilnWindows: Window[] = [];
+  for (let r = 0; r < params.rounds; r++) {
+    // ABBA: direct, direct+, kiln, then kiln, direct+, direct, …
+    const order: System[] =
+      r % 2 === 0 ? ['direct', 'direct+', 'kiln'] : ['kiln', 'direct+', 'direct'];
+    for (const system of order) {
+      const before = sampleCpu(kiln.pids);
+      let ms: number;
+      let failures: number;
+      if (system === 'kiln') {
+        const startUs = monotonicUs();
+        const result = await viaKiln(params.tasks);
+        kilnWindows.push({ startUs, endUs: monotonicUs() });
+        ms = result.ms;
+        const tasks = await readTasks(project, result.ids);
+        for (const task of tasks) {
+          statuses[task.status] = (statuses[task.status] ?? 0) + 1;
+          queuedToRunning.push(Date.parse(task.start_time) - Date.parse(task.created_at));
+          runningToEnd.push(Date.parse(task.end_time) - Date.parse(task.start_time));
+        }
+        failures = tasks.filter((task) => task.status !== 'complete').length;
+      } else {
+        ({ ms, failures } = await direct(system, params.tasks, params.concurrency));
+      }
+      const cpu = cpuBetween(before, sampleCpu(kiln.pids));
+      rounds.push({ system, seconds: round(ms / 1000, 2), failures, cpu });
+      console.log(`[dispatch] ${system}: ${params.tasks} containers in ${fmt(ms / 1000, 2)} s`);
+    }
+  }
+  const wall = (system: System) =>
+    rounds.filter((r) => r.system === system).reduce((sum, r) => sum + r.seconds, 0);
+  const mean = (system: System) => wall(system) / params.rounds;
+  const ratio = wall('kiln') / wall('direct');
+
+  // Unsaturated: one task at a time, so queued→running is Kiln's own dispatch latency.
+  console.log(`[dispatch] latency probe: ${params.probe} tasks one at a time, each way`);
+  const probe = {
+    queuedToRunning: [] as number[],
+    kilnEndToEnd: [] as number[],
+    direct: [] as number[],
+    directPlus: [] as number[],
+  };
+  for (let i = 0; i < params.probe; i++) {
+    const result = await viaKiln(1);
+    const [task] = await readTasks(project, result.ids);
+    probe.queuedToRunning.push(Date.parse(task.start_time) - Date.parse(task.created_at));
+    probe.kilnEndToEnd.push(result.ms);
+  }
+  const directSteps: Steps = {};
+  const directPlusSteps: Steps = {};
+  for (let i = 0; i < params.probe; i++) {
+    probe.direct.push((await direct('direct', 1, 1, directSteps)).ms);
+    probe.directPlus.push((await direct('direct+', 1, 1, directPlusSteps)).ms);
+  }
+  const p50s = (steps: Steps) =>
+    Object.fromEntries(Object.entries(steps).map(([name, ms]) => [name, summarize(ms).p50]));
+
+  let profiles;
+  if (ctx.profile) {
+    await kiln.worker!.stop();
+    await kiln.api.stop();
+    profiles = {
+      worker: summarizeProfile('dispatch-worker', kilnWindows),
+      api: summarizeProfile('dispatch-api', kilnWindows),
+    };
+  }
+
+  const saturated = summarize(queuedToRunning);
+  const unsaturated = summarize(probe.queuedToRunning);
+  const failures = rounds.reduce((sum, r) => sum + r.failures, 0);
+  const n = params.tasks;
+  const rows: Row[] = [
+    {
+      metric: `direct dockerode, ${n} containers, ${params.concurrency} at a time`,
+      value: `${fmt(mean('direct'), 2)} s`,
+    },
+    {
+      metric: `Kiln, ${n} tasks, KILN_WORKER_CONCURRENCY=${params.concurrency}`,
+      value: `${fmt(mean('kiln'), 2)} s`,
+    },
+    {
+      metric: 'Kiln / direct wall time',
+      value: `${fmt(ratio, 2)}×`,
+      target: '≤ 1.15×',
+      met: ratio <= 1.15,
+    },
+    {
+      metric: `queued→running p50 / p99 (${n} queued at once)`,
+      value: `${fmt(saturated.p50)} / ${fmt(saturated.p99)} ms`,
+    },
+    {
+      metric: 'queued→running p50 / p99 (one at a time)',
+      value: `${fmt(unsaturated.p50)} / ${fmt(unsaturated.p99)} ms`,
+    },
+    {
+      metric: 'diag: direct+ (Kiln’s Docker calls, no Kiln)',
+      value: `${fmt(mean('direct+'), 2)} s = ${fmt(wall('direct+') / wall('direct'), 2)}× direct`,
+    },
+    {
+      metric: 'diag: one at a time, p50: direct / direct+ / Kiln',
+      value: `${fmt(summarize(probe.direct).p50)} / ${fmt(summarize(probe.directPlus).p50)} / ${fmt(summarize(probe.kilnEndToEnd).p50)} ms`,
+    },
+    { metric: 'failed tasks / containers', value: String(failures) },
+  ];
+  return {
+    name: 'dispatch',
+    startedAt: startedAt.toISOString(),
+    seconds: round((Date.now() - startedAt.getTime()) / 1000),
+    commit: ctx.commit,
+    machine: machine(),
+    params: {
+      ...params,
+      order:
+        'warm-up (direct, direct+, Kiln), then rounds in ABBA order: direct, direct+, kiln, then kiln, direct+, direct, …; then the one-at-a-time probe (Kiln ×probe, then direct and direct+ alternately)',
+      image: BENCH_IMAGE,
+      payload: '{}',
+    },
+    rows,
+    details: {
+      ratio: round(ratio, 3),
+      ratioKilnToDirectPlus: round(wall('kiln') / wall('direct+'), 3),
+      meanSeconds: {
+        direct: round(mean('direct'), 2),
+        'direct+': round(mean('direct+'), 2),
+        kiln: round(mean('kiln'), 2),
+      },
+      rounds,
+      kilnStatuses: statuses,
+      queuedToRunningMs: saturated,
+      runningToEndMs: summarize(runningToEnd),
+      probe: {
+        queuedToRunningMs: unsaturated,
+        kilnPostToRemovedMs: summarize(probe.kilnEndToEnd),
+        directCreateToRemovedMs: summarize(probe.direct),
+        directPlusCreateToRemovedMs: summarize(probe.directPlus),
+        directStepsP50Ms: p50s(directSteps),
+        directPlusStepsP50Ms: p50s(directPlusSteps),
+      },
+      profiles,
+    },
+  };
+}
+
+type Direct = 'direct' | 'direct+';
+type Steps = Record<string, number[]>;
+
+/**
+ * Runs `count` containers `concurrency` at a time. `direct`: what the brief asks for — create
+ * (hardened), attach, start, wait, remove. `direct+`: the Docker calls Kiln's worker makes for a
+ * task (libs/docker/src/docker-engine.ts, apps/worker/src/task-runner.ts), without Kiln: image
+ * inspect, create with the contract's env/labels/working dir and an open STDIN, copy the payload
+ * and config files in (putArchive), hijacked attach, start, payload on STDIN, wait, inspect,
+ * remove. The difference between the two is the cost of those extra Docker calls; between
+ * `direct+` and Kiln, Kiln's own (Redis, Postgres, scheduling).
+ */
+async function directRun(
+  docker: Docker,
+  run: string,
+  mode: Direct,
+  count: number,
+  concurrency: number,
+  check: () => void,
+  steps?: Steps,
+): Promise<{ ms: number; failures: number }> {
+  let failures = 0;
+  const result = await runBatches(
+    count,
+    1,
+    concurrency,
+    async () => {
+      if (!(await runContainer(docker, run, mode, steps))) failures++;
+    },
+    check,
+  );
+  return { ms: result.ms, failures };
+}
+
+async function runContainer(docker: Docker, run: string, mode: Direct, steps?: Steps) {
+  const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      (steps ??= {})[name] = [...(steps[name] ?? []), performance.now() - started];
+    }
+  };
+  const kilnLike = mode === 'direct+';
+  const taskId = randomBytes(12).toString('hex');
+  if (kilnLike) await step('image inspect', () => docker.getImage(BENCH_IMAGE).inspect());
+  const container = await step('create', () =>
+    docker.createContainer({
+      Image: BENCH_IMAGE,
+      Labels: {
+        'kiln.bench': run,
+        ...(kilnLike ? { 'kiln.task': taskId, 'kiln.attempt': '1' } : {}),
+      },
+      User: '65534:65534',
+      ...(kilnLike
+        ? {
+            Env: [
+              'PAYLOAD_FILE=/mnt/kiln/payload.json',
+              'CONFIG_FILE=/mnt/kiln/config.json',
+              `TASK_ID=${taskId}`,
+              'TASK_DIR=/mnt/task',
+            ],
+            WorkingDir: '/mnt/task',
+            AttachStdin: true,
+            OpenStdin: true,
+            StdinOnce: true,
+          }
+        : {}),
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      NetworkDisabled: true,
+      HostConfig: {
+        NetworkMode: 'none',
+        Memory: 512 * MiB,
+        MemorySwap: 512 * MiB,
+        PidsLimit: 256,
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        Privileged: false,
+        LogConfig: { Type: 'none', Config: {} },
+        ...(kilnLike ? { Binds: [] } : {}),
+        AutoRemove: false,
+      },
+    }),
+  );
+  try {
+    if (kilnLike) {
+      await step('putArchive', () =>
+        container.putArchive(
+          tar([
+            { path: 'mnt/kiln', mode: 0o755, uid: 0, gid: 0 },
+            {
+              path: 'mnt/kiln/payload.json',
+              content: Buffer.from('{}'),
+              mode: 0o444,
+              uid: 0,
+              gid: 0,
+            },
+            { path: 'mnt/kiln/config.json', content: Buffer.alloc(0), mode: 0o444, uid: 0, gid: 0 },
+            { path: 'mnt/task', mode: 0o700, uid: 65534, gid: 65534 },
+          ]),
+          { path: '/' },
+        ),
+      );
+    }
+    const stream = await step<NodeJS.ReadWriteStream>('attach', () =>
+      container.attach({
+        stream: true,
+        stdout: true,
+        stderr: true,
+        ...(kilnLike ? { stdin: true, hijack: true } : {}),
+      }),
+    );
+    let bytes = 0;
+    const output = new Promise<void>((resolve) => {
+      stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', () => resolve());
+    });
+    await step('start', () => container.start());
+    if (kilnLike) stream.end('{}');
+    const exit = (await step('wait', () => container.wait())) as { StatusCode: number };
+    if (kilnLike) await step('inspect', () => container.inspect());
+    await step('drain output', () => Promise.race([output, sleep(10_000)]));
+    return exit.StatusCode === 0 && bytes > 0;
+  } finally {
+    await step('remove', () => container.remove({ force: true, v: true }));
+  }
+}
+
+/** A ustar archive, as libs/docker/src/tar.ts writes it. */
+function tar(
+  entries: { path: string; content?: Buffer; mode: number; uid: number; gid: number }[],
+): Buffer {
+  const blocks: Buffer[] = [];
+  const octal = (header: Buffer, offset: number, length: number, value: number): void => {
+    header.write(value.toString(8).padStart(length - 1, '0') + '\u0000', offset, length, 'ascii');
+  };
+  for (const entry of entries) {
+    const isDir = entry.content === undefined;
+    const body = entry.content ?? Buffer.alloc(0);
+    const header = Buffer.alloc(512, 0);
+    header.write(isDir ? `${entry.path}/` : entry.path, 0, 100, 'utf8');
+    octal(header, 100, 8, entry.mode);
+    octal(header, 108, 8, entry.uid);
+    octal(header, 116, 8, entry.gid);
+    octal(header, 124, 12, body.length);
+    octal(header, 136, 12, Math.floor(Date.now() / 1000));
+    header.fill(' ', 148, 156);
+    header.write(isDir ? '5' : '0', 156, 1, 'ascii');
+    header.write('ustar\u0000', 257, 6, 'ascii');
+    header.write('00', 263, 2, 'ascii');
+    let sum = 0;
+    for (const byte of header) sum += byte;
+    octal(header, 148, 7, sum);
+    blocks.push(header, body);
+    const padding = (512 - (body.length % 512)) % 512;
+    if (padding) blocks.push(Buffer.alloc(padding, 0));
+  }
+  blocks.push(Buffer.alloc(1024, 0));
+  return Buffer.concat(blocks);
+}
+
+/**
+ * Queues `count` tasks (100 a request) and waits until every one is final and the worker has no
+ * container left: the same end point as the direct run's last `remove`.
+ */
+async function kilnRun(
+  project: Project,
+  db: Pool,
+  docker: Docker,
+  workerId: string,
+  count: number,
+  check: () => void,
+): Promise<{ ms: number; ids: string[] }> {
+  const started = performance.now();
+  const ids: string[] = [];
+  for (let queued = 0; queued < count; queued += 100) {
+    ids.push(...(await queueTasks(project, Math.min(100, count - queued))).ids);
+  }
+  for (;;) {
+    check();
+    const { rows } = await db.query<{ done: string }>(
+      `SELECT count(*) AS done FROM tasks WHERE id = ANY($1) AND status = ANY($2)`,
+      [ids, FINAL_STATUSES],
+    );
+    if (Number(rows[0].done) === count) {
+      const left = await docker.listContainers({
+        all: true,
+        filters: { label: [`kiln.worker=${workerId}`] },
+      });
+      if (left.length === 0) break;
+    }
+    await sleep(count === 1 ? 10 : 50);
+  }
+  return { ms: performance.now() - started, ids };
+}
+
+async function readTasks(project: Project, ids: string[]): Promise<any[]> {
+  const tasks: any[] = [];
+  await runBatches(ids.length, 1, 4, async (_size, index) => {
+    const answer = await project.api.ok('GET', `/2/projects/${project.id}/tasks/${ids[index]}`);
+    tasks[index] = answer.body;
+  });
+  return tasks;
+}
+
+async function removeLabelled(docker: Docker, label: string, value: string): Promise<void> {
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${label}=${value}`] },
+  });
+  for (const container of containers) {
+    await docker
+      .getContainer(container.Id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
+  }
+}

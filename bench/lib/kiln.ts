@@ -1,0 +1,213 @@
+import Bull, { Queue } from 'bull';
+import Redis, { RedisOptions } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { Api, request } from './http';
+import { Infra } from './env';
+import { App, defer, startApp } from './procs';
+
+export const BENCH_IMAGE = 'kiln-test/busybox:latest';
+export const CODE_NAME = 'bench';
+export const FINAL_STATUSES = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
+
+/** The first free loopback port from `from` (KILN_BENCH_PORT overrides the start). */
+export async function freePort(
+  from = Number(process.env.KILN_BENCH_PORT ?? 18500),
+): Promise<number> {
+  for (let port = from; port < from + 200; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in ${from}-${from + 199}`);
+}
+
+export interface Kiln {
+  url: string;
+  adminToken: string;
+  /** KILN_QUEUE_PREFIX of this run: every Redis key it makes starts with `<prefix>:`. */
+  prefix: string;
+  workerId: string;
+  env: Record<string, string>;
+  api: App;
+  worker?: App;
+  /** Pids of Kiln's processes, for CPU accounting. */
+  pids: Record<number, string>;
+}
+
+export interface KilnOptions {
+  /** Start one worker with this concurrency (no worker when absent). */
+  workerConcurrency?: number;
+  profile?: boolean;
+}
+
+/**
+ * Starts the API (and maybe one worker) from the dist/ snapshot against the benchmark database,
+ * with a queue prefix, worker id and admin token of this run's own. No scheduler: nothing in the
+ * benchmarks needs the reconciler.
+ */
+export async function startKiln(
+  infra: Infra,
+  name: string,
+  options: KilnOptions = {},
+): Promise<Kiln> {
+  const run = randomBytes(4).toString('hex');
+  const port = await freePort();
+  const prefix = `kiln-bench-${run}`;
+  const workerId = `bench-${run}`;
+  const env: Record<string, string> = {
+    DATABASE_URL: infra.databaseUrl,
+    REDIS_URL: infra.redisUrl,
+    DOCKER_SOCKET: infra.dockerSocket,
+    KILN_API_HOST: '127.0.0.1',
+    KILN_API_PORT: String(port),
+    KILN_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
+    KILN_QUEUE_PREFIX: prefix,
+    KILN_LOG_LEVEL: 'log',
+  };
+  defer(`delete Redis keys ${prefix}:*`, async () => {
+    await deleteKeys(infra.redisUrl, prefix);
+  });
+  const api = startApp('api', env, `${name}-api`, options.profile);
+  const kiln: Kiln = {
+    url: `http://127.0.0.1:${port}`,
+    adminToken: env.KILN_ADMIN_TOKEN,
+    prefix,
+    workerId,
+    env,
+    api,
+    pids: { [api.child.pid!]: 'kiln api' },
+  };
+  if (options.workerConcurrency) {
+    const worker = startApp(
+      'worker',
+      {
+        ...env,
+        KILN_WORKER_ID: workerId,
+        KILN_WORKER_CLUSTER: 'default',
+        KILN_WORKER_CONCURRENCY: String(options.workerConcurrency),
+        KILN_WORKER_HEALTH_PORT: '0',
+        KILN_CONTAINER_NETWORK: 'none',
+      },
+      `${name}-worker`,
+      options.profile,
+    );
+    kiln.worker = worker;
+    kiln.pids[worker.child.pid!] = 'kiln worker';
+  }
+  await api.waitFor(/Kiln API on http/, 60_000);
+  await waitForHealthy(`${kiln.url}/healthz`, 30_000);
+  if (kiln.worker) await kiln.worker.waitFor(/takes cluster "default" tasks/, 60_000);
+  return kiln;
+}
+
+async function waitForHealthy(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const answer = await request('GET', url);
+      if (answer.status === 200) return;
+      last = `${answer.status} ${answer.text}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`${url} not healthy after ${timeoutMs} ms: ${last}`);
+}
+
+export interface Project {
+  id: string;
+  api: Api;
+}
+
+/** A project, a token for it, and the `bench` code on the test image. */
+export async function newProject(kiln: Kiln, name: string): Promise<Project> {
+  const admin = new Api(kiln.url, kiln.adminToken);
+  const created = await admin.ok('POST', '/2/projects', { name });
+  const projectId = created.body.id as string;
+  const issued = await admin.ok('POST', `/2/projects/${projectId}/tokens`, {});
+  const api = new Api(kiln.url, issued.body.token as string);
+  await api.ok('POST', `/2/projects/${projectId}/codes`, { name: CODE_NAME, image: BENCH_IMAGE });
+  return { id: projectId, api };
+}
+
+/** The request body queueing `count` trivial tasks (payload `{}`). */
+export function tasksBody(count: number): string {
+  return JSON.stringify({
+    tasks: Array.from({ length: count }, () => ({ code_name: CODE_NAME, payload: '{}' })),
+  });
+}
+
+/** Queues `count` (≤100) tasks; returns their ids. */
+export async function queueTasks(project: Project, count: number, body = tasksBody(count)) {
+  const answer = await project.api.ok('POST', `/2/projects/${project.id}/tasks`, undefined, body);
+  const ids = (answer.body.tasks as { id: string }[]).map((task) => task.id);
+  if (ids.length !== count) throw new Error(`asked for ${count} tasks, got ${ids.length}`);
+  return { ids, ms: answer.ms };
+}
+
+// ---------------------------------------------------------------- Redis / Bull ----
+
+/** Kiln's Bull connection settings (libs/queue/src/queue.module.ts): shared client + subscriber. */
+export function bullQueue(redisUrl: string, prefix: string, name: string): Queue {
+  const shared: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: false };
+  const clients: Redis[] = [];
+  const make = (): Redis => {
+    const client = new Redis(redisUrl, shared);
+    clients.push(client);
+    return client;
+  };
+  let client: Redis | undefined;
+  let subscriber: Redis | undefined;
+  const queue = new Bull(name, {
+    prefix,
+    createClient: (type) => {
+      if (type === 'client') return (client ??= make());
+      if (type === 'subscriber') return (subscriber ??= make());
+      return make();
+    },
+  });
+  queue.on('error', (error) => console.error(`[bench] queue ${name}: ${error.message}`));
+  const close = queue.close.bind(queue);
+  queue.close = async (doNotWaitJobs?: boolean) => {
+    await close(doNotWaitJobs).catch(() => undefined);
+    for (const c of clients) c.disconnect();
+  };
+  return queue;
+}
+
+/** Deletes every key under `<prefix>:` (SCAN + UNLINK, so Redis is never blocked for long). */
+export async function deleteKeys(redisUrl: string, prefix: string): Promise<number> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  let deleted = 0;
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 5000);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+/** Length of a Bull queue's wait list. */
+export async function waitingCount(
+  redisUrl: string,
+  prefix: string,
+  queue: string,
+): Promise<number> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
+  try {
+    return await redis.llen(`${prefix}:${queue}:wait`);
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * `npm run bench [-- <name>…]`: runs Kiln's benchmarks one after the other (all of them by
+ * default) against the built code (a snapshot of dist/), prints a table per benchmark and writes
+ * each one's results to .kiln/bench/<name>.json. See docs/benchmarks.md.
+ *
+ * Each benchmark starts from an empty `kiln_bench` database (KILN_BENCH_DB) and its own Redis
+ * prefix, API port (18500+), worker id; everything it started or wrote is removed afterwards,
+ * also on failure or Ctrl-C. KILN_BENCH_PROFILE=1 runs Kiln's processes under `node --prof`.
+ * Before each benchmark it waits up to KILN_BENCH_QUIET_WAIT seconds (300) for the machine to be
+ * mostly idle, since other work on it skews the numbers.
+ */
+import { backlog } from './backlog';
+import { dispatch } from './dispatch';
+import { ingest } from './ingest';
+import {
+  ensureDatabase,
+  loadInfra,
+  migrate,
+  resetSchema,
+  setting,
+  snapshotDist,
+  writeResult,
+} from './lib/env';
+import { closeConnections } from './lib/http';
+import {
+  Deadline,
+  defer,
+  installSignalHandlers,
+  round,
+  runCleanups,
+  waitForQuiet,
+} from './lib/procs';
+import { BenchContext, BenchResult, printTable } from './lib/report';
+
+const BENCHMARKS: Record<
+  string,
+  { run: (ctx: BenchContext) => Promise<BenchResult>; minutes: number }
+> = {
+  ingest: { run: ingest, minutes: 10 },
+  dispatch: { run: dispatch, minutes: 20 },
+  backlog: { run: backlog, minutes: 25 },
+};
+
+async function main(): Promise<number> {
+  const names = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+  const unknown = names.filter((name) => !(name in BENCHMARKS));
+  if (unknown.length > 0) {
+    console.error(
+      `unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(BENCHMARKS).join(', ')}`,
+    );
+    return 2;
+  }
+  const selected = names.length > 0 ? names : Object.keys(BENCHMARKS);
+  installSignalHandlers();
+  const infra = loadInfra();
+  const commit = snapshotDist();
+  await ensureDatabase(infra.databaseUrl);
+  console.log(
+    `[bench] ${selected.join(', ')} on ${commit}, database ${new URL(infra.databaseUrl).pathname.slice(1)}`,
+  );
+
+  const profile = process.env.KILN_BENCH_PROFILE === '1';
+  const results: BenchResult[] = [];
+  let failed = 0;
+  for (const name of selected) {
+    const { run, minutes } = BENCHMARKS[name];
+    const limit = setting('KILN_BENCH_MINUTES', minutes);
+    const deadline = new Deadline(name, limit * 60_000);
+    console.log(`\n[bench] ${name} (at most ${limit} min)`);
+    await resetSchema(infra.databaseUrl);
+    // Registered first, so it runs last: after everything the benchmark started has stopped.
+    defer(`empty the ${new URL(infra.databaseUrl).pathname.slice(1)} database`, () =>
+      resetSchema(infra.databaseUrl),
+    );
+    migrate(infra);
+    const busy = await waitForQuiet(setting('KILN_BENCH_QUIET_WAIT', 300));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        run({ infra, commit, deadline, profile }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`${name}: no result after ${limit} min`)),
+            limit * 60_000 + 30_000,
+          );
+        }),
+      ]);
+      result.machineBusyBefore = round(busy, 2);
+      // A profiled run is slower: its results do not replace the plain run's.
+      const path = writeResult(profile ? `${name}-profiled` : name, result);
+      results.push(result);
+      printTable(`${name} (${result.seconds} s) → ${path}`, result.rows);
+    } catch (error) {
+      failed++;
+      console.error(`[bench] ${name} failed: ${(error as Error).stack ?? String(error)}`);
+    } finally {
+      clearTimeout(timer);
+      console.log(`[bench] ${name}: cleaning up`);
+      await runCleanups();
+    }
+  }
+  closeConnections();
+  if (results.length > 1) {
+    console.log('\n== summary');
+    for (const result of results)
+      printTable(
+        result.name,
+        result.rows.filter((row) => row.target),
+      );
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+main()
+  .then((code) => process.exit(code))
+  .catch(async (error: unknown) => {
+    console.error(`[bench] ${(error as Error).stack ?? String(error)}`);
+    await runCleanups();
+    process.exit(1);
+  });
