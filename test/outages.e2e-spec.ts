@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { Client } from 'pg';
 import {
   call,
   e2e,
@@ -114,5 +115,26 @@ describe('health and outages', () => {
     }
     const task = await waitForTask(project, id);
     expect(task.status).toBe('complete');
+  });
+
+  it('an API killed between its INSERT and the enqueue loses nothing: the task still runs', async () => {
+    // What such an API leaves behind: a committed, stamped task with no job in Redis.
+    const db = new Client({ connectionString: process.env.TEST_DATABASE_URL });
+    await db.connect();
+    const id = `${Math.floor(Date.now() / 1000).toString(16)}${'a'.repeat(16)}`;
+    try {
+      await db.query(
+        `INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status, priority,
+                            payload, timeout, cluster, run_at, enqueued_at, created_at, updated_at)
+         SELECT $1, project_id, id, latest_revision_id, name, rev, 'queued', 0, '{"orphan":1}', 60,
+                'default', now(), now() - interval '15 seconds', now(), now()
+           FROM codes WHERE project_id = $2 AND name = 'outage'`,
+        [id, project.projectId],
+      );
+    } finally {
+      await db.end();
+    }
+    const task = await waitForTask(project, id, undefined, 60_000);
+    expect(task).toMatchObject({ status: 'complete', run_times: 1 });
   });
 });

@@ -214,7 +214,7 @@ describe('schedules', () => {
     });
     const cancelled: any = await cancel(id);
     expect(cancelled.msg ?? cancelled).toMatch(/Cancelled/);
-    expect(((await getOne(id))).status).toBe('cancelled');
+    expect((await getOne(id)).status).toBe('cancelled');
   });
 
   it('re-queues the task of a worker killed mid-run; its restart reaps the orphan container', async () => {

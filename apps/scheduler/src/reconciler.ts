@@ -12,7 +12,8 @@ const BATCH = 500;
  * - Every due `queued` task that is not in Redis (delayed tasks coming due, parked tasks,
  *   automatic retries, tasks released by a worker, failed enqueues) is enqueued. Enqueueing is
  *   idempotent (the job id is the task id).
- * - If Redis lost its data, every queued task counts as not in Redis.
+ * - If Redis lost its data, every queued task counts as not in Redis; a task the API committed
+ *   but died before enqueueing is found by looking its job up in Redis.
  * - A task whose worker stopped heartbeating is re-queued (at-least-once), or ends `error` once
  *   it has been taken `KILN_TASK_MAX_ATTEMPTS` times. Its container, if its host lives, is reaped
  *   when that worker starts again (containers carry the worker's label).
@@ -30,6 +31,7 @@ export class Reconciler {
 
   async reconcile(): Promise<void> {
     await this.recoverLostRedis();
+    await this.recoverLostJobs();
     await this.recoverLapsedTasks();
     await this.enqueueUnenqueued();
   }
@@ -41,6 +43,12 @@ export class Reconciler {
     );
     const lost = affected(result);
     if (lost > 0) this.logger.warn(`Redis lost its data: re-enqueueing ${lost} queued tasks`);
+  }
+
+  /** Tasks the API stamped in its INSERT but died before handing to Redis. */
+  private async recoverLostJobs(): Promise<void> {
+    const lost = await this.tasks.unstampLostJobs(200);
+    if (lost > 0) this.logger.warn(`${lost} committed tasks never reached Redis: enqueueing them`);
   }
 
   private async recoverLapsedTasks(): Promise<void> {

@@ -73,6 +73,18 @@ export class TaskQueues implements OnApplicationShutdown {
     }
   }
 
+  /** Which of these tasks have no job in Redis at all (in any state). */
+  async missingJobs(
+    tasks: { id: string; cluster: string; priority: TaskPriority }[],
+  ): Promise<string[]> {
+    const found = await Promise.all(
+      tasks.map(async (task) =>
+        (await this.queue(task.cluster, task.priority).getJob(task.id)) ? null : task.id,
+      ),
+    );
+    return found.filter((id): id is string => id !== null);
+  }
+
   async onApplicationShutdown(): Promise<void> {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     this.queues.clear();

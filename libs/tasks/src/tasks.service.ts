@@ -128,6 +128,36 @@ export class TasksService {
       .getMany();
   }
 
+  /**
+   * Queued tasks stamped as enqueued a while ago whose job is not in Redis: the API died between
+   * its INSERT (which stamps them) and the enqueue. Their stamp is cleared so that the reconciler
+   * enqueues them. Checks the `limit` oldest stamps of the last two minutes.
+   */
+  async unstampLostJobs(limit: number): Promise<number> {
+    const stamped = await this.tasks
+      .createQueryBuilder('t')
+      .innerJoin('codes', 'c', 'c.id = t.code_id AND NOT c.paused')
+      .where(`t.status = 'queued' AND t.enqueued_at < now() - interval '10 seconds'`)
+      .andWhere(`t.enqueued_at > now() - interval '2 minutes'`)
+      .orderBy('t.enqueued_at', 'ASC')
+      .limit(limit)
+      .getMany();
+    if (stamped.length === 0) return 0;
+    const missing = await this.queues.missingJobs(
+      stamped.map((task) => ({
+        id: task.id,
+        cluster: task.cluster,
+        priority: task.priority as TaskPriority,
+      })),
+    );
+    if (missing.length === 0) return 0;
+    await this.dataSource.query(
+      `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
+      [missing],
+    );
+    return missing.length;
+  }
+
   async get(projectId: string, id: string): Promise<Task> {
     const task = await this.tasks.findOneBy({ projectId, id });
     if (!task) throw KilnException.notFound('Task not found');
