@@ -71,10 +71,14 @@ describe('running a task end to end', () => {
     expect(task.status).toBe('timeout');
     expect(task.duration).toBeGreaterThanOrEqual(0);
     expect(task.duration).toBeLessThanOrEqual(4000);
-    const left = await docker.listContainers({
-      all: true,
-      filters: { label: [`kiln.task=${id}`] },
-    });
+    // The container is removed right after the outcome is recorded.
+    const containers = () =>
+      docker.listContainers({ all: true, filters: { label: [`kiln.task=${id}`] } });
+    let left = await containers();
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      left = await containers();
+    }
     expect(left).toEqual([]);
   });
 

@@ -69,7 +69,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     await this.loop;
     clearInterval(this.heartbeat);
     const inFlight = [...this.active.values()];
-    if (inFlight.length === 0) return;
+    if (inFlight.length === 0) return this.runner.settled();
     this.logger.log(
       `waiting up to ${SHUTDOWN_GRACE_MS / 1000} s for ${inFlight.length} running tasks`,
     );
@@ -78,6 +78,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
       new Promise<false>((resolve) => setTimeout(() => resolve(false), SHUTDOWN_GRACE_MS)),
     ]);
     if (!settled) await this.reapOrphans();
+    await this.runner.settled();
   }
 
   private async dispatch(): Promise<void> {

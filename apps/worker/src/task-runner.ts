@@ -28,6 +28,7 @@ interface Running {
 export class TaskRunner {
   private readonly logger = new Logger(TaskRunner.name);
   private readonly running = new Map<string, Running>();
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
@@ -52,6 +53,11 @@ export class TaskRunner {
     } finally {
       this.running.delete(task.id);
     }
+  }
+
+  /** Waits for containers still being removed (at shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.removals]);
   }
 
   /** Kills a running task's container; `run` then records `reason` as the task's status. */
@@ -94,11 +100,16 @@ export class TaskRunner {
         contractFiles(task, revision, this.config.container.user),
       );
     } finally {
-      await this.docker.remove(containerId).catch((error: Error) => {
-        this.logger.warn(
-          `container ${containerId} of task ${task.id} not removed: ${error.message}`,
-        );
-      });
+      // The slot is free once the outcome is recorded; the removal finishes in the background.
+      const removal: Promise<void> = this.docker
+        .remove(containerId)
+        .catch((error: Error) => {
+          this.logger.warn(
+            `container ${containerId} of task ${task.id} not removed: ${error.message}`,
+          );
+        })
+        .finally(() => this.removals.delete(removal));
+      this.removals.add(removal);
     }
   }
 

@@ -116,6 +116,8 @@ export class DockerEngine {
 
   async wait(id: string): Promise<ContainerExit> {
     const result = (await this.docker.getContainer(id).wait()) as { StatusCode: number };
+    // Only a SIGKILL (137) can be the OOM killer's work: spare the inspect otherwise.
+    if (result.StatusCode !== 137) return { exitCode: result.StatusCode, oomKilled: false };
     const info = await this.docker.getContainer(id).inspect();
     return { exitCode: result.StatusCode, oomKilled: info.State.OOMKilled };
   }
