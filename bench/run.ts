@@ -12,6 +12,7 @@
 import { backlog } from './backlog';
 import { dispatch } from './dispatch';
 import { ingest } from './ingest';
+import { schedules } from './schedules';
 import {
   ensureDatabase,
   loadInfra,
@@ -39,6 +40,7 @@ const BENCHMARKS: Record<
   ingest: { run: ingest, minutes: 10 },
   dispatch: { run: dispatch, minutes: 20 },
   backlog: { run: backlog, minutes: 25 },
+  schedules: { run: schedules, minutes: 10 },
 };
 
 async function main(): Promise<number> {

@@ -77,7 +77,10 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
   /** Takes the lease if it is free or expired, or extends it if held; never throws. */
   async renew(): Promise<void> {
     const started = performance.now();
-    const ttl = this.config.scheduler.leaseSeconds;
+    // The row expires half a second before the configured lease, so that a standby (which tries
+    // every 250 ms) has taken over by the time the lease is up, even if the leader died right
+    // after a renewal.
+    const lease = this.config.scheduler.leaseSeconds - 0.5;
     try {
       const rows = rowsOf<{ term: string }>(
         await this.db.query(
@@ -89,7 +92,7 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
                  expires_at = now() + make_interval(secs => $3)
            WHERE l.holder = $2 OR l.expires_at <= now()
            RETURNING term`,
-          [LEASE, this.config.scheduler.id, ttl],
+          [LEASE, this.config.scheduler.id, lease],
         ),
       );
       const term = rows[0] ? Number(rows[0].term) : null;
@@ -98,7 +101,7 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
       }
       this.term = term;
       // Counted from before the query: the database may have granted the lease that long ago.
-      this.believedUntil = term === null ? 0 : started + ttl * 1000 * 0.9;
+      this.believedUntil = term === null ? 0 : started + lease * 1000 * 0.9;
     } catch (error) {
       this.logger.warn(`lease renewal failed: ${(error as Error).message}`);
     }
