@@ -129,7 +129,8 @@ export class CodesController {
     @Query() query: Record<string, unknown>,
   ) {
     const code = await this.codes.get(projectId, codeId);
-    const now = Math.floor(Date.now() / 1000);
+    // Epoch seconds round down: by default the window ends after the current second, not in it.
+    const now = Math.floor(Date.now() / 1000) + 1;
     const end = queryInt(query, 'end_date', now, 0, Number.MAX_SAFE_INTEGER);
     const start = queryInt(query, 'start_date', end - 24 * 3600, 0, Number.MAX_SAFE_INTEGER);
     return this.tasks.statsOfCode(code.id, new Date(start * 1000), new Date(end * 1000));
