@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { CodesService } from '@kiln/codes';
+import { withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
 import { Task, TaskLifecycle, TaskLogStore, TaskOutcome, TasksService } from '@kiln/tasks';
@@ -155,9 +156,11 @@ export class TaskRunner {
       clearTimeout(deadline);
     }
     const durationMs = Math.round(performance.now() - started);
-    await withTimeout(output, OUTPUT_DRAIN_MS).catch((error: Error) => {
-      this.logger.warn(`output of task ${task.id} not fully read: ${error.message}`);
-    });
+    await withTimeout(output, OUTPUT_DRAIN_MS, `still open after ${OUTPUT_DRAIN_MS} ms`).catch(
+      (error: Error) => {
+        this.logger.warn(`output of task ${task.id} not fully read: ${error.message}`);
+      },
+    );
     const { status, msg } = verdict(exit, state.stoppedBy, task.timeout);
     await this.finish(task, {
       status,
@@ -177,19 +180,5 @@ export class TaskRunner {
   private async finish(task: Task, outcome: TaskOutcome): Promise<void> {
     const { retry } = await this.lifecycle.finish(task.id, task.attempt, outcome);
     if (retry && retry.delay === 0) await this.tasks.enqueueDue([retry]);
-  }
-}
-
-async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`still open after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -4,3 +4,4 @@ export * from './errors';
 export * from './text';
 export * from './validate';
 export * from './process';
+export * from './timeout';

@@ -1,6 +1,7 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { withTimeout } from '@kiln/common';
 import { DockerEngine } from '@kiln/docker';
 import { RedisHealth } from '@kiln/queue';
 
@@ -38,18 +39,10 @@ export class HealthService {
 }
 
 async function probe(check: () => Promise<unknown>): Promise<string> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('no answer within 2 s')), CHECK_TIMEOUT_MS);
-      }),
-    ]);
+    await withTimeout(check(), CHECK_TIMEOUT_MS, 'no answer within 2 s');
     return 'ok';
   } catch (error) {
     return `error: ${(error as Error).message}`;
-  } finally {
-    clearTimeout(timer);
   }
 }

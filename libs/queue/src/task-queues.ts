@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { getSharedConfigToken } from '@nestjs/bull';
 import Bull, { Queue, QueueOptions } from 'bull';
+import { withTimeout } from '@kiln/common';
 import { DISPATCH_ORDER, TaskJob, TaskPriority, taskQueueName } from './task-job';
 
 /** How long an enqueue may wait for Redis before it is left to the reconciler. */
@@ -47,30 +48,20 @@ export class TaskQueues implements OnApplicationShutdown {
       jobs.push({ taskId: task.taskId, projectId: task.projectId });
       byQueue.set(queue, jobs);
     }
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error('Redis did not answer in time')),
-        ENQUEUE_TIMEOUT_MS,
-      );
-    });
-    try {
-      await Promise.race([
-        Promise.all(
-          [...byQueue].map(([queue, jobs]) =>
-            queue.addBulk(
-              jobs.map((data) => ({
-                data,
-                opts: { jobId: data.taskId, removeOnComplete: true, removeOnFail: true },
-              })),
-            ),
+    await withTimeout(
+      Promise.all(
+        [...byQueue].map(([queue, jobs]) =>
+          queue.addBulk(
+            jobs.map((data) => ({
+              data,
+              opts: { jobId: data.taskId, removeOnComplete: true, removeOnFail: true },
+            })),
           ),
         ),
-        timeout,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+      ),
+      ENQUEUE_TIMEOUT_MS,
+      'Redis did not answer in time',
+    );
   }
 
   /** Which of these tasks have no job in Redis at all (in any state). */

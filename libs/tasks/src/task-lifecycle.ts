@@ -164,15 +164,6 @@ export class TaskLifecycle {
     const held = new Set(alive.map((row) => row.id));
     return taskIds.filter((id) => !held.has(id));
   }
-
-  /** The task's current status as seen by a running worker (to learn about cancellation). */
-  async status(taskId: string): Promise<string | null> {
-    const rows = await this.db.query<{ status: string }[]>(
-      `SELECT status FROM tasks WHERE id = $1`,
-      [taskId],
-    );
-    return rows[0]?.status ?? null;
-  }
 }
 
 interface TakeRow {
