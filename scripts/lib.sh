@@ -7,9 +7,18 @@ cd "$ROOT"
 say() { echo "[kiln] $*"; }
 
 prepare() {
-  bash scripts/infra.sh up
-  # shellcheck disable=SC1091
-  source "$ROOT/.kiln/env"
+  # KILN_SHARED_INFRA names the env file of services another checkout already runs (one set of
+  # Postgres, Redis, dockerd and registry per machine); a second checkout on the machine uses it.
+  if [[ -n ${KILN_SHARED_INFRA:-} ]]; then
+    # shellcheck disable=SC1090
+    source "$KILN_SHARED_INFRA"
+    export KILN_HOME="$ROOT/.kiln"
+    mkdir -p "$KILN_HOME"
+  else
+    bash scripts/infra.sh up
+    # shellcheck disable=SC1091
+    source "$ROOT/.kiln/env"
+  fi
   if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
     say "installing npm packages"
     # `npm ci` trips over optional platform packages missing from the lock (npm 11); install
