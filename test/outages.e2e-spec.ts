@@ -37,7 +37,7 @@ describe('health and outages', () => {
     project = await newProject('outages');
     await registerCode(project, 'outage');
     const pgUrl = new URL(process.env.TEST_DATABASE_URL!);
-    const redisUrl = new URL(process.env.REDIS_URL!);
+    const redisUrl = new URL(e2e().env.REDIS_URL);
     pg = new TcpProxy(pgUrl.hostname, Number(pgUrl.port));
     redis = new TcpProxy(redisUrl.hostname, Number(redisUrl.port));
     pgUrl.port = String(await pg.start());
