@@ -258,6 +258,12 @@ describe('image uploads', () => {
       ['not-a-tar', () => randomBytes(4096), 400, /not a tar archive/],
       ['empty', () => Buffer.alloc(0), 400, /empty/],
       [
+        'zip',
+        () => Buffer.concat([Buffer.from('PK\u0003\u0004', 'latin1'), randomBytes(600)]),
+        400,
+        /^Zip code packages are not supported: Kiln runs Docker images/,
+      ],
+      [
         'dotdot',
         () =>
           craftTar([

@@ -37,6 +37,8 @@ const RATIO_GRACE_BYTES = 16 * 1024 * 1024;
 /** manifest.json and the image config are read into memory: they are small. */
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
 const SHA256 = /^sha256:[a-f0-9]{64}$/;
+/** What IronWorker's clients upload as a code package (refused: Kiln runs images). */
+const ZIP_MAGIC = Buffer.from('PK\u0003\u0004', 'latin1');
 
 interface Spooled {
   kind: 'file';
@@ -84,7 +86,7 @@ export async function readImageArchive(
     await dispose();
     if (error instanceof TarFormatError)
       throw KilnException.badRequest(
-        `${error.message}: upload a \`docker save\` tarball (plain or gzip)`,
+        `${error.message}: Kiln runs Docker images, upload a \`docker save\` tarball (plain or gzip)`,
       );
     if ((error as { code?: string }).code === 'Z_DATA_ERROR') {
       throw KilnException.badRequest(`the gzip stream is corrupt: ${(error as Error).message}`);
@@ -179,6 +181,11 @@ async function* unpacked(
     yield first.value;
     for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
   };
+  if (first.value.subarray(0, 4).equals(ZIP_MAGIC)) {
+    throw KilnException.badRequest(
+      'Zip code packages are not supported: Kiln runs Docker images (upload a `docker save` tarball, or set "image" in data)',
+    );
+  }
   const gzip = first.value.length >= 2 && first.value[0] === 0x1f && first.value[1] === 0x8b;
   if (!gzip) {
     let total = 0;

@@ -71,7 +71,7 @@ export class CodesController {
       const spec = parseCodeSpec(data);
       this.uploads.checkReference(projectId, spec.image);
       const code = await this.codes.register(projectId, spec);
-      return { id: code.id, msg: 'Upload successful.', rev: code.rev, image: code.image };
+      return { id: code.id, msg: 'Upload successful.' };
     } finally {
       await upload?.dispose();
     }
