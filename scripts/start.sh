@@ -19,6 +19,12 @@ if [[ -z ${KILN_ADMIN_TOKEN:-} ]]; then
   KILN_ADMIN_TOKEN=$(cat "$KILN_HOME/admin-token")
 fi
 export KILN_ADMIN_TOKEN
+# The key that seals stored registry credentials: made once, kept in .kiln (losing it loses them).
+if [[ -z ${KILN_CREDENTIALS_KEY:-} ]]; then
+  [[ -s $KILN_HOME/credentials-key ]] || (umask 077; node -e "process.stdout.write(require('crypto').randomBytes(32).toString('base64'))" >"$KILN_HOME/credentials-key")
+  KILN_CREDENTIALS_KEY=$(cat "$KILN_HOME/credentials-key")
+fi
+export KILN_CREDENTIALS_KEY
 url="http://$KILN_API_HOST:$KILN_API_PORT"
 
 if curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1; then

@@ -26,6 +26,8 @@ export interface Infra {
   databaseUrl: string;
   redisUrl: string;
   dockerSocket: string;
+  /** The platform registry (`host:port`), when the infrastructure runs one. */
+  registryUrl?: string;
 }
 
 /** Reads `export NAME='value'` lines as written by scripts/infra.sh. */
@@ -62,6 +64,7 @@ export function loadInfra(): Infra {
     databaseUrl: url.toString(),
     redisUrl: vars.REDIS_URL!,
     dockerSocket: vars.DOCKER_SOCKET!,
+    registryUrl: vars.REGISTRY_URL,
   };
 }
 

@@ -36,6 +36,14 @@ export default async function globalSetup(): Promise<void> {
     // Short enough for the tests that kill workers and schedulers to see recovery quickly.
     KILN_HEARTBEAT_LAPSE_SECONDS: '6',
     KILN_LEADER_LEASE_SECONDS: '4',
+    // Uploads: small caps so the over-the-cap and gzip-bomb tests stay quick, a spool the tests
+    // can look into, a key for registry credentials.
+    KILN_UPLOAD_MAX_BYTES: String(32 * 1024 * 1024),
+    KILN_UPLOAD_MAX_UNPACKED_BYTES: String(256 * 1024 * 1024),
+    KILN_UPLOAD_SPOOL_DIR: join(KILN_HOME, 'e2e-spool'),
+    KILN_CREDENTIALS_KEY: randomBytes(32).toString('base64'),
+    // Quick enough for the image collection test to see it.
+    KILN_IMAGE_GC_SECONDS: '8',
   };
   const workerEnv = {
     ...env,

@@ -4,11 +4,15 @@ import { CodesModule } from '@kiln/codes';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { HealthModule } from '@kiln/health';
+import { ImageUploadsService, ImagesModule } from '@kiln/images';
+import { MulterModule } from '@nestjs/platform-express';
 import { QueueModule } from '@kiln/queue';
 import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
 import { AuthModule } from './auth/auth.module';
 import { CodesController } from './codes/codes.controller';
+import { imageUploadStorage } from './codes/upload-storage';
+import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectsController } from './projects/projects.controller';
@@ -24,6 +28,13 @@ import { TasksController } from './tasks/tasks.controller';
     CodesModule,
     TasksModule,
     SchedulesModule,
+    ImagesModule,
+    // Multipart `file` parts stream into the image upload check.
+    MulterModule.registerAsync({
+      imports: [ImagesModule],
+      inject: [ImageUploadsService],
+      useFactory: (uploads: ImageUploadsService) => ({ storage: imageUploadStorage(uploads) }),
+    }),
     HealthModule.register({ withDocker: false }),
   ],
   controllers: [
@@ -32,6 +43,7 @@ import { TasksController } from './tasks/tasks.controller';
     CodesController,
     TasksController,
     SchedulesController,
+    CredentialsController,
   ],
   providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }],
 })

@@ -26,6 +26,9 @@ runProcess('api', async () => {
     res.status(status).type('application/json').json({ msg });
   });
   app.enableShutdownHooks();
+  // An image upload of gigabytes may take longer than Node's default 5 minutes per request; the
+  // headers must still come within headersTimeout (60 s).
+  (app.getHttpServer() as { requestTimeout: number }).requestTimeout = 3600_000;
   await app.listen(config.api.port, config.api.host);
   logger.log(`Kiln API on http://${config.api.host}:${config.api.port}`);
   return app;

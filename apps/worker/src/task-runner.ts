@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
-import { CodesService } from '@kiln/codes';
+import { CodeRevision, CodesService } from '@kiln/codes';
 import { withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
@@ -77,11 +77,24 @@ export class TaskRunner {
     }
     const image = revision.image;
     try {
-      await this.images.ensure(image);
+      await this.images.acquire(image, task.projectId);
     } catch (error) {
       await this.fail(task, `Could not pull image ${image}: ${(error as Error).message}`);
       return;
     }
+    try {
+      await this.runContainer(task, state, revision, image);
+    } finally {
+      this.images.release(image);
+    }
+  }
+
+  private async runContainer(
+    task: Task,
+    state: Running,
+    revision: CodeRevision,
+    image: string,
+  ): Promise<void> {
     if (state.stoppedBy) return; // cancelled while the image was pulled
     let containerId: string;
     try {

@@ -4,6 +4,7 @@ import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { DockerModule } from '@kiln/docker';
 import { HealthModule } from '@kiln/health';
+import { ImagesModule } from '@kiln/images';
 import { QueueModule } from '@kiln/queue';
 import { TasksModule } from '@kiln/tasks';
 import { HealthServer } from './health-server';
@@ -19,6 +20,7 @@ import { TaskRunner } from './task-runner';
     DockerModule,
     CodesModule,
     TasksModule,
+    ImagesModule,
     HealthModule.register({ withDocker: true }),
   ],
   providers: [ImagePuller, TaskRunner, TaskDispatcher, HealthServer],

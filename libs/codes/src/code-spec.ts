@@ -30,24 +30,35 @@ export function isImageReference(value: string): boolean {
   return value.length <= 512 && IMAGE_REF.test(value);
 }
 
+/** A code name as given in a path or a registration. */
+export function parseCodeName(name: string): string {
+  if (name === '') throw KilnException.badRequest('name is required');
+  if (Buffer.byteLength(name) > 255) throw KilnException.tooLarge('name is larger than 255 bytes');
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (/[\u0000-\u001f]/.test(name))
+    throw KilnException.badRequest('name must not contain control characters');
+  return name;
+}
+
 /**
  * Parses the registration `data` object. It tolerates what IronWorker's clients really send:
  * `default_priority: -1000` from `iron register`, `""` for the deprecated `runtime`/`file_name`/
  * `stack`, `env_vars: null`, `config` as an object (Ruby), and extra keys (PHP).
  */
-export function parseCodeSpec(data: JsonObject): CodeSpec {
+export function parseCodeSpec(
+  data: JsonObject,
+  options: { imageOptional?: boolean } = {},
+): CodeSpec {
   const read = new FieldReader(data);
-  const name = read.requiredString('name', 255);
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (/[\u0000-\u001f]/.test(name))
-    throw KilnException.badRequest('name must not contain control characters');
+  const name = parseCodeName(read.requiredString('name', 255));
   const image = read.string('image', 512) ?? '';
-  if (image === '') {
+  // With an upload (`imageOptional`) the image comes with the request and is set once pushed.
+  if (image === '' && !options.imageOptional) {
     throw KilnException.badRequest(
       'image is required: Kiln runs Docker images (register one with "image": "repo/name:tag")',
     );
   }
-  if (!isImageReference(image)) {
+  if (image !== '' && !isImageReference(image)) {
     throw KilnException.badRequest(`image "${image}" is not a valid Docker image reference`);
   }
   const rawConfig = data.config;

@@ -18,26 +18,61 @@ export class CodesService {
 
   /** Registers a code, or a new revision of the live code with the same name. */
   async register(projectId: string, spec: CodeSpec): Promise<Code> {
+    return this.registerRevision(projectId, spec.name, () => spec);
+  }
+
+  /**
+   * A new revision of code `name` running `image`, its other settings unchanged; a code of that
+   * name is created with the defaults of `defaults` if there is none.
+   */
+  async registerImage(projectId: string, defaults: CodeSpec, image: string): Promise<Code> {
+    return this.registerRevision(projectId, defaults.name, (existing) =>
+      existing
+        ? {
+            name: existing.name,
+            image,
+            command: existing.command,
+            config: existing.config,
+            envVars: existing.envVars,
+            maxConcurrency: existing.maxConcurrency,
+            retries: existing.retries,
+            retriesDelay: existing.retriesDelay,
+            defaultPriority: existing.defaultPriority,
+          }
+        : { ...defaults, image },
+    );
+  }
+
+  private async registerRevision(
+    projectId: string,
+    name: string,
+    specFor: (existing: Code | null) => CodeSpec,
+  ): Promise<Code> {
     try {
-      return await this.registerOnce(projectId, spec);
+      return await this.registerOnce(projectId, name, specFor);
     } catch (error) {
       // Two first registrations of one name raced; the loser becomes revision 2.
       if (
         error instanceof QueryFailedError &&
         (error as { code?: string }).code === UNIQUE_VIOLATION
       ) {
-        return this.registerOnce(projectId, spec);
+        return this.registerOnce(projectId, name, specFor);
       }
       throw error;
     }
   }
 
-  private async registerOnce(projectId: string, spec: CodeSpec): Promise<Code> {
+  private async registerOnce(
+    projectId: string,
+    name: string,
+    specFor: (existing: Code | null) => CodeSpec,
+  ): Promise<Code> {
     return this.dataSource.transaction(async (manager) => {
       const existing = await manager.findOne(Code, {
-        where: { projectId, name: spec.name, deletedAt: IsNull() },
+        where: { projectId, name, deletedAt: IsNull() },
         lock: { mode: 'pessimistic_write' },
       });
+      const spec = specFor(existing);
       const code =
         existing ?? manager.create(Code, { id: newId(), projectId, name: spec.name, rev: 0 });
       const revision = manager.create(CodeRevision, {

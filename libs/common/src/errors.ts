@@ -36,6 +36,10 @@ export class KilnException extends Error {
     return new KilnException(ErrorCode.Unauthorized, message);
   }
 
+  static forbidden(message: string): KilnException {
+    return new KilnException(ErrorCode.Forbidden, message);
+  }
+
   static tooLarge(message: string): KilnException {
     return new KilnException(ErrorCode.PayloadTooLarge, message);
   }

@@ -41,4 +41,37 @@ describe('loadConfig', () => {
       loadConfig({ ...base, KILN_TASK_TIMEOUT_DEFAULT: '7200', KILN_TASK_TIMEOUT_MAX: '3600' }),
     ).toThrow(/KILN_TASK_TIMEOUT_DEFAULT must not exceed/);
   });
+
+  it('reads the platform registry and the credentials key', () => {
+    const key = Buffer.alloc(32, 7);
+    const config = loadConfig({
+      ...base,
+      REGISTRY_URL: '127.0.0.1:55000',
+      KILN_CREDENTIALS_KEY: key.toString('base64'),
+    });
+    expect(config.registry).toEqual({
+      baseUrl: 'http://127.0.0.1:55000',
+      host: '127.0.0.1:55000',
+      username: undefined,
+      password: undefined,
+    });
+    expect(config.credentialsKey).toEqual(key);
+    expect(loadConfig({ ...base, REGISTRY_URL: 'registry.example.com' }).registry?.baseUrl).toBe(
+      'https://registry.example.com',
+    );
+    expect(
+      loadConfig({ ...base, KILN_CREDENTIALS_KEY: key.toString('hex') }).credentialsKey,
+    ).toEqual(key);
+    expect(loadConfig(base).registry).toBeUndefined();
+    expect(loadConfig(base).uploads.maxBytes).toBe(4 * 1024 ** 3);
+  });
+
+  it('refuses a short credentials key and a registry URL with a path', () => {
+    expect(() => loadConfig({ ...base, KILN_CREDENTIALS_KEY: 'c2hvcnQ=' })).toThrow(
+      /KILN_CREDENTIALS_KEY must be 32 bytes/,
+    );
+    expect(() => loadConfig({ ...base, REGISTRY_URL: 'https://r.example.com/v2' })).toThrow(
+      /REGISTRY_URL must be host:port or an http\(s\):\/\/ URL without a path/,
+    );
+  });
 });

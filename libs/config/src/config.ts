@@ -1,4 +1,5 @@
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Kiln's whole configuration, read from the environment in one place and validated at start-up:
@@ -68,8 +69,44 @@ export interface KilnConfig {
     /** Attempts before a task that keeps losing its worker ends `error`. `KILN_TASK_MAX_ATTEMPTS`, default 3. */
     maxAttempts: number;
   };
+  /**
+   * The platform registry, where uploaded images are pushed and workers pull them from.
+   * `REGISTRY_URL` (`host:port`, or a URL with `http://`/`https://`; without a scheme, plain HTTP
+   * for loopback hosts and HTTPS otherwise); unset = uploads are refused.
+   */
+  registry: PlatformRegistry | undefined;
+  uploads: {
+    /** Largest upload, bytes as sent (gzip or not); 413 past it. `KILN_UPLOAD_MAX_BYTES`, default 4 GiB. */
+    maxBytes: number;
+    /** Largest tarball once un-gzipped. `KILN_UPLOAD_MAX_UNPACKED_BYTES`, default 8 GiB. */
+    maxUnpackedBytes: number;
+    /** Most un-gzipped bytes per gzip byte before the upload is refused as a gzip bomb. `KILN_UPLOAD_MAX_RATIO`, default 100. */
+    maxRatio: number;
+    /** Most layers in the image. `KILN_UPLOAD_MAX_LAYERS`, default 127. */
+    maxLayers: number;
+    /** Most entries in the tarball. `KILN_UPLOAD_MAX_ENTRIES`, default 10000. */
+    maxEntries: number;
+    /** Where an upload is spooled while it is checked; removed afterwards. `KILN_UPLOAD_SPOOL_DIR`, default `<tmpdir>/kiln-uploads`. */
+    spoolDir: string;
+  };
+  /** AES-256-GCM key of stored registry credentials (32 bytes, hex or base64). `KILN_CREDENTIALS_KEY`; credentials are refused when unset. */
+  credentialsKey: Buffer | undefined;
+  images: {
+    /** A worker removes an image it pulled once unused this long. `KILN_IMAGE_GC_SECONDS`, default 86400 (0 = never). */
+    gcSeconds: number;
+  };
   /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
+}
+
+export interface PlatformRegistry {
+  /** `http://host:port` or `https://host[:port]`, no trailing slash. */
+  baseUrl: string;
+  /** `host[:port]`, as image references name it. */
+  host: string;
+  /** `KILN_REGISTRY_USERNAME` / `KILN_REGISTRY_PASSWORD`, when the registry wants them. */
+  username: string | undefined;
+  password: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -118,6 +155,19 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       leaseSeconds: read.int('KILN_LEADER_LEASE_SECONDS', 10, 2, 3600),
       heartbeatLapseSeconds: read.int('KILN_HEARTBEAT_LAPSE_SECONDS', 60, 3, 86400),
       maxAttempts: read.int('KILN_TASK_MAX_ATTEMPTS', 3, 1, 100),
+    },
+    registry: read.registry('REGISTRY_URL', 'KILN_REGISTRY_USERNAME', 'KILN_REGISTRY_PASSWORD'),
+    uploads: {
+      maxBytes: read.int('KILN_UPLOAD_MAX_BYTES', 4 * 1024 ** 3, 1024, 2 ** 50),
+      maxUnpackedBytes: read.int('KILN_UPLOAD_MAX_UNPACKED_BYTES', 8 * 1024 ** 3, 1024, 2 ** 50),
+      maxRatio: read.int('KILN_UPLOAD_MAX_RATIO', 100, 2, 1_000_000),
+      maxLayers: read.int('KILN_UPLOAD_MAX_LAYERS', 127, 1, 1000),
+      maxEntries: read.int('KILN_UPLOAD_MAX_ENTRIES', 10_000, 3, 10_000_000),
+      spoolDir: read.string('KILN_UPLOAD_SPOOL_DIR', join(tmpdir(), 'kiln-uploads')),
+    },
+    credentialsKey: read.key('KILN_CREDENTIALS_KEY'),
+    images: {
+      gcSeconds: read.int('KILN_IMAGE_GC_SECONDS', 86400, 0, 365 * 86400),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };
@@ -182,6 +232,48 @@ class EnvReader {
       this.problems.push(`${name} is not a valid URL`);
     }
     return raw;
+  }
+
+  /** A 32-byte key given as 64 hex digits or base64. */
+  key(name: string): Buffer | undefined {
+    const raw = this.optional(name);
+    if (raw === undefined) return undefined;
+    const key = /^[0-9a-fA-F]{64}$/.test(raw)
+      ? Buffer.from(raw, 'hex')
+      : Buffer.from(raw, 'base64');
+    if (key.length !== 32) {
+      this.problems.push(`${name} must be 32 bytes, as 64 hex digits or base64`);
+      return undefined;
+    }
+    return key;
+  }
+
+  registry(name: string, userName: string, passwordName: string): PlatformRegistry | undefined {
+    const raw = this.optional(name);
+    if (raw === undefined) return undefined;
+    let url: URL;
+    try {
+      const loopback = /^(localhost|127\.[0-9.]+|\[::1\])(:|$)/.test(raw);
+      url = new URL(/^[a-z]+:\/\//.test(raw) ? raw : `${loopback ? 'http' : 'https'}://${raw}`);
+    } catch {
+      this.problems.push(`${name} must be host:port or an http(s):// URL (got "${raw}")`);
+      return undefined;
+    }
+    if (
+      !['http:', 'https:'].includes(url.protocol) ||
+      (url.pathname !== '/' && url.pathname !== '')
+    ) {
+      this.problems.push(
+        `${name} must be host:port or an http(s):// URL without a path (got "${raw}")`,
+      );
+      return undefined;
+    }
+    return {
+      baseUrl: `${url.protocol}//${url.host}`,
+      host: url.host,
+      username: this.optional(userName),
+      password: this.optional(passwordName),
+    };
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {

@@ -15,6 +15,12 @@ export interface ContainerSpec {
   pidsLimit: number;
 }
 
+export interface RegistryLogin {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
 export interface ContainerExit {
   exitCode: number;
   oomKilled: boolean;
@@ -43,9 +49,12 @@ export class DockerEngine {
     }
   }
 
-  /** Pulls an image, resolving when the engine has all of it; a failed pull rejects with its reason. */
-  async pull(ref: string): Promise<void> {
-    const stream = (await this.docker.pull(ref)) as Readable;
+  /**
+   * Pulls an image, resolving when the engine has all of it; a failed pull rejects with its reason.
+   * `auth` is the registry login, when the registry wants one.
+   */
+  async pull(ref: string, auth?: RegistryLogin): Promise<void> {
+    const stream = (await this.docker.pull(ref, auth ? { authconfig: auth } : {})) as Readable;
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
         stream,
@@ -146,6 +155,22 @@ export class DockerEngine {
       return await this.docker.getContainer(id).inspect();
     } catch (error) {
       if (statusOf(error) === 404) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Removes an image reference (the image too once nothing else names it). False when a container
+   * still uses it; an image already gone is fine.
+   */
+  async removeImage(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).remove();
+      return true;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return true;
+      if (status === 409) return false;
       throw error;
     }
   }

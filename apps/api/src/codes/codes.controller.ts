@@ -7,21 +7,32 @@ import {
   Param,
   Post,
   Query,
+  Req,
   Res,
   UploadedFiles,
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
-import { JsonObject, KilnException, isPlainObject } from '@kiln/common';
-import type { Response } from 'express';
-import { CodesService, parseCodeSpec } from '@kiln/codes';
+import { ErrorCode, JsonObject, KilnException, isPlainObject } from '@kiln/common';
+import type { Request, Response } from 'express';
+import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
+import { ImageUploadsService, UploadedCode } from '@kiln/images';
 import { TasksService } from '@kiln/tasks';
 import { ProjectGuard } from '../auth/guards';
 import { IdPipe, parsePage, queryInt } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
+import { UploadedImageFile } from './upload-storage';
 import { zipArchive } from './zip';
-import { discardingStorage } from './discarding-storage';
+
+/** Content types the raw tarball upload takes (none given counts as bytes). */
+const TARBALL_TYPES = [
+  'application/x-tar',
+  'application/tar',
+  'application/gzip',
+  'application/x-gzip',
+  'application/octet-stream',
+];
 
 @Controller('2/projects/:projectId/codes')
 @UseGuards(ProjectGuard)
@@ -29,33 +40,72 @@ export class CodesController {
   constructor(
     private readonly codes: CodesService,
     private readonly tasks: TasksService,
+    private readonly uploads: ImageUploadsService,
   ) {}
 
   /**
    * Registers an image as a code, or a new revision of the code with that name. Takes IronWorker's
-   * multipart form (a `data` part holding JSON) and plain JSON alike.
+   * multipart form (a `data` part holding JSON) and plain JSON alike. A multipart `file` part is
+   * a `docker save` tarball (plain or gzip), streamed through the module's upload storage: its
+   * image is pushed to the platform registry and the revision runs it by digest.
    */
   @Post()
   @HttpCode(200)
   @UseInterceptors(
     FileFieldsInterceptor([{ name: 'file', maxCount: 1 }], {
-      storage: discardingStorage,
       limits: { fieldSize: 1024 * 1024, fields: 20, files: 1 },
     }),
   )
   async register(
     @Param('projectId', IdPipe) projectId: string,
     @Body() body: unknown,
-    @UploadedFiles() files: { file?: unknown[] } | undefined,
+    @UploadedFiles() files: { file?: UploadedImageFile[] } | undefined,
   ) {
-    const data = registrationData(body);
-    if (files?.file?.length && typeof data.image !== 'string') {
-      throw KilnException.badRequest(
-        'Zip code packages are not supported: Kiln runs Docker images (set "image" in data)',
+    const upload = files?.file?.[0]?.archive;
+    try {
+      const data = registrationData(body);
+      if (upload) {
+        const spec = parseCodeSpec(data, { imageOptional: true });
+        return uploadAnswer(await this.uploads.register(projectId, spec, upload));
+      }
+      const spec = parseCodeSpec(data);
+      this.uploads.checkReference(projectId, spec.image);
+      const code = await this.codes.register(projectId, spec);
+      return { id: code.id, msg: 'Upload successful.' };
+    } finally {
+      await upload?.dispose();
+    }
+  }
+
+  /**
+   * Kiln's raw upload: the body is a `docker save` tarball (plain or gzip). A new revision of the
+   * code with that image and its other settings unchanged; the code is created if missing.
+   */
+  @Post(':codeName/image')
+  @HttpCode(200)
+  async uploadImage(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('codeName') codeName: string,
+    @Req() req: Request,
+  ) {
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== '' && !TARBALL_TYPES.includes(type)) {
+      req.resume();
+      throw new KilnException(
+        ErrorCode.UnsupportedMediaType,
+        `send the tarball itself as the body (Content-Type ${TARBALL_TYPES.join(', ')}), not ${type}`,
       );
     }
-    const code = await this.codes.register(projectId, parseCodeSpec(data));
-    return { id: code.id, msg: 'Upload successful.' };
+    const defaults: CodeSpec = parseCodeSpec(
+      { name: parseCodeName(codeName) },
+      { imageOptional: true },
+    );
+    const archive = await this.uploads.receive(req, Number(req.headers['content-length'] ?? NaN));
+    try {
+      return uploadAnswer(await this.uploads.replaceImage(projectId, defaults, archive));
+    } finally {
+      await archive.dispose();
+    }
   }
 
   @Get()
@@ -169,6 +219,10 @@ export class CodesController {
     const cancelled = await this.tasks.cancelAll(projectId, code.id);
     return { msg: 'Cancelled', cancelled };
   }
+}
+
+function uploadAnswer({ code, image }: UploadedCode) {
+  return { id: code.id, msg: 'Upload successful.', rev: code.rev, image };
 }
 
 /** The registration object: multipart's `data` part (a JSON string), or the JSON body itself. */

@@ -4,6 +4,12 @@ import { KilnException } from '@kiln/common';
 
 /** Routes whose raw body is the payload (IronWorker's webhook takes any bytes, any Content-Type). */
 const RAW_BODY_ROUTES = [/\/tasks\/webhook\/?$/];
+/** Routes that stream their body themselves (an image tarball of gigabytes), unread here. */
+const STREAMED_BODY_ROUTES = [/^\/2\/projects\/[^/]+\/codes\/[^/]+\/image\/?$/];
+
+function isStreamed(req: Request): boolean {
+  return req.method === 'POST' && STREAMED_BODY_ROUTES.some((route) => route.test(req.path));
+}
 
 export function isMultipart(req: Request): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
@@ -11,11 +17,12 @@ export function isMultipart(req: Request): boolean {
 
 /**
  * Reads every non-multipart body as bytes, up to `limit`. Multipart bodies are left to the route
- * (multer), which streams them.
+ * (multer), which streams them, and so are the bodies of streamed routes.
  */
 export function readBody(limit: number): RequestHandler {
   const reader = raw({ type: () => true, limit });
-  return (req, res, next) => (isMultipart(req) ? next() : reader(req, res, next));
+  return (req, res, next) =>
+    isMultipart(req) || isStreamed(req) ? next() : reader(req, res, next);
 }
 
 /**
@@ -24,7 +31,12 @@ export function readBody(limit: number): RequestHandler {
  */
 export function decodeJson(): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
-    if (isMultipart(req) || RAW_BODY_ROUTES.some((route) => route.test(req.path))) return next();
+    if (
+      isMultipart(req) ||
+      isStreamed(req) ||
+      RAW_BODY_ROUTES.some((route) => route.test(req.path))
+    )
+      return next();
     const body: unknown = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) {
       req.body = {};

@@ -1,0 +1,113 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { readImageArchive, UploadLimits } from './image-archive';
+
+function entry(path: string, content: Buffer | string, type = '0', link = ''): Buffer {
+  const body = Buffer.from(content);
+  const block = Buffer.alloc(512, 0);
+  block.write(path, 0, 100, 'utf8');
+  block.write('0000644\0', 100, 8, 'ascii');
+  block.write(body.length.toString(8).padStart(11, '0') + '\0', 124, 12, 'ascii');
+  block.fill(' ', 148, 156);
+  block.write(type, 156, 1, 'ascii');
+  block.write(link, 157, 100, 'utf8');
+  block.write('ustar\u000000', 257, 8, 'ascii');
+  let sum = 0;
+  for (const byte of block) sum += byte;
+  block.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+  return Buffer.concat([block, body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
+}
+
+const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+describe('readImageArchive', () => {
+  let spool: string;
+  let limits: UploadLimits;
+  beforeEach(() => {
+    spool = mkdtempSync(join(tmpdir(), 'kiln-archive-spec-'));
+    limits = {
+      maxBytes: 1024 * 1024,
+      maxUnpackedBytes: 1024 * 1024,
+      maxRatio: 100,
+      maxLayers: 10,
+      maxEntries: 100,
+      spoolDir: spool,
+    };
+  });
+  afterEach(() => rmSync(spool, { recursive: true, force: true }));
+
+  const layer = entry('etc/hello', 'hello\n');
+  const config = JSON.stringify({
+    os: 'linux',
+    rootfs: { type: 'layers', diff_ids: [`sha256:${sha(layer)}`, `sha256:${sha(layer)}`] },
+  });
+  // The shape of a `docker save` from Docker 20.10: a layer repeated through a relative symlink,
+  // the config named after its digest, and a hard link for good measure.
+  const archive = Buffer.concat([
+    entry('aaa/', '', '5'),
+    entry('aaa/layer.tar', layer),
+    entry('bbb/', '', '5'),
+    entry('bbb/layer.tar', '', '2', '../aaa/layer.tar'),
+    entry(`${sha(config)}.json`, config),
+    entry('copy.json', '', '1', `${sha(config)}.json`),
+    entry(
+      'manifest.json',
+      JSON.stringify([
+        {
+          Config: 'copy.json',
+          RepoTags: ['evil/tag:1'],
+          Layers: ['aaa/layer.tar', 'bbb/layer.tar'],
+        },
+      ]),
+    ),
+    Buffer.alloc(1024),
+  ]);
+
+  it.each([
+    ['plain', archive],
+    ['gzip', gzipSync(archive)],
+  ])('reads a %s docker save with linked layers, digests recomputed', async (_kind, bytes) => {
+    const image = await readImageArchive(Readable.from([bytes]), limits);
+    try {
+      expect(image.config.digest).toBe(`sha256:${sha(config)}`);
+      expect(image.layers.map((l) => l.digest)).toEqual([
+        `sha256:${sha(layer)}`,
+        `sha256:${sha(layer)}`,
+      ]);
+      expect(readFileSync(image.layers[1].file)).toEqual(layer);
+    } finally {
+      await image.dispose();
+    }
+    expect(readdirSync(spool)).toEqual([]);
+  });
+
+  it('refuses a config whose bytes do not match the digest in its name, leaving no spool', async () => {
+    const forged = Buffer.concat([
+      entry('aaa/layer.tar', layer),
+      entry(`${'1'.repeat(64)}.json`, config),
+      entry(
+        'manifest.json',
+        JSON.stringify([{ Config: `${'1'.repeat(64)}.json`, Layers: ['aaa/layer.tar'] }]),
+      ),
+      Buffer.alloc(1024),
+    ]);
+    await expect(readImageArchive(Readable.from([forged]), limits)).rejects.toThrow(
+      /digest mismatch: the image config/,
+    );
+    expect(readdirSync(spool)).toEqual([]);
+  });
+
+  it('enforces the entry and layer caps', async () => {
+    await expect(
+      readImageArchive(Readable.from([archive]), { ...limits, maxEntries: 3 }),
+    ).rejects.toThrow(/more than 3 entries/);
+    await expect(
+      readImageArchive(Readable.from([archive]), { ...limits, maxLayers: 1 }),
+    ).rejects.toThrow(/2 layers; at most 1/);
+    expect(readdirSync(spool)).toEqual([]);
+  });
+});

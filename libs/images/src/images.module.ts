@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { CodesModule } from '@kiln/codes';
+import { CredentialsService } from './credentials.service';
+import { ImageUploadsService } from './image-uploads.service';
+import { PulledImage } from './pulled-image.entity';
+import { PulledImagesStore } from './pulled-images.store';
+import { RegistryCredential } from './registry-credential.entity';
+
+@Module({
+  imports: [CodesModule, TypeOrmModule.forFeature([RegistryCredential, PulledImage])],
+  providers: [CredentialsService, ImageUploadsService, PulledImagesStore],
+  exports: [CredentialsService, ImageUploadsService, PulledImagesStore],
+})
+export class ImagesModule {}

@@ -1,0 +1,189 @@
+import { createReadStream } from 'node:fs';
+import http, { IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+
+export interface RegistryAuth {
+  username: string;
+  password: string;
+}
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Bodies of answers are read into memory up to this size (errors, token answers, manifests). */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+export class RegistryError extends Error {
+  override name = 'RegistryError';
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The registry HTTP API (distribution v2), as far as a push needs it: blob existence, monolithic
+ * blob upload streamed from a file, manifest upload. Authenticates with Basic credentials, or
+ * with a Bearer token fetched from the realm a 401 names (Harbor, GCR, ECR's token service).
+ */
+export class RegistryClient {
+  private authorization: string | undefined;
+
+  constructor(
+    /** `http(s)://host[:port]` */
+    private readonly baseUrl: string,
+    private readonly auth?: RegistryAuth,
+  ) {}
+
+  async hasBlob(repository: string, digest: string): Promise<boolean> {
+    const answer = await this.call('HEAD', `/v2/${repository}/blobs/${digest}`, repository);
+    if (answer.status === 200) return true;
+    if (answer.status === 404) return false;
+    throw this.failure(answer, `checking blob ${digest}`);
+  }
+
+  /** Uploads a blob from a file in one PUT; the registry checks the digest. */
+  async pushBlob(repository: string, digest: string, file: string, size: number): Promise<void> {
+    const started = await this.call('POST', `/v2/${repository}/blobs/uploads/`, repository);
+    if (started.status !== 202 || typeof started.headers.location !== 'string') {
+      throw this.failure(started, `starting the upload of ${digest}`);
+    }
+    const location = new URL(started.headers.location, this.baseUrl);
+    location.searchParams.set('digest', digest);
+    const done = await this.call('PUT', location.toString(), repository, {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      body: () => createReadStream(file, { highWaterMark: 1024 * 1024 }),
+    });
+    if (done.status !== 201) throw this.failure(done, `uploading blob ${digest}`);
+  }
+
+  /** Uploads a manifest under `reference`; resolves with the digest the registry gave it. */
+  async putManifest(
+    repository: string,
+    reference: string,
+    manifest: Buffer,
+    mediaType: string,
+  ): Promise<string> {
+    const answer = await this.call('PUT', `/v2/${repository}/manifests/${reference}`, repository, {
+      headers: { 'content-type': mediaType, 'content-length': String(manifest.length) },
+      body: () => Readable.from([manifest]),
+    });
+    if (answer.status !== 201) throw this.failure(answer, 'uploading the manifest');
+    const digest = answer.headers['docker-content-digest'];
+    return typeof digest === 'string' ? digest : '';
+  }
+
+  private failure(answer: Answer, doing: string): RegistryError {
+    let detail = answer.body.toString('utf8').slice(0, 500).trim();
+    try {
+      const parsed = JSON.parse(detail) as { errors?: { code?: string; message?: string }[] };
+      if (parsed.errors?.length) {
+        detail = parsed.errors.map((error) => `${error.code}: ${error.message}`).join('; ');
+      }
+    } catch {
+      // not JSON: keep the text
+    }
+    return new RegistryError(
+      `the registry answered ${answer.status} ${doing}${detail ? ` (${detail})` : ''}`,
+      answer.status,
+    );
+  }
+
+  /**
+   * One request; on a 401 it authenticates as the challenge says and tries once more (a body is
+   * made again by its factory, so a streamed body can be sent twice).
+   */
+  private async call(
+    method: string,
+    path: string,
+    repository: string,
+    options: { headers?: Record<string, string>; body?: () => Readable } = {},
+  ): Promise<Answer> {
+    const url = new URL(path, this.baseUrl);
+    const send = () =>
+      request(
+        method,
+        url,
+        {
+          ...options.headers,
+          ...(this.authorization ? { authorization: this.authorization } : {}),
+        },
+        options.body?.(),
+      );
+    let answer = await send();
+    if (answer.status === 401 && this.auth) {
+      const challenge = answer.headers['www-authenticate'];
+      if (typeof challenge === 'string' && (await this.authenticate(challenge, repository))) {
+        answer = await send();
+      }
+    }
+    return answer;
+  }
+
+  private async authenticate(challenge: string, repository: string): Promise<boolean> {
+    const { username, password } = this.auth!;
+    const basic = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    if (/^basic/i.test(challenge)) {
+      if (this.authorization === basic) return false;
+      this.authorization = basic;
+      return true;
+    }
+    if (!/^bearer/i.test(challenge)) return false;
+    const params = Object.fromEntries(
+      [...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((match) => [
+        match[1].toLowerCase(),
+        match[2],
+      ]),
+    );
+    if (!params.realm) return false;
+    const realm = new URL(params.realm);
+    if (params.service) realm.searchParams.set('service', params.service);
+    realm.searchParams.set('scope', params.scope ?? `repository:${repository}:pull,push`);
+    const answer = await request('GET', realm, { authorization: basic });
+    if (answer.status !== 200) throw this.failure(answer, 'to the token request');
+    const token = JSON.parse(answer.body.toString('utf8')) as {
+      token?: string;
+      access_token?: string;
+    };
+    const value = token.token ?? token.access_token;
+    if (!value) return false;
+    this.authorization = `Bearer ${value}`;
+    return true;
+  }
+}
+
+function request(
+  method: string,
+  url: URL,
+  headers: Record<string, string>,
+  body?: Readable,
+): Promise<Answer> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise<Answer>((resolve, reject) => {
+    const req = transport.request(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
+      });
+      res.on('error', reject);
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+    });
+    req.on('error', (error) => reject(new RegistryError(`registry unreachable: ${error.message}`)));
+    if (body) {
+      body.on('error', (error) => req.destroy(error));
+      body.pipe(req);
+    } else {
+      req.end();
+    }
+  });
+}

@@ -1,0 +1,90 @@
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { KILN_HOME, LOG_DIR } from './processes';
+
+/** A Docker registry with htpasswd auth on loopback, started and stopped by a test. */
+export interface AuthRegistry {
+  /** `127.0.0.1:<port>` */
+  host: string;
+  username: string;
+  password: string;
+  stop(): Promise<void>;
+}
+
+/** The first port of 55100–55199 free on 127.0.0.1. */
+async function freePort(): Promise<number> {
+  for (let port = 55100; port < 55200; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port in 55100-55199');
+}
+
+/** Starts Debian's `docker-registry` with an htpasswd file holding one user (bcrypt, as it wants). */
+export async function startAuthRegistry(username: string, password: string): Promise<AuthRegistry> {
+  const port = await freePort();
+  mkdirSync(KILN_HOME, { recursive: true });
+  const dir = mkdtempSync(join(KILN_HOME, 'test-registry-'));
+  writeFileSync(
+    join(dir, 'htpasswd'),
+    execFileSync('htpasswd', ['-Bbn', username, password], { encoding: 'utf8' }),
+  );
+  writeFileSync(
+    join(dir, 'config.yml'),
+    [
+      'version: 0.1',
+      'log:',
+      '  level: warn',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${join(dir, 'data')}`,
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      'auth:',
+      '  htpasswd:',
+      '    realm: kiln-test',
+      `    path: ${join(dir, 'htpasswd')}`,
+      '',
+    ].join('\n'),
+  );
+  mkdirSync(LOG_DIR, { recursive: true });
+  const log = createWriteStream(join(LOG_DIR, `auth-registry-${port}.log`), { flags: 'a' });
+  const child: ChildProcess = spawn(
+    '/usr/bin/docker-registry',
+    ['serve', join(dir, 'config.yml')],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+      if (res.status === 401) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) {
+      await stop();
+      throw new Error(`the test registry did not start on 127.0.0.1:${port} (see its log)`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { host: `127.0.0.1:${port}`, username, password, stop };
+}
