@@ -13,6 +13,7 @@ import { HealthController } from './health/health.controller';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectsController } from './projects/projects.controller';
 import { SchedulesController } from './schedules/schedules.controller';
+import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
 
 @Module({
@@ -33,6 +34,6 @@ import { TasksController } from './tasks/tasks.controller';
     TasksController,
     SchedulesController,
   ],
-  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }],
+  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }, LogFollower],
 })
 export class ApiModule {}
