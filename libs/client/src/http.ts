@@ -161,7 +161,9 @@ async function errorMessage(res: Response): Promise<string> {
   return text.trim().slice(0, 500) || res.statusText || `HTTP ${res.status}`;
 }
 
+/** The system error code under fetch's `TypeError` (`ECONNREFUSED`, …), if any. */
 function causeCode(error: unknown): string | undefined {
-  const cause = (error as { cause?: { code?: unknown } }).cause;
-  return typeof cause?.code === 'string' ? cause.code : undefined;
+  const cause = (error as { cause?: { code?: unknown; errors?: { code?: unknown }[] } }).cause;
+  const code = cause?.code ?? cause?.errors?.[0]?.code;
+  return typeof code === 'string' ? code : undefined;
 }

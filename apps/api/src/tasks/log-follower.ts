@@ -61,7 +61,8 @@ export class LogFollower {
     let seq = after && after.attempt === attempt ? after.seq : 0;
     const projectId = task.projectId;
     try {
-      for (let refresh = false; ;) {
+      // The status is read again once subscribed: an end published before that is not missed.
+      for (let refresh = true; ;) {
         if (refresh) {
           const fresh = await this.tasks.get(projectId, task.id);
           status = fresh.status;
