@@ -56,7 +56,7 @@ export class Kiln {
     if (missing.length > 0) {
       throw new KilnError(
         0,
-        `no ${missing.join(' or ')}: pass it, set KILN_${missing.map((m) => (m === 'token' ? 'TOKEN' : 'PROJECT_ID')).join('/KILN_')}, or run \`kiln login\``,
+        `no ${missing.map((m) => (m === 'token' ? 'token' : 'project id')).join(' and ')}: pass it (kiln: --project-id, --token), set KILN_PROJECT_ID and KILN_TOKEN (or IRON_*), use an iron.json, or run \`kiln login\``,
       );
     }
     this.settings = settings as KilnSettings;
