@@ -10,6 +10,7 @@
  * mostly idle, since other work on it skews the numbers.
  */
 import { backlog } from './backlog';
+import { cli } from './cli';
 import { dispatch } from './dispatch';
 import { ingest } from './ingest';
 import { schedules } from './schedules';
@@ -41,6 +42,7 @@ const BENCHMARKS: Record<
   dispatch: { run: dispatch, minutes: 20 },
   backlog: { run: backlog, minutes: 25 },
   schedules: { run: schedules, minutes: 10 },
+  cli: { run: cli, minutes: 10 },
 };
 
 async function main(): Promise<number> {
