@@ -103,14 +103,13 @@ export async function cli(ctx: BenchContext): Promise<BenchResult> {
   const cliStats = summarize(cliSeconds, 3);
   const curlStats = summarize(curlSeconds, 3);
   const ratio = cliStats.p50 / curlStats.p50;
-  const startup = summarize(
-    await Promise.all(
-      [0, 1, 2, 3, 4].map(
-        async () => (await timed(process.execPath, [join(APP_DIR, CLI), '--version'], {})).seconds,
-      ),
-    ),
-    3,
-  );
+  const startupSeconds: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    startupSeconds.push(
+      (await timed(process.execPath, [join(APP_DIR, CLI), '--version'], {})).seconds,
+    );
+  }
+  const startup = summarize(startupSeconds, 3);
   const rows: Row[] = [
     {
       metric: `kiln queue --wait, median of ${params.rounds}`,
