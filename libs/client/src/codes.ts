@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { Transport } from './http';
+import { paged } from './paging';
 import {
   Code,
   CodeOptions,
@@ -63,16 +64,15 @@ export class Codes {
 
   /** Every code of the project, a page at a time. */
   async *list(): AsyncGenerator<Code> {
-    for (let page = 0; page <= 100; page++) {
+    yield* paged(async (page) => {
       const { codes } = await this.http.json<{ codes: Code[] }>({
         method: 'GET',
         path: `${this.base}/codes`,
         query: { page, per_page: 100 },
         idempotent: true,
       });
-      yield* codes;
-      if (codes.length < 100) return;
-    }
+      return codes;
+    }, 100);
   }
 
   async get(id: string): Promise<Code> {

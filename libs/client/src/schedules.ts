@@ -1,4 +1,5 @@
 import { Transport } from './http';
+import { compact, paged } from './paging';
 import { Message, QueuedSchedule, Schedule, ScheduleOptions } from './types';
 
 /** Recurring tasks, IronWorker's `run_every` or Kiln's `cron` + `timezone`: `kiln.schedules`. */
@@ -32,16 +33,15 @@ export class Schedules {
 
   /** Every schedule of the project, a page at a time. */
   async *list(): AsyncGenerator<Schedule> {
-    for (let page = 0; page <= 100; page++) {
+    yield* paged(async (page) => {
       const { schedules } = await this.http.json<{ schedules: Schedule[] }>({
         method: 'GET',
         path: `${this.base}/schedules`,
         query: { page, per_page: 100 },
         idempotent: true,
       });
-      yield* schedules;
-      if (schedules.length < 100) return;
-    }
+      return schedules;
+    }, 100);
   }
 
   async get(id: string): Promise<Schedule> {
@@ -84,7 +84,7 @@ function time(value: Date | string | undefined): string | undefined {
 }
 
 function scheduleBody(options: ScheduleOptions): Record<string, unknown> {
-  const body: Record<string, unknown> = {
+  return compact({
     run_every: options.runEvery,
     cron: options.cron,
     timezone: options.timezone,
@@ -97,7 +97,5 @@ function scheduleBody(options: ScheduleOptions): Record<string, unknown> {
     task_delay: options.taskDelay,
     cluster: options.cluster,
     label: options.label,
-  };
-  for (const key of Object.keys(body)) if (body[key] === undefined) delete body[key];
-  return body;
+  });
 }

@@ -1,5 +1,6 @@
 import { KilnError, KilnTimeoutError } from './errors';
 import { Transport, sleep } from './http';
+import { paged } from './paging';
 import { lines, sseEvents } from './streams';
 import {
   FinalTaskStatus,
@@ -73,7 +74,7 @@ export class Tasks {
   async *list(filter: TaskFilter = {}): AsyncGenerator<Task> {
     const perPage = Math.min(100, Math.max(1, filter.perPage ?? 100));
     const statuses = filter.status === undefined ? [] : [filter.status].flat();
-    for (let page = 0; page <= 100; page++) {
+    yield* paged(async (page) => {
       const query: Record<string, string | number | undefined> = {
         page,
         per_page: perPage,
@@ -90,9 +91,8 @@ export class Tasks {
         query,
         idempotent: true,
       });
-      yield* tasks;
-      if (tasks.length < perPage) return;
-    }
+      return tasks;
+    }, perPage);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { Transport } from './http';
+import { compact } from './paging';
 import { Message, NewWebhook, Webhook, WebhookChanges, WebhookDelivery } from './types';
 
 /** Endpoints Kiln notifies of task events, with signed, retried deliveries: `kiln.webhooks`. */
@@ -82,13 +83,11 @@ export class Webhooks {
 }
 
 function webhookBody(webhook: WebhookChanges): Record<string, unknown> {
-  const body: Record<string, unknown> = {
+  return compact({
     url: webhook.url,
     events: webhook.events,
     code_name: webhook.codeName,
     enabled: webhook.enabled,
     description: webhook.description,
-  };
-  for (const key of Object.keys(body)) if (body[key] === undefined) delete body[key];
-  return body;
+  });
 }

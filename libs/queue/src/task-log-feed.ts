@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { sideConnection } from './side-connection';
 
 /** A stored log chunk as it travels over the feed (the same seq as in Postgres). */
 export interface FeedChunk {
@@ -106,11 +107,6 @@ export class TaskLogFeed implements OnApplicationShutdown {
   }
 
   private connect(): Redis {
-    const redis = new Redis(this.config.redisUrl, {
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-    });
-    redis.on('error', () => undefined);
-    return redis;
+    return sideConnection(this.config.redisUrl);
   }
 }
