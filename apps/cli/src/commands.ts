@@ -31,7 +31,9 @@ export interface Context {
   positionals: string[];
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Colours for stdout, and for stderr (each only on a terminal). */
   c: Colours;
+  cErr: Colours;
   stderrTty: boolean;
   /** A client with the settings of flags, then KILN_ and IRON_ variables, iron.json, saved config. */
   kiln: () => Kiln;
@@ -222,7 +224,7 @@ Shows a progress bar on a terminal.`,
       }
       if (count === 1) {
         const [{ id }] = queued;
-        if (!ctx.values.json) ctx.err(ctx.c.dim(`task ${id} queued\n`));
+        if (!ctx.values.json) ctx.err(ctx.cErr.dim(`task ${id} queued\n`));
         return follow(ctx, kiln, id);
       }
       const tasks = await Promise.all(queued.map((t) => kiln.tasks.wait(t.id)));
@@ -536,7 +538,7 @@ async function follow(ctx: Context, kiln: Kiln, id: string): Promise<number> {
     if (ctx.values.json) ctx.out(json({ id, status: event.status, log: text }));
     else if (event.status !== 'complete') {
       const task = await kiln.tasks.get(id).catch(() => undefined);
-      ctx.err(`${ctx.c.red(`task ${id} ${event.status}`)}${task?.msg ? `: ${task.msg}` : ''}\n`);
+      ctx.err(`${ctx.cErr.red(`task ${id} ${event.status}`)}${task?.msg ? `: ${task.msg}` : ''}\n`);
     }
     return isFinalStatus(event.status) ? EXIT_CODES[event.status] : 1;
   }

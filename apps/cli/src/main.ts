@@ -99,7 +99,8 @@ async function main(argv: string[]): Promise<number> {
     positionals,
     out,
     err,
-    c: colours(Boolean(process.stderr.isTTY), noColor),
+    c: colours(Boolean(process.stdout.isTTY), noColor),
+    cErr: colours(Boolean(process.stderr.isTTY), noColor),
     stderrTty: Boolean(process.stderr.isTTY),
     kiln: () =>
       new Kiln({

@@ -184,6 +184,22 @@ describe('Kiln client (against a fake server)', () => {
     );
   });
 
+  it('retries an idempotent call after a dropped connection', async () => {
+    let drops = 1;
+    await withKiln(
+      (req, res) => {
+        if (drops-- > 0) return res.socket?.destroy();
+        json(res, 200, { codes: [] });
+      },
+      async (kiln, fake) => {
+        const codes = [];
+        for await (const code of kiln.codes.list()) codes.push(code);
+        expect(codes).toEqual([]);
+        expect(fake.seen).toHaveLength(2);
+      },
+    );
+  });
+
   it('sends task options under their API names, with webhook', async () => {
     await withKiln(
       (req, res) => json(res, 200, { msg: 'Queued up', tasks: [{ id: 'a'.repeat(24) }] }),
