@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.kiln/**', 'coverage/**', 'docker/**', '*.mjs', '*.js', 'jest.config.js', 'scripts/**'] },
+  { ignores: ['dist/**', 'libs/client/dist/**', 'node_modules/**', '.kiln/**', 'coverage/**', 'docker/**', '*.mjs', '*.js', 'jest.config.js', 'scripts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -10,6 +10,7 @@
  * mostly idle, since other work on it skews the numbers.
  */
 import { backlog } from './backlog';
+import { cli } from './cli';
 import { dispatch } from './dispatch';
 import { ingest } from './ingest';
 import { schedules } from './schedules';
@@ -42,7 +43,11 @@ const BENCHMARKS: Record<
   dispatch: { run: dispatch, minutes: 20 },
   backlog: { run: backlog, minutes: 25 },
   schedules: { run: schedules, minutes: 10 },
+<<<<<<< HEAD
   upload: { run: upload, minutes: 15 },
+=======
+  cli: { run: cli, minutes: 10 },
+>>>>>>> issue-7
 };
 
 async function main(): Promise<number> {

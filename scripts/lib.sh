@@ -33,3 +33,20 @@ prepare() {
 migrate() {
   DATABASE_URL=$1 node dist/libs/database/src/migrate.js
 }
+
+# Puts the `kiln` command on PATH with `npm link` (a symlink in npm's global bin directory to this
+# checkout's dist/apps/cli/src/main.js; the last checkout linked wins). Prints the command to use:
+# `kiln`, or `npx kiln` (which works inside this checkout) when npm's bin directory is not on PATH
+# or not writable.
+link_cli() {
+  local target current
+  target=$(readlink -f "$ROOT/dist/apps/cli/src/main.js")
+  hash -r
+  current=$(command -v kiln 2>/dev/null || true)
+  if [[ -z $current || $(readlink -f "$current") != "$target" ]]; then
+    npm link --no-audit --no-fund --loglevel=error >/dev/null 2>&1 || true
+    hash -r
+    current=$(command -v kiln 2>/dev/null || true)
+  fi
+  if [[ -n $current && $(readlink -f "$current") == "$target" ]]; then echo kiln; else echo "npx kiln"; fi
+}

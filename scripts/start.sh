@@ -74,6 +74,9 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
+# The `kiln` command: on PATH through `npm link`, else `npx kiln` from this directory.
+kiln=$(link_cli)
+
 cat <<EOT
 
   Kiln is running.
@@ -82,12 +85,11 @@ cat <<EOT
     token        $token            (also in iron.json)
     admin token  $KILN_ADMIN_TOKEN  (.kiln/admin-token)
 
-  A first task, from another terminal:
-    curl -s -H "Authorization: OAuth $token" -H 'Content-Type: application/json' \\
-      -d '{"name":"hello","image":"kiln-test/busybox:latest"}' $url/2/projects/$project_id/codes
-    curl -s -H "Authorization: OAuth $token" -H 'Content-Type: application/json' \\
-      -d '{"tasks":[{"code_name":"hello","payload":"{\\"hello\\":\\"world\\"}"}]}' $url/2/projects/$project_id/tasks
-    curl -s -H "Authorization: OAuth $token" $url/2/projects/$project_id/tasks/TASK_ID/log
+  A first task, from another terminal in this directory (kiln reads iron.json here; elsewhere,
+  run once: $kiln login --url $url --project-id $project_id --token $token):
+    $kiln register kiln-test/busybox:latest --name hello
+    $kiln queue hello --payload '{"hello":"world"}' --wait
+    $kiln tasks
 
   Ctrl-C stops Kiln (Postgres, Redis and Docker keep running; scripts/infra.sh down stops them).
 

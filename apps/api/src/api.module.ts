@@ -17,6 +17,7 @@ import { HealthController } from './health/health.controller';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectsController } from './projects/projects.controller';
 import { SchedulesController } from './schedules/schedules.controller';
+import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
 
 @Module({
@@ -45,6 +46,6 @@ import { TasksController } from './tasks/tasks.controller';
     SchedulesController,
     CredentialsController,
   ],
-  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }],
+  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }, LogFollower],
 })
 export class ApiModule {}

@@ -81,6 +81,31 @@ describe('TaskLogWriter', () => {
   });
 });
 
+describe('TaskLogWriter timing', () => {
+  it('stores output after a quiet spell at once, and batches a burst', async () => {
+    const batches: { at: number; text: string }[] = [];
+    const started = Date.now();
+    const writer = new TaskLogWriter(
+      async (chunks) =>
+        void batches.push({ at: Date.now() - started, text: chunks.map((c) => c.data).join('') }),
+      { maxBytes: 1024 * 1024, flushIntervalMs: 200 },
+    );
+    const frame = (data: string) => ({ stream: 1 as const, data: Buffer.from(data) });
+    writer.write(frame('first\n'));
+    writer.write(frame('burst 1\n'));
+    writer.write(frame('burst 2\n'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(batches).toEqual([{ at: expect.any(Number), text: 'first\n' }]);
+    expect(batches[0].at).toBeLessThan(20);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(batches.map((b) => b.text)).toEqual(['first\n', 'burst 1\nburst 2\n']);
+    writer.write(frame('later\n')); // quiet for longer than the interval: at once again
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(batches.map((b) => b.text)).toEqual(['first\n', 'burst 1\nburst 2\n', 'later\n']);
+    await new Promise<void>((resolve) => writer.end(() => resolve()));
+  });
+});
+
 describe('cutToBytes', () => {
   it('never splits a character', () => {
     expect(cutToBytes('a€b', 2)).toBe('a');

@@ -13,7 +13,7 @@ export interface LogWriterOptions {
   maxBytes: number;
   /** Largest stored chunk. Default 64 KiB. */
   chunkBytes?: number;
-  /** Pending output is flushed at least this often. Default 250 ms. */
+  /** Pending output is flushed at least this often (output after a quiet spell at once). Default 250 ms. */
   flushIntervalMs?: number;
 }
 
@@ -47,6 +47,7 @@ export class TaskLogWriter extends Writable {
   private seq = 0;
   private storedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  private flushedAt = 0;
   private flushing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -75,6 +76,11 @@ export class TaskLogWriter extends Writable {
     if (this.pendingBytes >= this.chunkBytes) {
       // Hold the container's stream until this flush is stored: backpressure, bounded memory.
       this.flush().then(() => done(), done);
+    } else if (!this.timer && Date.now() - this.flushedAt >= this.flushIntervalMs) {
+      // Output after a quiet spell is stored (and published to followers) at once; only bursts
+      // wait for the timer, so a task printing a line a second is seen a line a second.
+      this.flush().catch(() => undefined);
+      done();
     } else {
       this.timer ??= setTimeout(() => {
         this.flush().catch(() => undefined);
@@ -175,6 +181,7 @@ export class TaskLogWriter extends Writable {
   private flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.flushedAt = Date.now();
     const pieces = this.pending;
     this.pending = [];
     this.pendingBytes = 0;

@@ -5,6 +5,7 @@ import { CodeRevision, CodesService } from '@kiln/codes';
 import { withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
+import { TaskLogFeed } from '@kiln/queue';
 import { Task, TaskLifecycle, TaskLogStore, TaskOutcome, TasksService } from '@kiln/tasks';
 import { containerSpec, contractFiles } from './container-contract';
 import { ImagePuller } from './image-puller';
@@ -39,6 +40,7 @@ export class TaskRunner {
     private readonly lifecycle: TaskLifecycle,
     private readonly logs: TaskLogStore,
     private readonly tasks: TasksService,
+    private readonly feed: TaskLogFeed,
   ) {}
 
   /** Ids of the tasks this worker is running now. */
@@ -133,9 +135,14 @@ export class TaskRunner {
     containerId: string,
     files: ReturnType<typeof contractFiles>,
   ): Promise<void> {
-    const writer = new TaskLogWriter((chunks) => this.logs.append(task.id, task.attempt, chunks), {
-      maxBytes: this.config.tasks.maxLogBytes,
-    });
+    // Stored first, then published: a chunk a live follower hears is already in Postgres.
+    const writer = new TaskLogWriter(
+      async (chunks) => {
+        await this.logs.append(task.id, task.attempt, chunks);
+        await this.feed.publish(task.id, task.attempt, chunks);
+      },
+      { maxBytes: this.config.tasks.maxLogBytes },
+    );
     let started: number;
     let output: Promise<void>;
     try {
@@ -192,6 +199,7 @@ export class TaskRunner {
   /** Records the outcome; an automatic retry it queued goes to Redis now if it is due now. */
   private async finish(task: Task, outcome: TaskOutcome): Promise<void> {
     const { retry } = await this.lifecycle.finish(task.id, task.attempt, outcome);
+    await this.feed.ended(task.id, task.attempt);
     if (retry && retry.delay === 0) await this.tasks.enqueueDue([retry]);
   }
 }

@@ -4,3 +4,4 @@ export * from './queue.module';
 export * from './redis-health';
 export * from './task-signals';
 export * from './redis-epoch';
+export * from './task-log-feed';

@@ -6,6 +6,7 @@ import { TaskQueues } from './task-queues';
 import { RedisHealth } from './redis-health';
 import { TaskSignals } from './task-signals';
 import { RedisEpoch } from './redis-epoch';
+import { TaskLogFeed } from './task-log-feed';
 
 /**
  * Bull's shared configuration: one Redis URL and key prefix for every queue, with the `client` and
@@ -31,7 +32,7 @@ import { RedisEpoch } from './redis-epoch';
       },
     }),
   ],
-  providers: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch],
-  exports: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch],
+  providers: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch, TaskLogFeed],
+  exports: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch, TaskLogFeed],
 })
 export class QueueModule {}

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { sideConnection } from './side-connection';
 
 /**
  * Tells workers at once that tasks were cancelled, over Redis pub/sub. A lost message costs only
@@ -48,11 +49,6 @@ export class TaskSignals implements OnApplicationShutdown {
   }
 
   private connect(): Redis {
-    const redis = new Redis(this.config.redisUrl, {
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2000,
-    });
-    redis.on('error', () => undefined);
-    return redis;
+    return sideConnection(this.config.redisUrl);
   }
 }

@@ -36,6 +36,14 @@ export class TaskLogStore {
     );
   }
 
+  /** The chunks after `afterSeq`, in print order (what a live follower has not seen yet). */
+  async readAfter(taskId: string, afterSeq: number): Promise<LogChunk[]> {
+    return this.db.query<LogChunk[]>(
+      `SELECT seq, stream, data FROM task_log_chunks WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
+      [taskId, afterSeq],
+    );
+  }
+
   /** The log as text, in print order; `streams` limits it (e.g. STDOUT alone for `outlog`). */
   async read(taskId: string, streams?: LogStream[]): Promise<string> {
     const rows = await this.db.query<{ data: string }[]>(

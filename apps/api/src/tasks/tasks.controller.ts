@@ -9,9 +9,10 @@ import {
   Post,
   Query,
   Req,
+  Res,
   UseGuards,
 } from '@nestjs/common';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { FieldReader, KilnException, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import {
@@ -26,6 +27,8 @@ import {
 } from '@kiln/tasks';
 import { ProjectGuard } from '../auth/guards';
 import { IdPipe, parsePage, queryInt } from '../http/params';
+import { LogFollower, parsePosition } from './log-follower';
+import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
 
 @Controller('2/projects/:projectId/tasks')
@@ -35,6 +38,7 @@ export class TasksController {
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly tasks: TasksService,
     private readonly logs: TaskLogStore,
+    private readonly follower: LogFollower,
   ) {}
 
   @Post()
@@ -114,19 +118,31 @@ export class TasksController {
   /**
    * The combined STDOUT+STDERR log as text. 404 (with "log" in `msg`, which IronWorker's clients
    * retry on) until the task has started; the partial log while it runs.
+   *
+   * Kiln's `?follow=1` streams it instead (200 at once, even for a queued task): what is stored,
+   * then the output as the task prints it, ending when the task ends. Plain text, or Server-Sent
+   * Events with `Accept: text/event-stream` (see `streamLog`; `Last-Event-ID` resumes).
    */
   @Get(':taskId/log')
-  @Header('Content-Type', 'text/plain; charset=utf-8')
   async log(
     @Param('projectId', IdPipe) projectId: string,
     @Param('taskId', IdPipe) taskId: string,
-  ) {
+    @Query('follow') follow: unknown,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
     const task = await this.tasks.get(projectId, taskId);
+    if (isFlagSet(follow)) {
+      const after = parsePosition(req.headers['last-event-id']);
+      await streamLog(req, res, (signal) => this.follower.follow(task, signal, after));
+      return;
+    }
     const log = await this.logs.read(task.id);
     if (log === '' && (task.status === 'queued' || task.status === 'preparing')) {
       throw KilnException.notFound('Log not found: the task has not started yet');
     }
-    return log;
+    res.status(200).setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.send(log);
   }
 
   /** STDOUT alone (for `sync` tasks, as `tasks.run` reads it); 404 until the task has ended. */

@@ -1,0 +1,612 @@
+import { readFileSync } from 'node:fs';
+import type { ParseArgsConfig } from 'node:util';
+import {
+  Kiln,
+  KilnError,
+  Task,
+  TaskOptions,
+  TaskStatus,
+  WEBHOOK_EVENTS,
+  WebhookEvent,
+  configFile,
+  isFinalStatus,
+  saveSettings,
+} from '@kiln/client';
+import {
+  Colours,
+  EXIT_CODES,
+  duration,
+  paintStatus,
+  progressBar,
+  shortTime,
+  table,
+} from './format';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** What a command gets: its parsed flags and positionals, and where to write. */
+export interface Context {
+  values: Values;
+  positionals: string[];
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** Colours for stdout, and for stderr (each only on a terminal). */
+  c: Colours;
+  cErr: Colours;
+  stderrTty: boolean;
+  /** A client with the settings of flags, then KILN_ and IRON_ variables, iron.json, saved config. */
+  kiln: () => Kiln;
+}
+
+export interface Command {
+  name: string;
+  args: string;
+  summary: string;
+  /** More lines of help: what it does, its flags. */
+  details: string;
+  examples: string[];
+  options: Options;
+  /** Resolves to the exit code. */
+  run: (ctx: Context) => Promise<number>;
+}
+
+/** Thrown for a wrong command line: printed with a hint to `--help`, exit code 2. */
+export class UsageError extends Error {}
+
+const TASK_FLAGS: Options = {
+  payload: { type: 'string' },
+  'payload-file': { type: 'string' },
+  priority: { type: 'string' },
+  timeout: { type: 'string' },
+  cluster: { type: 'string' },
+  label: { type: 'string' },
+};
+const TASK_FLAGS_HELP = `  --payload JSON         the payload (default {}); --payload-file F reads it from a file ("-" = stdin)
+  --priority 0|1|2       higher runs first when workers are busy
+  --timeout S            seconds before the task is killed (default 3600)
+  --cluster NAME         run on workers of this cluster
+  --label TEXT           a label to filter tasks by`;
+
+export const COMMANDS: Command[] = [
+  {
+    name: 'login',
+    args: '[--url URL] [--project-id ID] [--token TOKEN]',
+    summary: 'save the API URL, project and token for later commands',
+    details: `Saves to ${'$KILN_CONFIG_FILE'} or ~/.config/kiln/config.json (mode 0600), after checking them
+against the API. Settings not given as flags are taken from KILN_*/IRON_* variables or iron.json.`,
+    examples: ['kiln login --url http://127.0.0.1:8080 --project-id 0123… --token abc…'],
+    options: {},
+    run: async (ctx) => {
+      const kiln = ctx.kiln();
+      await kiln.codes.list().next(); // proves URL, project and token
+      const file = configFile();
+      saveSettings(file, kiln.settings);
+      if (ctx.values.json)
+        ctx.out(json({ file, url: kiln.settings.url, project_id: kiln.settings.projectId }));
+      else ctx.out(`Saved ${kiln.settings.url}, project ${kiln.settings.projectId} to ${file}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'register',
+    args: 'IMAGE [--name NAME] [options]',
+    summary: 'register a Docker image as a code (a new revision if the name exists)',
+    details: `  --name NAME            code name (default: the image's last path component, without tag)
+  --command CMD          command to run instead of the image's
+  --config TEXT          written to CONFIG_FILE in the container; --config-file F reads it
+  -e, --env K=V          environment variable (repeatable)
+  --max-concurrency N    tasks of this code running at once
+  --retries N            automatic retries of a failed task (0-10)
+  --retries-delay S      seconds before a retry
+  --default-priority P   priority of tasks queued without one`,
+    examples: [
+      'kiln register kiln-test/busybox:latest --name hello',
+      'kiln register repo/app:1.2 -e MODE=prod --retries 2',
+    ],
+    options: {
+      name: { type: 'string' },
+      command: { type: 'string' },
+      config: { type: 'string' },
+      'config-file': { type: 'string' },
+      env: { type: 'string', short: 'e', multiple: true },
+      'max-concurrency': { type: 'string' },
+      retries: { type: 'string' },
+      'retries-delay': { type: 'string' },
+      'default-priority': { type: 'string' },
+    },
+    run: async (ctx) => {
+      const image = one(ctx, 'IMAGE');
+      const name =
+        str(ctx, 'name') ??
+        image
+          .replace(/[@:][^/]*$/, '')
+          .split('/')
+          .pop()!;
+      const envVars: Record<string, string> = {};
+      for (const pair of (ctx.values.env as string[] | undefined) ?? []) {
+        const eq = pair.indexOf('=');
+        if (eq <= 0) throw new UsageError(`-e wants NAME=VALUE, got "${pair}"`);
+        envVars[pair.slice(0, eq)] = pair.slice(eq + 1);
+      }
+      const configText = str(ctx, 'config-file')
+        ? readInput(str(ctx, 'config-file')!)
+        : str(ctx, 'config');
+      const answer = await ctx.kiln().codes.register({
+        name,
+        image,
+        command: str(ctx, 'command'),
+        config: configText,
+        envVars: Object.keys(envVars).length > 0 ? envVars : undefined,
+        maxConcurrency: int(ctx, 'max-concurrency'),
+        retries: int(ctx, 'retries'),
+        retriesDelay: int(ctx, 'retries-delay'),
+        defaultPriority: priority(ctx, 'default-priority'),
+      });
+      ctx.out(
+        ctx.values.json ? json({ ...answer, name }) : `Registered ${name} (code ${answer.id})\n`,
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'upload',
+    args: 'TARBALL --name NAME',
+    summary: 'upload a `docker save` tarball (plain or gzipped) as the image of a code',
+    details: `  --name NAME            the code (a new revision if it exists)
+Shows a progress bar on a terminal.`,
+    examples: ['docker save my/app:1 | gzip > app.tar.gz && kiln upload app.tar.gz --name app'],
+    options: { name: { type: 'string' } },
+    run: async (ctx) => {
+      const tarball = one(ctx, 'TARBALL');
+      const name = str(ctx, 'name');
+      if (!name) throw new UsageError('--name is required');
+      let drawn = 0;
+      const answer = await ctx.kiln().codes.upload(tarball, {
+        name,
+        onProgress: ({ sent, total }) => {
+          if (!ctx.stderrTty || (Date.now() - drawn < 100 && sent < total)) return;
+          drawn = Date.now();
+          ctx.err(`\r${progressBar(sent, total)}`);
+        },
+      });
+      if (ctx.stderrTty) ctx.err('\n');
+      ctx.out(
+        ctx.values.json
+          ? json(answer)
+          : `Uploaded ${name}: revision ${answer.rev}, image ${answer.image}\n`,
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'queue',
+    args: 'CODE [--payload JSON|--payload-file F] [options] [--wait]',
+    summary: 'queue a task (or -n of them); --wait streams its log and exits with its outcome',
+    details: `${TASK_FLAGS_HELP}
+  --delay S              seconds before it may run
+  --webhook URL          URL told about this task's state changes
+  -n, --count N          queue N identical tasks
+  --wait                 stream the log live and exit with the task's outcome:
+                         0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled
+                         (with -n: wait for all, no log; exit with the first failure's code)`,
+    examples: [
+      `kiln queue hello --payload '{"a":1}' --wait`,
+      'kiln queue report --payload-file job.json --priority 2 --label nightly',
+      `kiln queue hello -n 10 --delay 60`,
+    ],
+    options: {
+      ...TASK_FLAGS,
+      delay: { type: 'string' },
+      webhook: { type: 'string' },
+      count: { type: 'string', short: 'n' },
+      wait: { type: 'boolean' },
+    },
+    run: async (ctx) => {
+      const code = one(ctx, 'CODE');
+      const count = int(ctx, 'count') ?? 1;
+      if (count < 1) throw new UsageError('-n must be at least 1');
+      const kiln = ctx.kiln();
+      const options: TaskOptions = {
+        ...taskOptions(ctx),
+        delay: int(ctx, 'delay'),
+        webhook: str(ctx, 'webhook'),
+      };
+      const payload = payloadOf(ctx);
+      const queued = await kiln.tasks.createMany(
+        Array.from({ length: count }, () => ({ ...options, codeName: code, payload })),
+      );
+      if (!ctx.values.wait) {
+        ctx.out(
+          ctx.values.json ? json({ tasks: queued }) : queued.map((t) => `${t.id}\n`).join(''),
+        );
+        return 0;
+      }
+      if (count === 1) {
+        const [{ id }] = queued;
+        if (!ctx.values.json) ctx.err(ctx.cErr.dim(`task ${id} queued\n`));
+        return follow(ctx, kiln, id);
+      }
+      const tasks = await Promise.all(queued.map((t) => kiln.tasks.wait(t.id)));
+      if (ctx.values.json) ctx.out(json({ tasks }));
+      else for (const task of tasks) ctx.out(`${task.id}  ${paintStatus(task.status, ctx.c)}\n`);
+      const failed = tasks.find((task) => task.status !== 'complete');
+      return failed ? EXIT_CODES[failed.status as keyof typeof EXIT_CODES] : 0;
+    },
+  },
+  {
+    name: 'tasks',
+    args: '[--status S[,S…]] [--code NAME] [--label L] [--limit N]',
+    summary: 'list tasks, newest first (a table; --json for scripts)',
+    details: `  --status S,S           only these statuses (queued, preparing, running, complete, error,
+                         cancelled, killed, timeout)
+  --code NAME            only tasks of this code
+  --label L              only tasks with this label
+  --limit N              at most N tasks (default 30)`,
+    examples: [
+      'kiln tasks --status running,queued',
+      'kiln tasks --code hello --json | jq -r ".[].id"',
+    ],
+    options: {
+      status: { type: 'string' },
+      code: { type: 'string' },
+      label: { type: 'string' },
+      limit: { type: 'string' },
+    },
+    run: async (ctx) => {
+      const limit = int(ctx, 'limit') ?? 30;
+      const statuses = (str(ctx, 'status') ?? '').split(',').filter(Boolean) as TaskStatus[];
+      const tasks: Task[] = [];
+      for await (const task of ctx.kiln().tasks.list({
+        status: statuses,
+        codeName: str(ctx, 'code'),
+        label: str(ctx, 'label'),
+        perPage: Math.min(100, Math.max(1, limit)),
+      })) {
+        if (tasks.length >= limit) break;
+        tasks.push(task);
+      }
+      if (ctx.values.json) {
+        ctx.out(json(tasks));
+        return 0;
+      }
+      const rows = tasks.map((t) => [
+        t.id,
+        t.code_name,
+        t.status,
+        shortTime(t.created_at),
+        duration(t.duration),
+        t.msg,
+      ]);
+      ctx.out(
+        table(
+          ['ID', 'CODE', 'STATUS', 'CREATED', 'DURATION', 'MSG'],
+          rows,
+          (column, cell, padded) =>
+            column === 2 ? padded.replace(cell, paintStatus(cell, ctx.c)) : padded,
+        ),
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'status',
+    args: 'ID',
+    summary: "show a task's status and details",
+    details: '',
+    examples: [
+      'kiln status 6740c3b2e4b0a1b2c3d4e5f6',
+      'kiln status 6740c3b2e4b0a1b2c3d4e5f6 --json',
+    ],
+    options: {},
+    run: async (ctx) => {
+      const task = await ctx.kiln().tasks.get(one(ctx, 'ID'));
+      if (ctx.values.json) {
+        ctx.out(json(task));
+        return 0;
+      }
+      const fields: [string, string][] = [
+        ['id', task.id],
+        ['code', `${task.code_name} (rev ${task.code_rev})`],
+        ['status', paintStatus(task.status, ctx.c)],
+        ['msg', task.msg],
+        ['priority', String(task.priority)],
+        ['created', shortTime(task.created_at)],
+        ['started', shortTime(task.start_time)],
+        ['ended', shortTime(task.end_time)],
+        ['duration', duration(task.duration)],
+        ['progress', task.percent ? `${task.percent}%` : ''],
+        ['label', task.label],
+        ['retry of', task.original_task_id ?? ''],
+        ['retried as', task.retry_task_id ?? ''],
+      ];
+      ctx.out(
+        fields
+          .filter(([, value]) => value !== '')
+          .map(([k, v]) => `${k.padEnd(10)} ${v}\n`)
+          .join(''),
+      );
+      return 0;
+    },
+  },
+  {
+    name: 'log',
+    args: 'ID [-f]',
+    summary: "print a task's log; -f follows it live until the task ends",
+    details: `  -f, --follow           keep printing as the task prints, exit with its outcome
+                         (0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled)`,
+    examples: ['kiln log 6740c3b2e4b0a1b2c3d4e5f6', 'kiln log -f 6740c3b2e4b0a1b2c3d4e5f6'],
+    options: { follow: { type: 'boolean', short: 'f' } },
+    run: async (ctx) => {
+      const id = one(ctx, 'ID');
+      const kiln = ctx.kiln();
+      if (ctx.values.follow) return follow(ctx, kiln, id);
+      const log = await kiln.tasks.log(id);
+      ctx.out(ctx.values.json ? json({ id, log }) : log);
+      return 0;
+    },
+  },
+  {
+    name: 'cancel',
+    args: 'ID',
+    summary: 'cancel a queued or running task',
+    details: '',
+    examples: ['kiln cancel 6740c3b2e4b0a1b2c3d4e5f6'],
+    options: {},
+    run: async (ctx) => {
+      const id = one(ctx, 'ID');
+      const answer = await ctx.kiln().tasks.cancel(id);
+      ctx.out(ctx.values.json ? json({ id, ...answer }) : `Cancelled ${id}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'retry',
+    args: 'ID [--delay S]',
+    summary: 'queue a new task that runs this one again',
+    details: '  --delay S              seconds before it may run',
+    examples: ['kiln retry 6740c3b2e4b0a1b2c3d4e5f6'],
+    options: { delay: { type: 'string' } },
+    run: async (ctx) => {
+      const task = await ctx.kiln().tasks.retry(one(ctx, 'ID'), { delay: int(ctx, 'delay') });
+      ctx.out(ctx.values.json ? json(task) : `${task.id}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'schedule',
+    args: 'CODE (--run-every S | --cron EXPR [--tz ZONE]) [options]',
+    summary: 'run a code on a schedule',
+    details: `  --run-every S          every S seconds (≥ 60)
+  --cron EXPR            a cron expression (5 or 6 fields), in --tz ZONE (IANA, default UTC)
+  --start-at TIME        first run (RFC 3339; default now); --end-at TIME: none after
+  --run-times N          stop after N runs
+${TASK_FLAGS_HELP}`,
+    examples: [
+      `kiln schedule report --cron '0 9 * * 1-5' --tz Europe/Paris --payload '{"kind":"daily"}'`,
+      'kiln schedule ping --run-every 300 --run-times 10',
+    ],
+    options: {
+      ...TASK_FLAGS,
+      'run-every': { type: 'string' },
+      cron: { type: 'string' },
+      tz: { type: 'string' },
+      'start-at': { type: 'string' },
+      'end-at': { type: 'string' },
+      'run-times': { type: 'string' },
+    },
+    run: async (ctx) => {
+      const code = one(ctx, 'CODE');
+      const runEvery = int(ctx, 'run-every');
+      const cron = str(ctx, 'cron');
+      if ((runEvery === undefined) === (cron === undefined)) {
+        throw new UsageError('give exactly one of --run-every S and --cron EXPR');
+      }
+      const { id } = await ctx.kiln().schedules.create(code, payloadOf(ctx), {
+        ...taskOptions(ctx),
+        runEvery,
+        cron,
+        timezone: str(ctx, 'tz'),
+        startAt: str(ctx, 'start-at'),
+        endAt: str(ctx, 'end-at'),
+        runTimes: int(ctx, 'run-times'),
+      });
+      ctx.out(ctx.values.json ? json({ id }) : `${id}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'schedules',
+    args: '',
+    summary: 'list schedules (a table; --json for scripts)',
+    details: '',
+    examples: ['kiln schedules', 'kiln schedules --json'],
+    options: {},
+    run: async (ctx) => {
+      const schedules = [];
+      for await (const schedule of ctx.kiln().schedules.list()) schedules.push(schedule);
+      if (ctx.values.json) {
+        ctx.out(json(schedules));
+        return 0;
+      }
+      const rows = schedules.map((s) => [
+        s.id,
+        s.code_name,
+        s.status,
+        s.cron ? `cron ${s.cron} ${s.timezone ?? 'UTC'}` : `every ${s.run_every}s`,
+        shortTime(s.next_start),
+        String(s.run_count),
+      ]);
+      ctx.out(table(['ID', 'CODE', 'STATUS', 'WHEN', 'NEXT', 'RUNS'], rows));
+      return 0;
+    },
+  },
+  {
+    name: 'unschedule',
+    args: 'ID',
+    summary: 'cancel a schedule',
+    details: '',
+    examples: ['kiln unschedule 6740c3b2e4b0a1b2c3d4e5f6'],
+    options: {},
+    run: async (ctx) => {
+      const id = one(ctx, 'ID');
+      const answer = await ctx.kiln().schedules.cancel(id);
+      ctx.out(ctx.values.json ? json({ id, ...answer }) : `Cancelled schedule ${id}\n`);
+      return 0;
+    },
+  },
+  {
+    name: 'webhooks',
+    args: 'add URL [--events E,E] [--code NAME] [--description TEXT] | list | rm ID',
+    summary: 'manage the endpoints told about task events',
+    details: `  add URL                add an endpoint; prints its id and signing secret
+    --events E,E         only these events (default all): ${WEBHOOK_EVENTS.join(', ')}
+    --code NAME          only tasks of this code
+    --description TEXT
+    --disabled           add it switched off
+  list                   the endpoints (a table; --json for scripts)
+  rm ID                  delete an endpoint`,
+    examples: [
+      'kiln webhooks add https://example.com/hooks/kiln --events task.error,task.timeout',
+      'kiln webhooks list --json',
+      'kiln webhooks rm 6740c3b2e4b0a1b2c3d4e5f6',
+    ],
+    options: {
+      events: { type: 'string' },
+      code: { type: 'string' },
+      description: { type: 'string' },
+      disabled: { type: 'boolean' },
+    },
+    run: async (ctx) => {
+      const [action, arg, ...extra] = ctx.positionals;
+      if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
+      const kiln = ctx.kiln();
+      if (action === 'add') {
+        if (!arg) throw new UsageError('webhooks add needs a URL');
+        const events = (str(ctx, 'events') ?? '').split(',').filter(Boolean);
+        const unknown = events.filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
+        if (unknown.length)
+          throw new UsageError(
+            `unknown event ${unknown.join(', ')}; known: ${WEBHOOK_EVENTS.join(', ')}`,
+          );
+        const hook = await kiln.webhooks.create({
+          url: arg,
+          events: events.length ? (events as WebhookEvent[]) : undefined,
+          codeName: str(ctx, 'code'),
+          description: str(ctx, 'description'),
+          enabled: ctx.values.disabled ? false : undefined,
+        });
+        ctx.out(ctx.values.json ? json(hook) : `${hook.id}\nsecret ${hook.secret}\n`);
+        return 0;
+      }
+      if (action === 'list' || action === 'ls') {
+        const hooks = await kiln.webhooks.list();
+        if (ctx.values.json) {
+          ctx.out(json(hooks));
+          return 0;
+        }
+        const rows = hooks.map((h) => [
+          h.id,
+          h.enabled ? 'on' : `off${h.disabled_reason ? ` (${h.disabled_reason})` : ''}`,
+          h.events.length === WEBHOOK_EVENTS.length ? 'all' : h.events.join(','),
+          h.code_name ?? '*',
+          h.url,
+        ]);
+        ctx.out(table(['ID', 'STATE', 'EVENTS', 'CODE', 'URL'], rows));
+        return 0;
+      }
+      if (action === 'rm' || action === 'delete') {
+        if (!arg) throw new UsageError('webhooks rm needs an ID');
+        const answer = await kiln.webhooks.delete(arg);
+        ctx.out(ctx.values.json ? json({ id: arg, ...answer }) : `Deleted webhook ${arg}\n`);
+        return 0;
+      }
+      throw new UsageError(`webhooks wants add, list or rm${action ? `, not "${action}"` : ''}`);
+    },
+  },
+];
+
+/** Streams a task's log to stdout as it is printed; the exit code says how the task ended. */
+async function follow(ctx: Context, kiln: Kiln, id: string): Promise<number> {
+  let text = '';
+  for await (const event of kiln.tasks.stream(id)) {
+    if (event.type === 'output') {
+      if (ctx.values.json) text += event.text;
+      else ctx.out(event.text);
+      continue;
+    }
+    if (ctx.values.json) ctx.out(json({ id, status: event.status, log: text }));
+    else if (event.status !== 'complete') {
+      const task = await kiln.tasks.get(id).catch(() => undefined);
+      ctx.err(`${ctx.cErr.red(`task ${id} ${event.status}`)}${task?.msg ? `: ${task.msg}` : ''}\n`);
+    }
+    return isFinalStatus(event.status) ? EXIT_CODES[event.status] : 1;
+  }
+  throw new KilnError(0, `the log of task ${id} ended without its outcome`);
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+function str(ctx: Context, name: string): string | undefined {
+  const value = ctx.values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function int(ctx: Context, name: string): number | undefined {
+  const value = str(ctx, name);
+  if (value === undefined) return undefined;
+  if (!/^-?\d+$/.test(value.trim()))
+    throw new UsageError(`--${name} wants a whole number, got "${value}"`);
+  return Number(value);
+}
+
+function priority(ctx: Context, name: string): 0 | 1 | 2 | undefined {
+  const value = int(ctx, name);
+  if (value !== undefined && value !== 0 && value !== 1 && value !== 2) {
+    throw new UsageError(`--${name} is 0, 1 or 2`);
+  }
+  return value;
+}
+
+function one(ctx: Context, what: string): string {
+  const [value, ...extra] = ctx.positionals;
+  if (!value) throw new UsageError(`${what} is missing`);
+  if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
+  return value;
+}
+
+function taskOptions(ctx: Context): TaskOptions {
+  return {
+    priority: priority(ctx, 'priority'),
+    timeout: int(ctx, 'timeout'),
+    cluster: str(ctx, 'cluster'),
+    label: str(ctx, 'label'),
+  };
+}
+
+/** `--payload` as given (checked to be JSON), `--payload-file`'s contents, or `{}`. */
+function payloadOf(ctx: Context): string {
+  const file = str(ctx, 'payload-file');
+  const inline = str(ctx, 'payload');
+  if (file !== undefined && inline !== undefined)
+    throw new UsageError('give --payload or --payload-file, not both');
+  const payload = file !== undefined ? readInput(file) : (inline ?? '{}');
+  if (inline !== undefined) {
+    try {
+      JSON.parse(inline);
+    } catch {
+      throw new UsageError(`--payload is not JSON: ${inline}`);
+    }
+  }
+  return payload;
+}
+
+function readInput(path: string): string {
+  try {
+    return readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read ${path}: ${(error as Error).message}`);
+  }
+}

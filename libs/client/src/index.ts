@@ -1,0 +1,11 @@
+/** `@kiln/client`: a typed client for Kiln's API, on Node's own `fetch`. */
+export { Kiln } from './kiln';
+export type { KilnOptions } from './kiln';
+export { KilnError, KilnTimeoutError } from './errors';
+export { DEFAULT_URL, configFile, resolveSettings, saveSettings } from './settings';
+export type { KilnSettings, SettingOrigins, SettingSources } from './settings';
+export { Tasks } from './tasks';
+export { Codes } from './codes';
+export { Schedules } from './schedules';
+export { Webhooks } from './webhooks';
+export * from './types';

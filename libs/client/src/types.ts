@@ -1,0 +1,309 @@
+/**
+ * Kiln's resources as the API sends them (IronWorker's field names), and the options the client
+ * takes (camelCase, mapped to the API's names by the client).
+ */
+
+/** IronWorker's task statuses. */
+export type TaskStatus =
+  'queued' | 'preparing' | 'running' | 'complete' | 'error' | 'cancelled' | 'killed' | 'timeout';
+
+/** The statuses a task never leaves. */
+export type FinalTaskStatus = Extract<
+  TaskStatus,
+  'complete' | 'error' | 'cancelled' | 'killed' | 'timeout'
+>;
+
+export const FINAL_TASK_STATUSES: readonly FinalTaskStatus[] = [
+  'complete',
+  'error',
+  'cancelled',
+  'killed',
+  'timeout',
+];
+
+export function isFinalStatus(status: TaskStatus): status is FinalTaskStatus {
+  return (FINAL_TASK_STATUSES as readonly string[]).includes(status);
+}
+
+/** Unset times are `0001-01-01T00:00:00Z`. */
+export type Timestamp = string;
+
+export interface Task {
+  id: string;
+  project_id: string;
+  code_id: string;
+  code_history_id: string;
+  code_name: string;
+  /** The code revision the task runs, as a string (IronWorker's type). */
+  code_rev: string;
+  status: TaskStatus;
+  priority: number;
+  payload: string;
+  timeout: number;
+  delay: number;
+  cluster: string;
+  label: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  start_time: Timestamp;
+  end_time: Timestamp;
+  /** Run time in ms. */
+  duration: number;
+  run_times: number;
+  percent: number;
+  /** Why it failed; empty on success. */
+  msg: string;
+  log_size: number;
+  retry_count: number;
+  original_task_id?: string;
+  retry_task_id?: string;
+  schedule_id?: string;
+}
+
+/** What `tasks.create` answers: the new task's id. */
+export interface QueuedTask {
+  id: string;
+}
+
+export interface TaskOptions {
+  /** 0 (default, or the code's default priority), 1 or 2: higher runs first when workers are busy. */
+  priority?: 0 | 1 | 2;
+  /** Seconds before the task is killed (`timeout` status). Default 3600. */
+  timeout?: number;
+  /** Seconds to wait before the task may run. Default 0, at most 604800. */
+  delay?: number;
+  /** Only workers of this cluster run it. Default `default`. */
+  cluster?: string;
+  /** Free-form label, filterable in `tasks.list`. */
+  label?: string;
+  /** URL Kiln calls when this task changes state (task webhooks). */
+  webhook?: string;
+}
+
+/** One task of `tasks.createMany`. */
+export interface NewTask extends TaskOptions {
+  codeName: string;
+  /** A string is sent as is; anything else as JSON. Default `""`. */
+  payload?: unknown;
+}
+
+export interface TaskFilter {
+  /** Only tasks with one of these statuses (default: any). */
+  status?: TaskStatus | TaskStatus[];
+  codeName?: string;
+  label?: string;
+  cluster?: string;
+  /** Created at or after. */
+  from?: Date;
+  /** Created at or before. */
+  to?: Date;
+  /** Tasks fetched per request, 1-100. Default 100. */
+  perPage?: number;
+}
+
+export interface WaitOptions {
+  /** Give up (with a `KilnTimeoutError`) after this many ms. Default: wait for ever. */
+  timeoutMs?: number;
+  /** Stops waiting (rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Longest pause between two status reads, ms. Default 1000 (the first is 100). */
+  maxIntervalMs?: number;
+}
+
+export interface FollowOptions {
+  /** Stops following. */
+  signal?: AbortSignal;
+  /** Reconnections tried when the stream breaks before the task ended. Default 5. */
+  reconnects?: number;
+}
+
+/** What a followed log delivers: output as printed, then the final status once. */
+export type LogEvent = { type: 'output'; text: string } | { type: 'end'; status: FinalTaskStatus };
+
+export interface RunResult {
+  /** The task in its final status: check `task.status` (`complete` is success). */
+  task: Task;
+  /** Its STDOUT (IronWorker's `outlog`). */
+  output: string;
+}
+
+export interface Code {
+  id: string;
+  project_id: string;
+  name: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  rev: number;
+  latest_history_id: string;
+  latest_change: Timestamp;
+  image: string;
+  command: string;
+  config: string;
+  env_vars: Record<string, string>;
+  /** -1 while the code's queue is paused; absent = unlimited. */
+  max_concurrency?: number;
+  retries: number;
+  retries_delay: number;
+  priority: number;
+  default_priority: number;
+}
+
+export interface CodeOptions {
+  /** Command run instead of the image's default. */
+  command?: string;
+  /** Written to `CONFIG_FILE` in the container; objects are sent as JSON. */
+  config?: string | Record<string, unknown>;
+  envVars?: Record<string, string>;
+  /** Tasks of this code running at once across all workers. Default unlimited. */
+  maxConcurrency?: number;
+  /** Automatic retries of a failed task, 0-10. Default 0. */
+  retries?: number;
+  /** Seconds before an automatic retry. Default 60. */
+  retriesDelay?: number;
+  /** Priority of tasks queued without one. Default 0. */
+  defaultPriority?: 0 | 1 | 2;
+}
+
+export interface NewCode extends CodeOptions {
+  name: string;
+  /** Docker image reference, e.g. `repo/name:tag`. */
+  image: string;
+}
+
+export interface RegisteredCode {
+  id: string;
+  msg: string;
+}
+
+export interface UploadProgress {
+  sent: number;
+  total: number;
+}
+
+export interface UploadOptions {
+  /** The code's name (a new revision if it exists). */
+  name: string;
+  /** Called as the tarball is sent. */
+  onProgress?: (progress: UploadProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface UploadedCode {
+  id: string;
+  msg: string;
+  rev: number;
+  /** Where the image now lives: `…@sha256:…`. */
+  image: string;
+}
+
+export type ScheduleStatus = 'scheduled' | 'complete' | 'cancelled';
+
+export interface Schedule {
+  id: string;
+  project_id: string;
+  code_name: string;
+  payload: string;
+  status: ScheduleStatus;
+  msg: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  start_at: Timestamp;
+  end_at: Timestamp;
+  next_start: Timestamp;
+  last_run_time: Timestamp;
+  run_every: number;
+  run_times: number;
+  run_count: number;
+  error_count: number;
+  priority: number;
+  timeout: number;
+  delay: number;
+  task_delay: number;
+  cluster: string;
+  label: string;
+  cron?: string;
+  timezone?: string;
+}
+
+export interface ScheduleOptions extends Omit<TaskOptions, 'webhook' | 'delay'> {
+  /** Seconds between runs, ≥ 60 (IronWorker). Either this or `cron`. */
+  runEvery?: number;
+  /** Cron expression, 5 or 6 fields (Kiln). */
+  cron?: string;
+  /** IANA zone of `cron`. Default `UTC`. */
+  timezone?: string;
+  /** First run. Default now. */
+  startAt?: Date | string;
+  /** No runs after this. */
+  endAt?: Date | string;
+  /** Stop after this many runs; 0 (default) = unlimited. */
+  runTimes?: number;
+  /** Seconds before the first run. */
+  delay?: number;
+  /** Delay of each task it queues, seconds. */
+  taskDelay?: number;
+}
+
+export interface QueuedSchedule {
+  id: string;
+}
+
+export const WEBHOOK_EVENTS = [
+  'task.queued',
+  'task.running',
+  'task.complete',
+  'task.error',
+  'task.timeout',
+  'task.killed',
+  'task.cancelled',
+  'schedule.complete',
+] as const;
+
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+export interface Webhook {
+  id: string;
+  url: string;
+  events: WebhookEvent[];
+  code_name: string | null;
+  enabled: boolean;
+  disabled_reason: string | null;
+  description: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  /** Signing secret of the deliveries. */
+  secret: string;
+}
+
+export interface NewWebhook {
+  url: string;
+  /** Default: every event. */
+  events?: WebhookEvent[];
+  /** Only tasks of this code. */
+  codeName?: string;
+  /** Default true. */
+  enabled?: boolean;
+  description?: string;
+}
+
+export type WebhookChanges = Partial<NewWebhook>;
+
+export interface WebhookDelivery {
+  id: string;
+  webhook_id: string;
+  message_id: string;
+  event_type: WebhookEvent;
+  task_id: string | null;
+  attempt: number;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number | null;
+  state: string;
+  created_at: Timestamp;
+  next_attempt_at: Timestamp | null;
+}
+
+/** What most actions answer. */
+export interface Message {
+  msg: string;
+}

@@ -1,0 +1,370 @@
+import { ChildProcess } from 'node:child_process';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { Kiln, KilnError, KilnTimeoutError, Task } from '@kiln/client';
+import { call, e2e, newProject, TEST_IMAGE, TestProject } from './support/kiln';
+import { startApp, stopApp, waitForHealthy } from './support/processes';
+
+/**
+ * `@kiln/client` against the real Kiln that global-setup started: every method whose server side
+ * exists, typed errors, retries on 503, and the live log (`?follow=1`) the client follows.
+ * Uploads and webhooks are checked against their pinned contracts in libs/client's unit spec.
+ */
+describe('@kiln/client against a real Kiln', () => {
+  let project: TestProject;
+  let kiln: Kiln;
+  const isolated = { cwd: null, configFile: null, env: {} } as const;
+
+  beforeAll(async () => {
+    project = await newProject('client');
+    kiln = new Kiln({
+      url: e2e().url,
+      projectId: project.projectId,
+      token: project.token,
+      ...isolated,
+    });
+    await kiln.codes.register({ name: 'hello', image: TEST_IMAGE });
+  });
+
+  describe('codes', () => {
+    it('register, list, get and delete', async () => {
+      const answer = await kiln.codes.register({
+        name: 'scratch',
+        image: TEST_IMAGE,
+        envVars: { MODE: 'test' },
+        retries: 2,
+        retriesDelay: 5,
+        maxConcurrency: 3,
+      });
+      expect(answer).toEqual({
+        id: expect.stringMatching(/^[0-9a-f]{24}$/),
+        msg: 'Upload successful.',
+      });
+      const code = await kiln.codes.get(answer.id);
+      expect(code).toMatchObject({
+        name: 'scratch',
+        rev: 1,
+        env_vars: { MODE: 'test' },
+        retries: 2,
+        max_concurrency: 3,
+      });
+      const names: string[] = [];
+      for await (const c of kiln.codes.list()) names.push(c.name);
+      expect(names.sort()).toEqual(['hello', 'scratch']);
+      expect(await kiln.codes.delete(answer.id)).toEqual({ msg: 'Deleted' });
+      await expect(kiln.codes.get(answer.id)).rejects.toMatchObject({ status: 404 });
+    });
+  });
+
+  describe('tasks', () => {
+    it('create, get, wait, log and run', async () => {
+      const { id } = await kiln.tasks.create(
+        'hello',
+        { hello: 'world' },
+        { label: 'client', priority: 1 },
+      );
+      const queued = await kiln.tasks.get(id);
+      expect(queued).toMatchObject({ id, code_name: 'hello', label: 'client', priority: 1 });
+      const task: Task = await kiln.tasks.wait(id, { timeoutMs: 60_000 });
+      expect(task.status).toBe('complete');
+      expect(await kiln.tasks.log(id)).toBe('{"hello":"world"}\n');
+
+      const run = await kiln.tasks.run('hello', { exit: 2, stderr: 'bad' }, { timeoutMs: 60_000 });
+      expect(run.task.status).toBe('error');
+      expect(run.task.msg).toBe('exit code 2');
+      expect(run.output).toBe('{"exit":2,"stderr":"bad"}\n'); // STDOUT alone
+    });
+
+    it('createMany, and list as an async iterator over pages with filters', async () => {
+      const queued = await kiln.tasks.createMany([
+        { codeName: 'hello', payload: '{"n":1}', label: 'many' },
+        { codeName: 'hello', payload: { n: 2 }, label: 'many' },
+        { codeName: 'hello', label: 'many' },
+      ]);
+      expect(queued).toHaveLength(3);
+      await Promise.all(queued.map((t) => kiln.tasks.wait(t.id, { timeoutMs: 60_000 })));
+      const listed: string[] = [];
+      for await (const task of kiln.tasks.list({ label: 'many', perPage: 2 })) listed.push(task.id);
+      expect(listed.sort()).toEqual(queued.map((t) => t.id).sort());
+      const complete: string[] = [];
+      for await (const task of kiln.tasks.list({ label: 'many', status: ['complete'] }))
+        complete.push(task.id);
+      expect(complete).toHaveLength(3);
+      const none: Task[] = [];
+      for await (const task of kiln.tasks.list({ label: 'many', status: 'error' })) none.push(task);
+      expect(none).toEqual([]);
+    });
+
+    it('setProgress and cancel a running task; retry queues a new one', async () => {
+      const { id } = await kiln.tasks.create('hello', { sleep: 60 });
+      await waitUntil(async () => (await kiln.tasks.get(id)).status === 'running');
+      expect(await kiln.tasks.setProgress(id, 42, 'half way')).toEqual({ msg: 'Progress set' });
+      expect(await kiln.tasks.get(id)).toMatchObject({ percent: 42 });
+      expect(await kiln.tasks.cancel(id)).toEqual({ msg: 'Cancelled' });
+      expect((await kiln.tasks.wait(id, { timeoutMs: 30_000 })).status).toBe('cancelled');
+      const again = await kiln.tasks.retry(id, { delay: 3600 });
+      expect(again.id).not.toBe(id);
+      expect(await kiln.tasks.get(again.id)).toMatchObject({
+        status: 'queued',
+        original_task_id: id,
+      });
+      await kiln.tasks.cancel(again.id);
+    });
+
+    it('wait gives up with KilnTimeoutError, and stops on an AbortSignal', async () => {
+      const { id } = await kiln.tasks.create('hello', {}, { delay: 3600 });
+      await expect(kiln.tasks.wait(id, { timeoutMs: 300 })).rejects.toBeInstanceOf(
+        KilnTimeoutError,
+      );
+      const abort = new AbortController();
+      setTimeout(() => abort.abort(new Error('stopped by the test')), 200);
+      await expect(kiln.tasks.wait(id, { signal: abort.signal })).rejects.toThrow(
+        'stopped by the test',
+      );
+      await kiln.tasks.cancel(id);
+    });
+  });
+
+  describe('typed errors', () => {
+    it('404, 400 and 401 arrive as KilnError with status and msg', async () => {
+      const missing = await kiln.tasks.get('0'.repeat(24)).catch((e: unknown) => e);
+      expect(missing).toBeInstanceOf(KilnError);
+      expect(missing).toMatchObject({ status: 404, isNotFound: true });
+      await expect(kiln.tasks.create('no-such-code', {})).rejects.toMatchObject({
+        status: 404,
+        msg: 'Code "no-such-code" not found',
+      });
+      await expect(kiln.tasks.get('not-an-id')).rejects.toMatchObject({ status: 400 });
+      const stranger = new Kiln({
+        url: e2e().url,
+        projectId: project.projectId,
+        token: 'wrong',
+        ...isolated,
+      });
+      await expect(stranger.tasks.get('0'.repeat(24))).rejects.toMatchObject({
+        status: 401,
+        isAuth: true,
+      });
+      const nowhere = new Kiln({
+        url: 'http://127.0.0.1:1',
+        projectId: project.projectId,
+        token: 't',
+        retries: 1,
+        retryDelayMs: 10,
+        ...isolated,
+      });
+      await expect(nowhere.tasks.get('0'.repeat(24))).rejects.toMatchObject({
+        status: 0,
+        msg: expect.stringContaining('cannot reach Kiln'),
+      });
+    });
+  });
+
+  describe('retries', () => {
+    let proxy: Server;
+    let refusals = 0;
+    let forwarded = 0;
+
+    beforeAll(async () => {
+      // A loopback proxy that answers 503 to the first `refusals` requests, then forwards to Kiln.
+      proxy = createServer((req, res) => {
+        const parts: Buffer[] = [];
+        req.on('data', (part: Buffer) => parts.push(part));
+        req.on('end', () => {
+          if (refusals > 0) {
+            refusals--;
+            res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
+            res.end('{"msg":"Database unavailable, retry later"}');
+            return;
+          }
+          forwarded++;
+          const body = parts.length ? Buffer.concat(parts) : undefined;
+          fetch(`${e2e().url}${req.url}`, {
+            method: req.method,
+            headers: req.headers as Record<string, string>,
+            body,
+          })
+            .then(async (answer) => {
+              res.writeHead(answer.status, {
+                'content-type': answer.headers.get('content-type') ?? 'text/plain',
+              });
+              res.end(Buffer.from(await answer.arrayBuffer()));
+            })
+            .catch(() => res.destroy());
+        });
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    });
+
+    afterAll(async () => {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    });
+
+    it('retries an idempotent call after 503s with backoff, and not a create', async () => {
+      const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const viaProxy = new Kiln({
+        url,
+        projectId: project.projectId,
+        token: project.token,
+        retryDelayMs: 20,
+        ...isolated,
+      });
+      const { id } = await kiln.tasks.create('hello', { via: 'proxy' });
+      refusals = 2;
+      expect((await viaProxy.tasks.get(id)).id).toBe(id);
+      expect(refusals).toBe(0);
+      expect(forwarded).toBe(1);
+      refusals = 1;
+      await expect(viaProxy.tasks.create('hello', {})).rejects.toMatchObject({ status: 503 });
+      expect(forwarded).toBe(1); // the create was not sent again
+      await kiln.tasks.wait(id, { timeoutMs: 60_000 });
+    });
+  });
+
+  describe('schedules', () => {
+    it('create (cron + timezone), get, list, update and cancel', async () => {
+      const { id } = await kiln.schedules.create(
+        'hello',
+        { kind: 'daily' },
+        { cron: '0 9 * * 1-5', timezone: 'Europe/Paris', label: 'daily' },
+      );
+      expect(await kiln.schedules.get(id)).toMatchObject({
+        id,
+        code_name: 'hello',
+        status: 'scheduled',
+        cron: '0 9 * * 1-5',
+        timezone: 'Europe/Paris',
+        payload: '{"kind":"daily"}',
+      });
+      const every = await kiln.schedules.create('hello', '{}', {
+        runEvery: 3600,
+        startAt: new Date(Date.now() + 86_400_000),
+      });
+      const ids: string[] = [];
+      for await (const schedule of kiln.schedules.list()) ids.push(schedule.id);
+      expect(ids.sort()).toEqual([id, every.id].sort());
+      expect(
+        await kiln.schedules.update(id, { label: 'weekdays', payload: { kind: 'weekday' } }),
+      ).toEqual({ msg: 'Updated' });
+      expect(await kiln.schedules.get(id)).toMatchObject({
+        label: 'weekdays',
+        payload: '{"kind":"weekday"}',
+        cron: '0 9 * * 1-5',
+      });
+      expect(await kiln.schedules.cancel(id)).toEqual({ msg: 'Cancelled' });
+      expect(await kiln.schedules.cancel(every.id)).toEqual({ msg: 'Cancelled' });
+      expect((await kiln.schedules.get(id)).status).toBe('cancelled');
+      await expect(kiln.schedules.create('hello', {}, { runEvery: 10 })).rejects.toMatchObject({
+        status: 400,
+      });
+    });
+  });
+
+  describe('live log', () => {
+    it('follow: lines printed 1 s apart arrive about 1 s apart, while the task runs', async () => {
+      const { id } = await kiln.tasks.create('hello', { lines: 4, interval: 1 });
+      const arrivals: { line: string; at: number }[] = [];
+      for await (const line of kiln.tasks.follow(id)) arrivals.push({ line, at: Date.now() });
+      expect(arrivals.map((a) => a.line)).toEqual([
+        '{"lines":4,"interval":1}',
+        'line 1',
+        'line 2',
+        'line 3',
+        'line 4',
+      ]);
+      const lineTimes = arrivals.slice(1).map((a) => a.at);
+      const gaps = lineTimes.slice(1).map((at, i) => at - lineTimes[i]);
+      for (const gap of gaps) {
+        expect(gap).toBeGreaterThan(500);
+        expect(gap).toBeLessThan(1800);
+      }
+      const task = await kiln.tasks.get(id);
+      expect(task.status).toBe('complete');
+      // The first line came while the task still ran: about 3 s before it ended.
+      expect(Date.parse(task.end_time) - lineTimes[0]).toBeGreaterThan(2000);
+    });
+
+    it('a late follower sees everything; stream ends with the final status', async () => {
+      const { id } = await kiln.tasks.create('hello', { lines: 3, exit: 4 });
+      await kiln.tasks.wait(id, { timeoutMs: 60_000 });
+      const lines: string[] = [];
+      for await (const line of kiln.tasks.follow(id)) lines.push(line);
+      expect(lines).toEqual(['{"lines":3,"exit":4}', 'line 1', 'line 2', 'line 3']);
+      const events = [];
+      for await (const event of kiln.tasks.stream(id)) events.push(event);
+      expect(events[events.length - 1]).toEqual({ type: 'end', status: 'error' });
+    });
+
+    it('?follow=1 as plain text waits for a queued task and ends with it; plain GET …/log is unchanged', async () => {
+      const { id } = await kiln.tasks.create('hello', { lines: 2, interval: 0.5 }, { delay: 1 });
+      const path = `/2/projects/${project.projectId}/tasks/${id}/log`;
+      const early = await call('GET', path, { token: project.token });
+      expect(early.status).toBe(404);
+      expect(early.body.msg).toMatch(/Log not found/);
+      const followed = await call('GET', `${path}?follow=1`, { token: project.token });
+      expect(followed.status).toBe(200);
+      expect(followed.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(followed.text).toBe('{"lines":2,"interval":0.5}\nline 1\nline 2\n');
+      expect((await kiln.tasks.get(id)).status).toBe('complete');
+      const plain = await call('GET', path, { token: project.token });
+      expect(plain.text).toBe(followed.text);
+      const sse = await call('GET', `${path}?follow=1`, {
+        token: project.token,
+        headers: { accept: 'text/event-stream' },
+      });
+      expect(sse.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      expect(sse.text).toMatch(/^id: \d+\.1\ndata: "/);
+      expect(sse.text.endsWith('event: end\ndata: {"status":"complete"}\n\n')).toBe(true);
+      const unknown = await call(
+        'GET',
+        `/2/projects/${project.projectId}/tasks/${'0'.repeat(24)}/log?follow=1`,
+        { token: project.token },
+      );
+      expect(unknown.status).toBe(404);
+    });
+
+    describe('across API replicas', () => {
+      let second: ChildProcess;
+      let secondUrl: string;
+
+      beforeAll(async () => {
+        const port = Number(new URL(e2e().url).port) + 2;
+        second = startApp('api', { ...e2e().env, KILN_API_PORT: String(port) }, 'api-replica');
+        secondUrl = `http://127.0.0.1:${port}`;
+        await waitForHealthy(`${secondUrl}/healthz`);
+      });
+
+      afterAll(async () => {
+        if (second) await stopApp(second);
+      });
+
+      it('two replicas stream the same live output', async () => {
+        const other = new Kiln({
+          url: secondUrl,
+          projectId: project.projectId,
+          token: project.token,
+          ...isolated,
+        });
+        const { id } = await kiln.tasks.create('hello', { lines: 3, interval: 0.7 });
+        const collect = async (client: Kiln) => {
+          const seen: string[] = [];
+          for await (const line of client.tasks.follow(id)) seen.push(line);
+          return seen;
+        };
+        const [viaFirst, viaSecond] = await Promise.all([collect(kiln), collect(other)]);
+        const expected = ['{"lines":3,"interval":0.7}', 'line 1', 'line 2', 'line 3'];
+        expect(viaFirst).toEqual(expected);
+        expect(viaSecond).toEqual(expected);
+      });
+    });
+  });
+});
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
