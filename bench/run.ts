@@ -43,11 +43,8 @@ const BENCHMARKS: Record<
   dispatch: { run: dispatch, minutes: 20 },
   backlog: { run: backlog, minutes: 25 },
   schedules: { run: schedules, minutes: 10 },
-<<<<<<< HEAD
   upload: { run: upload, minutes: 15 },
-=======
   cli: { run: cli, minutes: 10 },
->>>>>>> issue-7
 };
 
 async function main(): Promise<number> {
