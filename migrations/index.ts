@@ -1,10 +1,12 @@
 import { Initial1763884800000 } from './1763884800000-Initial';
 import { TaskListIndexes1763892000000 } from './1763892000000-TaskListIndexes';
 import { Schedules1763899200000 } from './1763899200000-Schedules';
+import { Webhooks1763913600000 } from './1763913600000-Webhooks';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
   Initial1763884800000,
   TaskListIndexes1763892000000,
   Schedules1763899200000,
+  Webhooks1763913600000,
 ];

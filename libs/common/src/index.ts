@@ -5,3 +5,4 @@ export * from './text';
 export * from './validate';
 export * from './process';
 export * from './timeout';
+export * from './ip';
