@@ -36,6 +36,11 @@ export default async function globalSetup(): Promise<void> {
     // Short enough for the tests that kill workers and schedulers to see recovery quickly.
     KILN_HEARTBEAT_LAPSE_SECONDS: '6',
     KILN_LEADER_LEASE_SECONDS: '4',
+    // Webhook receivers of the tests listen on 127.0.0.1; retries and timeouts short enough to
+    // watch (test/webhooks-guard.e2e-spec.ts runs its own stack with a narrower allow-list).
+    WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+    KILN_WEBHOOK_RETRY_SCHEDULE: '1,1,1',
+    KILN_WEBHOOK_TIMEOUT_MS: '2000',
   };
   const workerEnv = {
     ...env,

@@ -7,6 +7,7 @@ import { HealthModule } from '@kiln/health';
 import { QueueModule } from '@kiln/queue';
 import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
+import { WebhooksModule } from '@kiln/webhooks';
 import { AuthModule } from './auth/auth.module';
 import { CodesController } from './codes/codes.controller';
 import { HealthController } from './health/health.controller';
@@ -14,6 +15,8 @@ import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectsController } from './projects/projects.controller';
 import { SchedulesController } from './schedules/schedules.controller';
 import { TasksController } from './tasks/tasks.controller';
+import { CodeTriggersController, IncomingTriggersController } from './webhooks/triggers.controller';
+import { WebhooksController } from './webhooks/webhooks.controller';
 
 @Module({
   imports: [
@@ -24,6 +27,7 @@ import { TasksController } from './tasks/tasks.controller';
     CodesModule,
     TasksModule,
     SchedulesModule,
+    WebhooksModule,
     HealthModule.register({ withDocker: false }),
   ],
   controllers: [
@@ -32,6 +36,9 @@ import { TasksController } from './tasks/tasks.controller';
     CodesController,
     TasksController,
     SchedulesController,
+    WebhooksController,
+    CodeTriggersController,
+    IncomingTriggersController,
   ],
   providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }],
 })

@@ -6,3 +6,4 @@ export * from './validate';
 export * from './process';
 export * from './timeout';
 export * from './ip';
+export * from './webhook-url';

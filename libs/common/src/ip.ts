@@ -17,9 +17,7 @@ export function parseIp(text: string): IpAddress | null {
   if (zone >= 0) address = address.slice(0, zone);
   const family = isIP(address);
   if (family === 4) {
-    const value = address
-      .split('.')
-      .reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
+    const value = address.split('.').reduce((acc, part) => (acc << 8n) | BigInt(Number(part)), 0n);
     return { family: 4, value };
   }
   if (family === 6) return { family: 6, value: parseIpv6(address) };
@@ -38,7 +36,11 @@ function parseIpv6(address: string): bigint {
   const headGroups = head === '' ? [] : head.split(':');
   const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
   const missing = 8 - headGroups.length - tailGroups.length;
-  const groups = [...headGroups, ...Array<string>(tail === undefined ? 0 : missing).fill('0'), ...tailGroups];
+  const groups = [
+    ...headGroups,
+    ...Array<string>(tail === undefined ? 0 : missing).fill('0'),
+    ...tailGroups,
+  ];
   return groups.reduce((acc, group) => (acc << 16n) | BigInt(parseInt(group, 16)), 0n);
 }
 
@@ -47,7 +49,8 @@ export function formatIp(ip: IpAddress): string {
     return [24n, 16n, 8n, 0n].map((shift) => String((ip.value >> shift) & 0xffn)).join('.');
   }
   const groups: string[] = [];
-  for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(((ip.value >> shift) & 0xffffn).toString(16));
+  for (let shift = 112n; shift >= 0n; shift -= 16n)
+    groups.push(((ip.value >> shift) & 0xffffn).toString(16));
   return groups.join(':');
 }
 

@@ -50,7 +50,9 @@ describe('loadConfig', () => {
     });
     expect(config.webhooks.allowedHosts).toHaveLength(3);
     expect(config.webhooks.retrySchedule).toEqual([1, 2, 3]);
-    expect(loadConfig(base).webhooks.retrySchedule).toEqual([5, 300, 1800, 7200, 18000, 36000, 36000]);
+    expect(loadConfig(base).webhooks.retrySchedule).toEqual([
+      5, 300, 1800, 7200, 18000, 36000, 36000,
+    ]);
     expect(loadConfig(base).webhooks.allowedHosts).toEqual([]);
     expect(() => loadConfig({ ...base, WEBHOOK_ALLOWED_HOSTS: '10.0.0.0/99,ok.host' })).toThrow(
       /WEBHOOK_ALLOWED_HOSTS: cannot read "10.0.0.0\/99"/,

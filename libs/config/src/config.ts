@@ -225,7 +225,10 @@ class EnvReader {
   intList(name: string, fallback: number[], min: number, max: number): number[] {
     const raw = this.env[name];
     if (raw === undefined) return fallback;
-    const items = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    const items = raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
     const values = items.map(Number);
     if (values.some((value) => !Number.isInteger(value) || value < min || value > max)) {
       this.problems.push(

@@ -9,9 +9,16 @@ export function newWebhookSecret(): string {
  * The Standard Webhooks signature of one attempt: `v1,` and base64 HMAC-SHA256 of
  * `<webhook-id>.<webhook-timestamp>.<body>` keyed with the base64-decoded part after `whsec_`.
  */
-export function signature(secret: string, messageId: string, timestamp: number, body: string): string {
+export function signature(
+  secret: string,
+  messageId: string,
+  timestamp: number,
+  body: string,
+): string {
   const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
-  const mac = createHmac('sha256', key).update(`${messageId}.${timestamp}.${body}`).digest('base64');
+  const mac = createHmac('sha256', key)
+    .update(`${messageId}.${timestamp}.${body}`)
+    .digest('base64');
   return `v1,${mac}`;
 }
 
@@ -25,6 +32,8 @@ export function signedHeaders(
   return {
     'webhook-id': messageId,
     'webhook-timestamp': String(timestamp),
-    'webhook-signature': secrets.map((secret) => signature(secret, messageId, timestamp, body)).join(' '),
+    'webhook-signature': secrets
+      .map((secret) => signature(secret, messageId, timestamp, body))
+      .join(' '),
   };
 }

@@ -69,7 +69,11 @@ describe('postWebhook', () => {
   });
 
   it('refuses a name that resolves to a metadata or private address, at connect time', async () => {
-    const fakeDns = ((_host: string, _opts: unknown, callback: Function) =>
+    const fakeDns = ((
+      _host: string,
+      _opts: unknown,
+      callback: (error: null, addresses: { address: string; family: number }[]) => void,
+    ) =>
       callback(null, [
         { address: '169.254.169.254', family: 4 },
         { address: 'fd00:ec2::254', family: 6 },
@@ -81,11 +85,18 @@ describe('postWebhook', () => {
   });
 
   it('connects a name only to the addresses the guard lets through', async () => {
-    const fakeDns = ((_host: string, _opts: unknown, callback: Function) =>
-      callback(null, [{ address: '127.0.0.1', family: 4 }])) as any;
+    const fakeDns = ((
+      _host: string,
+      _opts: unknown,
+      callback: (error: null, addresses: { address: string; family: number }[]) => void,
+    ) => callback(null, [{ address: '127.0.0.1', family: 4 }])) as any;
     // Refused first: a keep-alive socket, once connected, is reused for the same host and port.
-    expect((await post(`http://hooks.test:${port}/b`, options('10.0.0.0/8'), fakeDns)).refused).toBe(true);
-    expect((await post(`http://hooks.test:${port}/c`, options('hooks.test'), fakeDns)).statusCode).toBe(200);
+    expect(
+      (await post(`http://hooks.test:${port}/b`, options('10.0.0.0/8'), fakeDns)).refused,
+    ).toBe(true);
+    expect(
+      (await post(`http://hooks.test:${port}/c`, options('hooks.test'), fakeDns)).statusCode,
+    ).toBe(200);
     expect(hits).toEqual(['/c']);
   });
 
@@ -103,7 +114,10 @@ describe('postWebhook', () => {
 
   it('cuts off a receiver that never answers at the total timeout', async () => {
     handler = () => undefined;
-    const result = await post(`http://127.0.0.1:${port}/hang`, options(undefined, { timeoutMs: 300 }));
+    const result = await post(
+      `http://127.0.0.1:${port}/hang`,
+      options(undefined, { timeoutMs: 300 }),
+    );
     expect(result.statusCode).toBeNull();
     expect(result.error).toContain('timed out after 300 ms');
     expect(result.durationMs).toBeGreaterThanOrEqual(290);

@@ -4,13 +4,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import {
-  AllowEntry,
-  formatIp,
-  isAllowListed,
-  parseIp,
-  refusedAddressReason,
-} from '@kiln/common';
+import { AllowEntry, formatIp, isAllowListed, parseIp, refusedAddressReason } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 
 /** What one POST got: a status code, or an error that kept it from getting one. */

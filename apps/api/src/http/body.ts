@@ -3,7 +3,7 @@ import { raw } from 'express';
 import { KilnException } from '@kiln/common';
 
 /** Routes whose raw body is the payload (IronWorker's webhook takes any bytes, any Content-Type). */
-const RAW_BODY_ROUTES = [/\/tasks\/webhook\/?$/];
+const RAW_BODY_ROUTES = [/\/tasks\/webhook\/?$/, /^\/2\/projects\/[^/]+\/triggers\/[^/]+\/?$/];
 
 export function isMultipart(req: Request): boolean {
   return (req.headers['content-type'] ?? '').toLowerCase().startsWith('multipart/form-data');
