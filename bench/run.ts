@@ -13,6 +13,7 @@ import { backlog } from './backlog';
 import { dispatch } from './dispatch';
 import { ingest } from './ingest';
 import { schedules } from './schedules';
+import { webhooks } from './webhooks';
 import {
   ensureDatabase,
   loadInfra,
@@ -41,6 +42,7 @@ const BENCHMARKS: Record<
   dispatch: { run: dispatch, minutes: 20 },
   backlog: { run: backlog, minutes: 25 },
   schedules: { run: schedules, minutes: 10 },
+  webhooks: { run: webhooks, minutes: 10 },
 };
 
 async function main(): Promise<number> {
