@@ -121,14 +121,13 @@ export async function webhooks(ctx: BenchContext): Promise<BenchResult> {
   };
   const receivers = new Receivers();
   const urls = await receivers.start();
-  const kiln = await startKiln(ctx.infra, 'webhooks', { profile: ctx.profile });
+  const kiln = await startKiln(ctx.infra, 'webhooks', {
+    profile: ctx.profile,
+    env: { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' },
+  });
   const scheduler = startApp(
     'scheduler',
-    {
-      ...kiln.env,
-      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
-      KILN_WEBHOOK_CONCURRENCY: String(params.concurrency),
-    },
+    { ...kiln.env, KILN_WEBHOOK_CONCURRENCY: String(params.concurrency) },
     'webhooks-scheduler',
     ctx.profile,
   );

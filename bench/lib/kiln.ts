@@ -42,6 +42,8 @@ export interface KilnOptions {
   /** Start one worker with this concurrency (no worker when absent). */
   workerConcurrency?: number;
   profile?: boolean;
+  /** Extra environment for Kiln's processes. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -67,6 +69,7 @@ export async function startKiln(
     KILN_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
     KILN_QUEUE_PREFIX: prefix,
     KILN_LOG_LEVEL: 'log',
+    ...options.env,
   };
   defer(`delete Redis keys ${prefix}:*`, async () => {
     await deleteKeys(infra.redisUrl, prefix);
