@@ -64,6 +64,14 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private lastPrune = 0;
+  /** Outcomes waiting to be written: one UPDATE for all that finished meanwhile (group commit). */
+  private outcomes: {
+    delivery: ClaimedDelivery;
+    outcome: AttemptOutcome;
+    done: (recorded: boolean) => void;
+    failed: (error: unknown) => void;
+  }[] = [];
+  private flushing = false;
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
@@ -164,7 +172,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   private async deliver(delivery: ClaimedDelivery): Promise<void> {
     try {
       const outcome = await this.attempt(delivery);
-      const recorded = await this.outbox.record(delivery, outcome);
+      const recorded = await this.record(delivery, outcome);
       if (recorded && outcome.gone && delivery.webhookId) {
         await this.outbox.disable(delivery.webhookId, 'Endpoint answered 410 Gone');
         this.logger.warn(`webhook ${delivery.webhookId} answered 410: disabled`);
@@ -173,6 +181,27 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
       // Not recorded: the lease runs out and the delivery is tried again.
       this.logger.warn(`delivery ${delivery.id} not recorded: ${(error as Error).message}`);
     }
+  }
+
+  private record(delivery: ClaimedDelivery, outcome: AttemptOutcome): Promise<boolean> {
+    return new Promise<boolean>((done, failed) => {
+      this.outcomes.push({ delivery, outcome, done, failed });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.outcomes.length > 0) {
+      const batch = this.outcomes.splice(0, 500);
+      try {
+        const recorded = await this.outbox.record(batch);
+        for (const item of batch) item.done(recorded.has(item.delivery.id));
+      } catch (error) {
+        for (const item of batch) item.failed(error);
+      }
+    }
+    this.flushing = false;
   }
 
   private async attempt(delivery: ClaimedDelivery): Promise<AttemptOutcome & { gone: boolean }> {

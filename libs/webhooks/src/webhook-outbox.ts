@@ -145,25 +145,38 @@ export class WebhookOutbox {
     }));
   }
 
-  /** Records an attempt's outcome, unless the lease was lost meanwhile (compare-and-set). */
-  async record(delivery: ClaimedDelivery, outcome: AttemptOutcome): Promise<boolean> {
-    const result: unknown = await this.db.query(
-      `UPDATE webhook_deliveries
-          SET state = $3, status_code = $4, error = $5, duration_ms = $6, updated_at = now(),
-              next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + make_interval(secs => $7) END,
-              delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
-        WHERE id = $1 AND attempt = $2 AND state = 'pending'`,
-      [
-        delivery.id,
-        delivery.attempt,
-        outcome.state,
-        outcome.statusCode,
-        outcome.error,
-        outcome.durationMs,
-        outcome.retryInSeconds ?? 0,
-      ],
+  /**
+   * Records attempts' outcomes in one statement, each unless its lease was lost meanwhile
+   * (compare-and-set on the attempt); returns the ids recorded.
+   */
+  async record(
+    items: { delivery: ClaimedDelivery; outcome: AttemptOutcome }[],
+  ): Promise<Set<string>> {
+    if (items.length === 0) return new Set();
+    const rows = rowsOf<{ id: string }>(
+      await this.db.query(
+        `UPDATE webhook_deliveries d
+            SET state = u.state, status_code = u.status_code, error = u.error,
+                duration_ms = u.duration_ms, updated_at = now(),
+                next_attempt_at = CASE WHEN u.state = 'pending'
+                                       THEN now() + make_interval(secs => u.retry_in) END,
+                delivered_at = CASE WHEN u.state = 'delivered' THEN now() END
+           FROM unnest($1::bpchar[], $2::int[], $3::text[], $4::int[], $5::text[], $6::int[],
+                       $7::float8[]) AS u(id, attempt, state, status_code, error, duration_ms, retry_in)
+          WHERE d.id = u.id AND d.attempt = u.attempt AND d.state = 'pending'
+          RETURNING d.id`,
+        [
+          items.map((item) => item.delivery.id),
+          items.map((item) => item.delivery.attempt),
+          items.map((item) => item.outcome.state),
+          items.map((item) => item.outcome.statusCode),
+          items.map((item) => item.outcome.error),
+          items.map((item) => Math.round(item.outcome.durationMs)),
+          items.map((item) => item.outcome.retryInSeconds ?? 0),
+        ],
+      ),
     );
-    return Array.isArray(result) && result[1] === 1;
+    return new Set(rows.map((row) => row.id));
   }
 
   /** A 410 Gone: the endpoint asked to be forgotten. */
