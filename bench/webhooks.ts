@@ -116,7 +116,7 @@ export async function webhooks(ctx: BenchContext): Promise<BenchResult> {
   const params = {
     completions: setting('KILN_BENCH_WEBHOOKS_COMPLETIONS', 1000),
     ratePerSecond: setting('KILN_BENCH_WEBHOOKS_RATE', 200),
-    concurrency: setting('KILN_BENCH_WEBHOOKS_CONCURRENCY', 16),
+    concurrency: setting('KILN_BENCH_WEBHOOKS_CONCURRENCY', 64),
     endpoints: ENDPOINTS,
   };
   const receivers = new Receivers();

@@ -75,7 +75,7 @@ export interface KilnConfig {
      * and CIDRs, each optionally with a port. `WEBHOOK_ALLOWED_HOSTS`, comma-separated, default none.
      */
     allowedHosts: AllowEntry[];
-    /** Deliveries this process makes at once (0 = none). `KILN_WEBHOOK_CONCURRENCY`, default 16. */
+    /** Deliveries this process makes at once (0 = none). `KILN_WEBHOOK_CONCURRENCY`, default 64. */
     concurrency: number;
     /** `KILN_WEBHOOK_CONNECT_TIMEOUT_MS`, default 5000. */
     connectTimeoutMs: number;
@@ -144,7 +144,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     },
     webhooks: {
       allowedHosts: read.allowList('WEBHOOK_ALLOWED_HOSTS'),
-      concurrency: read.int('KILN_WEBHOOK_CONCURRENCY', 16, 0, 1000),
+      concurrency: read.int('KILN_WEBHOOK_CONCURRENCY', 64, 0, 1000),
       connectTimeoutMs: read.int('KILN_WEBHOOK_CONNECT_TIMEOUT_MS', 5000, 100, 60_000),
       timeoutMs: read.int('KILN_WEBHOOK_TIMEOUT_MS', 15_000, 100, 300_000),
       retrySchedule: read.intList(
