@@ -68,23 +68,10 @@ describe('webhook delivery guard and durability', () => {
     db = new Client({ connectionString: dbUrl.toString() });
     await db.connect();
     const headers = { authorization: `OAuth ${adminToken}`, 'content-type': 'application/json' };
-    const project = await (
-      await fetch(`http://127.0.0.1:${port}/2/projects`, {
-        method: 'POST',
-        headers,
-        body: '{"name":"hooks"}',
-      })
-    ).json();
-    projectId = project.id;
-    token = (
-      await (
-        await fetch(`http://127.0.0.1:${port}/2/projects/${projectId}/tokens`, {
-          method: 'POST',
-          headers,
-          body: '{}',
-        })
-      ).json()
-    ).token;
+    const post = async (path: string, body: string): Promise<any> =>
+      (await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body })).json();
+    projectId = (await post('/2/projects', '{"name":"hooks"}')).id;
+    token = (await post(`/2/projects/${projectId}/tokens`, '{}')).token;
     await api('POST', '/codes', { name: 'guarded', image: 'kiln-test/busybox:latest' });
   });
 
