@@ -15,6 +15,7 @@ import { dispatch } from './dispatch';
 import { ingest } from './ingest';
 import { schedules } from './schedules';
 import { upload } from './upload';
+import { webhooks } from './webhooks';
 import {
   ensureDatabase,
   loadInfra,
@@ -45,6 +46,7 @@ const BENCHMARKS: Record<
   schedules: { run: schedules, minutes: 10 },
   upload: { run: upload, minutes: 15 },
   cli: { run: cli, minutes: 10 },
+  webhooks: { run: webhooks, minutes: 10 },
 };
 
 async function main(): Promise<number> {

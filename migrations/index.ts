@@ -2,6 +2,7 @@ import { Initial1763884800000 } from './1763884800000-Initial';
 import { TaskListIndexes1763892000000 } from './1763892000000-TaskListIndexes';
 import { Schedules1763899200000 } from './1763899200000-Schedules';
 import { Images1763910000000 } from './1763910000000-Images';
+import { Webhooks1763913600000 } from './1763913600000-Webhooks';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -9,4 +10,5 @@ export const migrations = [
   TaskListIndexes1763892000000,
   Schedules1763899200000,
   Images1763910000000,
+  Webhooks1763913600000,
 ];

@@ -44,6 +44,11 @@ export default async function globalSetup(): Promise<void> {
     KILN_CREDENTIALS_KEY: randomBytes(32).toString('base64'),
     // Quick enough for the image collection test to see it.
     KILN_IMAGE_GC_SECONDS: '8',
+    // Webhook receivers of the tests listen on 127.0.0.1; retries and timeouts short enough to
+    // watch (test/webhooks-guard.e2e-spec.ts runs its own stack with a narrower allow-list).
+    WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+    KILN_WEBHOOK_RETRY_SCHEDULE: '1,1,1',
+    KILN_WEBHOOK_TIMEOUT_MS: '2000',
   };
   const workerEnv = {
     ...env,

@@ -9,6 +9,7 @@ import { MulterModule } from '@nestjs/platform-express';
 import { QueueModule } from '@kiln/queue';
 import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
+import { WebhooksModule } from '@kiln/webhooks';
 import { AuthModule } from './auth/auth.module';
 import { CodesController } from './codes/codes.controller';
 import { imageUploadStorage } from './codes/upload-storage';
@@ -19,6 +20,8 @@ import { ProjectsController } from './projects/projects.controller';
 import { SchedulesController } from './schedules/schedules.controller';
 import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
+import { CodeTriggersController, IncomingTriggersController } from './webhooks/triggers.controller';
+import { WebhooksController } from './webhooks/webhooks.controller';
 
 @Module({
   imports: [
@@ -36,6 +39,7 @@ import { TasksController } from './tasks/tasks.controller';
       inject: [ImageUploadsService],
       useFactory: (uploads: ImageUploadsService) => ({ storage: imageUploadStorage(uploads) }),
     }),
+    WebhooksModule,
     HealthModule.register({ withDocker: false }),
   ],
   controllers: [
@@ -45,6 +49,9 @@ import { TasksController } from './tasks/tasks.controller';
     TasksController,
     SchedulesController,
     CredentialsController,
+    WebhooksController,
+    CodeTriggersController,
+    IncomingTriggersController,
   ],
   providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }, LogFollower],
 })

@@ -4,13 +4,22 @@ import { DatabaseModule } from '@kiln/database';
 import { QueueModule } from '@kiln/queue';
 import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
+import { WebhookDispatcher, WebhooksModule } from '@kiln/webhooks';
 import { LeaderLease } from './leader-lease';
 import { LeaderLoop } from './leader-loop';
 import { Reconciler } from './reconciler';
 import { ScheduleFirer } from './schedule-firer';
 
 @Module({
-  imports: [ConfigModule, DatabaseModule.forRoot(), QueueModule, TasksModule, SchedulesModule],
-  providers: [LeaderLease, ScheduleFirer, Reconciler, LeaderLoop],
+  imports: [
+    ConfigModule,
+    DatabaseModule.forRoot(),
+    QueueModule,
+    TasksModule,
+    SchedulesModule,
+    WebhooksModule,
+  ],
+  // The webhook dispatcher runs in every replica, leader or not: deliveries are leased rows.
+  providers: [LeaderLease, ScheduleFirer, Reconciler, LeaderLoop, WebhookDispatcher],
 })
 export class SchedulerModule {}

@@ -5,3 +5,5 @@ export * from './text';
 export * from './validate';
 export * from './process';
 export * from './timeout';
+export * from './ip';
+export * from './webhook-url';

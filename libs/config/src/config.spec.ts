@@ -74,4 +74,24 @@ describe('loadConfig', () => {
       /REGISTRY_URL must be host:port or an http\(s\):\/\/ URL without a path/,
     );
   });
+
+  it('reads the webhook allow-list and retry schedule, naming bad entries', () => {
+    const config = loadConfig({
+      ...base,
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1:9000, hooks.internal, 10.0.0.0/8',
+      KILN_WEBHOOK_RETRY_SCHEDULE: '1, 2,3',
+    });
+    expect(config.webhooks.allowedHosts).toHaveLength(3);
+    expect(config.webhooks.retrySchedule).toEqual([1, 2, 3]);
+    expect(loadConfig(base).webhooks.retrySchedule).toEqual([
+      5, 300, 1800, 7200, 18000, 36000, 36000,
+    ]);
+    expect(loadConfig(base).webhooks.allowedHosts).toEqual([]);
+    expect(() => loadConfig({ ...base, WEBHOOK_ALLOWED_HOSTS: '10.0.0.0/99,ok.host' })).toThrow(
+      /WEBHOOK_ALLOWED_HOSTS: cannot read "10.0.0.0\/99"/,
+    );
+    expect(() => loadConfig({ ...base, KILN_WEBHOOK_RETRY_SCHEDULE: '5,soon' })).toThrow(
+      /KILN_WEBHOOK_RETRY_SCHEDULE must be/,
+    );
+  });
 });

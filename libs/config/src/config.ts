@@ -1,5 +1,6 @@
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AllowEntry, parseAllowList } from '@kiln/common';
 
 /**
  * Kiln's whole configuration, read from the environment in one place and validated at start-up:
@@ -95,6 +96,28 @@ export interface KilnConfig {
     /** A worker removes an image it pulled once unused this long. `KILN_IMAGE_GC_SECONDS`, default 86400 (0 = never). */
     gcSeconds: number;
   };
+  webhooks: {
+    /**
+     * Private, loopback, link-local … destinations a webhook may still reach: host names, addresses
+     * and CIDRs, each optionally with a port. `WEBHOOK_ALLOWED_HOSTS`, comma-separated, default none.
+     */
+    allowedHosts: AllowEntry[];
+    /** Deliveries this process makes at once (0 = none). `KILN_WEBHOOK_CONCURRENCY`, default 64. */
+    concurrency: number;
+    /** `KILN_WEBHOOK_CONNECT_TIMEOUT_MS`, default 5000. */
+    connectTimeoutMs: number;
+    /** Whole request, connect to last response byte. `KILN_WEBHOOK_TIMEOUT_MS`, default 15000. */
+    timeoutMs: number;
+    /**
+     * Seconds before each retry of a failed delivery (±10 % jitter); once all are used the delivery
+     * is `failed`. `KILN_WEBHOOK_RETRY_SCHEDULE`, default `5,300,1800,7200,18000,36000,36000` (≈ 27 h).
+     */
+    retrySchedule: number[];
+    /** After a secret rotation the old secret also signs for this long. `KILN_WEBHOOK_SECRET_OVERLAP_HOURS`, default 24. */
+    secretOverlapHours: number;
+    /** Finished deliveries are deleted after this many days. `KILN_WEBHOOK_RETENTION_DAYS`, default 30. */
+    retentionDays: number;
+  };
   /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
 }
@@ -168,6 +191,20 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     credentialsKey: read.key('KILN_CREDENTIALS_KEY'),
     images: {
       gcSeconds: read.int('KILN_IMAGE_GC_SECONDS', 86400, 0, 365 * 86400),
+    },
+    webhooks: {
+      allowedHosts: read.allowList('WEBHOOK_ALLOWED_HOSTS'),
+      concurrency: read.int('KILN_WEBHOOK_CONCURRENCY', 64, 0, 1000),
+      connectTimeoutMs: read.int('KILN_WEBHOOK_CONNECT_TIMEOUT_MS', 5000, 100, 60_000),
+      timeoutMs: read.int('KILN_WEBHOOK_TIMEOUT_MS', 15_000, 100, 300_000),
+      retrySchedule: read.intList(
+        'KILN_WEBHOOK_RETRY_SCHEDULE',
+        [5, 300, 1800, 7200, 18000, 36000, 36000],
+        1,
+        7 * 24 * 3600,
+      ),
+      secretOverlapHours: read.int('KILN_WEBHOOK_SECRET_OVERLAP_HOURS', 24, 0, 24 * 30),
+      retentionDays: read.int('KILN_WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };
@@ -274,6 +311,34 @@ class EnvReader {
       username: this.optional(userName),
       password: this.optional(passwordName),
     };
+  }
+
+  /** Comma-separated integers, each in [min, max]; empty means none. */
+  intList(name: string, fallback: number[], min: number, max: number): number[] {
+    const raw = this.env[name];
+    if (raw === undefined) return fallback;
+    const items = raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+    const values = items.map(Number);
+    if (values.some((value) => !Number.isInteger(value) || value < min || value > max)) {
+      this.problems.push(
+        `${name} must be comma-separated integers from ${min} to ${max} (got "${raw}")`,
+      );
+      return fallback;
+    }
+    return values;
+  }
+
+  allowList(name: string): AllowEntry[] {
+    const { entries, bad } = parseAllowList(this.env[name] ?? '');
+    if (bad.length > 0) {
+      this.problems.push(
+        `${name}: cannot read ${bad.map((item) => `"${item}"`).join(', ')} (use host names, addresses or CIDRs, each optionally :port)`,
+      );
+    }
+    return entries;
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {

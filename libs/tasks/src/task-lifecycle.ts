@@ -208,6 +208,8 @@ export function retryOf(task: Task, delaySeconds: number): Task {
     originalTaskId: task.id,
     retryCount: task.retryCount + 1,
     scheduleId: task.scheduleId,
+    // The user asked to hear when their work ends: a retry ends it too.
+    webhook: task.webhook,
   } satisfies Partial<Task>);
 }
 

@@ -32,6 +32,7 @@ export function taskRecord(task: Task): Record<string, unknown> {
     original_task_id: task.originalTaskId ?? null,
     schedule_id: task.scheduleId ?? null,
     scheduled_for: task.scheduledFor ?? null,
+    webhook: task.webhook ?? null,
   };
 }
 

@@ -23,8 +23,25 @@ describe('parseTaskSpecs', () => {
         delay: 0,
         cluster: 'default',
         label: '',
+        webhook: null,
       },
     ]);
+  });
+
+  it('takes a webhook URL, refusing non-http ones and private address literals', () => {
+    expect(parse([{ code_name: 'c', webhook: 'https://hooks.example.com/done' }])[0].webhook).toBe(
+      'https://hooks.example.com/done',
+    );
+    expect(parse([{ code_name: 'c', webhook: '' }])[0].webhook).toBeNull();
+    expect(failure([{ code_name: 'c', webhook: 'ftp://x/' }]).message).toBe(
+      'tasks[0].webhook must be an http or https URL',
+    );
+    expect(failure([{ code_name: 'c', webhook: 'http://169.254.169.254/' }]).message).toContain(
+      'link-local',
+    );
+    expect(failure([{ code_name: 'c', webhook: 'not a url' }]).message).toBe(
+      'tasks[0].webhook is not a valid URL',
+    );
   });
 
   it("tolerates ironcli's unset values, Go's floats and unknown keys", () => {

@@ -1,4 +1,11 @@
-import { FieldReader, JsonObject, KilnException, isPlainObject } from '@kiln/common';
+import {
+  AllowEntry,
+  FieldReader,
+  JsonObject,
+  KilnException,
+  isPlainObject,
+  parseWebhookUrl,
+} from '@kiln/common';
 import type { TaskPriority } from '@kiln/queue';
 
 export const MAX_TASKS_PER_REQUEST = 100;
@@ -9,6 +16,8 @@ export interface TaskLimits {
   defaultTimeout: number;
   maxTimeout: number;
   maxPayloadBytes: number;
+  /** Where a task's `webhook` may point despite being private (`WEBHOOK_ALLOWED_HOSTS`); default none. */
+  webhookAllowedHosts?: readonly AllowEntry[];
 }
 
 /** One task as asked for; `priority` undefined means "the code's default". */
@@ -20,6 +29,8 @@ export interface TaskSpec {
   delay: number;
   cluster: string;
   label: string;
+  /** URL called (from the webhook outbox) when the task ends; null = none. */
+  webhook: string | null;
 }
 
 /**
@@ -63,5 +74,12 @@ export function parseTaskSpec(task: JsonObject, limits: TaskLimits, prefix = '')
     delay: read.int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
     cluster: cluster === '' ? 'default' : cluster,
     label: read.string('label', 1024) ?? '',
+    webhook: webhookOf(read, limits, prefix),
   };
+}
+
+function webhookOf(read: FieldReader, limits: TaskLimits, prefix: string): string | null {
+  const url = read.string('webhook');
+  if (url === undefined || url === '') return null;
+  return parseWebhookUrl(url, limits.webhookAllowedHosts ?? [], `${prefix}webhook`);
 }

@@ -107,6 +107,10 @@ export class Task {
   @Column({ name: 'schedule_id', type: 'char', length: 24, nullable: true })
   scheduleId!: string | null;
 
+  /** Called when the task ends (a delivery in the webhook outbox); null = none. */
+  @Column({ type: 'text', nullable: true })
+  webhook!: string | null;
+
   /** The schedule instant this task was fired for (unique per schedule). */
   @Column({ name: 'scheduled_for', type: 'timestamptz', nullable: true })
   scheduledFor!: Date | null;

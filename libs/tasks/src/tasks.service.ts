@@ -62,6 +62,7 @@ export class TasksService {
         delay: spec.delay,
         cluster: spec.cluster,
         label: spec.label,
+        webhook: spec.webhook,
         runAt: new Date(now.getTime() + spec.delay * 1000),
         // Due tasks are stamped in the insert itself; see enqueueDue.
         enqueuedAt: spec.delay === 0 ? now : null,

@@ -3,7 +3,7 @@ import { raw } from 'express';
 import { KilnException } from '@kiln/common';
 
 /** Routes whose raw body is the payload (IronWorker's webhook takes any bytes, any Content-Type). */
-const RAW_BODY_ROUTES = [/\/tasks\/webhook\/?$/];
+const RAW_BODY_ROUTES = [/\/tasks\/webhook\/?$/, /^\/2\/projects\/[^/]+\/triggers\/[^/]+\/?$/];
 /** Routes that stream their body themselves (an image tarball of gigabytes), unread here. */
 const STREAMED_BODY_ROUTES = [/^\/2\/projects\/[^/]+\/codes\/[^/]+\/image\/?$/];
 

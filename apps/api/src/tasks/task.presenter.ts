@@ -34,5 +34,6 @@ export function taskJson(task: Task) {
     ...(task.originalTaskId ? { original_task_id: task.originalTaskId } : {}),
     ...(task.retryTaskId ? { retry_task_id: task.retryTaskId } : {}),
     ...(task.scheduleId ? { schedule_id: task.scheduleId } : {}),
+    ...(task.webhook ? { webhook: task.webhook } : {}),
   };
 }

@@ -19,6 +19,7 @@ import {
   LogStream,
   MAX_DELAY_SECONDS,
   TASK_STATUSES,
+  TaskLimits,
   TaskLogStore,
   TasksService,
   isFinal,
@@ -44,9 +45,13 @@ export class TasksController {
   @Post()
   @HttpCode(200)
   async create(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
-    const specs = parseTaskSpecs(requireObject(body, 'body'), this.config.tasks);
+    const specs = parseTaskSpecs(requireObject(body, 'body'), this.limits());
     const tasks = await this.tasks.create(projectId, specs);
     return { msg: 'Queued up', tasks: tasks.map((task) => ({ id: task.id })) };
+  }
+
+  private limits(): TaskLimits {
+    return { ...this.config.tasks, webhookAllowedHosts: this.config.webhooks.allowedHosts };
   }
 
   /**

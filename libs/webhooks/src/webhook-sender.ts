@@ -1,0 +1,186 @@
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { LookupAddress, lookup as dnsLookup } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { LookupFunction } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { AllowEntry, formatIp, isAllowListed, parseIp, refusedAddressReason } from '@kiln/common';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+
+/** What one POST got: a status code, or an error that kept it from getting one. */
+export interface SendResult {
+  statusCode: number | null;
+  error: string | null;
+  durationMs: number;
+  /** Set when the request was refused before any connection was made (SSRF guard). */
+  refused: boolean;
+}
+
+export interface SendOptions {
+  connectTimeoutMs: number;
+  timeoutMs: number;
+  /** Response bytes read at most; the rest is not waited for. */
+  maxResponseBytes: number;
+  allowedHosts: readonly AllowEntry[];
+}
+
+/** Thrown (through the lookup callback) when a destination must not be reached. */
+export class RefusedDestination extends Error {
+  override name = 'RefusedDestination';
+}
+
+type Resolver = typeof dnsLookup;
+
+/**
+ * Why `hostname:port` at `address` must not be reached, or null: private, loopback, link-local
+ * (metadata), CGNAT, multicast, unspecified and their IPv6 forms (IPv4-mapped included) are
+ * refused unless `WEBHOOK_ALLOWED_HOSTS` lets them through.
+ */
+export function refusal(
+  allowed: readonly AllowEntry[],
+  hostname: string,
+  port: number,
+  address: string,
+): string | null {
+  const ip = parseIp(address);
+  if (!ip) return `"${address}" is not an IP address`;
+  const why = refusedAddressReason(ip);
+  if (why === null || isAllowListed(allowed, hostname, port, ip)) return null;
+  return `refused: ${hostname} resolves to ${formatIp(ip)}, ${why} (not in WEBHOOK_ALLOWED_HOSTS)`;
+}
+
+/**
+ * A `lookup` for `net.connect` that resolves, then keeps only the addresses the guard lets
+ * through: the check is on the address the socket is about to connect to, so DNS rebinding
+ * between registration and delivery gains nothing.
+ */
+export function guardedLookup(
+  allowed: readonly AllowEntry[],
+  port: number,
+  resolve: Resolver = dnsLookup,
+): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
+      if (error) return callback(error, '', 0);
+      const reasons: string[] = [];
+      const usable = addresses.filter((entry) => {
+        const why = refusal(allowed, hostname, port, entry.address);
+        if (why) reasons.push(why);
+        return why === null;
+      });
+      if (usable.length === 0) {
+        return callback(new RefusedDestination(reasons[0] ?? `${hostname}: no address`), '', 0);
+      }
+      if (options.all) return (callback as unknown as AllCallback)(null, usable);
+      callback(null, usable[0].address, usable[0].family);
+    });
+  };
+}
+
+type AllCallback = (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
+
+/**
+ * POSTs a webhook: no redirects followed (Node's http never does), a connect timeout and a total
+ * timeout, the response read up to a cap, and the destination checked by {@link guardedLookup}
+ * (or, for an address literal, before the request is made at all).
+ */
+export async function postWebhook(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  options: SendOptions,
+  agents: { http: http.Agent; https: https.Agent },
+  resolve: Resolver = dnsLookup,
+): Promise<SendResult> {
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  const literal = parseIp(url.hostname);
+  if (literal) {
+    const why = refusal(options.allowedHosts, url.hostname, port, url.hostname);
+    if (why) return { statusCode: null, error: why, durationMs: elapsed(), refused: true };
+  }
+  const client = url.protocol === 'https:' ? https : http;
+  return new Promise<SendResult>((resolveResult) => {
+    let settled = false;
+    const finish = (result: Omit<SendResult, 'durationMs'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(total);
+      resolveResult({ ...result, durationMs: elapsed() });
+    };
+    const request = client.request(url, {
+      method: 'POST',
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      agent: url.protocol === 'https:' ? agents.https : agents.http,
+      lookup: guardedLookup(options.allowedHosts, port, resolve),
+    });
+    const total = setTimeout(() => {
+      request.destroy(new Error(`timed out after ${options.timeoutMs} ms`));
+    }, options.timeoutMs);
+    request.on('socket', (socket) => {
+      if (!socket.connecting) return;
+      const connect = setTimeout(() => {
+        request.destroy(new Error(`connect timed out after ${options.connectTimeoutMs} ms`));
+      }, options.connectTimeoutMs);
+      socket.once('connect', () => clearTimeout(connect));
+      socket.once('close', () => clearTimeout(connect));
+    });
+    request.on('error', (error) => {
+      finish({
+        statusCode: null,
+        error: error.message,
+        refused: error instanceof RefusedDestination,
+      });
+    });
+    request.on('response', (response) => {
+      const statusCode = response.statusCode ?? 0;
+      let read = 0;
+      response.on('data', (chunk: Buffer) => {
+        read += chunk.length;
+        // Enough: the status is all that counts, and a huge answer must not hold a slot.
+        if (read > options.maxResponseBytes) {
+          response.destroy();
+          finish({ statusCode, error: null, refused: false });
+        }
+      });
+      response.on('end', () => finish({ statusCode, error: null, refused: false }));
+      response.on('error', () => finish({ statusCode, error: null, refused: false }));
+      response.on('close', () => finish({ statusCode, error: null, refused: false }));
+    });
+    request.end(body);
+  });
+}
+
+/** The outgoing-HTTP adapter of webhook deliveries, with keep-alive agents shared by all. */
+@Injectable()
+export class WebhookSender implements OnApplicationShutdown {
+  private readonly agents = {
+    http: new http.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 }),
+    https: new https.Agent({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16 }),
+  };
+
+  constructor(@Inject(KILN_CONFIG) private readonly config: KilnConfig) {}
+
+  async post(url: URL, headers: Record<string, string>, body: string): Promise<SendResult> {
+    return postWebhook(
+      url,
+      headers,
+      body,
+      {
+        connectTimeoutMs: this.config.webhooks.connectTimeoutMs,
+        timeoutMs: this.config.webhooks.timeoutMs,
+        maxResponseBytes: MAX_RESPONSE_BYTES,
+        allowedHosts: this.config.webhooks.allowedHosts,
+      },
+      this.agents,
+    );
+  }
+
+  onApplicationShutdown(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+}
+
+export const MAX_RESPONSE_BYTES = 64 * 1024;

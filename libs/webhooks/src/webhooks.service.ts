@@ -1,0 +1,107 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { KilnException, newId } from '@kiln/common';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { DeliveryRecord, WebhookOutbox } from './webhook-outbox';
+import { Webhook } from './webhook.entity';
+import { WebhookEvent, WebhookSpec } from './webhook-spec';
+import { newWebhookSecret } from './signing';
+
+/** A project's webhook subscriptions, their secrets and their delivery logs. */
+@Injectable()
+export class WebhooksService {
+  constructor(
+    @Inject(KILN_CONFIG) private readonly config: KilnConfig,
+    @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
+    private readonly outbox: WebhookOutbox,
+  ) {}
+
+  async create(projectId: string, spec: WebhookSpec): Promise<Webhook> {
+    const now = new Date();
+    const webhook = this.webhooks.create({
+      id: newId(now),
+      projectId,
+      url: spec.url!,
+      events: spec.events as WebhookEvent[],
+      codeName: spec.codeName ?? null,
+      enabled: spec.enabled ?? true,
+      disabledReason: null,
+      description: spec.description ?? '',
+      secret: newWebhookSecret(),
+      previousSecret: null,
+      previousSecretUntil: null,
+      createdAt: now,
+      updatedAt: now,
+    });
+    return this.webhooks.save(webhook);
+  }
+
+  async list(projectId: string): Promise<Webhook[]> {
+    return this.webhooks.find({ where: { projectId }, order: { createdAt: 'ASC', id: 'ASC' } });
+  }
+
+  async get(projectId: string, id: string): Promise<Webhook> {
+    const webhook = await this.webhooks.findOneBy({ projectId, id });
+    if (!webhook) throw KilnException.notFound('Webhook not found');
+    return webhook;
+  }
+
+  /** Applies the fields given; enabling clears the reason Kiln disabled it for. */
+  async update(projectId: string, id: string, spec: WebhookSpec): Promise<Webhook> {
+    const webhook = await this.get(projectId, id);
+    if (spec.url !== undefined) webhook.url = spec.url;
+    if (spec.events !== undefined) webhook.events = spec.events;
+    if (spec.codeName !== undefined) webhook.codeName = spec.codeName;
+    if (spec.description !== undefined) webhook.description = spec.description;
+    if (spec.enabled !== undefined) {
+      webhook.enabled = spec.enabled;
+      webhook.disabledReason = null;
+    }
+    webhook.updatedAt = new Date();
+    return this.webhooks.save(webhook);
+  }
+
+  async delete(projectId: string, id: string): Promise<void> {
+    await this.get(projectId, id);
+    await this.webhooks.delete({ projectId, id });
+  }
+
+  /**
+   * A new secret; the old one keeps signing too (both signatures are sent) for
+   * `KILN_WEBHOOK_SECRET_OVERLAP_HOURS`, so receivers can switch without missing a message.
+   */
+  async rotateSecret(projectId: string, id: string): Promise<string> {
+    const webhook = await this.get(projectId, id);
+    const now = Date.now();
+    webhook.previousSecret = webhook.secret;
+    webhook.previousSecretUntil = new Date(
+      now + this.config.webhooks.secretOverlapHours * 3600_000,
+    );
+    webhook.secret = newWebhookSecret();
+    webhook.updatedAt = new Date(now);
+    await this.webhooks.save(webhook);
+    return webhook.secret;
+  }
+
+  async deliveries(
+    projectId: string,
+    id: string,
+    page: number,
+    perPage: number,
+  ): Promise<DeliveryRecord[]> {
+    await this.get(projectId, id);
+    return this.outbox.list(id, page, perPage);
+  }
+
+  async redeliver(projectId: string, id: string, deliveryId: string): Promise<void> {
+    await this.get(projectId, id);
+    if (!(await this.outbox.redeliver(id, deliveryId)))
+      throw KilnException.notFound('Delivery not found');
+  }
+
+  /** The secret signing the project's per-task `webhook` calls (made on first use). */
+  async taskWebhookSecret(projectId: string): Promise<string> {
+    return this.outbox.projectSecret(projectId);
+  }
+}

@@ -1,0 +1,180 @@
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { e2e } from './support/kiln';
+import { ROOT, startApp, stopApp, waitForHealthy } from './support/processes';
+import { Receiver } from './support/receiver';
+
+/**
+ * A stack of its own (database, API, scheduler replicas) whose allow-list is one receiver's
+ * exact `127.0.0.1:<port>`, so that any other 127.0.0.1 URL is refused; and whose scheduler —
+ * the process that delivers webhooks — is `kill -9`ed in the middle of a delivery.
+ */
+describe('webhook delivery guard and durability', () => {
+  const TIMEOUT_MS = 3000;
+  const dbName = `kiln_hooks_${randomBytes(3).toString('hex')}`;
+  const admin = new URL(process.env.TEST_DATABASE_URL!);
+  const dbUrl = new URL(admin.toString());
+  dbUrl.pathname = `/${dbName}`;
+  const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 30;
+  const adminToken = `admin-${randomBytes(8).toString('hex')}`;
+  const allowed = new Receiver();
+  const refused = new Receiver();
+  const children: ChildProcess[] = [];
+  let env: Record<string, string>;
+  let db: Client;
+  let projectId: string;
+  let token: string;
+
+  const api = async (method: string, path: string, json?: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${port}/2/projects/${projectId}${path}`, {
+      method,
+      headers: { authorization: `OAuth ${token}`, 'content-type': 'application/json' },
+      body: json === undefined ? undefined : JSON.stringify(json),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  const scheduler = (label: string) => {
+    const child = startApp('scheduler', env, `hooks-${label}`);
+    children.push(child);
+    return child;
+  };
+
+  beforeAll(async () => {
+    await allowed.start();
+    await refused.start();
+    env = {
+      ...e2e().env,
+      DATABASE_URL: dbUrl.toString(),
+      KILN_API_PORT: String(port),
+      KILN_ADMIN_TOKEN: adminToken,
+      KILN_QUEUE_PREFIX: `kiln-hooks-${randomBytes(3).toString('hex')}`,
+      WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${allowed.port}`,
+      KILN_WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
+      KILN_WEBHOOK_RETRY_SCHEDULE: '1,1,1,1,1',
+    };
+    const server = new Client({ connectionString: admin.toString() });
+    await server.connect();
+    await server.query(`CREATE DATABASE ${dbName}`);
+    await server.end();
+    execFileSync(process.execPath, [join(ROOT, 'dist/libs/database/src/migrate.js')], {
+      env: { ...process.env, DATABASE_URL: dbUrl.toString() },
+    });
+    children.push(startApp('api', env, 'hooks-api'));
+    await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
+    db = new Client({ connectionString: dbUrl.toString() });
+    await db.connect();
+    const headers = { authorization: `OAuth ${adminToken}`, 'content-type': 'application/json' };
+    const post = async (path: string, body: string): Promise<any> =>
+      (await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body })).json();
+    projectId = (await post('/2/projects', '{"name":"hooks"}')).id;
+    token = (await post(`/2/projects/${projectId}/tokens`, '{}')).token;
+    await api('POST', '/codes', { name: 'guarded', image: 'kiln-test/busybox:latest' });
+  });
+
+  afterAll(async () => {
+    await Promise.all(children.map((child) => stopApp(child)));
+    await db?.end();
+    await allowed.close();
+    await refused.close();
+    const server = new Client({ connectionString: admin.toString() });
+    await server.connect();
+    await server.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await server.end();
+  });
+
+  /** A delayed task, cancelled at once: one task.cancelled event. */
+  async function cancelledTask(extra: Record<string, unknown> = {}): Promise<string> {
+    const queued = await api('POST', '/tasks', {
+      tasks: [{ code_name: 'guarded', payload: '{}', delay: 3600, ...extra }],
+    });
+    expect(queued.status).toBe(200);
+    const id = queued.body.tasks[0].id;
+    expect((await api('POST', `/tasks/${id}/cancel`)).status).toBe(200);
+    return id;
+  }
+
+  async function deliveryRow(taskId: string) {
+    const rows = await db.query(`SELECT * FROM webhook_deliveries WHERE task_id = $1`, [taskId]);
+    return rows.rows[0];
+  }
+
+  it('refuses 127.0.0.1 on a port that is not allow-listed, and the metadata address, at registration', async () => {
+    const loopback = await api('POST', '/webhooks', { url: refused.url() });
+    expect(loopback.status).toBe(400);
+    expect(loopback.body.msg).toContain('loopback');
+    const metadata = await api('POST', '/webhooks', {
+      url: 'http://169.254.169.254/latest/meta-data/iam/',
+    });
+    expect(metadata.status).toBe(400);
+    expect(metadata.body.msg).toContain('link-local');
+    const perTask = await api('POST', '/tasks', {
+      tasks: [{ code_name: 'guarded', webhook: 'http://169.254.169.254/' }],
+    });
+    expect(perTask.status).toBe(400);
+    expect(perTask.body.msg).toContain('tasks[0].webhook');
+    expect((await api('POST', '/webhooks', { url: allowed.url() })).status).toBe(200);
+    const { body } = await api('GET', '/webhooks');
+    expect(body.webhooks.map((w: any) => w.url)).toEqual([allowed.url()]);
+    await api('DELETE', `/webhooks/${body.webhooks[0].id}`);
+  });
+
+  it('refuses a name resolving to a non-allow-listed 127.0.0.1 when connecting: nothing reaches it', async () => {
+    scheduler('a');
+    const sneaky = `http://localhost:${refused.port}/hook`;
+    const created = await api('POST', '/webhooks', { url: sneaky, events: ['task.cancelled'] });
+    expect(created.status).toBe(200);
+    const taskId = await cancelledTask();
+    let row: any;
+    for (let i = 0; i < 200 && !row?.error; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      row = await deliveryRow(taskId);
+    }
+    expect(row.error).toMatch(
+      /refused: localhost resolves to .*(127\.0\.0\.1|0:0:0:0:0:0:0:1).*loopback/,
+    );
+    expect(row.status_code).toBeNull();
+    expect(refused.received).toEqual([]);
+    await api('DELETE', `/webhooks/${created.body.id}`);
+  });
+
+  it('a scheduler killed (-9) while delivering does not lose the delivery: another one makes it', async () => {
+    // The first request is held open until the process delivering it is gone; later ones get 200.
+    allowed.reply = (_req, res, index) => {
+      if (index === 0) return;
+      res.end('ok');
+    };
+    const { body: webhook } = await api('POST', '/webhooks', {
+      url: allowed.url(),
+      events: ['task.cancelled'],
+    });
+    const taskId = await cancelledTask();
+    await allowed.waitFor((all) => all.length >= 1, 20_000, 'the first attempt');
+    const delivering = children.find(
+      (child) => child.exitCode === null && child.spawnargs.join(' ').includes('scheduler'),
+    )!;
+    delivering.kill('SIGKILL');
+    await new Promise((resolve) => delivering.once('exit', resolve));
+    const mid = await deliveryRow(taskId);
+    expect(mid).toMatchObject({ state: 'pending', attempt: 1 });
+
+    scheduler('b');
+    await allowed.waitFor((all) => all.length >= 2, 30_000, 'the delivery after the kill');
+    const [first, second] = allowed.received;
+    expect(second.headers['webhook-id']).toBe(first.headers['webhook-id']);
+    expect(second.body).toBe(first.body);
+    expect(second.json).toMatchObject({ type: 'task.cancelled', data: { task_id: taskId } });
+    let row = await deliveryRow(taskId);
+    for (let i = 0; i < 50 && row.state !== 'delivered'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      row = await deliveryRow(taskId);
+    }
+    expect(row).toMatchObject({ state: 'delivered', attempt: 2, status_code: 200 });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(allowed.received).toHaveLength(2);
+    await api('DELETE', `/webhooks/${webhook.id}`);
+  });
+});
