@@ -36,6 +36,8 @@ export default async function globalSetup(): Promise<void> {
     // Short enough for the tests that kill workers and schedulers to see recovery quickly.
     KILN_HEARTBEAT_LAPSE_SECONDS: '6',
     KILN_LEADER_LEASE_SECONDS: '4',
+    // Workers' per-task contract files, where the tests can look at them.
+    KILN_TASK_FILES_DIR: join(KILN_HOME, 'task-files'),
   };
   const workerEnv = {
     ...env,

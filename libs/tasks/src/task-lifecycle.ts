@@ -29,8 +29,34 @@ export class TaskLifecycle {
    * workers cannot both take the last slot). A waiting task is parked (`enqueued_at` cleared):
    * the reconciler enqueues it again once its code is resumed, or a second later for a slot.
    * A re-run starts with an empty log.
+   *
+   * The common case, a code that is neither paused nor limited, is one statement; the rest
+   * goes through {@link takeChecked}.
    */
   async take(taskId: string, workerId: string): Promise<Task | null> {
+    const [row] = rowsOf<Record<string, unknown>>(
+      await this.db.query(
+        `WITH taken AS (
+           UPDATE tasks t
+              SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
+                  heartbeat_at = now(), updated_at = now()
+             FROM codes c
+            WHERE t.id = $1 AND t.status = 'queued'
+              AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
+            RETURNING t.*
+         ), cleared AS (
+           DELETE FROM task_log_chunks
+            WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
+         )
+         SELECT * FROM taken`,
+        [taskId, workerId],
+      ),
+    );
+    if (row) return this.taskOf(row);
+    return this.takeChecked(taskId, workerId);
+  }
+
+  private async takeChecked(taskId: string, workerId: string): Promise<Task | null> {
     return this.db.transaction(async (manager) => {
       const [row] = await manager.query<TakeRow[]>(
         `SELECT t.status, t.code_id, c.paused, c.max_concurrency
@@ -69,6 +95,19 @@ export class TaskLifecycle {
       await manager.query(`DELETE FROM task_log_chunks WHERE task_id = $1`, [taskId]);
       return manager.findOneBy(Task, { id: taskId });
     });
+  }
+
+  /** A `tasks` row as TypeORM would load it (column names and transformers from the entity). */
+  private taskOf(row: Record<string, unknown>): Task {
+    const task = new Task();
+    for (const column of this.db.getMetadata(Task).columns) {
+      const raw = row[column.databaseName];
+      const transformer = column.transformer;
+      const value: unknown =
+        transformer && !Array.isArray(transformer) && raw !== null ? transformer.from(raw) : raw;
+      (task as unknown as Record<string, unknown>)[column.propertyName] = value;
+    }
+    return task;
   }
 
   /** preparing → running, stamping `start_time`. */
