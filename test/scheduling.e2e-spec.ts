@@ -177,7 +177,7 @@ describe('scheduling', () => {
     const id = await queueTask(project, { code_name: 'job', payload: '{}' });
     const done = await waitForTask(project, id);
     const { env } = e2e();
-    const queue = new Bull('tasks.default.p0', process.env.REDIS_URL!, {
+    const queue = new Bull('tasks.default.p0', env.REDIS_URL, {
       prefix: env.KILN_QUEUE_PREFIX,
     });
     try {
