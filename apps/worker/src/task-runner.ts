@@ -90,15 +90,21 @@ export class TaskRunner {
     if (state.stoppedBy) return; // cancelled while the image was pulled
     const bind = this.config.container.contractDelivery === 'bind';
     let filesDir: string | undefined;
-    let containerId: string;
-    try {
-      if (bind) {
+    if (bind) {
+      try {
         filesDir = await this.files.write(
           task.id,
           task.attempt,
           contractFileContents(task, revision),
         );
+      } catch (error) {
+        await this.removeFiles(task);
+        await this.fail(task, `Could not write the task's files: ${(error as Error).message}`);
+        return;
       }
+    }
+    let containerId: string;
+    try {
       containerId = await this.docker.create(
         containerSpec(
           task,
