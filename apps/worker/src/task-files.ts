@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 
@@ -17,6 +17,8 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 export class TaskFiles {
   private readonly base: string;
   private readonly root: string;
+  /** The files written in each directory, so that removing it takes no directory walk. */
+  private readonly written = new Map<string, string[]>();
 
   constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
     this.base = config.container.taskFilesDir;
@@ -42,10 +44,21 @@ export class TaskFiles {
     await chmod(this.root, 0o700);
   }
 
-  /** Writes the task's files; returns the directory to mount. */
+  /**
+   * Writes the task's files; returns the directory to mount. Called once per task on the
+   * dispatch path, so it makes a handful of plain calls (no recursive mkdir or rm).
+   */
   async write(taskId: string, attempt: number, files: Record<string, string>): Promise<string> {
     const dir = this.dirOf(taskId, attempt);
-    await mkdir(dir, { recursive: true });
+    try {
+      await mkdir(dir, { mode: 0o755 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // The worker's directory went away under it: make it again.
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      await mkdir(dir, { mode: 0o755 });
+    }
+    this.written.set(dir, Object.keys(files));
     // Modes set explicitly: the worker's umask must not hide the files from the task's user.
     await chmod(dir, 0o755);
     for (const [name, content] of Object.entries(files)) {
@@ -57,7 +70,16 @@ export class TaskFiles {
   }
 
   async remove(taskId: string, attempt: number): Promise<void> {
-    await rm(this.dirOf(taskId, attempt), { recursive: true, force: true });
+    const dir = this.dirOf(taskId, attempt);
+    const names = this.written.get(dir);
+    this.written.delete(dir);
+    try {
+      if (!names) throw new Error('unknown contents');
+      for (const name of names) await unlink(join(dir, name));
+      await rmdir(dir);
+    } catch {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   private dirOf(taskId: string, attempt: number): string {
