@@ -7,8 +7,10 @@
  */
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Pool } from 'pg';
-import { setting } from './lib/env';
+import { BENCH_HOME, setting } from './lib/env';
 import {
   BENCH_IMAGE,
   FINAL_STATUSES,
@@ -24,6 +26,17 @@ import { runBatches, summarize } from './lib/stats';
 
 const MiB = 1024 * 1024;
 
+/** How Kiln's worker (and direct+) deliver the contract files: KILN_BENCH_DISPATCH_DELIVERY. */
+type Delivery = 'bind' | 'archive';
+
+function deliverySetting(): Delivery {
+  const value = process.env.KILN_BENCH_DISPATCH_DELIVERY ?? 'bind';
+  if (value !== 'bind' && value !== 'archive') {
+    throw new Error(`KILN_BENCH_DISPATCH_DELIVERY must be bind or archive (got "${value}")`);
+  }
+  return value;
+}
+
 export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
   const startedAt = new Date();
   const params = {
@@ -32,6 +45,7 @@ export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
     rounds: Math.max(1, setting('KILN_BENCH_DISPATCH_ROUNDS', 2)),
     warmup: setting('KILN_BENCH_DISPATCH_WARMUP', 8),
     probe: setting('KILN_BENCH_DISPATCH_PROBE', 30),
+    delivery: deliverySetting(),
   };
   const docker = new Docker({ socketPath: ctx.infra.dockerSocket });
   try {
@@ -44,11 +58,14 @@ export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
   const run = randomBytes(4).toString('hex');
   // Registered before Kiln starts, so that they run after its processes stopped.
   defer('remove the direct run’s containers', () => removeLabelled(docker, 'kiln.bench', run));
+  const filesRoot = join(BENCH_HOME, 'direct-files', run);
+  defer(`remove ${filesRoot}`, () => rm(filesRoot, { recursive: true, force: true }));
   const db = new Pool({ connectionString: ctx.infra.databaseUrl, max: 2 });
   defer('close the Postgres pool', () => db.end());
 
   const kiln = await startKiln(ctx.infra, 'dispatch', {
     workerConcurrency: params.concurrency,
+    contractDelivery: params.delivery,
     profile: ctx.profile,
   });
   defer('remove the worker’s containers', () =>
@@ -57,7 +74,15 @@ export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
   const project = await newProject(kiln, 'bench-dispatch');
 
   const direct = (mode: Direct, count: number, concurrency: number, steps?: Steps) =>
-    directRun(docker, run, mode, count, concurrency, () => ctx.deadline.check(), steps);
+    directRun(
+      docker,
+      { run, delivery: params.delivery, filesRoot },
+      mode,
+      count,
+      concurrency,
+      () => ctx.deadline.check(),
+      steps,
+    );
   const viaKiln = (count: number) =>
     kilnRun(project, db, docker, kiln.workerId, count, () => ctx.deadline.check());
 
@@ -225,15 +250,18 @@ type Steps = Record<string, number[]>;
 /**
  * Runs `count` containers `concurrency` at a time. `direct`: what the brief asks for — create
  * (hardened), attach, start, wait, remove. `direct+`: the Docker calls Kiln's worker makes for a
- * task (libs/docker/src/docker-engine.ts, apps/worker/src/task-runner.ts), without Kiln: image
- * inspect, create with the contract's env/labels/working dir and an open STDIN, copy the payload
- * and config files in (putArchive), hijacked attach, start, payload on STDIN, wait, inspect,
- * remove. The difference between the two is the cost of those extra Docker calls; between
- * `direct+` and Kiln, Kiln's own (Redis, Postgres, scheduling).
+ * task (libs/docker/src/docker-engine.ts, apps/worker/src/task-runner.ts), without Kiln: with
+ * `bind` delivery, write the payload and config files to a host directory; create with the
+ * contract's env/labels/working dir, an open STDIN, a tmpfs TASK_DIR and (`bind`) the read-only
+ * mount of that directory; with `archive` delivery, copy the files in (putArchive); hijacked
+ * attach, start, payload on STDIN, wait, remove (and the files). The worker inspects the image
+ * once a minute and the container only after an exit 137, so neither is done here. The
+ * difference between the two is the cost of those extra Docker calls; between `direct+` and
+ * Kiln, Kiln's own (Redis, Postgres, scheduling).
  */
 async function directRun(
   docker: Docker,
-  run: string,
+  run: DirectRun,
   mode: Direct,
   count: number,
   concurrency: number,
@@ -253,7 +281,16 @@ async function directRun(
   return { ms: result.ms, failures };
 }
 
-async function runContainer(docker: Docker, run: string, mode: Direct, steps?: Steps) {
+interface DirectRun {
+  /** Label value of this run's containers. */
+  run: string;
+  /** How direct+ delivers the contract files, as Kiln's worker does. */
+  delivery: Delivery;
+  /** Host directory of direct+'s per-container file directories (`bind`). */
+  filesRoot: string;
+}
+
+async function runContainer(docker: Docker, direct: DirectRun, mode: Direct, steps?: Steps) {
   const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     try {
@@ -263,13 +300,28 @@ async function runContainer(docker: Docker, run: string, mode: Direct, steps?: S
     }
   };
   const kilnLike = mode === 'direct+';
+  const bind = kilnLike && direct.delivery === 'bind';
   const taskId = randomBytes(12).toString('hex');
-  if (kilnLike) await step('image inspect', () => docker.getImage(BENCH_IMAGE).inspect());
+  const filesDir = join(direct.filesRoot, `${taskId}.1`);
+  // As TaskFiles.write does it (apps/worker/src/task-files.ts).
+  if (bind) {
+    await step('write files', async () => {
+      await mkdir(filesDir, { recursive: true });
+      await chmod(filesDir, 0o755);
+      for (const [name, content] of [
+        ['payload.json', '{}'],
+        ['config.json', ''],
+      ]) {
+        await writeFile(join(filesDir, name), content, { mode: 0o444 });
+        await chmod(join(filesDir, name), 0o444);
+      }
+    });
+  }
   const container = await step('create', () =>
     docker.createContainer({
       Image: BENCH_IMAGE,
       Labels: {
-        'kiln.bench': run,
+        'kiln.bench': direct.run,
         ...(kilnLike ? { 'kiln.task': taskId, 'kiln.attempt': '1' } : {}),
       },
       User: '65534:65534',
@@ -300,13 +352,23 @@ async function runContainer(docker: Docker, run: string, mode: Direct, steps?: S
         SecurityOpt: ['no-new-privileges'],
         Privileged: false,
         LogConfig: { Type: 'none', Config: {} },
-        ...(kilnLike ? { Binds: [] } : {}),
+        ...(kilnLike
+          ? {
+              Binds: [],
+              Mounts: bind
+                ? [{ Type: 'bind', Source: filesDir, Target: '/mnt/kiln', ReadOnly: true }]
+                : [],
+              Tmpfs: {
+                '/mnt/task': `rw,exec,nosuid,nodev,size=${256 * MiB},mode=0700,uid=65534,gid=65534`,
+              },
+            }
+          : {}),
         AutoRemove: false,
       },
     }),
   );
   try {
-    if (kilnLike) {
+    if (kilnLike && !bind) {
       await step('putArchive', () =>
         container.putArchive(
           tar([
@@ -319,7 +381,6 @@ async function runContainer(docker: Docker, run: string, mode: Direct, steps?: S
               gid: 0,
             },
             { path: 'mnt/kiln/config.json', content: Buffer.alloc(0), mode: 0o444, uid: 0, gid: 0 },
-            { path: 'mnt/task', mode: 0o700, uid: 65534, gid: 65534 },
           ]),
           { path: '/' },
         ),
@@ -343,11 +404,11 @@ async function runContainer(docker: Docker, run: string, mode: Direct, steps?: S
     await step('start', () => container.start());
     if (kilnLike) stream.end('{}');
     const exit = (await step('wait', () => container.wait())) as { StatusCode: number };
-    if (kilnLike) await step('inspect', () => container.inspect());
     await step('drain output', () => Promise.race([output, sleep(10_000)]));
     return exit.StatusCode === 0 && bytes > 0;
   } finally {
     await step('remove', () => container.remove({ force: true, v: true }));
+    if (bind) await step('remove files', () => rm(filesDir, { recursive: true, force: true }));
   }
 }
 

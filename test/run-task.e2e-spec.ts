@@ -1,4 +1,7 @@
 import Docker from 'dockerode';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   call,
   getTask,
@@ -8,12 +11,33 @@ import {
   taskLog,
   TestProject,
   waitForTask,
+  e2e,
 } from './support/kiln';
+import { startApp, stopApp } from './support/processes';
 
 /** Issue 2's heart: register an image, queue a task, a worker runs it and keeps its output. */
 describe('running a task end to end', () => {
   let project: TestProject;
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET });
+
+  const workers: ChildProcess[] = [];
+
+  /** A worker of its own cluster, so the shared default worker never takes its tasks. */
+  async function startWorker(cluster: string, extra: Record<string, string> = {}) {
+    const id = `${cluster}-w`;
+    const child = startApp(
+      'worker',
+      { ...e2e().env, KILN_WORKER_ID: id, KILN_WORKER_CLUSTER: cluster, ...extra },
+      id,
+    );
+    workers.push(child);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    return id;
+  }
+
+  afterAll(async () => {
+    await Promise.all(workers.map((worker) => stopApp(worker)));
+  });
 
   beforeAll(async () => {
     project = await newProject('run-task');
@@ -112,7 +136,7 @@ describe('running a task end to end', () => {
     expect(log).toContain('stdin: {"config":true,"stdin":true}');
   });
 
-  it('runs hardened: unprivileged user, no capabilities, limits, no host mounts, network from config', async () => {
+  it('runs hardened: unprivileged user, no capabilities, limits, network from config, and no host mount but its own read-only files', async () => {
     const id = await queueTask(project, { code_name: 'hello', payload: '{"id":true,"sleep":5}' });
     await waitForTask(project, id, (t) => t.status === 'running');
     const [container] = await docker.listContainers({
@@ -131,11 +155,84 @@ describe('running a task end to end', () => {
     expect(info.HostConfig.Memory).toBe(512 * 1024 * 1024);
     expect(info.HostConfig.NetworkMode).toBe('none');
     expect(info.HostConfig.LogConfig).toMatchObject({ Type: 'none' });
+    // The one host path: this task's own directory of contract files, read-only
+    // (KILN_CONTRACT_DELIVERY=bind), plus a tmpfs TASK_DIR.
+    const filesDir = join(
+      e2e().env.KILN_TASK_FILES_DIR,
+      info.Config.Labels['kiln.worker'],
+      `${id}.1`,
+    );
     expect(info.HostConfig.Binds ?? []).toEqual([]);
-    expect(info.Mounts).toEqual([]);
+    expect(info.HostConfig.VolumesFrom ?? []).toEqual([]);
+    expect(info.HostConfig.Mounts).toEqual([
+      expect.objectContaining({
+        Type: 'bind',
+        Source: filesDir,
+        Target: '/mnt/kiln',
+        ReadOnly: true,
+      }),
+    ]);
+    expect(info.Mounts).toEqual([
+      expect.objectContaining({
+        Type: 'bind',
+        Source: filesDir,
+        Destination: '/mnt/kiln',
+        RW: false,
+      }),
+    ]);
+    expect(Object.keys(info.HostConfig.Tmpfs ?? {})).toEqual(['/mnt/task']);
+    expect(info.HostConfig.Tmpfs!['/mnt/task'].split(',')).toEqual(
+      expect.arrayContaining(['nosuid', 'nodev', 'mode=0700', 'uid=65534', 'gid=65534']),
+    );
+    expect(info.HostConfig.Tmpfs!['/mnt/task']).toMatch(/(^|,)size=\d+(,|$)/);
+    // On the host: only the payload and the config, world-readable, read-only.
+    expect(readdirSync(filesDir).sort()).toEqual(['config.json', 'payload.json']);
+    expect(statSync(filesDir).mode & 0o777).toBe(0o755);
+    expect(statSync(join(filesDir, 'payload.json')).mode & 0o777).toBe(0o444);
+    expect(statSync(join(filesDir, 'config.json')).mode & 0o777).toBe(0o444);
+    expect(readFileSync(join(filesDir, 'payload.json'), 'utf8')).toBe('{"id":true,"sleep":5}');
+    expect(readFileSync(join(filesDir, 'config.json'), 'utf8')).toBe('{"answer":42}');
     const task = await waitForTask(project, id);
     expect(task.status).toBe('complete');
     expect((await taskLog(project, id)).text).toContain('id: uid=65534');
+    // The files go with the container.
+    for (let i = 0; i < 50 && existsSync(filesDir); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(existsSync(filesDir)).toBe(false);
+  });
+
+  it('TASK_DIR is the task user’s own writable, executable tmpfs; /mnt/kiln is read-only', async () => {
+    // The payload is the script: `sh $PAYLOAD_FILE`.
+    await registerCode(project, 'contract-dirs', { command: 'sh /mnt/kiln/payload.json' });
+    const script = [
+      'pwd',
+      'stat -c "owner %u:%g" .',
+      'grep " /mnt/task " /proc/mounts | cut -d" " -f3',
+      'echo written > note && cat note',
+      'cp /bin/busybox ./echo && ./echo exec ok',
+      'touch /mnt/kiln/new 2>/dev/null || echo "kiln dir read-only"',
+      '{ echo more >> /mnt/kiln/payload.json; } 2>/dev/null || echo "payload read-only"',
+      'grep " /mnt/kiln " /proc/mounts | cut -d" " -f4 | cut -d, -f1',
+      'ls /mnt/kiln | tr "\n" " "; echo',
+    ].join('\n');
+    const id = await queueTask(project, { code_name: 'contract-dirs', payload: script });
+    const task = await waitForTask(project, id);
+    expect(task.status).toBe('complete');
+    expect((await taskLog(project, id)).text).toBe(
+      [
+        '/mnt/task',
+        'owner 65534:65534',
+        'tmpfs',
+        'written',
+        'exec ok',
+        'kiln dir read-only',
+        'payload read-only',
+        'ro',
+        'config.json payload.json ',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('the log is 404 with "log" in msg before the task starts', async () => {
@@ -178,5 +275,49 @@ describe('running a task end to end', () => {
       token: project.token,
     });
     expect(list.body.tasks.map((t: { id: string }) => t.id)).toEqual([...ids].reverse());
+  });
+
+  it('KILN_CONTRACT_DELIVERY=archive copies the files in: no host mount at all', async () => {
+    const cluster = `archive-${Date.now()}`;
+    const workerId = await startWorker(cluster, { KILN_CONTRACT_DELIVERY: 'archive' });
+    const id = await queueTask(project, {
+      code_name: 'hello',
+      cluster,
+      payload: '{"config":true,"stdin":true,"id":true,"sleep":3}',
+    });
+    await waitForTask(project, id, (t) => t.status === 'running');
+    const [container] = await docker.listContainers({
+      all: true,
+      filters: { label: [`kiln.task=${id}`] },
+    });
+    const info = await docker.getContainer(container.Id).inspect();
+    expect(info.Config.Labels['kiln.worker']).toBe(workerId);
+    expect(info.HostConfig.Binds ?? []).toEqual([]);
+    expect(info.HostConfig.Mounts ?? []).toEqual([]);
+    expect(info.Mounts).toEqual([]);
+    expect(Object.keys(info.HostConfig.Tmpfs ?? {})).toEqual(['/mnt/task']);
+    expect(existsSync(join(e2e().env.KILN_TASK_FILES_DIR, workerId))).toBe(false);
+    const task = await waitForTask(project, id);
+    expect(task.status).toBe('complete');
+    const log = (await taskLog(project, id)).text;
+    expect(log).toContain('config: {"answer":42}');
+    expect(log).toContain('stdin: {"config":true,"stdin":true,"id":true,"sleep":3}');
+    expect(log).toContain('id: uid=65534');
+  });
+
+  it('a worker that starts removes the files its earlier life left behind', async () => {
+    const cluster = `files-${Date.now()}`;
+    const stale = join(e2e().env.KILN_TASK_FILES_DIR, `${cluster}-w`, '0123456789abcdef01234567.1');
+    mkdirSync(stale, { recursive: true, mode: 0o700 });
+    writeFileSync(join(stale, 'payload.json'), '{}');
+    await startWorker(cluster);
+    // Removed during the worker's start-up, before it takes any task.
+    for (let i = 0; i < 100 && existsSync(stale); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(existsSync(stale)).toBe(false);
+    const id = await queueTask(project, { code_name: 'hello', cluster, payload: '{"n":1}' });
+    expect((await waitForTask(project, id)).status).toBe('complete');
+    expect((await taskLog(project, id)).text).toBe('{"n":1}\n');
   });
 });

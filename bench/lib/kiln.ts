@@ -3,7 +3,9 @@ import Redis, { RedisOptions } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Api, request } from './http';
-import { Infra } from './env';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_HOME, Infra } from './env';
 import { App, defer, startApp } from './procs';
 
 export const BENCH_IMAGE = 'kiln-test/busybox:latest';
@@ -41,10 +43,15 @@ export interface Kiln {
 export interface KilnOptions {
   /** Start one worker with this concurrency (no worker when absent). */
   workerConcurrency?: number;
+  /** The worker's KILN_CONTRACT_DELIVERY (Kiln's default, `bind`, when absent). */
+  contractDelivery?: 'bind' | 'archive';
   profile?: boolean;
   /** More configuration for Kiln's processes. */
   env?: Record<string, string>;
 }
+
+/** KILN_TASK_FILES_DIR of the benchmarks' workers. */
+export const BENCH_TASK_FILES_DIR = join(BENCH_HOME, 'task-files');
 
 /**
  * Starts the API (and maybe one worker) from the dist/ snapshot against the benchmark database,
@@ -85,6 +92,9 @@ export async function startKiln(
     pids: { [api.child.pid!]: 'kiln api' },
   };
   if (options.workerConcurrency) {
+    defer(`remove ${BENCH_TASK_FILES_DIR}/${workerId}`, () =>
+      rmSync(join(BENCH_TASK_FILES_DIR, workerId), { recursive: true, force: true }),
+    );
     const worker = startApp(
       'worker',
       {
@@ -94,6 +104,8 @@ export async function startKiln(
         KILN_WORKER_CONCURRENCY: String(options.workerConcurrency),
         KILN_WORKER_HEALTH_PORT: '0',
         KILN_CONTAINER_NETWORK: 'none',
+        KILN_TASK_FILES_DIR: BENCH_TASK_FILES_DIR,
+        ...(options.contractDelivery ? { KILN_CONTRACT_DELIVERY: options.contractDelivery } : {}),
       },
       `${name}-worker`,
       options.profile,

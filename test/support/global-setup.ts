@@ -49,6 +49,8 @@ export default async function globalSetup(): Promise<void> {
     WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
     KILN_WEBHOOK_RETRY_SCHEDULE: '1,1,1',
     KILN_WEBHOOK_TIMEOUT_MS: '2000',
+    // Workers' per-task contract files, where the tests can look at them.
+    KILN_TASK_FILES_DIR: join(KILN_HOME, 'task-files'),
   };
   const workerEnv = {
     ...env,

@@ -10,6 +10,7 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine } from '@kiln/docker';
 import { TaskJob, TaskQueues, TaskSignals, parseTaskJob } from '@kiln/queue';
 import { TaskLifecycle } from '@kiln/tasks';
+import { TaskFiles } from './task-files';
 import { TaskRunner } from './task-runner';
 
 /** Bull's non-blocking fetch (what `getNextJob` does when the queue is not drained). */
@@ -43,10 +44,13 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     private readonly runner: TaskRunner,
     private readonly docker: DockerEngine,
     private readonly signals: TaskSignals,
+    private readonly files: TaskFiles,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     await this.reapOrphans();
+    // Their containers are gone: so go the files of an earlier life's tasks.
+    if (this.config.container.contractDelivery === 'bind') await this.files.reset();
     this.queues = this.taskQueues.clusterQueues(this.config.worker.cluster) as FetchableQueue[];
     for (const queue of this.queues) queue.on('global:waiting', () => this.wake());
     await Promise.all(this.queues.map((queue) => queue.isReady()));

@@ -7,13 +7,16 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
 import { TaskLogFeed } from '@kiln/queue';
 import { Task, TaskLifecycle, TaskLogStore, TaskOutcome, TasksService } from '@kiln/tasks';
-import { containerSpec, contractFiles } from './container-contract';
+import { containerSpec, contractArchive, contractFileContents } from './container-contract';
 import { ImagePuller } from './image-puller';
 import { StopReason, verdict } from './outcome';
+import { TaskFiles } from './task-files';
 import { TaskLogWriter } from './task-log-writer';
 
 /** How long output may keep draining after the container exited. */
 const OUTPUT_DRAIN_MS = 10_000;
+/** Revisions never change: this many are remembered, sparing a query per task. */
+const REVISIONS_KEPT = 1000;
 
 interface Running {
   attempt: number;
@@ -31,6 +34,7 @@ export class TaskRunner {
   private readonly logger = new Logger(TaskRunner.name);
   private readonly running = new Map<string, Running>();
   private readonly removals = new Set<Promise<void>>();
+  private readonly revisions = new Map<string, CodeRevision>();
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
@@ -41,6 +45,7 @@ export class TaskRunner {
     private readonly logs: TaskLogStore,
     private readonly tasks: TasksService,
     private readonly feed: TaskLogFeed,
+    private readonly files: TaskFiles,
   ) {}
 
   /** Ids of the tasks this worker is running now. */
@@ -72,7 +77,7 @@ export class TaskRunner {
   }
 
   private async execute(task: Task, state: Running): Promise<void> {
-    const revision = await this.codes.revision(task.codeRevisionId);
+    const revision = await this.revision(task.codeRevisionId);
     if (!revision) {
       await this.fail(task, 'The code revision of this task no longer exists');
       return;
@@ -98,25 +103,44 @@ export class TaskRunner {
     image: string,
   ): Promise<void> {
     if (state.stoppedBy) return; // cancelled while the image was pulled
+    const bind = this.config.container.contractDelivery === 'bind';
+    let filesDir: string | undefined;
+    if (bind) {
+      try {
+        filesDir = await this.files.write(
+          task.id,
+          task.attempt,
+          contractFileContents(task, revision),
+        );
+      } catch (error) {
+        await this.removeFiles(task);
+        await this.fail(task, `Could not write the task's files: ${(error as Error).message}`);
+        return;
+      }
+    }
     let containerId: string;
     try {
       containerId = await this.docker.create(
-        containerSpec(task, revision, image, this.config.worker.id, this.config.container),
+        containerSpec(
+          task,
+          revision,
+          image,
+          this.config.worker.id,
+          this.config.container,
+          filesDir,
+        ),
       );
     } catch (error) {
+      if (filesDir) await this.removeFiles(task);
       await this.fail(task, `Could not create the container: ${(error as Error).message}`);
       return;
     }
     state.containerId = containerId;
     try {
-      await this.supervise(
-        task,
-        state,
-        containerId,
-        contractFiles(task, revision, this.config.container.user),
-      );
+      await this.supervise(task, state, containerId, bind ? undefined : revision);
     } finally {
-      // The slot is free once the outcome is recorded; the removal finishes in the background.
+      // The slot is free once the outcome is recorded; the removal finishes in the background,
+      // and the task's files go with its container.
       const removal: Promise<void> = this.docker
         .remove(containerId)
         .catch((error: Error) => {
@@ -124,16 +148,38 @@ export class TaskRunner {
             `container ${containerId} of task ${task.id} not removed: ${error.message}`,
           );
         })
+        .then(() => (filesDir ? this.removeFiles(task) : undefined))
         .finally(() => this.removals.delete(removal));
       this.removals.add(removal);
     }
   }
 
+  private async revision(id: string): Promise<CodeRevision | null> {
+    const known = this.revisions.get(id);
+    if (known) return known;
+    const revision = await this.codes.revision(id);
+    if (revision) {
+      if (this.revisions.size >= REVISIONS_KEPT) this.revisions.clear();
+      this.revisions.set(id, revision);
+    }
+    return revision;
+  }
+
+  private async removeFiles(task: Task): Promise<void> {
+    await this.files.remove(task.id, task.attempt).catch((error: Error) => {
+      this.logger.warn(`files of task ${task.id} not removed: ${error.message}`);
+    });
+  }
+
+  /**
+   * Starts the container and sees it to its end. `archive` is the revision whose files must be
+   * copied in first (`KILN_CONTRACT_DELIVERY=archive`); with `bind` they are mounted already.
+   */
   private async supervise(
     task: Task,
     state: Running,
     containerId: string,
-    files: ReturnType<typeof contractFiles>,
+    archive: CodeRevision | undefined,
   ): Promise<void> {
     // Stored first, then published: a chunk a live follower hears is already in Postgres.
     const writer = new TaskLogWriter(
@@ -146,7 +192,9 @@ export class TaskRunner {
     let started: number;
     let output: Promise<void>;
     try {
-      await this.docker.putArchive(containerId, tarArchive(files));
+      if (archive) {
+        await this.docker.putArchive(containerId, tarArchive(contractArchive(task, archive)));
+      }
       const io = await this.docker.attach(containerId);
       // Caught at once: a broken stream must not become an unhandled rejection mid-run.
       output = pipeline(io, new FrameDemuxer(), writer).catch((error: Error) => {

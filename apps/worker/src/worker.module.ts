@@ -10,6 +10,7 @@ import { TasksModule } from '@kiln/tasks';
 import { HealthServer } from './health-server';
 import { ImagePuller } from './image-puller';
 import { TaskDispatcher } from './task-dispatcher';
+import { TaskFiles } from './task-files';
 import { TaskRunner } from './task-runner';
 
 @Module({
@@ -23,6 +24,6 @@ import { TaskRunner } from './task-runner';
     ImagesModule,
     HealthModule.register({ withDocker: true }),
   ],
-  providers: [ImagePuller, TaskRunner, TaskDispatcher, HealthServer],
+  providers: [ImagePuller, TaskFiles, TaskRunner, TaskDispatcher, HealthServer],
 })
 export class WorkerModule {}

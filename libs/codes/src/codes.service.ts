@@ -7,9 +7,14 @@ import { CodeRevision } from './code-revision.entity';
 import { CodeSpec } from './code-spec';
 
 const UNIQUE_VIOLATION = '23505';
+/** How long a code looked up for queueing is reused; see findByNameForQueueing. */
+const RECENT_CODES_MS = 1000;
+const RECENT_CODES_MAX = 10_000;
 
 @Injectable()
 export class CodesService {
+  private readonly recent = new Map<string, { code: Code; until: number }>();
+
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @InjectRepository(Code) private readonly codes: Repository<Code>,
@@ -59,6 +64,8 @@ export class CodesService {
         return this.registerOnce(projectId, name, specFor);
       }
       throw error;
+    } finally {
+      this.forget(projectId, name);
     }
   }
 
@@ -113,6 +120,27 @@ export class CodesService {
     return this.codes.findOneBy({ projectId, name, deletedAt: IsNull() });
   }
 
+  /**
+   * `findByName` for task creation, the API's hot path: a code found in the last second is
+   * reused. This process forgets a code at once when it registers, deletes or pauses it, so a
+   * client that registers a revision and then queues sees the new revision; a change made
+   * through another API process is seen within a second.
+   */
+  async findByNameForQueueing(projectId: string, name: string): Promise<Code | null> {
+    const key = `${projectId}/${name}`;
+    const cached = this.recent.get(key);
+    if (cached && cached.until > Date.now()) return cached.code;
+    const code = await this.findByName(projectId, name);
+    if (!code) return null;
+    if (this.recent.size >= RECENT_CODES_MAX) this.recent.clear();
+    this.recent.set(key, { code, until: Date.now() + RECENT_CODES_MS });
+    return code;
+  }
+
+  private forget(projectId: string, name: string): void {
+    this.recent.delete(`${projectId}/${name}`);
+  }
+
   async list(projectId: string, page: number, perPage: number): Promise<Code[]> {
     return this.codes.find({
       where: { projectId, deletedAt: IsNull() },
@@ -158,17 +186,19 @@ export class CodesService {
    * again as a new code. Its revisions stay, for the tasks that ran them.
    */
   async delete(projectId: string, codeId: string): Promise<void> {
-    await this.get(projectId, codeId);
+    const code = await this.get(projectId, codeId);
     await this.codes.update(
       { id: codeId, projectId, deletedAt: IsNull() },
       { deletedAt: () => 'now()' },
     );
+    this.forget(projectId, code.name);
   }
 
   /** Pauses or resumes the code's task queue; false when it already was so. */
   async setPaused(projectId: string, codeId: string, paused: boolean): Promise<boolean> {
-    await this.get(projectId, codeId);
+    const code = await this.get(projectId, codeId);
     const result = await this.codes.update({ id: codeId, projectId, paused: !paused }, { paused });
+    this.forget(projectId, code.name);
     return (result.affected ?? 0) > 0;
   }
 }

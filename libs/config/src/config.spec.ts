@@ -15,6 +15,18 @@ describe('loadConfig', () => {
     expect(config.worker.cluster).toBe('default');
     expect(config.container.network).toBe('none');
     expect(config.adminToken).toBeUndefined();
+    expect(config.container.contractDelivery).toBe('bind');
+    expect(config.container.taskFilesDir).toMatch(/^\/.*kiln-task-files$/);
+    expect(config.container.taskDirMb).toBe(256);
+  });
+
+  it('refuses an unknown contract delivery and a relative task files directory', () => {
+    expect(() => loadConfig({ ...base, KILN_CONTRACT_DELIVERY: 'copy' })).toThrow(
+      /KILN_CONTRACT_DELIVERY must be one of bind, archive/,
+    );
+    expect(() => loadConfig({ ...base, KILN_TASK_FILES_DIR: 'task-files' })).toThrow(
+      /KILN_TASK_FILES_DIR must be an absolute path/,
+    );
   });
 
   it('names every bad variable at once', () => {

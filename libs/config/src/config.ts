@@ -57,6 +57,18 @@ export interface KilnConfig {
     pidsLimit: number;
     /** User the task runs as (`uid:gid`; empty = the image's user). `KILN_CONTAINER_USER`, default `65534:65534`. */
     user: string;
+    /**
+     * How the payload and config files reach the container. `bind` (default): the worker writes
+     * them to a directory of its own per task, under `taskFilesDir`, mounted read-only at
+     * `/mnt/kiln`; the engine must see the worker's filesystem. `archive`: copied into the
+     * container with Docker's archive API (slower: about 80 ms of dockerd CPU per task), for an
+     * engine on another host. `KILN_CONTRACT_DELIVERY`.
+     */
+    contractDelivery: 'bind' | 'archive';
+    /** Host directory of the per-task file directories (`bind` delivery). `KILN_TASK_FILES_DIR`, default `<os tmpdir>/kiln-task-files`. */
+    taskFilesDir: string;
+    /** Size limit of `TASK_DIR`, a tmpfs (it counts against the memory limit). `KILN_TASK_DIR_MB`, default 256. */
+    taskDirMb: number;
   };
   scheduler: {
     /** Seconds between reconciler passes (delayed tasks become due on this beat). `KILN_RECONCILE_SECONDS`, default 1. */
@@ -171,6 +183,9 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       memoryMb: read.int('KILN_CONTAINER_MEMORY_MB', 512, 6, 1024 * 1024),
       pidsLimit: read.int('KILN_CONTAINER_PIDS_LIMIT', 256, 8, 1_000_000),
       user: read.string('KILN_CONTAINER_USER', '65534:65534', true),
+      contractDelivery: read.oneOf('KILN_CONTRACT_DELIVERY', ['bind', 'archive'] as const, 'bind'),
+      taskFilesDir: read.absolutePath('KILN_TASK_FILES_DIR', join(tmpdir(), 'kiln-task-files')),
+      taskDirMb: read.int('KILN_TASK_DIR_MB', 256, 1, 1024 * 1024),
     },
     scheduler: {
       reconcileSeconds: read.int('KILN_RECONCILE_SECONDS', 1, 1, 3600),
@@ -250,6 +265,14 @@ class EnvReader {
     if (!Number.isInteger(value) || value < min || value > max) {
       this.problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
       return fallback;
+    }
+    return value;
+  }
+
+  absolutePath(name: string, fallback: string): string {
+    const value = this.string(name, fallback);
+    if (!value.startsWith('/')) {
+      this.problems.push(`${name} must be an absolute path (got "${value}")`);
     }
     return value;
   }

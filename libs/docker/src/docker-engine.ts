@@ -13,6 +13,10 @@ export interface ContainerSpec {
   network: string;
   memoryBytes: number;
   pidsLimit: number;
+  /** A tmpfs owned by `uid:gid` (mode 0700, exec allowed), the task's one writable place. */
+  tmpfs: { target: string; uid: number; gid: number; sizeBytes: number };
+  /** A host directory mounted read-only: the only host path a task container ever sees. */
+  readOnlyBind?: { source: string; target: string };
 }
 
 export interface RegistryLogin {
@@ -70,7 +74,8 @@ export class DockerEngine {
 
   /**
    * Creates a task container, hardened: no capabilities, no new privileges, memory and pids
-   * limits, no host mounts, no logging driver (output is read from the attach stream).
+   * limits, no logging driver (output is read from the attach stream), no host mounts but the
+   * one read-only directory of the task's own contract files, when there is one.
    */
   async create(spec: ContainerSpec): Promise<string> {
     const container = await this.docker.createContainer({
@@ -97,6 +102,28 @@ export class DockerEngine {
         Privileged: false,
         LogConfig: { Type: 'none', Config: {} },
         Binds: [],
+        Mounts: spec.readOnlyBind
+          ? [
+              {
+                Type: 'bind',
+                Source: spec.readOnlyBind.source,
+                Target: spec.readOnlyBind.target,
+                ReadOnly: true,
+              },
+            ]
+          : [],
+        Tmpfs: {
+          [spec.tmpfs.target]: [
+            'rw',
+            'exec',
+            'nosuid',
+            'nodev',
+            `size=${spec.tmpfs.sizeBytes}`,
+            'mode=0700',
+            `uid=${spec.tmpfs.uid}`,
+            `gid=${spec.tmpfs.gid}`,
+          ].join(','),
+        },
         AutoRemove: false,
       },
     });

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { getSharedConfigToken } from '@nestjs/bull';
 import Bull, { Queue, QueueOptions } from 'bull';
 import { withTimeout } from '@kiln/common';
+import { addTaskJobs } from './bull-task-jobs';
 import { DISPATCH_ORDER, TaskJob, TaskPriority, taskQueueName } from './task-job';
 
 /** How long an enqueue may wait for Redis before it is left to the reconciler. */
@@ -35,8 +36,9 @@ export class TaskQueues implements OnApplicationShutdown {
   }
 
   /**
-   * Adds the tasks' jobs, one pipelined `addBulk` per queue. Throws if Redis does not take them
-   * in time; the task rows are already committed, so callers leave them to the reconciler.
+   * Adds the tasks' jobs, one Lua call per queue ({@link addTaskJobs}). Throws if Redis does not
+   * take them in time; the task rows are already committed, so callers leave them to the
+   * reconciler.
    */
   async enqueueMany(
     tasks: (TaskJob & { cluster: string; priority: TaskPriority })[],
@@ -44,21 +46,13 @@ export class TaskQueues implements OnApplicationShutdown {
     const byQueue = new Map<Queue<TaskJob>, TaskJob[]>();
     for (const task of tasks) {
       const queue = this.queue(task.cluster, task.priority);
-      const jobs = byQueue.get(queue) ?? [];
-      jobs.push({ taskId: task.taskId, projectId: task.projectId });
-      byQueue.set(queue, jobs);
+      const jobs = byQueue.get(queue);
+      const job = { taskId: task.taskId, projectId: task.projectId };
+      if (jobs) jobs.push(job);
+      else byQueue.set(queue, [job]);
     }
     await withTimeout(
-      Promise.all(
-        [...byQueue].map(([queue, jobs]) =>
-          queue.addBulk(
-            jobs.map((data) => ({
-              data,
-              opts: { jobId: data.taskId, removeOnComplete: true, removeOnFail: true },
-            })),
-          ),
-        ),
-      ),
+      Promise.all([...byQueue].map(([queue, jobs]) => addTaskJobs(queue, jobs))),
       ENQUEUE_TIMEOUT_MS,
       'Redis did not answer in time',
     );

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { newId } from '@kiln/common';
 import { Task } from './task.entity';
 import { FinalStatus } from './task-status';
@@ -29,8 +29,34 @@ export class TaskLifecycle {
    * workers cannot both take the last slot). A waiting task is parked (`enqueued_at` cleared):
    * the reconciler enqueues it again once its code is resumed, or a second later for a slot.
    * A re-run starts with an empty log.
+   *
+   * The common case, a code that is neither paused nor limited, is one statement; the rest
+   * goes through {@link takeChecked}.
    */
   async take(taskId: string, workerId: string): Promise<Task | null> {
+    const [row] = rowsOf<Record<string, unknown>>(
+      await this.db.query(
+        `WITH taken AS (
+           UPDATE tasks t
+              SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
+                  heartbeat_at = now(), updated_at = now()
+             FROM codes c
+            WHERE t.id = $1 AND t.status = 'queued'
+              AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
+            RETURNING t.*
+         ), cleared AS (
+           DELETE FROM task_log_chunks
+            WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
+         )
+         SELECT * FROM taken`,
+        [taskId, workerId],
+      ),
+    );
+    if (row) return this.taskOf(row);
+    return this.takeChecked(taskId, workerId);
+  }
+
+  private async takeChecked(taskId: string, workerId: string): Promise<Task | null> {
     return this.db.transaction(async (manager) => {
       const [row] = await manager.query<TakeRow[]>(
         `SELECT t.status, t.code_id, c.paused, c.max_concurrency
@@ -71,6 +97,19 @@ export class TaskLifecycle {
     });
   }
 
+  /** A `tasks` row as TypeORM would load it (column names and transformers from the entity). */
+  private taskOf(row: Record<string, unknown>): Task {
+    const task = new Task();
+    for (const column of this.db.getMetadata(Task).columns) {
+      const raw = row[column.databaseName];
+      const transformer = column.transformer;
+      const value: unknown =
+        transformer && !Array.isArray(transformer) && raw !== null ? transformer.from(raw) : raw;
+      (task as unknown as Record<string, unknown>)[column.propertyName] = value;
+    }
+    return task;
+  }
+
   /** preparing → running, stamping `start_time`. */
   async markRunning(taskId: string, attempt: number): Promise<boolean> {
     const result: unknown = await this.db.query(
@@ -89,35 +128,17 @@ export class TaskLifecycle {
    * gets its duration and log size.
    */
   async finish(taskId: string, attempt: number, outcome: TaskOutcome): Promise<FinishResult> {
+    if (!RETRYABLE.includes(outcome.status)) {
+      // No retry can follow: no transaction needed (one statement, two if it was cancelled).
+      const finished = await this.markFinished(this.db.manager, taskId, attempt, outcome);
+      if (!finished) await this.completeCancelled(this.db.manager, taskId, attempt, outcome);
+      return { finished, retry: null };
+    }
     return this.db.transaction(async (manager) => {
-      const params = [
-        taskId,
-        attempt,
-        outcome.status,
-        outcome.msg,
-        outcome.exitCode,
-        outcome.durationMs,
-        outcome.logSize,
-      ];
-      const [finished] = rowsOf<{ id: string }>(
-        await manager.query(
-          `UPDATE tasks
-            SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
-                end_time = now(), updated_at = now(), heartbeat_at = NULL
-          WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')
-          RETURNING id`,
-          params,
-        ),
-      );
-      if (!finished) {
-        await manager.query(
-          `UPDATE tasks SET exit_code = $3, duration_ms = $4, log_size = $5
-            WHERE id = $1 AND attempt = $2 AND status = 'cancelled' AND duration_ms IS NULL`,
-          [taskId, attempt, outcome.exitCode, outcome.durationMs, outcome.logSize],
-        );
+      if (!(await this.markFinished(manager, taskId, attempt, outcome))) {
+        await this.completeCancelled(manager, taskId, attempt, outcome);
         return { finished: false, retry: null };
       }
-      if (!RETRYABLE.includes(outcome.status)) return { finished: true, retry: null };
       const task = await manager.findOneByOrFail(Task, { id: taskId });
       const [code] = await manager.query<{ retries: number; retries_delay: number }[]>(
         `SELECT retries, retries_delay FROM codes WHERE id = $1 AND deleted_at IS NULL`,
@@ -129,6 +150,48 @@ export class TaskLifecycle {
       await manager.update(Task, { id: task.id }, { retryTaskId: retry.id });
       return { finished: true, retry };
     });
+  }
+
+  /** The compare-and-set of `finish`: true when this attempt's task took the final status. */
+  private async markFinished(
+    manager: EntityManager,
+    taskId: string,
+    attempt: number,
+    outcome: TaskOutcome,
+  ): Promise<boolean> {
+    const rows = rowsOf<{ id: string }>(
+      await manager.query(
+        `UPDATE tasks
+            SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
+                end_time = now(), updated_at = now(), heartbeat_at = NULL
+          WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')
+          RETURNING id`,
+        [
+          taskId,
+          attempt,
+          outcome.status,
+          outcome.msg,
+          outcome.exitCode,
+          outcome.durationMs,
+          outcome.logSize,
+        ],
+      ),
+    );
+    return rows.length === 1;
+  }
+
+  /** A task cancelled while it ran keeps `cancelled` but gets its duration and log size. */
+  private async completeCancelled(
+    manager: EntityManager,
+    taskId: string,
+    attempt: number,
+    outcome: TaskOutcome,
+  ): Promise<void> {
+    await manager.query(
+      `UPDATE tasks SET exit_code = $3, duration_ms = $4, log_size = $5
+        WHERE id = $1 AND attempt = $2 AND status = 'cancelled' AND duration_ms IS NULL`,
+      [taskId, attempt, outcome.exitCode, outcome.durationMs, outcome.logSize],
+    );
   }
 
   /**

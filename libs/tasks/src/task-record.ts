@@ -36,4 +36,17 @@ export function taskRecord(task: Task): Record<string, unknown> {
   };
 }
 
+/** The columns every new task starts with, as {@link taskRecord} gives them. */
+export const newTaskRecord = {
+  status: 'queued',
+  attempt: 0,
+  percent: 0,
+  msg: '',
+  log_size: 0,
+  retry_count: 0,
+  original_task_id: null,
+  schedule_id: null,
+  scheduled_for: null,
+} as const;
+
 export const INSERT_TASKS_SQL = `INSERT INTO tasks SELECT * FROM json_populate_recordset(null::tasks, $1)`;

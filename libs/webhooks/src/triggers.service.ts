@@ -126,7 +126,7 @@ export class TriggersService {
       { code_name: code.name, payload: request.body.toString('utf8') },
       limits,
     );
-    const [task] = await this.tasks.create(projectId, [spec]);
-    return task.id;
+    const [id] = await this.tasks.create(projectId, [spec]);
+    return id;
   }
 }

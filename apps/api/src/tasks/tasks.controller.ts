@@ -46,8 +46,8 @@ export class TasksController {
   @HttpCode(200)
   async create(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
     const specs = parseTaskSpecs(requireObject(body, 'body'), this.limits());
-    const tasks = await this.tasks.create(projectId, specs);
-    return { msg: 'Queued up', tasks: tasks.map((task) => ({ id: task.id })) };
+    const ids = await this.tasks.create(projectId, specs);
+    return { msg: 'Queued up', tasks: ids.map((id) => ({ id })) };
   }
 
   private limits(): TaskLimits {
@@ -81,8 +81,8 @@ export class TasksController {
       },
       this.config.tasks,
     );
-    const [task] = await this.tasks.create(projectId, [spec]);
-    return { id: task.id, msg: 'Queued up.' };
+    const [id] = await this.tasks.create(projectId, [spec]);
+    return { id, msg: 'Queued up.' };
   }
 
   /** Newest first; `<status>=1` flags are OR-ed (any non-empty value counts: Go sends `%!d(bool=true)`). */

@@ -1,0 +1,88 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { chmod, lstat, mkdir, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+
+/**
+ * The host directories of the contract files (`KILN_CONTRACT_DELIVERY=bind`): one per task
+ * attempt, `<KILN_TASK_FILES_DIR>/<worker id>/<task id>.<attempt>/`, holding only that task's
+ * `payload.json` and `config.json` (0444) in a 0755 directory, mounted read-only at `/mnt/kiln`
+ * of its container. Binding them costs dockerd nothing, where copying them in with the archive
+ * API costs it about 80 ms of CPU per task (docs/benchmarks.md, dispatch).
+ *
+ * The worker's own directory is 0700 and must belong to the worker's user: the files hold codes'
+ * config, and a directory someone else could write to could be swapped under the worker.
+ */
+@Injectable()
+export class TaskFiles {
+  private readonly base: string;
+  private readonly root: string;
+  /** The files written in each directory, so that removing it takes no directory walk. */
+  private readonly written = new Map<string, string[]>();
+
+  constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
+    this.base = config.container.taskFilesDir;
+    this.root = join(this.base, config.worker.id);
+  }
+
+  /**
+   * Removes every task directory of this worker (left by an earlier life: its containers were
+   * reaped) and makes sure the worker's directory is its own. Called at start, before any task.
+   */
+  async reset(): Promise<void> {
+    await rm(this.root, { recursive: true, force: true });
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    for (const dir of [this.base, this.root]) {
+      const stat = await lstat(dir);
+      const uid = process.getuid?.() ?? stat.uid;
+      if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o022) !== 0) {
+        throw new Error(
+          `KILN_TASK_FILES_DIR: ${dir} must be a directory of uid ${uid} that no one else can write to`,
+        );
+      }
+    }
+    await chmod(this.root, 0o700);
+  }
+
+  /**
+   * Writes the task's files; returns the directory to mount. Called once per task on the
+   * dispatch path, so it makes a handful of plain calls (no recursive mkdir or rm).
+   */
+  async write(taskId: string, attempt: number, files: Record<string, string>): Promise<string> {
+    const dir = this.dirOf(taskId, attempt);
+    try {
+      await mkdir(dir, { mode: 0o755 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      // The worker's directory went away under it: make it again.
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      await mkdir(dir, { mode: 0o755 });
+    }
+    this.written.set(dir, Object.keys(files));
+    // Modes set explicitly: the worker's umask must not hide the files from the task's user.
+    await chmod(dir, 0o755);
+    for (const [name, content] of Object.entries(files)) {
+      const file = join(dir, name);
+      await writeFile(file, content, { mode: 0o444 });
+      await chmod(file, 0o444);
+    }
+    return dir;
+  }
+
+  async remove(taskId: string, attempt: number): Promise<void> {
+    const dir = this.dirOf(taskId, attempt);
+    const names = this.written.get(dir);
+    this.written.delete(dir);
+    try {
+      if (!names) throw new Error('unknown contents');
+      for (const name of names) await unlink(join(dir, name));
+      await rmdir(dir);
+    } catch {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private dirOf(taskId: string, attempt: number): string {
+    return join(this.root, `${taskId}.${attempt}`);
+  }
+}

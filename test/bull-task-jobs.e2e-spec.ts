@@ -1,0 +1,209 @@
+import Bull, { Job, Queue, QueueOptions } from 'bull';
+import Redis, { RedisOptions } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import { newId } from '@kiln/common';
+import { TaskJob, TaskQueues } from '@kiln/queue';
+import { e2e } from './support/kiln';
+
+/**
+ * `TaskQueues.enqueueMany` writes Bull jobs with its own Lua script (libs/queue/src/bull-task-jobs.ts)
+ * instead of Bull's `addBulk`. These tests hold it to Bull's layout against the real Redis: the
+ * keys and hash fields it writes are the ones Bull writes for the same job, and Bull's API, Kiln's
+ * dispatcher calls and Bull's own worker all read such a job. A `bull` upgrade that changes the
+ * layout fails here.
+ */
+describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
+  const redisUrl = e2e().env.REDIS_URL;
+  const redis = new Redis(redisUrl);
+  const prefixes: string[] = [];
+  const opened: { close(): Promise<void> }[] = [];
+  // Bull leaves connections it got from createClient open: the test closes them.
+  const connections: Redis[] = [];
+  const connect = (settings: RedisOptions): Redis => {
+    const connection = new Redis(redisUrl, settings);
+    connections.push(connection);
+    return connection;
+  };
+  const projectId = newId();
+
+  /** Queue options as QueueModule gives them: one shared client and subscriber. */
+  function options(prefix: string): QueueOptions {
+    let client: Redis | undefined;
+    let subscriber: Redis | undefined;
+    const shared = { maxRetriesPerRequest: null, enableReadyCheck: false };
+    return {
+      prefix,
+      createClient: (type) => {
+        if (type === 'client') return (client ??= connect(shared));
+        if (type === 'subscriber') return (subscriber ??= connect(shared));
+        return connect(shared);
+      },
+    };
+  }
+
+  function newPrefix(): string {
+    const prefix = `kiln-test-bulljobs-${randomBytes(4).toString('hex')}`;
+    prefixes.push(prefix);
+    return prefix;
+  }
+
+  /** Kiln's queues under a prefix of their own. */
+  function kilnQueues(): { queues: TaskQueues; prefix: string } {
+    const prefix = newPrefix();
+    const queues = new TaskQueues(options(prefix));
+    opened.push({ close: () => queues.onApplicationShutdown() });
+    return { queues, prefix };
+  }
+
+  /** A plain Bull queue of the same name, as Bull itself would use it. */
+  function bullQueue(prefix: string, name = 'tasks.default.p0'): Queue<TaskJob> {
+    const queue = new Bull<TaskJob>(name, options(prefix));
+    opened.push({ close: () => queue.close() });
+    return queue;
+  }
+
+  async function keysUnder(prefix: string): Promise<string[]> {
+    const keys = await redis.keys(`${prefix}:*`);
+    return keys.map((key) => key.slice(prefix.length + 1)).sort();
+  }
+
+  const enqueue = (queues: TaskQueues, ids: string[], priority: 0 | 1 | 2 = 0) =>
+    queues.enqueueMany(ids.map((taskId) => ({ taskId, projectId, cluster: 'default', priority })));
+
+  afterAll(async () => {
+    for (const queue of opened) await queue.close();
+    for (const prefix of prefixes) {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+    redis.disconnect();
+    for (const connection of connections) connection.disconnect();
+  });
+
+  it('writes the keys and hash fields Bull’s addBulk writes for the same job', async () => {
+    const ids = [newId(), newId(), newId()];
+    const { queues, prefix } = kilnQueues();
+    await enqueue(queues, ids);
+
+    const reference = newPrefix();
+    const bull = bullQueue(reference);
+    await bull.addBulk(
+      ids.map((taskId) => ({
+        data: { taskId, projectId },
+        opts: { jobId: taskId, removeOnComplete: true, removeOnFail: true },
+      })),
+    );
+
+    // Bull also bumps the `id` counter, which only orders delayed jobs; Kiln leaves it alone.
+    expect(await keysUnder(prefix)).toEqual(
+      (await keysUnder(reference)).filter((key) => key !== 'tasks.default.p0:id'),
+    );
+    expect(await redis.lrange(`${prefix}:tasks.default.p0:wait`, 0, -1)).toEqual(
+      await redis.lrange(`${reference}:tasks.default.p0:wait`, 0, -1),
+    );
+    for (const id of ids) {
+      const ours = await redis.hgetall(`${prefix}:tasks.default.p0:${id}`);
+      const theirs = await redis.hgetall(`${reference}:tasks.default.p0:${id}`);
+      expect(Object.keys(ours).sort()).toEqual(Object.keys(theirs).sort());
+      // Timestamps differ by the time between the two adds; everything else is byte for byte.
+      const withoutTime = (hash: Record<string, string>) => ({
+        ...hash,
+        timestamp: 'T',
+        opts: hash.opts.replace(/"timestamp":\d+/, '"timestamp":T'),
+      });
+      expect(withoutTime(ours)).toEqual(withoutTime(theirs));
+      expect(Math.abs(Number(ours.timestamp) - Number(theirs.timestamp))).toBeLessThan(60_000);
+      expect(ours.opts).toContain(`"timestamp":${ours.timestamp}}`);
+    }
+  });
+
+  it('Bull’s API reads the job back: getJob, counts, waiting state', async () => {
+    const id = newId();
+    const { queues, prefix } = kilnQueues();
+    await enqueue(queues, [id], 2);
+    const bull = bullQueue(prefix, 'tasks.default.p2');
+    const job = await bull.getJob(id);
+    expect(job).not.toBeNull();
+    expect(String(job!.id)).toBe(id);
+    expect(job!.name).toBe('__default__');
+    expect(job!.data).toEqual({ taskId: id, projectId });
+    expect(job!.opts).toMatchObject({
+      jobId: id,
+      removeOnComplete: true,
+      removeOnFail: true,
+      attempts: 1,
+      delay: 0,
+    });
+    expect(job!.attemptsMade).toBe(0);
+    expect(await job!.isWaiting()).toBe(true);
+    expect(await bull.getWaitingCount()).toBe(1);
+    // The reconciler's check for lost enqueues sees it too.
+    expect(await queues.missingJobs([{ id, cluster: 'default', priority: 2 }])).toEqual([]);
+  });
+
+  it('the worker’s calls take the jobs first in, first out and remove them when done', async () => {
+    const ids = [newId(), newId(), newId()];
+    const { queues } = kilnQueues();
+    await enqueue(queues, ids);
+    const queue = queues.queue('default', 0) as Queue<TaskJob> & {
+      moveToActive(): Promise<Job<TaskJob> | null | undefined>;
+    };
+    const taken: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const job = await queue.moveToActive();
+      expect(job).toBeTruthy();
+      expect(job!.data).toEqual({ taskId: String(job!.id), projectId });
+      taken.push(String(job!.id));
+      await job!.moveToCompleted('taken', true, true);
+      expect(await queue.getJob(job!.id)).toBeNull();
+    }
+    expect(taken).toEqual(ids);
+    expect(await queue.moveToActive()).toBeFalsy();
+  });
+
+  it('a Bull worker (queue.process) runs the job, and global:waiting fires for it', async () => {
+    const id = newId();
+    const { queues, prefix } = kilnQueues();
+    const bull = bullQueue(prefix);
+    const waiting = new Promise<string>((resolve) => {
+      void bull.on('global:waiting', (jobId: string) => resolve(String(jobId)));
+    });
+    // Subscribed before the add, so the event cannot be missed.
+    await new Promise((resolve) => bull.once('registered:global:waiting', resolve));
+    const processed = new Promise<TaskJob>((resolve) => {
+      void bull.process(async (job: Job<TaskJob>) => resolve(job.data));
+    });
+    await enqueue(queues, [id]);
+    expect(await waiting).toBe(id);
+    expect(await processed).toEqual({ taskId: id, projectId });
+    // removeOnComplete: the job is gone once Bull's worker completed it.
+    for (let i = 0; i < 50 && (await bull.getJob(id)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await bull.getJob(id)).toBeNull();
+  });
+
+  it('skips ids already in the queue, and fills `paused` while the queue is paused', async () => {
+    const { queues, prefix } = kilnQueues();
+    const first = newId();
+    await enqueue(queues, [first]);
+    await enqueue(queues, [first]);
+    expect(await redis.lrange(`${prefix}:tasks.default.p0:wait`, 0, -1)).toEqual([first]);
+
+    const bull = bullQueue(prefix);
+    await bull.pause();
+    const second = newId();
+    await enqueue(queues, [second]);
+    expect(await redis.lrange(`${prefix}:tasks.default.p0:paused`, 0, -1)).toEqual([second, first]);
+    await bull.resume();
+    expect(await bull.getWaitingCount()).toBe(2);
+    expect((await bull.getJob(second))!.data).toEqual({ taskId: second, projectId });
+  });
+
+  it('refuses job data that is not a pair of ids', async () => {
+    const { queues } = kilnQueues();
+    await expect(
+      queues.enqueueMany([{ taskId: 'x"}', projectId, cluster: 'default', priority: 0 }]),
+    ).rejects.toThrow(/not a task job/);
+  });
+});
