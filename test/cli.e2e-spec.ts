@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTestImage, docker } from './support/images';
-import { e2e, newProject, TestProject } from './support/kiln';
+import { e2e, newProject, TestProject, waitUntil } from './support/kiln';
 import { ROOT } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
@@ -469,11 +469,3 @@ describe('the kiln CLI (the built binary)', () => {
     });
   });
 });
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}

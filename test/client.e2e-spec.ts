@@ -18,7 +18,7 @@ import {
   verifyWebhook,
 } from '@kiln/client';
 import { buildTestImage, docker } from './support/images';
-import { call, e2e, newProject, TEST_IMAGE, TestProject } from './support/kiln';
+import { call, e2e, newProject, TEST_IMAGE, TestProject, waitUntil } from './support/kiln';
 import { startApp, stopApp, waitForHealthy } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
@@ -733,11 +733,3 @@ describe('@kiln/client against a real Kiln', () => {
     });
   });
 });
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
