@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, Server } from 'node:http';
-import { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { e2e, newProject, TestProject } from './support/kiln';
+import { buildTestImage, docker } from './support/images';
+import { e2e, newProject, TestProject, waitUntil } from './support/kiln';
 import { ROOT } from './support/processes';
+import { Receiver, validSignatures } from './support/receiver';
 
 /** The built `kiln` binary, as `npm link` (or `npx kiln`) runs it. */
 const BIN = join(ROOT, 'dist/apps/cli/src/main.js');
@@ -19,8 +20,13 @@ interface Outcome {
   exitAt: number;
 }
 
-/** Runs `kiln ARGS` in `cwd` with only `env` (plus PATH) set. */
-function kiln(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Outcome> {
+/** Runs `kiln ARGS` in `cwd` with only `env` (plus PATH) set, and `input` (if any) on stdin. */
+function kiln(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+  input?: string,
+): Promise<Outcome> {
   const started = Date.now();
   const child = spawn(BIN, args, {
     cwd: cwd ?? mkdtempSync(join(tmpdir(), 'kiln-cli-cwd-')),
@@ -30,8 +36,9 @@ function kiln(args: string[], env: Record<string, string> = {}, cwd?: string): P
       KILN_CONFIG_FILE: join(home, 'config.json'),
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
+  child.stdin.end(input); // nothing given: stdin is at its end at once
   const outcome: Outcome = { code: null, stdout: '', stderr: '', pieces: [], exitAt: 0 };
   child.stdout.on('data', (data: Buffer) => {
     outcome.stdout += data.toString();
@@ -238,6 +245,7 @@ describe('the kiln CLI (the built binary)', () => {
         'schedules',
         'unschedule',
         'webhooks',
+        'credentials',
       ]),
     );
     for (const command of commands) {
@@ -251,113 +259,213 @@ describe('the kiln CLI (the built binary)', () => {
     expect(bad.stderr).toMatch(/--bogus.*see kiln queue --help/);
   });
 
-  describe('webhooks and upload (pinned contracts, against a loopback stand-in)', () => {
-    let server: Server;
-    let url: string;
-    const seen: { method: string; url: string; body: string; type?: string }[] = [];
-    const hook = {
-      id: 'a'.repeat(24),
-      url: 'http://127.0.0.1:9/hook',
-      events: ['task.error', 'task.timeout'],
-      code_name: null,
-      enabled: true,
-      disabled_reason: null,
-      description: '',
-      secret: 'whsec_test',
-    };
+  describe('upload, webhooks and credentials (the real API)', () => {
+    const tag = `kiln-test8/cli-${randomBytes(3).toString('hex')}:a`;
+    let dir: string;
+    let tarball: string;
+    let receiver: Receiver;
+    const to = (path: string) => receiver.received.filter((r) => r.path === path);
 
     beforeAll(async () => {
-      server = createServer((req, res) => {
-        const parts: Buffer[] = [];
-        req.on('data', (part: Buffer) => parts.push(part));
-        req.on('end', () => {
-          const body = Buffer.concat(parts);
-          seen.push({
-            method: req.method!,
-            url: req.url!,
-            body: body.length > 1000 ? `${body.length} bytes` : body.toString(),
-            type: req.headers['content-type'],
-          });
-          res.setHeader('content-type', 'application/json');
-          if (req.url!.endsWith('/image'))
-            return res.end(
-              JSON.stringify({
-                id: 'c'.repeat(24),
-                msg: 'Upload successful.',
-                rev: 2,
-                image: '127.0.0.1:5000/kiln/p/app@sha256:abc',
-              }),
-            );
-          if (req.method === 'GET') return res.end(JSON.stringify({ webhooks: [hook] }));
-          if (req.method === 'DELETE') return res.end('{"msg":"Deleted"}');
-          res.end(JSON.stringify(hook));
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    });
+      dir = mkdtempSync(join(tmpdir(), 'kiln-cli-upload-'));
+      buildTestImage(tag, 'cli');
+      tarball = join(dir, 'app.tar');
+      docker(['save', '-o', tarball, tag]);
+      receiver = await new Receiver().start();
+    }, 120_000);
 
     afterAll(async () => {
-      await new Promise((resolve) => server.close(resolve));
+      await receiver.close();
+      rmSync(dir, { recursive: true, force: true });
+      try {
+        docker(['rmi', tag]);
+      } catch {
+        // already gone
+      }
     });
 
-    it('webhooks add, list and rm', async () => {
-      const standIn = { ...env, KILN_URL: url };
-      const added = await kiln(
-        ['webhooks', 'add', hook.url, '--events', 'task.error,task.timeout'],
-        standIn,
-      );
-      expect(added).toMatchObject({ code: 0, stdout: `${hook.id}\nsecret whsec_test\n` });
-      const listed = await kiln(['webhooks', 'list'], standIn);
-      expect(listed.stdout).toMatch(
+    it("upload TARBALL --name N, then queue N --wait prints the image's output", async () => {
+      const uploaded = await kiln(['upload', tarball, '--name', 'app'], env);
+      expect(uploaded).toMatchObject({ code: 0, stderr: '' }); // no progress bar off a terminal
+      const registry = process.env.REGISTRY_URL!.replace(/\./g, '\\.');
+      expect(uploaded.stdout).toMatch(
         new RegExp(
-          `^ID\\s+STATE\\s+EVENTS\\s+CODE\\s+URL\\n${hook.id}\\s+on\\s+task.error,task.timeout\\s+\\*\\s+${hook.url}\\n$`,
+          `^Uploaded app: revision 1, image ${registry}/kiln/${project.projectId}/app@sha256:[0-9a-f]{64}\n$`,
         ),
       );
-      expect(JSON.parse((await kiln(['webhooks', 'list', '--json'], standIn)).stdout)).toEqual([
-        hook,
-      ]);
-      expect(await kiln(['webhooks', 'rm', hook.id], standIn)).toMatchObject({
-        code: 0,
-        stdout: `Deleted webhook ${hook.id}\n`,
-      });
-      const wrong = await kiln(['webhooks', 'add', hook.url, '--events', 'task.exploded'], standIn);
-      expect(wrong.code).toBe(2);
-      const base = `/2/projects/${project.projectId}/webhooks`;
-      expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
-        `POST ${base}`,
-        `GET ${base}`,
-        `GET ${base}`,
-        `DELETE ${base}/${hook.id}`,
-      ]);
-      expect(JSON.parse(seen[0].body)).toEqual({
-        url: hook.url,
-        events: ['task.error', 'task.timeout'],
-      });
-    });
+      const run = await kiln(['queue', 'app', '--payload', '{"u":1}', '--wait'], env);
+      expect(run).toMatchObject({ code: 0, stdout: 'variant=cli\n{"u":1}' });
 
-    it('upload TARBALL --name N streams the file', async () => {
-      seen.length = 0;
-      const tarball = join(mkdtempSync(join(tmpdir(), 'kiln-cli-tar-')), 'app.tar');
-      writeFileSync(tarball, Buffer.alloc(200_000, 1));
-      const run = await kiln(['upload', tarball, '--name', 'app'], { ...env, KILN_URL: url });
-      expect(run).toMatchObject({
-        code: 0,
-        stdout: 'Uploaded app: revision 2, image 127.0.0.1:5000/kiln/p/app@sha256:abc\n',
-      });
-      expect(seen).toEqual([
-        {
-          method: 'POST',
-          url: `/2/projects/${project.projectId}/codes/app/image`,
-          body: '200000 bytes',
-          type: 'application/x-tar',
-        },
-      ]);
-      const missing = await kiln(['upload', tarball], { ...env, KILN_URL: url });
+      const again = await kiln(['upload', tarball, '--name', 'app', '--json'], env);
+      expect(JSON.parse(again.stdout)).toMatchObject({ msg: 'Upload successful.', rev: 2 });
+
+      writeFileSync(join(dir, 'notes.txt'), 'not a tarball\n');
+      const refused = await kiln(['upload', join(dir, 'notes.txt'), '--name', 'app'], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toMatch(/^kiln: 400 not a tar archive[^\n]*\n$/);
+      const missing = await kiln(['upload', tarball], env);
       expect(missing).toMatchObject({
         code: 2,
         stderr: expect.stringContaining('--name is required'),
       });
+    });
+
+    it('upload shows a progress bar when stderr is a terminal', async () => {
+      // `script` gives the command a pseudo-terminal; its output is the terminal's.
+      const line = [BIN, 'upload', tarball, '--name', 'app-tty'].map((arg) => `'${arg}'`).join(' ');
+      const run = await new Promise<{ code: number | null; output: string }>((resolve) => {
+        const child = spawn('script', ['-qfec', line, '/dev/null'], {
+          env: { PATH: process.env.PATH!, HOME: home, TERM: 'dumb', ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        child.stdout.on('data', (data: Buffer) => (output += data.toString()));
+        child.on('close', (code) => resolve({ code, output }));
+      });
+      expect(run.code).toBe(0);
+      expect(run.output).toMatch(/\[#{30}\] 100% {2}\d+\.\d MiB \/ \d+\.\d MiB/);
+      expect(run.output).toMatch(/Uploaded app-tty: revision 1/);
+    });
+
+    it('webhooks add / list / deliveries / redeliver / rotate / rm against the real API', async () => {
+      const added = await kiln(
+        [
+          'webhooks',
+          'add',
+          receiver.url('/cli'),
+          '--events',
+          'task.complete,task.error',
+          '--code',
+          'hello',
+        ],
+        env,
+      );
+      expect(added.code).toBe(0);
+      const [, id, secret] = /^([0-9a-f]{24})\nsecret (whsec_\S+)\n$/.exec(added.stdout)!;
+
+      const table = await kiln(['webhooks', 'list'], env);
+      expect(table.stdout).toBe(
+        `ID${' '.repeat(24)}STATE  EVENTS${' '.repeat(20)}CODE   URL\n` +
+          `${id}  on     task.complete,task.error  hello  ${receiver.url('/cli')}\n`,
+      );
+      expect(JSON.parse((await kiln(['webhooks', 'list', '--json'], env)).stdout)).toEqual([
+        {
+          id,
+          url: receiver.url('/cli'),
+          events: ['task.complete', 'task.error'],
+          code_name: 'hello',
+          enabled: true,
+          disabled_reason: null,
+          description: '',
+          created_at: expect.any(String),
+          updated_at: expect.any(String),
+        },
+      ]);
+
+      const run = await kiln(['queue', 'hello', '--payload', '{"exit":2}', '--wait'], env);
+      expect(run.code).toBe(1);
+      const taskId = /task ([0-9a-f]{24}) queued/.exec(run.stderr)![1];
+      await receiver.waitFor(() => to('/cli').length >= 1);
+      const [got] = to('/cli');
+      expect(validSignatures(got, secret)).toBe(1);
+      expect(got.json).toMatchObject({ type: 'task.error', data: { task_id: taskId } });
+
+      let deliveries: { id: string; state: string }[] = [];
+      await waitUntil(async () => {
+        deliveries = JSON.parse((await kiln(['webhooks', 'deliveries', id, '--json'], env)).stdout);
+        return deliveries[0]?.state === 'delivered';
+      });
+      expect(deliveries).toMatchObject([
+        { event_type: 'task.error', task_id: taskId, status_code: 200, attempt: 1 },
+      ]);
+      const shown = await kiln(['webhooks', 'deliveries', id], env);
+      expect(shown.stdout).toMatch(
+        new RegExp(
+          `^ID\\s+EVENT\\s+TASK\\s+STATE\\s+TRIES\\s+STATUS\\s+CREATED\\s+ERROR\\n${deliveries[0].id}\\s+task\\.error\\s+${taskId}\\s+delivered\\s+1\\s+200\\s+\\S+ \\S+\\n$`,
+        ),
+      );
+
+      const rotated = await kiln(['webhooks', 'rotate', id], env);
+      const newSecret = /^secret (whsec_\S+)\n$/.exec(rotated.stdout)![1];
+      expect(newSecret).not.toBe(secret);
+      expect(await kiln(['webhooks', 'redeliver', id, deliveries[0].id], env)).toMatchObject({
+        code: 0,
+        stdout: 'Redelivery queued.\n',
+      });
+      await receiver.waitFor(() => to('/cli').length >= 2);
+      const again = to('/cli')[1];
+      expect(again.headers['webhook-id']).toBe(got.headers['webhook-id']);
+      expect(validSignatures(again, newSecret)).toBe(1);
+
+      expect(await kiln(['webhooks', 'rm', id], env)).toMatchObject({
+        code: 0,
+        stdout: `Deleted webhook ${id}\n`,
+      });
+      expect(JSON.parse((await kiln(['webhooks', 'list', '--json'], env)).stdout)).toEqual([]);
+      const gone = await kiln(['webhooks', 'rm', id], env);
+      expect(gone).toMatchObject({ code: 1, stderr: 'kiln: 404 Webhook not found\n' });
+
+      const wrong = await kiln(
+        ['webhooks', 'add', receiver.url(), '--events', 'task.exploded'],
+        env,
+      );
+      expect(wrong.code).toBe(2);
+      expect(wrong.stderr).toMatch(/unknown event task\.exploded/);
+      const refused = await kiln(['webhooks', 'add', 'http://10.0.0.1/hook'], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^kiln: 400 .*private/);
+      expect((await kiln(['webhooks', 'redeliver', id], env)).stderr).toMatch(
+        /webhooks redeliver needs DELIVERY/,
+      );
+    });
+
+    it('queue --webhook URL --wait: the URL is called when the task ends, signed with the task secret', async () => {
+      const run = await kiln(
+        ['queue', 'hello', '--payload', '{"w":1}', '--webhook', receiver.url('/own'), '--wait'],
+        env,
+      );
+      expect(run).toMatchObject({ code: 0, stdout: '{"w":1}\n' });
+      await receiver.waitFor(() => to('/own').length >= 1);
+      const secret = await kiln(['webhooks', 'task-secret'], env);
+      expect(secret.stdout).toMatch(/^whsec_\S+\n$/);
+      const [got] = to('/own');
+      expect(validSignatures(got, secret.stdout.trim())).toBe(1);
+      expect(got.json).toMatchObject({ type: 'task.complete', data: { status: 'complete' } });
+    });
+
+    it('credentials add (password on stdin) / list / rm', async () => {
+      const added = await kiln(
+        ['credentials', 'add', 'https://127.0.0.1:5999/', '-u', 'ci', '--password-stdin'],
+        env,
+        undefined,
+        'secret-password\n',
+      );
+      expect(added).toMatchObject({ code: 0, stdout: 'Credentials added.\n' });
+      const listed = await kiln(['credentials', 'list'], env);
+      expect(listed.stdout).toMatch(
+        /^SERVER\s+USERNAME\s+UPDATED\n127\.0\.0\.1:5999\s+ci\s+\S+ \S+\n$/,
+      );
+      const json = JSON.parse((await kiln(['credentials', 'list', '--json'], env)).stdout);
+      expect(json).toEqual([
+        {
+          serveraddress: '127.0.0.1:5999',
+          username: 'ci',
+          created_at: expect.any(String),
+          updated_at: expect.any(String),
+        },
+      ]);
+      const both = await kiln(
+        ['credentials', 'add', '127.0.0.1:5999', '-u', 'ci', '-p', 'x', '--password-stdin'],
+        env,
+      );
+      expect(both.code).toBe(2);
+      expect(await kiln(['credentials', 'rm', '127.0.0.1:5999'], env)).toMatchObject({
+        code: 0,
+        stdout: 'Deleted the login for 127.0.0.1:5999\n',
+      });
+      expect((await kiln(['credentials', 'rm', '127.0.0.1:5999'], env)).code).toBe(1);
+      expect(JSON.parse((await kiln(['credentials', 'list', '--json'], env)).stdout)).toEqual([]);
     });
   });
 });

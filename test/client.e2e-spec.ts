@@ -1,14 +1,31 @@
 import { ChildProcess } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { Kiln, KilnError, KilnTimeoutError, Task } from '@kiln/client';
-import { call, e2e, newProject, TEST_IMAGE, TestProject } from './support/kiln';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import {
+  Kiln,
+  KilnError,
+  KilnTimeoutError,
+  Task,
+  UploadProgress,
+  WEBHOOK_EVENTS,
+  WebhookDelivery,
+  WebhookVerificationError,
+  verifyWebhook,
+} from '@kiln/client';
+import { buildTestImage, docker } from './support/images';
+import { call, e2e, newProject, TEST_IMAGE, TestProject, waitUntil } from './support/kiln';
 import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { Receiver, validSignatures } from './support/receiver';
 
 /**
- * `@kiln/client` against the real Kiln that global-setup started: every method whose server side
- * exists, typed errors, retries on 503, and the live log (`?follow=1`) the client follows.
- * Uploads and webhooks are checked against their pinned contracts in libs/client's unit spec.
+ * `@kiln/client` against the real Kiln that global-setup started: every method, typed errors,
+ * retries on 503, the live log (`?follow=1`) the client follows, uploads of a real `docker save`
+ * tarball, and webhooks delivered to a receiver on 127.0.0.1 (allow-listed by global-setup).
  */
 describe('@kiln/client against a real Kiln', () => {
   let project: TestProject;
@@ -53,6 +70,87 @@ describe('@kiln/client against a real Kiln', () => {
       expect(names.sort()).toEqual(['hello', 'scratch']);
       expect(await kiln.codes.delete(answer.id)).toEqual({ msg: 'Deleted' });
       await expect(kiln.codes.get(answer.id)).rejects.toMatchObject({ status: 404 });
+    });
+  });
+
+  describe('uploads', () => {
+    const tag = `kiln-test8/client-${randomBytes(3).toString('hex')}:a`;
+    let dir: string;
+    let tarball: string;
+
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'kiln-client-upload-'));
+      buildTestImage(tag, 'client');
+      tarball = join(dir, 'image.tar');
+      docker(['save', '-o', tarball, tag]);
+    }, 120_000);
+
+    afterAll(() => {
+      rmSync(dir, { recursive: true, force: true });
+      try {
+        docker(['rmi', tag]);
+      } catch {
+        // already gone
+      }
+    });
+
+    it('codes.upload streams a docker save tarball with progress; tasks.run runs the image', async () => {
+      const progress: UploadProgress[] = [];
+      const answer = await kiln.codes.upload(tarball, {
+        name: 'uploaded',
+        onProgress: (p) => progress.push(p),
+      });
+      const registry = process.env.REGISTRY_URL!.replace(/\./g, '\\.');
+      expect(answer).toEqual({
+        id: expect.stringMatching(/^[0-9a-f]{24}$/),
+        msg: 'Upload successful.',
+        rev: 1,
+        image: expect.stringMatching(
+          new RegExp(`^${registry}/kiln/${project.projectId}/uploaded@sha256:[0-9a-f]{64}$`),
+        ),
+      });
+      const size = statSync(tarball).size;
+      expect(progress.length).toBeGreaterThan(1);
+      expect(progress.every((p) => p.total === size)).toBe(true);
+      const sent = progress.map((p) => p.sent);
+      expect(sent.every((bytes, i) => i === 0 || bytes > sent[i - 1])).toBe(true);
+      expect(sent[sent.length - 1]).toBe(size);
+      expect(await kiln.codes.get(answer.id)).toMatchObject({
+        name: 'uploaded',
+        rev: 1,
+        image: answer.image,
+      });
+
+      const run = await kiln.tasks.run('uploaded', { from: 'client' }, { timeoutMs: 120_000 });
+      expect(run.task).toMatchObject({ status: 'complete', code_rev: '1' });
+      expect(run.output).toBe('variant=client\n{"from":"client"}'); // run.sh cats the payload as is
+    });
+
+    it('a gzipped tarball makes a new revision of the same image', async () => {
+      const gzipped = join(dir, 'image.tar.gz');
+      writeFileSync(gzipped, gzipSync(readFileSync(tarball)));
+      const first = await kiln.codes.upload(tarball, { name: 'zipped' });
+      const second = await kiln.codes.upload(gzipped, { name: 'zipped' });
+      expect(second).toMatchObject({ id: first.id, rev: 2, image: first.image });
+    });
+
+    it('a refused upload is a KilnError 400 with its msg, and creates nothing', async () => {
+      const text = join(dir, 'notes.txt');
+      writeFileSync(text, 'not a tarball\n'.repeat(100));
+      // Big enough that Kiln answers before it has read it all.
+      const noise = join(dir, 'noise.bin');
+      writeFileSync(noise, randomBytes(8 * 1024 * 1024));
+      for (const file of [text, noise]) {
+        const error = await kiln.codes.upload(file, { name: 'broken' }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(KilnError);
+        expect(error).toMatchObject({
+          status: 400,
+          msg: expect.stringContaining('not a tar archive'),
+        });
+      }
+      const names: string[] = [];
+      for await (const code of kiln.codes.list()) names.push(code.name);
+      expect(names).not.toContain('broken');
     });
   });
 
@@ -261,6 +359,281 @@ describe('@kiln/client against a real Kiln', () => {
     });
   });
 
+  describe('webhooks', () => {
+    let receiver: Receiver;
+    const to = (path: string) => receiver.received.filter((r) => r.path === path);
+
+    beforeAll(async () => {
+      receiver = await new Receiver().start();
+    });
+
+    afterAll(async () => {
+      await receiver.close();
+    });
+
+    it('create, list, get, update and delete; the secret is in the create answer only', async () => {
+      const created = await kiln.webhooks.create({
+        url: receiver.url('/crud'),
+        events: ['task.complete', 'task.error'],
+        codeName: 'hello',
+        description: 'client',
+      });
+      const { secret, ...webhook } = created;
+      expect(secret).toMatch(/^whsec_[A-Za-z0-9+/=]{32,}$/);
+      expect(webhook).toEqual({
+        id: expect.stringMatching(/^[0-9a-f]{24}$/),
+        url: receiver.url('/crud'),
+        events: ['task.complete', 'task.error'],
+        code_name: 'hello',
+        enabled: true,
+        disabled_reason: null,
+        description: 'client',
+        created_at: expect.stringMatching(/Z$/),
+        updated_at: expect.stringMatching(/Z$/),
+      });
+      expect(await kiln.webhooks.list()).toEqual([webhook]);
+      expect(await kiln.webhooks.get(webhook.id)).toEqual(webhook);
+
+      const changed = await kiln.webhooks.update(webhook.id, {
+        enabled: false,
+        events: ['task.killed'],
+        codeName: null,
+      });
+      expect(changed).toEqual({
+        ...webhook,
+        enabled: false,
+        events: ['task.killed'],
+        code_name: null,
+        updated_at: expect.any(String),
+      });
+      expect(await kiln.webhooks.update(webhook.id, { description: 'renamed' })).toMatchObject({
+        description: 'renamed',
+        enabled: false,
+        events: ['task.killed'],
+      });
+      const defaults = await kiln.webhooks.create({ url: receiver.url('/defaults') });
+      expect(defaults).toMatchObject({
+        events: [...WEBHOOK_EVENTS],
+        code_name: null,
+        enabled: true,
+      });
+
+      expect(await kiln.webhooks.delete(webhook.id)).toEqual({ msg: 'Deleted' });
+      expect(await kiln.webhooks.delete(defaults.id)).toEqual({ msg: 'Deleted' });
+      await expect(kiln.webhooks.get(webhook.id)).rejects.toMatchObject({
+        status: 404,
+        msg: 'Webhook not found',
+      });
+      await expect(kiln.webhooks.create({ url: 'ftp://127.0.0.1/x' })).rejects.toMatchObject({
+        status: 400,
+        msg: expect.stringContaining('http or https'),
+      });
+      expect(await kiln.webhooks.list()).toEqual([]);
+    });
+
+    it('a task run delivers signed events; deliveries pages them; rotateSecret and redeliver', async () => {
+      const hook = await kiln.webhooks.create({
+        url: receiver.url('/run'),
+        events: ['task.queued', 'task.running', 'task.complete'],
+        codeName: 'hello',
+      });
+      const { task } = await kiln.tasks.run('hello', { hooked: 1 }, { timeoutMs: 60_000 });
+      await receiver.waitFor(() => to('/run').some((r) => r.json?.type === 'task.complete'));
+      const got = to('/run');
+      expect(got.map((r) => verifyWebhook(r.body, r.headers, hook.secret).type)).toEqual([
+        'task.queued',
+        'task.running',
+        'task.complete',
+      ]);
+      const complete = got[2];
+      expect(validSignatures(complete, hook.secret)).toBe(1); // the receiver's own check agrees
+      expect(verifyWebhook(complete.body, complete.headers, hook.secret)).toEqual({
+        type: 'task.complete',
+        timestamp: expect.stringMatching(/Z$/),
+        data: {
+          task_id: task.id,
+          project_id: project.projectId,
+          code_id: task.code_id,
+          code_name: 'hello',
+          status: 'complete',
+          attempt: 1,
+          retry_count: 0,
+          original_task_id: null,
+          schedule_id: null,
+          label: '',
+          created_at: task.created_at,
+          start_time: task.start_time,
+          end_time: task.end_time,
+          msg: '',
+        },
+      });
+      const stranger = `whsec_${randomBytes(24).toString('base64')}`;
+      expect(() => verifyWebhook(complete.body, complete.headers, stranger)).toThrow(
+        WebhookVerificationError,
+      );
+
+      const deliveries = async () => {
+        const all: WebhookDelivery[] = [];
+        for await (const d of kiln.webhooks.deliveries(hook.id, { perPage: 2 })) all.push(d);
+        return all;
+      };
+      await waitUntil(async () => (await deliveries()).every((d) => d.state === 'delivered'));
+      const log = await deliveries();
+      expect(log.map((d) => d.event_type)).toEqual([
+        'task.complete',
+        'task.running',
+        'task.queued',
+      ]);
+      expect(log[0]).toEqual({
+        id: expect.stringMatching(/^[0-9a-f]{24}$/),
+        webhook_id: hook.id,
+        message_id: complete.headers['webhook-id'],
+        event_type: 'task.complete',
+        task_id: task.id,
+        attempt: 1,
+        status_code: 200,
+        error: null,
+        duration_ms: expect.any(Number),
+        state: 'delivered',
+        created_at: expect.stringMatching(/Z$/),
+        next_attempt_at: null,
+      });
+
+      const rotated = await kiln.webhooks.rotateSecret(hook.id);
+      expect(rotated).toEqual({ secret: expect.stringMatching(/^whsec_/), msg: 'Secret rotated.' });
+      expect(rotated.secret).not.toBe(hook.secret);
+      expect(await kiln.webhooks.redeliver(hook.id, log[0].id)).toEqual({
+        msg: 'Redelivery queued.',
+      });
+      await receiver.waitFor(() => to('/run').length >= 4);
+      const again = to('/run')[3];
+      expect(again.headers['webhook-id']).toBe(complete.headers['webhook-id']);
+      expect(again.body).toBe(complete.body);
+      // Signed with the new secret and, during the overlap, the old one.
+      expect(verifyWebhook(again.body, again.headers, rotated.secret).type).toBe('task.complete');
+      expect(verifyWebhook(again.body, again.headers, hook.secret).type).toBe('task.complete');
+      await waitUntil(async () => (await deliveries())[0].attempt === 2);
+      expect((await deliveries())[0]).toMatchObject({ id: log[0].id, state: 'delivered' });
+
+      await expect(kiln.webhooks.redeliver(hook.id, 'f'.repeat(24))).rejects.toMatchObject({
+        status: 404,
+      });
+      await kiln.webhooks.delete(hook.id);
+    });
+
+    it('tasks.create with a webhook URL: called once when the task ends, signed with taskSecret()', async () => {
+      const { id } = await kiln.tasks.create(
+        'hello',
+        { exit: 3 },
+        { webhook: receiver.url('/task') },
+      );
+      expect((await kiln.tasks.get(id)).webhook).toBe(receiver.url('/task'));
+      expect((await kiln.tasks.wait(id, { timeoutMs: 60_000 })).status).toBe('error');
+      await receiver.waitFor(() => to('/task').length >= 1);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(to('/task')).toHaveLength(1);
+      const secret = await kiln.webhooks.taskSecret();
+      expect(secret).toMatch(/^whsec_/);
+      expect(await kiln.webhooks.taskSecret()).toBe(secret);
+      const [got] = to('/task');
+      expect(verifyWebhook(got.body, got.headers, secret)).toMatchObject({
+        type: 'task.error',
+        data: { task_id: id, status: 'error', msg: 'exit code 3' },
+      });
+    });
+  });
+
+  describe('triggers', () => {
+    it('create, fire without a token, list and revoke; an HMAC trigger checks the body', async () => {
+      let codeId = '';
+      for await (const code of kiln.codes.list()) if (code.name === 'hello') codeId = code.id;
+      const trigger = await kiln.triggers.create(codeId);
+      const { secret, url, ...listed } = trigger;
+      expect(listed).toEqual({
+        id: expect.stringMatching(/^[0-9a-f]{24}$/),
+        code_id: codeId,
+        code_name: 'hello',
+        hmac_header: null,
+        hmac_prefix: '',
+        hmac_encoding: 'hex',
+        created_at: expect.stringMatching(/Z$/),
+      });
+      const bare = `${e2e().url}/2/projects/${project.projectId}/triggers/${trigger.id}`;
+      expect(url).toBe(`${bare}?secret=${secret}`);
+      const fired = await fetch(url, { method: 'POST', body: '{"via":"trigger"}' });
+      expect(fired.status).toBe(200);
+      const { id } = (await fired.json()) as { id: string };
+      expect((await kiln.tasks.wait(id, { timeoutMs: 60_000 })).payload).toBe('{"via":"trigger"}');
+      expect(await kiln.triggers.list(codeId)).toEqual([{ ...listed, url: bare }]);
+      expect(await kiln.triggers.revoke(codeId, trigger.id)).toEqual({ msg: 'Revoked' });
+      expect(await kiln.triggers.list(codeId)).toEqual([]);
+      expect((await fetch(url, { method: 'POST', body: '{}' })).status).toBe(401);
+
+      const signed = await kiln.triggers.create(codeId, {
+        hmacHeader: 'X-Signature',
+        hmacSecret: 'shh',
+        hmacPrefix: 'sha256=',
+        hmacEncoding: 'base64',
+      });
+      expect(signed).toMatchObject({
+        hmac_header: 'X-Signature',
+        hmac_prefix: 'sha256=',
+        hmac_encoding: 'base64',
+      });
+      const body = '{"signed":true}';
+      const mac = createHmac('sha256', 'shh').update(body).digest('base64');
+      const withMac = await fetch(signed.url, {
+        method: 'POST',
+        body,
+        headers: { 'x-signature': `sha256=${mac}` },
+      });
+      expect(withMac.status).toBe(200);
+      expect((await fetch(signed.url, { method: 'POST', body })).status).toBe(401);
+      await kiln.tasks.wait(((await withMac.json()) as { id: string }).id, { timeoutMs: 60_000 });
+      await kiln.triggers.revoke(codeId, signed.id);
+      await expect(
+        kiln.triggers.create(codeId, { hmacHeader: 'X-Signature' }),
+      ).rejects.toMatchObject({ status: 400, msg: expect.stringContaining('go together') });
+    });
+  });
+
+  describe('credentials', () => {
+    it('add, list (never the password), replace, remove', async () => {
+      expect(await kiln.credentials.list()).toEqual([]);
+      expect(
+        await kiln.credentials.add({
+          serverAddress: 'http://127.0.0.1:5999',
+          username: 'ci',
+          password: 'first-password',
+          email: 'ci@example.com',
+        }),
+      ).toEqual({ msg: 'Credentials added.' });
+      const [stored] = await kiln.credentials.list();
+      expect(stored).toEqual({
+        serveraddress: '127.0.0.1:5999',
+        username: 'ci',
+        created_at: expect.stringMatching(/Z$/),
+        updated_at: expect.stringMatching(/Z$/),
+      });
+      await kiln.credentials.add({
+        serverAddress: '127.0.0.1:5999',
+        username: 'deploy',
+        password: 'second-password',
+      });
+      const listed = await kiln.credentials.list();
+      expect(listed).toMatchObject([{ serveraddress: '127.0.0.1:5999', username: 'deploy' }]);
+      expect(JSON.stringify(listed)).not.toContain('password');
+      await expect(
+        kiln.credentials.add({ serverAddress: 'not a host!', username: 'u', password: 'p' }),
+      ).rejects.toMatchObject({ status: 400, msg: expect.stringContaining('not a registry host') });
+      expect(await kiln.credentials.remove('127.0.0.1:5999')).toEqual({ msg: 'Deleted' });
+      expect(await kiln.credentials.list()).toEqual([]);
+      await expect(kiln.credentials.remove('127.0.0.1:5999')).rejects.toMatchObject({
+        status: 404,
+      });
+    });
+  });
+
   describe('live log', () => {
     it('follow: lines printed 1 s apart arrive about 1 s apart, while the task runs', async () => {
       const { id } = await kiln.tasks.create('hello', { lines: 4, interval: 1 });
@@ -360,11 +733,3 @@ describe('@kiln/client against a real Kiln', () => {
     });
   });
 });
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}

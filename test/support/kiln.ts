@@ -133,3 +133,16 @@ export async function waitForTask(
 export async function taskLog(project: TestProject, id: string): Promise<Answer<string>> {
   return call('GET', `/2/projects/${project.projectId}/tasks/${id}/log`, { token: project.token });
 }
+
+/** Resolves once `check` is true, polling every `intervalMs`; throws after `timeoutMs`. */
+export async function waitUntil(
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}

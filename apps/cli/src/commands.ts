@@ -7,6 +7,7 @@ import {
   TaskOptions,
   TaskStatus,
   WEBHOOK_EVENTS,
+  WebhookDelivery,
   WebhookEvent,
   configFile,
   isFinalStatus,
@@ -185,7 +186,8 @@ Shows a progress bar on a terminal.`,
     summary: 'queue a task (or -n of them); --wait streams its log and exits with its outcome',
     details: `${TASK_FLAGS_HELP}
   --delay S              seconds before it may run
-  --webhook URL          URL told about this task's state changes
+  --webhook URL          URL called once when the task ends (signed with the project's
+                         task secret: kiln webhooks task-secret)
   -n, --count N          queue N identical tasks
   --wait                 stream the log live and exit with the task's outcome:
                          0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled
@@ -457,18 +459,24 @@ ${TASK_FLAGS_HELP}`,
   },
   {
     name: 'webhooks',
-    args: 'add URL [--events E,E] [--code NAME] [--description TEXT] | list | rm ID',
-    summary: 'manage the endpoints told about task events',
-    details: `  add URL                add an endpoint; prints its id and signing secret
+    args: 'add URL [--events E,E] [--code NAME] | list | rm ID | deliveries ID | redeliver ID DELIVERY | rotate ID | task-secret',
+    summary: 'manage the endpoints told about task events, and their deliveries',
+    details: `  add URL                subscribe an endpoint; prints its id and signing secret (shown once)
     --events E,E         only these events (default all): ${WEBHOOK_EVENTS.join(', ')}
-    --code NAME          only tasks of this code
+    --code NAME          only tasks and schedules of this code
     --description TEXT
     --disabled           add it switched off
   list                   the endpoints (a table; --json for scripts)
-  rm ID                  delete an endpoint`,
+  rm ID                  delete an endpoint and its delivery log
+  deliveries ID          its deliveries, newest first (--limit N, default 30)
+  redeliver ID DELIVERY  send a delivery again (same webhook-id)
+  rotate ID              a new signing secret (the old one keeps signing for a while)
+  task-secret            the secret signing calls to tasks' own --webhook URLs
+Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature).`,
     examples: [
       'kiln webhooks add https://example.com/hooks/kiln --events task.error,task.timeout',
       'kiln webhooks list --json',
+      'kiln webhooks deliveries 6740c3b2e4b0a1b2c3d4e5f6 --limit 5',
       'kiln webhooks rm 6740c3b2e4b0a1b2c3d4e5f6',
     ],
     options: {
@@ -476,52 +484,180 @@ ${TASK_FLAGS_HELP}`,
       code: { type: 'string' },
       description: { type: 'string' },
       disabled: { type: 'boolean' },
+      limit: { type: 'string' },
     },
     run: async (ctx) => {
-      const [action, arg, ...extra] = ctx.positionals;
-      if (extra.length > 0) throw new UsageError(`unexpected ${extra.join(' ')}`);
+      const [action, ...args] = ctx.positionals;
       const kiln = ctx.kiln();
-      if (action === 'add') {
-        if (!arg) throw new UsageError('webhooks add needs a URL');
-        const events = (str(ctx, 'events') ?? '').split(',').filter(Boolean);
-        const unknown = events.filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
-        if (unknown.length)
-          throw new UsageError(
-            `unknown event ${unknown.join(', ')}; known: ${WEBHOOK_EVENTS.join(', ')}`,
-          );
-        const hook = await kiln.webhooks.create({
-          url: arg,
-          events: events.length ? (events as WebhookEvent[]) : undefined,
-          codeName: str(ctx, 'code'),
-          description: str(ctx, 'description'),
-          enabled: ctx.values.disabled ? false : undefined,
-        });
-        ctx.out(ctx.values.json ? json(hook) : `${hook.id}\nsecret ${hook.secret}\n`);
-        return 0;
-      }
-      if (action === 'list' || action === 'ls') {
-        const hooks = await kiln.webhooks.list();
-        if (ctx.values.json) {
-          ctx.out(json(hooks));
+      switch (action) {
+        case 'add': {
+          const [url] = operands(args, ['URL'], 'webhooks add');
+          const events = (str(ctx, 'events') ?? '').split(',').filter(Boolean);
+          const unknown = events.filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
+          if (unknown.length)
+            throw new UsageError(
+              `unknown event ${unknown.join(', ')}; known: ${WEBHOOK_EVENTS.join(', ')}`,
+            );
+          const hook = await kiln.webhooks.create({
+            url,
+            events: events.length ? (events as WebhookEvent[]) : undefined,
+            codeName: str(ctx, 'code'),
+            description: str(ctx, 'description'),
+            enabled: ctx.values.disabled ? false : undefined,
+          });
+          ctx.out(ctx.values.json ? json(hook) : `${hook.id}\nsecret ${hook.secret}\n`);
           return 0;
         }
-        const rows = hooks.map((h) => [
-          h.id,
-          h.enabled ? 'on' : `off${h.disabled_reason ? ` (${h.disabled_reason})` : ''}`,
-          h.events.length === WEBHOOK_EVENTS.length ? 'all' : h.events.join(','),
-          h.code_name ?? '*',
-          h.url,
-        ]);
-        ctx.out(table(['ID', 'STATE', 'EVENTS', 'CODE', 'URL'], rows));
-        return 0;
+        case 'list':
+        case 'ls': {
+          operands(args, [], 'webhooks list');
+          const hooks = await kiln.webhooks.list();
+          if (ctx.values.json) {
+            ctx.out(json(hooks));
+            return 0;
+          }
+          const rows = hooks.map((h) => [
+            h.id,
+            h.enabled ? 'on' : `off${h.disabled_reason ? ` (${h.disabled_reason})` : ''}`,
+            h.events.length === WEBHOOK_EVENTS.length ? 'all' : h.events.join(','),
+            h.code_name ?? '*',
+            h.url,
+          ]);
+          ctx.out(table(['ID', 'STATE', 'EVENTS', 'CODE', 'URL'], rows));
+          return 0;
+        }
+        case 'rm':
+        case 'delete': {
+          const [id] = operands(args, ['ID'], 'webhooks rm');
+          const answer = await kiln.webhooks.delete(id);
+          ctx.out(ctx.values.json ? json({ id, ...answer }) : `Deleted webhook ${id}\n`);
+          return 0;
+        }
+        case 'deliveries': {
+          const [id] = operands(args, ['ID'], 'webhooks deliveries');
+          const limit = int(ctx, 'limit') ?? 30;
+          const deliveries: WebhookDelivery[] = [];
+          for await (const delivery of kiln.webhooks.deliveries(id, {
+            perPage: Math.min(100, Math.max(1, limit)),
+          })) {
+            if (deliveries.length >= limit) break;
+            deliveries.push(delivery);
+          }
+          if (ctx.values.json) {
+            ctx.out(json(deliveries));
+            return 0;
+          }
+          const rows = deliveries.map((d) => [
+            d.id,
+            d.event_type,
+            d.task_id ?? d.schedule_id ?? '',
+            d.state,
+            String(d.attempt),
+            d.status_code === null ? '-' : String(d.status_code),
+            shortTime(d.created_at),
+            d.error ?? '',
+          ]);
+          ctx.out(
+            table(['ID', 'EVENT', 'TASK', 'STATE', 'TRIES', 'STATUS', 'CREATED', 'ERROR'], rows),
+          );
+          return 0;
+        }
+        case 'redeliver': {
+          const [id, delivery] = operands(args, ['ID', 'DELIVERY'], 'webhooks redeliver');
+          const answer = await kiln.webhooks.redeliver(id, delivery);
+          ctx.out(ctx.values.json ? json({ id, delivery, ...answer }) : `${answer.msg}\n`);
+          return 0;
+        }
+        case 'rotate': {
+          const [id] = operands(args, ['ID'], 'webhooks rotate');
+          const answer = await kiln.webhooks.rotateSecret(id);
+          ctx.out(ctx.values.json ? json({ id, ...answer }) : `secret ${answer.secret}\n`);
+          return 0;
+        }
+        case 'task-secret': {
+          operands(args, [], 'webhooks task-secret');
+          const secret = await kiln.webhooks.taskSecret();
+          ctx.out(ctx.values.json ? json({ secret }) : `${secret}\n`);
+          return 0;
+        }
+        default:
+          throw new UsageError(
+            `webhooks wants add, list, rm, deliveries, redeliver, rotate or task-secret${action ? `, not "${action}"` : ''}`,
+          );
       }
-      if (action === 'rm' || action === 'delete') {
-        if (!arg) throw new UsageError('webhooks rm needs an ID');
-        const answer = await kiln.webhooks.delete(arg);
-        ctx.out(ctx.values.json ? json({ id: arg, ...answer }) : `Deleted webhook ${arg}\n`);
-        return 0;
+    },
+  },
+  {
+    name: 'credentials',
+    args: 'add SERVER -u USER (--password-stdin | -p PASSWORD) | list | rm SERVER',
+    summary: "manage the project's logins to private registries (like iron docker login)",
+    details: `  add SERVER             store the login for registry SERVER (host[:port], or a URL), replacing
+                         an earlier one; workers pull the project's images from there with it
+    -u, --username USER
+    --password-stdin     read the password from stdin (better than -p, which shows in ps)
+    -p, --password PASS
+    --email EMAIL
+  list                   the stored logins, never their passwords (a table; --json)
+  rm SERVER              forget the login for SERVER`,
+    examples: [
+      'echo "$REGISTRY_PASSWORD" | kiln credentials add registry.example.com:5000 -u ci --password-stdin',
+      'kiln credentials list',
+      'kiln credentials rm registry.example.com:5000',
+    ],
+    options: {
+      username: { type: 'string', short: 'u' },
+      password: { type: 'string', short: 'p' },
+      'password-stdin': { type: 'boolean' },
+      email: { type: 'string' },
+    },
+    run: async (ctx) => {
+      const [action, ...args] = ctx.positionals;
+      switch (action) {
+        case 'add': {
+          const [serverAddress] = operands(args, ['SERVER'], 'credentials add');
+          const username = str(ctx, 'username');
+          if (!username) throw new UsageError('-u USER is required');
+          const inline = str(ctx, 'password');
+          if ((inline === undefined) === !ctx.values['password-stdin'])
+            throw new UsageError('give exactly one of --password-stdin and -p PASSWORD');
+          const password = inline ?? readInput('-').replace(/\r?\n$/, '');
+          if (!password) throw new UsageError('the password is empty');
+          const answer = await ctx
+            .kiln()
+            .credentials.add({ serverAddress, username, password, email: str(ctx, 'email') });
+          ctx.out(ctx.values.json ? json(answer) : `${answer.msg}\n`);
+          return 0;
+        }
+        case 'list':
+        case 'ls': {
+          operands(args, [], 'credentials list');
+          const logins = await ctx.kiln().credentials.list();
+          if (ctx.values.json) ctx.out(json(logins));
+          else
+            ctx.out(
+              table(
+                ['SERVER', 'USERNAME', 'UPDATED'],
+                logins.map((l) => [l.serveraddress, l.username, shortTime(l.updated_at)]),
+              ),
+            );
+          return 0;
+        }
+        case 'rm':
+        case 'delete': {
+          const [serverAddress] = operands(args, ['SERVER'], 'credentials rm');
+          const answer = await ctx.kiln().credentials.remove(serverAddress);
+          ctx.out(
+            ctx.values.json
+              ? json({ serveraddress: serverAddress, ...answer })
+              : `Deleted the login for ${serverAddress}\n`,
+          );
+          return 0;
+        }
+        default:
+          throw new UsageError(
+            `credentials wants add, list or rm${action ? `, not "${action}"` : ''}`,
+          );
       }
-      throw new UsageError(`webhooks wants add, list or rm${action ? `, not "${action}"` : ''}`);
     },
   },
 ];
@@ -568,6 +704,15 @@ function priority(ctx: Context, name: string): 0 | 1 | 2 | undefined {
     throw new UsageError(`--${name} is 0, 1 or 2`);
   }
   return value;
+}
+
+/** Exactly the operands named in `names` (a subcommand's), or a usage error. */
+function operands(args: string[], names: string[], command: string): string[] {
+  if (args.length < names.length)
+    throw new UsageError(`${command} needs ${names.slice(args.length).join(' ')}`);
+  if (args.length > names.length)
+    throw new UsageError(`unexpected ${args.slice(names.length).join(' ')}`);
+  return args;
 }
 
 function one(ctx: Context, what: string): string {

@@ -8,4 +8,8 @@ export { Tasks } from './tasks';
 export { Codes } from './codes';
 export { Schedules } from './schedules';
 export { Webhooks } from './webhooks';
+export { Triggers } from './triggers';
+export { Credentials } from './credentials';
+export { WebhookVerificationError, verifyWebhook } from './verify';
+export type { VerifyOptions, WebhookHeaders } from './verify';
 export * from './types';

@@ -1,9 +1,11 @@
 import { Codes } from './codes';
+import { Credentials } from './credentials';
 import { KilnError } from './errors';
 import { Transport } from './http';
 import { Schedules } from './schedules';
 import { KilnSettings, SettingOrigins, resolveSettings } from './settings';
 import { Tasks } from './tasks';
+import { Triggers } from './triggers';
 import { Webhooks } from './webhooks';
 
 export interface KilnOptions {
@@ -41,6 +43,8 @@ export class Kiln {
   readonly codes: Codes;
   readonly schedules: Schedules;
   readonly webhooks: Webhooks;
+  readonly triggers: Triggers;
+  readonly credentials: Credentials;
   /** The settings in use and where each came from. */
   readonly settings: KilnSettings;
   readonly origins: SettingOrigins;
@@ -75,5 +79,7 @@ export class Kiln {
     this.codes = new Codes(http, base);
     this.schedules = new Schedules(http, base);
     this.webhooks = new Webhooks(http, base);
+    this.triggers = new Triggers(http, base);
+    this.credentials = new Credentials(http, base);
   }
 }

@@ -58,6 +58,8 @@ export interface Task {
   original_task_id?: string;
   retry_task_id?: string;
   schedule_id?: string;
+  /** The task's own `webhook` URL, when it was queued with one. */
+  webhook?: string;
 }
 
 /** What `tasks.create` answers: the new task's id. */
@@ -76,7 +78,12 @@ export interface TaskOptions {
   cluster?: string;
   /** Free-form label, filterable in `tasks.list`. */
   label?: string;
-  /** URL Kiln calls when this task changes state (task webhooks). */
+  /**
+   * URL Kiln POSTs to once, when this task ends (`task.complete`, `task.error`, `task.timeout`,
+   * `task.killed` or `task.cancelled`), signed with the project's task secret
+   * (`webhooks.taskSecret()`; check it with `verifyWebhook`). Automatic retries keep it.
+   * Default: none.
+   */
   webhook?: string;
 }
 
@@ -181,10 +188,14 @@ export interface UploadProgress {
 }
 
 export interface UploadOptions {
-  /** The code's name (a new revision if it exists). */
+  /**
+   * The code: created with the defaults if missing, else a new revision with this image and its
+   * other settings unchanged.
+   */
   name: string;
-  /** Called as the tarball is sent. */
+  /** Called as each piece of the tarball is sent, `sent` growing to `total` (bytes). Default none. */
   onProgress?: (progress: UploadProgress) => void;
+  /** Stops the upload. */
   signal?: AbortSignal;
 }
 
@@ -221,6 +232,8 @@ export interface Schedule {
   task_delay: number;
   cluster: string;
   label: string;
+  /** Always 0 (IronWorker's field; a code's own `max_concurrency` applies). */
+  max_concurrency: number;
   cron?: string;
   timezone?: string;
 }
@@ -261,46 +274,167 @@ export const WEBHOOK_EVENTS = [
 
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
+/** A webhook subscription as Kiln lists it (its signing secret is shown only at creation). */
 export interface Webhook {
   id: string;
   url: string;
   events: WebhookEvent[];
+  /** Only events of this code's tasks and schedules; null = every code. */
   code_name: string | null;
   enabled: boolean;
+  /** Why Kiln switched it off (the endpoint answered 410); null otherwise. */
   disabled_reason: string | null;
   description: string;
   created_at: Timestamp;
   updated_at: Timestamp;
-  /** Signing secret of the deliveries. */
+}
+
+/** What `webhooks.create` answers: the subscription and, this once, its signing secret. */
+export interface CreatedWebhook extends Webhook {
+  /** `whsec_…`: verifies the deliveries (`verifyWebhook`). Not shown again; `rotateSecret` makes a new one. */
   secret: string;
 }
 
 export interface NewWebhook {
+  /** http or https; private and loopback addresses are refused unless the server allows them. */
   url: string;
-  /** Default: every event. */
+  /** Default: every event (`WEBHOOK_EVENTS`). */
   events?: WebhookEvent[];
-  /** Only tasks of this code. */
-  codeName?: string;
+  /** Only tasks and schedules of this code. Default `null`: every code. */
+  codeName?: string | null;
   /** Default true. */
   enabled?: boolean;
+  /** Default `""`. */
   description?: string;
 }
 
+/** Fields to change; the others stay. `codeName: null` widens it to every code. */
 export type WebhookChanges = Partial<NewWebhook>;
 
+/** What `webhooks.rotateSecret` answers. */
+export interface RotatedSecret {
+  /** The new `whsec_…` secret; the old one keeps signing too for KILN_WEBHOOK_SECRET_OVERLAP_HOURS (24). */
+  secret: string;
+  msg: string;
+}
+
+export type DeliveryState = 'pending' | 'delivered' | 'failed';
+
+/** One message to one endpoint, in the delivery log (`webhooks.deliveries`). */
 export interface WebhookDelivery {
   id: string;
   webhook_id: string;
+  /** The `webhook-id` header: the same on every retry and redelivery. */
   message_id: string;
   event_type: WebhookEvent;
   task_id: string | null;
+  /** For `schedule.complete`. */
+  schedule_id?: string;
+  /** Attempts so far. */
   attempt: number;
+  /** The last attempt's HTTP status; null when no answer came. */
   status_code: number | null;
+  /** Why the last attempt failed; null when it did not. */
   error: string | null;
   duration_ms: number | null;
-  state: string;
+  state: DeliveryState;
   created_at: Timestamp;
+  /** When the next attempt is due; null once delivered or failed. */
   next_attempt_at: Timestamp | null;
+}
+
+export interface DeliveryFilter {
+  /** Deliveries fetched per request, 1-100. Default 100. */
+  perPage?: number;
+}
+
+/** `data` of a `task.*` event. */
+export interface TaskEventData {
+  task_id: string;
+  project_id: string;
+  code_id: string;
+  code_name: string;
+  status: TaskStatus;
+  attempt: number;
+  retry_count: number;
+  original_task_id: string | null;
+  schedule_id: string | null;
+  label: string;
+  created_at: Timestamp;
+  start_time: Timestamp;
+  end_time: Timestamp;
+  msg: string;
+}
+
+/** `data` of a `schedule.complete` event. */
+export interface ScheduleEventData {
+  schedule_id: string;
+  project_id: string;
+  code_name: string;
+  status: ScheduleStatus;
+  run_count: number;
+  msg: string;
+  created_at: Timestamp;
+  last_run_time: Timestamp;
+}
+
+/** The body of a webhook request: a thin event (fetch the task or schedule for more). */
+export type WebhookMessage =
+  | {
+      type: Exclude<WebhookEvent, 'schedule.complete'>;
+      /** When the event happened (RFC 3339). */
+      timestamp: Timestamp;
+      data: TaskEventData;
+    }
+  | { type: 'schedule.complete'; timestamp: Timestamp; data: ScheduleEventData };
+
+/** A per-code trigger URL as listed: `url` without its secret. */
+export interface Trigger {
+  id: string;
+  code_id: string;
+  code_name: string;
+  url: string;
+  /** The header holding an HMAC of the body; null = no HMAC check. */
+  hmac_header: string | null;
+  hmac_prefix: string;
+  hmac_encoding: 'hex' | 'base64';
+  created_at: Timestamp;
+}
+
+/** What `triggers.create` answers: `url` with `?secret=`, and the secret; shown this once. */
+export interface CreatedTrigger extends Trigger {
+  secret: string;
+}
+
+export interface TriggerOptions {
+  /** Also require an HMAC-SHA256 of the body (keyed with `hmacSecret`) in this header. Default none. */
+  hmacHeader?: string;
+  /** The HMAC key; given with `hmacHeader`. */
+  hmacSecret?: string;
+  /** What precedes the HMAC in the header, e.g. `sha256=` (GitHub). Default `""`. */
+  hmacPrefix?: string;
+  /** Default `hex`. */
+  hmacEncoding?: 'hex' | 'base64';
+}
+
+/** A project's login to a private registry, as listed (never its password). */
+export interface RegistryCredential {
+  /** The registry host, e.g. `registry.example.com:5000` or `docker.io`. */
+  serveraddress: string;
+  username: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface NewRegistryCredential {
+  /**
+   * The registry: a host (`registry.example.com:5000`) or a URL, which Kiln reduces to its host
+   * (`https://index.docker.io/v1/` → `docker.io`).
+   */
+  serverAddress: string;
+  username: string;
+  password: string;
+  email?: string;
 }
 
 /** What most actions answer. */
