@@ -1,11 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import { call, e2e, newProject, registerCode, TestProject, waitForTask } from './support/kiln';
-import { ROOT, startApp, stopApp, waitForHealthy } from './support/processes';
+import { OwnDatabase } from './support/database';
+import { startApp, stopApp, waitForHealthy } from './support/processes';
 
 /**
  * Two scheduler replicas against a database of their own (so the suite's shared scheduler stays
@@ -15,15 +14,12 @@ import { ROOT, startApp, stopApp, waitForHealthy } from './support/processes';
 describe('scheduler failover', () => {
   const LEASE_SECONDS = 3;
   const EVERY_SECONDS = 5;
-  const dbName = `kiln_failover_${randomBytes(3).toString('hex')}`;
-  const admin = new URL(process.env.TEST_DATABASE_URL!);
-  const dbUrl = new URL(admin.toString());
-  dbUrl.pathname = `/${dbName}`;
+  const database = new OwnDatabase('kiln_failover');
   const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 20;
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
   const env = {
     ...e2e().env,
-    DATABASE_URL: dbUrl.toString(),
+    DATABASE_URL: database.url,
     KILN_API_PORT: String(port),
     KILN_ADMIN_TOKEN: adminToken,
     KILN_QUEUE_PREFIX: `kiln-failover-${randomBytes(3).toString('hex')}`,
@@ -33,26 +29,17 @@ describe('scheduler failover', () => {
   let db: Client;
 
   beforeAll(async () => {
-    const server = new Client({ connectionString: admin.toString() });
-    await server.connect();
-    await server.query(`CREATE DATABASE ${dbName}`);
-    await server.end();
-    execFileSync(process.execPath, [join(ROOT, 'dist/libs/database/src/migrate.js')], {
-      env: { ...process.env, DATABASE_URL: dbUrl.toString() },
-    });
+    await database.create();
     children.push(startApp('api', env, 'failover-api'));
     await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
-    db = new Client({ connectionString: dbUrl.toString() });
+    db = new Client({ connectionString: database.url });
     await db.connect();
   });
 
   afterAll(async () => {
     await Promise.all(children.map((child) => stopApp(child)));
     await db.end();
-    const server = new Client({ connectionString: admin.toString() });
-    await server.connect();
-    await server.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await server.end();
+    await database.drop();
   });
 
   const api = async (method: string, path: string, token: string, json?: unknown) => {

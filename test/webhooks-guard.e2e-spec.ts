@@ -1,10 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { Client } from 'pg';
 import { e2e } from './support/kiln';
-import { ROOT, startApp, stopApp, waitForHealthy } from './support/processes';
+import { OwnDatabase } from './support/database';
+import { startApp, stopApp, waitForHealthy } from './support/processes';
 import { Receiver } from './support/receiver';
 
 /**
@@ -14,10 +13,7 @@ import { Receiver } from './support/receiver';
  */
 describe('webhook delivery guard and durability', () => {
   const TIMEOUT_MS = 3000;
-  const dbName = `kiln_hooks_${randomBytes(3).toString('hex')}`;
-  const admin = new URL(process.env.TEST_DATABASE_URL!);
-  const dbUrl = new URL(admin.toString());
-  dbUrl.pathname = `/${dbName}`;
+  const database = new OwnDatabase('kiln_hooks');
   const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 30;
   const adminToken = `admin-${randomBytes(8).toString('hex')}`;
   const allowed = new Receiver();
@@ -48,7 +44,7 @@ describe('webhook delivery guard and durability', () => {
     await refused.start();
     env = {
       ...e2e().env,
-      DATABASE_URL: dbUrl.toString(),
+      DATABASE_URL: database.url,
       KILN_API_PORT: String(port),
       KILN_ADMIN_TOKEN: adminToken,
       KILN_QUEUE_PREFIX: `kiln-hooks-${randomBytes(3).toString('hex')}`,
@@ -56,16 +52,10 @@ describe('webhook delivery guard and durability', () => {
       KILN_WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
       KILN_WEBHOOK_RETRY_SCHEDULE: '1,1,1,1,1',
     };
-    const server = new Client({ connectionString: admin.toString() });
-    await server.connect();
-    await server.query(`CREATE DATABASE ${dbName}`);
-    await server.end();
-    execFileSync(process.execPath, [join(ROOT, 'dist/libs/database/src/migrate.js')], {
-      env: { ...process.env, DATABASE_URL: dbUrl.toString() },
-    });
+    await database.create();
     children.push(startApp('api', env, 'hooks-api'));
     await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
-    db = new Client({ connectionString: dbUrl.toString() });
+    db = new Client({ connectionString: database.url });
     await db.connect();
     const headers = { authorization: `OAuth ${adminToken}`, 'content-type': 'application/json' };
     const post = async (path: string, body: string): Promise<any> =>
@@ -80,10 +70,7 @@ describe('webhook delivery guard and durability', () => {
     await db?.end();
     await allowed.close();
     await refused.close();
-    const server = new Client({ connectionString: admin.toString() });
-    await server.connect();
-    await server.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await server.end();
+    await database.drop();
   });
 
   /** A delayed task, cancelled at once: one task.cancelled event. */

@@ -5,16 +5,11 @@ import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { KilnException } from '@kiln/common';
+import type { KilnConfig } from '@kiln/config';
 import { readTar, TarEntrySink, TarFormatError, TarHeader } from './tar-reader';
 
-export interface UploadLimits {
-  maxBytes: number;
-  maxUnpackedBytes: number;
-  maxRatio: number;
-  maxLayers: number;
-  maxEntries: number;
-  spoolDir: string;
-}
+/** The caps an upload is checked against: `KILN_UPLOAD_*`, documented in libs/config. */
+export type UploadLimits = KilnConfig['uploads'];
 
 /** A blob of the image, spooled on disk, with its digest recomputed from its bytes. */
 export interface SpooledBlob {
