@@ -71,6 +71,25 @@ describe('incoming triggers', () => {
     expect(await tasksOf('other')).toHaveLength(0);
   });
 
+  it('a multipart body (a form post) becomes the payload byte for byte, like any other', async () => {
+    const trigger = await createTrigger();
+    const body =
+      '--kiln-boundary\r\nContent-Disposition: form-data; name="ref"\r\n\r\nmain\r\n--kiln-boundary--\r\n';
+    const fired = await fire(trigger.url, body, {
+      'content-type': 'multipart/form-data; boundary=kiln-boundary',
+    });
+    expect(fired.status).toBe(200);
+    expect((await api('GET', `/tasks/${fired.body.id}`)).body.payload).toBe(body);
+    // IronWorker's own webhook route takes it the same way.
+    const viaWebhook = await call(
+      'POST',
+      `/2/projects/${project.projectId}/tasks/webhook?code_name=deploy&oauth=${project.token}`,
+      { body, headers: { 'content-type': 'multipart/form-data; boundary=kiln-boundary' } },
+    );
+    expect(viaWebhook.status).toBe(200);
+    expect((await api('GET', `/tasks/${viaWebhook.body.id}`)).body.payload).toBe(body);
+  });
+
   it('a bad, missing or revoked secret is a 401 and queues nothing', async () => {
     const trigger = await createTrigger();
     const before = (await tasksOf('deploy')).length;

@@ -7,6 +7,10 @@ const RAW_BODY_ROUTES = [/\/tasks\/webhook\/?$/, /^\/2\/projects\/[^/]+\/trigger
 /** Routes that stream their body themselves (an image tarball of gigabytes), unread here. */
 const STREAMED_BODY_ROUTES = [/^\/2\/projects\/[^/]+\/codes\/[^/]+\/image\/?$/];
 
+function isRawPayload(req: Request): boolean {
+  return RAW_BODY_ROUTES.some((route) => route.test(req.path));
+}
+
 function isStreamed(req: Request): boolean {
   return req.method === 'POST' && STREAMED_BODY_ROUTES.some((route) => route.test(req.path));
 }
@@ -16,13 +20,14 @@ export function isMultipart(req: Request): boolean {
 }
 
 /**
- * Reads every non-multipart body as bytes, up to `limit`. Multipart bodies are left to the route
- * (multer), which streams them, and so are the bodies of streamed routes.
+ * Reads bodies as bytes, up to `limit`. Multipart bodies are left to the route (multer), which
+ * streams them, and so are the bodies of streamed routes; a webhook route takes any body as its
+ * payload, multipart included.
  */
 export function readBody(limit: number): RequestHandler {
   const reader = raw({ type: () => true, limit });
   return (req, res, next) =>
-    isMultipart(req) || isStreamed(req) ? next() : reader(req, res, next);
+    (isMultipart(req) && !isRawPayload(req)) || isStreamed(req) ? next() : reader(req, res, next);
 }
 
 /**
@@ -31,12 +36,7 @@ export function readBody(limit: number): RequestHandler {
  */
 export function decodeJson(): RequestHandler {
   return (req: Request, _res: Response, next: NextFunction) => {
-    if (
-      isMultipart(req) ||
-      isStreamed(req) ||
-      RAW_BODY_ROUTES.some((route) => route.test(req.path))
-    )
-      return next();
+    if (isMultipart(req) || isStreamed(req) || isRawPayload(req)) return next();
     const body: unknown = req.body;
     if (!Buffer.isBuffer(body) || body.length === 0) {
       req.body = {};
