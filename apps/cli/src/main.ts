@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { Kiln, KilnError } from '@kiln/client';
+import { Kiln, KilnError, processEnvironment } from '@kiln/client';
 import { COMMANDS, Command, Context, UsageError, Values } from './commands';
 import { colours } from './format';
 
@@ -93,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
     out(commandHelp(command));
     return 0;
   }
-  const noColor = Boolean(values['no-color']) || Boolean(process.env.NO_COLOR);
+  const noColor = Boolean(values['no-color']) || Boolean(processEnvironment().NO_COLOR);
   const ctx: Context = {
     values,
     positionals,

@@ -2,8 +2,14 @@
 export { Kiln } from './kiln';
 export type { KilnOptions } from './kiln';
 export { KilnError, KilnTimeoutError } from './errors';
-export { DEFAULT_URL, configFile, resolveSettings, saveSettings } from './settings';
-export type { KilnSettings, SettingOrigins, SettingSources } from './settings';
+export {
+  DEFAULT_URL,
+  configFile,
+  processEnvironment,
+  resolveSettings,
+  saveSettings,
+} from './settings';
+export type { Environment, KilnSettings, SettingOrigins, SettingSources } from './settings';
 export { Tasks } from './tasks';
 export { Codes } from './codes';
 export { Schedules } from './schedules';

@@ -3,7 +3,7 @@ import { Credentials } from './credentials';
 import { KilnError } from './errors';
 import { Transport } from './http';
 import { Schedules } from './schedules';
-import { KilnSettings, SettingOrigins, resolveSettings } from './settings';
+import { Environment, KilnSettings, SettingOrigins, resolveSettings } from './settings';
 import { Tasks } from './tasks';
 import { Triggers } from './triggers';
 import { Webhooks } from './webhooks';
@@ -27,8 +27,8 @@ export interface KilnOptions {
   cwd?: string | null;
   /** The saved config (`kiln login`); `null` = none. Default `~/.config/kiln/config.json` (`KILN_CONFIG_FILE`). */
   configFile?: string | null;
-  /** Environment to read settings from. Default `process.env`. */
-  env?: Record<string, string | undefined>;
+  /** Environment to read settings from. Default the process's environment. */
+  env?: Environment;
 }
 
 /**

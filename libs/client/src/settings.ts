@@ -2,6 +2,18 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
+/**
+ * The client's one reader of the process environment. The client is a package of its own and
+ * cannot use the server's libs/config, so the variables it honours (`KILN_*`, `IRON_*`,
+ * `KILN_CONFIG_FILE`, `XDG_CONFIG_HOME`) are read here and only here; the CLI reads them through
+ * this module too.
+ */
+export type Environment = Record<string, string | undefined>;
+
+export function processEnvironment(): Environment {
+  return process.env;
+}
+
 /** Where a Kiln is and who calls it. */
 export interface KilnSettings {
   /** Base URL of the API, e.g. `http://127.0.0.1:8080`. */
@@ -18,8 +30,8 @@ export type SettingOrigins = Partial<Record<SettingName, string>>;
 export interface SettingSources {
   /** Given explicitly (constructor options, CLI flags): always win. */
   explicit?: Partial<KilnSettings>;
-  /** Environment (`KILN_*`, `IRON_WORKER_*`, `IRON_*`). Default `process.env`. */
-  env?: Record<string, string | undefined>;
+  /** Environment (`KILN_*`, `IRON_WORKER_*`, `IRON_*`). Default the process's environment. */
+  env?: Environment;
   /** Directory whose `iron.json` is read. Default `process.cwd()`; `null` = none. */
   cwd?: string | null;
   /** Saved config (`kiln login`). Default `configFile(env)`; `null` = none. */
@@ -39,7 +51,7 @@ export function resolveSettings(sources: SettingSources = {}): {
   settings: Partial<KilnSettings>;
   origins: SettingOrigins;
 } {
-  const env = sources.env ?? process.env;
+  const env = sources.env ?? processEnvironment();
   const layers: [string, Partial<KilnSettings>][] = [['flags', sources.explicit ?? {}]];
   layers.push(['environment', fromEnv(env)]);
   const cwd = sources.cwd === undefined ? process.cwd() : sources.cwd;
@@ -63,7 +75,7 @@ export function resolveSettings(sources: SettingSources = {}): {
 }
 
 /** The saved config's path: `KILN_CONFIG_FILE`, else `$XDG_CONFIG_HOME/kiln/config.json`, else `~/.config/kiln/config.json`. */
-export function configFile(env: Record<string, string | undefined> = process.env): string {
+export function configFile(env: Environment = processEnvironment()): string {
   if (env.KILN_CONFIG_FILE) return env.KILN_CONFIG_FILE;
   const base = env.XDG_CONFIG_HOME || join(homedir(), '.config');
   return join(base, 'kiln', 'config.json');
@@ -80,7 +92,7 @@ export function saveSettings(file: string, settings: KilnSettings): void {
   chmodSync(file, 0o600);
 }
 
-function fromEnv(env: Record<string, string | undefined>): Partial<KilnSettings> {
+function fromEnv(env: Environment): Partial<KilnSettings> {
   const pick = (...names: string[]): string | undefined =>
     names.map((name) => env[name]).find((value) => value !== undefined && value.trim() !== '');
   return {

@@ -22,7 +22,7 @@ export interface VerifyOptions {
  * `body` must be the raw body as received; `secret` the `whsec_…` of the subscription (or the
  * project's task secret for a task's own `webhook`), or several while you switch after a rotation.
  * Throws `WebhookVerificationError` when no signature matches or the timestamp is out of tolerance.
- * @example const event = verifyWebhook(rawBody, req.headers, process.env.KILN_WEBHOOK_SECRET!);
+ * @example const event = verifyWebhook(rawBody, req.headers, 'whsec_…'); // the secret `webhooks.create` returned
  */
 export function verifyWebhook(
   body: string | Uint8Array,
