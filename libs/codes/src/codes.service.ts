@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, IsNull, QueryFailedError, Repository } from 'typeorm';
-import { KilnException, newId } from '@kiln/common';
+import { KilnException, RecentValues, newId } from '@kiln/common';
 import { Code } from './code.entity';
 import { CodeRevision } from './code-revision.entity';
 import { CodeSpec } from './code-spec';
@@ -13,7 +13,7 @@ const RECENT_CODES_MAX = 10_000;
 
 @Injectable()
 export class CodesService {
-  private readonly recent = new Map<string, { code: Code; until: number }>();
+  private readonly recent = new RecentValues<Code>(RECENT_CODES_MS, RECENT_CODES_MAX);
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -129,11 +129,9 @@ export class CodesService {
   async findByNameForQueueing(projectId: string, name: string): Promise<Code | null> {
     const key = `${projectId}/${name}`;
     const cached = this.recent.get(key);
-    if (cached && cached.until > Date.now()) return cached.code;
+    if (cached) return cached;
     const code = await this.findByName(projectId, name);
-    if (!code) return null;
-    if (this.recent.size >= RECENT_CODES_MAX) this.recent.clear();
-    this.recent.set(key, { code, until: Date.now() + RECENT_CODES_MS });
+    if (code) this.recent.set(key, code);
     return code;
   }
 

@@ -7,3 +7,4 @@ export * from './process';
 export * from './timeout';
 export * from './ip';
 export * from './webhook-url';
+export * from './recent';

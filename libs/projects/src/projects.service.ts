@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { createHash, randomBytes } from 'node:crypto';
 import { Repository } from 'typeorm';
-import { KilnException, newId } from '@kiln/common';
+import { KilnException, RecentValues, newId } from '@kiln/common';
 import { Project } from './project.entity';
 import { Token } from './token.entity';
 
@@ -22,7 +22,7 @@ const KNOWN_TOKENS_MAX = 10_000;
 
 @Injectable()
 export class ProjectsService {
-  private readonly known = new Map<string, { projectId: string; until: number }>();
+  private readonly known = new RecentValues<string>(KNOWN_TOKENS_MS, KNOWN_TOKENS_MAX);
 
   constructor(
     @InjectRepository(Project) private readonly projects: Repository<Project>,
@@ -64,11 +64,10 @@ export class ProjectsService {
   async projectOfToken(secret: string): Promise<string | null> {
     const hash = hashToken(secret);
     const cached = this.known.get(hash);
-    if (cached && cached.until > Date.now()) return cached.projectId;
+    if (cached) return cached;
     const token = await this.tokens.findOneBy({ tokenHash: hash });
     if (!token) return null;
-    if (this.known.size >= KNOWN_TOKENS_MAX) this.known.clear();
-    this.known.set(hash, { projectId: token.projectId, until: Date.now() + KNOWN_TOKENS_MS });
+    this.known.set(hash, token.projectId);
     return token.projectId;
   }
 }
