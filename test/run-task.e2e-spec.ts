@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import {
   call,
+  expectStderrInterleaved,
   getTask,
   newProject,
   queueTask,
@@ -76,10 +77,8 @@ describe('running a task end to end', () => {
     const task = await waitForTask(project, id);
     expect(task.status).toBe('error');
     expect(task.msg).toBe('exit code 3');
-    // STDOUT and STDERR reach Docker through two pipes read independently, so two lines written
-    // microseconds apart on different streams may arrive either way round: compare the lines.
-    const lines = (await taskLog(project, id)).text.split('\n');
-    expect(lines.sort()).toEqual(['', '{"exit":3,"stderr":"boom"}', 'boom'].sort());
+    const log = (await taskLog(project, id)).text;
+    expectStderrInterleaved(log, '{"exit":3,"stderr":"boom"}\n', 'boom\n');
   });
 
   it('a task past its timeout is killed: `timeout` within 2 s ± 2 s, its container gone', async () => {

@@ -146,3 +146,16 @@ export async function waitUntil(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * STDOUT and STDERR reach Docker through two pipes read independently, so one `stderr` write can
+ * land anywhere inside the STDOUT text, even mid-line: the log must be `stdout` with `stderr`
+ * inserted at some point.
+ */
+export function expectStderrInterleaved(log: string, stdout: string, stderr: string): void {
+  const witnesses: number[] = [];
+  for (let at = log.indexOf(stderr); at >= 0; at = log.indexOf(stderr, at + 1)) {
+    if (log.slice(0, at) + log.slice(at + stderr.length) === stdout) witnesses.push(at);
+  }
+  expect({ log, interleaved: witnesses.length > 0 }).toEqual({ log, interleaved: true });
+}
