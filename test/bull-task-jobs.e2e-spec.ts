@@ -200,10 +200,10 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     expect((await bull.getJob(second))!.data).toEqual({ taskId: second, projectId });
   });
 
-  it('refuses job data that is not a pair of ids', async () => {
+  it('refuses job data whose ids are not ids', async () => {
     const { queues } = kilnQueues();
     await expect(
       queues.enqueueMany([{ taskId: 'x"}', projectId, cluster: 'default', priority: 0 }]),
-    ).rejects.toThrow(/not a task job/);
+    ).rejects.toThrow(/not a task or project id/);
   });
 });

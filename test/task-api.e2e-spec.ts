@@ -79,6 +79,66 @@ describe('the task API', () => {
     expect(done.msg).toBe('');
   });
 
+  it('stores each task of a mixed bulk create as asked: codes, priorities, delays, clusters, labels', async () => {
+    const mixed = await newProject('mixed');
+    const codeA = await registerCode(mixed, 'a', { default_priority: 2 });
+    const codeB = await registerCode(mixed, 'b');
+    const res = await call('POST', `/2/projects/${mixed.projectId}/tasks`, {
+      token: mixed.token,
+      json: {
+        tasks: [
+          { code_name: 'b', payload: '{"n":1}', priority: 1, timeout: 30, delay: 3600 },
+          { code_name: 'a', payload: 'two', delay: 600, cluster: 'gpu', label: 'l2' },
+          { code_name: 'a', payload: '', priority: 0, delay: 7200, label: 'l3' },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const [one, two, three] = await Promise.all(
+      res.body.tasks.map(({ id }: { id: string }) => getTask(mixed, id)),
+    );
+    const common = { status: 'queued', code_rev: '1', project_id: mixed.projectId };
+    expect(one).toMatchObject({
+      ...common,
+      code_id: codeB,
+      code_name: 'b',
+      payload: '{"n":1}',
+      priority: 1,
+      timeout: 30,
+      delay: 3600,
+      cluster: 'default',
+      label: '',
+    });
+    expect(two).toMatchObject({
+      ...common,
+      code_id: codeA,
+      code_name: 'a',
+      payload: 'two',
+      priority: 2,
+      timeout: 3600,
+      delay: 600,
+      cluster: 'gpu',
+      label: 'l2',
+    });
+    expect(three).toMatchObject({
+      ...common,
+      code_id: codeA,
+      priority: 0,
+      delay: 7200,
+      label: 'l3',
+    });
+    expect(three.payload).toBe('');
+    for (const task of [one, two, three]) expect(task.created_at).toBe(one.created_at);
+    const cancelled = await call(
+      'POST',
+      `/2/projects/${mixed.projectId}/codes/${codeA}/cancel_all`,
+      {
+        token: mixed.token,
+      },
+    );
+    expect(cancelled.status).toBe(200);
+  });
+
   it('cancels a queued and a delayed task: they never run', async () => {
     await registerCode(project, 'paused-for-cancel');
     const codes = await get('/codes');

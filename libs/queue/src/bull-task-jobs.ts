@@ -21,7 +21,8 @@ import type { TaskJob } from './task-job';
  * Bull's API and worker read them.
  *
  * KEYS: wait, paused, meta-paused. ARGV: job key prefix (`<prefix>:<queue>:`), the queue's token,
- * the timestamp in ms, then (task id, project id) pairs. Returns how many jobs were added.
+ * the timestamp in ms, the project id, then the task ids (all of that project). Returns how many
+ * jobs were added.
  */
 const ADD_TASK_JOBS_LUA = `
 local rcall = redis.call
@@ -29,14 +30,15 @@ local target = KEYS[1]
 if rcall("EXISTS", KEYS[3]) == 1 then target = KEYS[2] end
 local waiting = KEYS[1] .. "ing@" .. ARGV[2]
 local timestamp = ARGV[3]
+local projectId = ARGV[4]
 local added = 0
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV do
   local jobId = ARGV[i]
   local jobKey = ARGV[1] .. jobId
   if rcall("EXISTS", jobKey) == 0 then
     rcall("HMSET", jobKey,
       "name", "__default__",
-      "data", '{"taskId":"' .. jobId .. '","projectId":"' .. ARGV[i + 1] .. '"}',
+      "data", '{"taskId":"' .. jobId .. '","projectId":"' .. projectId .. '"}',
       "opts", '{"jobId":"' .. jobId .. '","removeOnComplete":true,"removeOnFail":true,"attempts":1,"delay":0,"timestamp":' .. timestamp .. '}',
       "timestamp", timestamp,
       "delay", "0",
@@ -61,19 +63,18 @@ interface BullQueueInternals {
 }
 
 /**
- * Adds `jobs` to `queue` as Bull jobs with `jobId` = task id and
+ * Adds jobs for the tasks `taskIds` of project `projectId` to `queue`, with `jobId` = task id and
  * `removeOnComplete`/`removeOnFail`; returns how many were new.
  */
-export async function addTaskJobs(queue: Queue<TaskJob>, jobs: TaskJob[]): Promise<number> {
-  if (jobs.length === 0) return 0;
-  const args: string[] = [];
-  for (const job of jobs) {
-    // The script writes the ids into JSON unescaped: only ids may go there.
-    if (!isId(job.taskId) || !isId(job.projectId)) {
-      throw new Error(`not a task job: ${JSON.stringify(job)}`);
-    }
-    args.push(job.taskId, job.projectId);
-  }
+export async function addTaskJobs(
+  queue: Queue<TaskJob>,
+  projectId: string,
+  taskIds: string[],
+): Promise<number> {
+  if (taskIds.length === 0) return 0;
+  // The script writes the ids into JSON unescaped: only ids may go there.
+  const notId = [projectId, ...taskIds].find((id) => !isId(id));
+  if (notId !== undefined) throw new Error(`not a task or project id: ${JSON.stringify(notId)}`);
   await queue.isReady();
   const internals = queue as unknown as BullQueueInternals;
   const client = internals.client;
@@ -86,6 +87,7 @@ export async function addTaskJobs(queue: Queue<TaskJob>, jobs: TaskJob[]): Promi
     keys[''],
     internals.token,
     String(Date.now()),
-    ...args,
+    projectId,
+    ...taskIds,
   );
 }

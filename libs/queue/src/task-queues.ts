@@ -36,23 +36,27 @@ export class TaskQueues implements OnApplicationShutdown {
   }
 
   /**
-   * Adds the tasks' jobs, one Lua call per queue ({@link addTaskJobs}). Throws if Redis does not
-   * take them in time; the task rows are already committed, so callers leave them to the
-   * reconciler.
+   * Adds the tasks' jobs, one Lua call per queue and project ({@link addTaskJobs}). Throws if
+   * Redis does not take them in time; the task rows are already committed, so callers leave them
+   * to the reconciler.
    */
   async enqueueMany(
     tasks: (TaskJob & { cluster: string; priority: TaskPriority })[],
   ): Promise<void> {
-    const byQueue = new Map<Queue<TaskJob>, TaskJob[]>();
+    const batches = new Map<string, { queue: Queue<TaskJob>; projectId: string; ids: string[] }>();
     for (const task of tasks) {
-      const queue = this.queue(task.cluster, task.priority);
-      const jobs = byQueue.get(queue);
-      const job = { taskId: task.taskId, projectId: task.projectId };
-      if (jobs) jobs.push(job);
-      else byQueue.set(queue, [job]);
+      const key = `${taskQueueName(task.cluster, task.priority)} ${task.projectId}`;
+      const batch = batches.get(key);
+      if (batch) batch.ids.push(task.taskId);
+      else {
+        const queue = this.queue(task.cluster, task.priority);
+        batches.set(key, { queue, projectId: task.projectId, ids: [task.taskId] });
+      }
     }
     await withTimeout(
-      Promise.all([...byQueue].map(([queue, jobs]) => addTaskJobs(queue, jobs))),
+      Promise.all(
+        [...batches.values()].map((batch) => addTaskJobs(batch.queue, batch.projectId, batch.ids)),
+      ),
       ENQUEUE_TIMEOUT_MS,
       'Redis did not answer in time',
     );
