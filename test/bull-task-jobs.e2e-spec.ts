@@ -8,8 +8,9 @@ import { e2e } from './support/kiln';
 /**
  * `TaskQueues.enqueueMany` writes Bull jobs with its own Lua script (libs/queue/src/bull-task-jobs.ts)
  * instead of Bull's `addBulk`. These tests hold it to Bull's layout against the real Redis: the
- * keys and hash fields it writes are the ones Bull writes for the same job, and Bull's API, Kiln's
- * dispatcher calls and Bull's own worker all read such a job. A `bull` upgrade that changes the
+ * keys and hash fields it writes are the ones Bull writes for the same job, and Bull's API and
+ * Bull's own worker read such a job. The worker takes jobs with a Lua script of its own too
+ * (libs/queue/src/task-claims.ts), tested here against the same layout. A `bull` upgrade that changes the
  * layout fails here.
  */
 describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
@@ -141,24 +142,61 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     expect(await queues.missingJobs([{ id, cluster: 'default', priority: 2 }])).toEqual([]);
   });
 
-  it('the worker’s calls take the jobs first in, first out and remove them when done', async () => {
-    const ids = [newId(), newId(), newId()];
-    const { queues } = kilnQueues();
-    await enqueue(queues, ids);
-    const queue = queues.queue('default', 0) as Queue<TaskJob> & {
-      moveToActive(): Promise<Job<TaskJob> | null | undefined>;
-    };
-    const taken: string[] = [];
-    for (let i = 0; i < ids.length; i++) {
-      const job = await queue.moveToActive();
-      expect(job).toBeTruthy();
-      expect(job!.data).toEqual({ taskId: String(job!.id), projectId });
-      taken.push(String(job!.id));
-      await job!.moveToCompleted('taken', true, true);
-      expect(await queue.getJob(job!.id)).toBeNull();
+  it('the worker’s claim takes jobs most urgent first, first in first out, and leaves no job', async () => {
+    const { queues, prefix } = kilnQueues();
+    const low = [newId(), newId()];
+    const high = [newId(), newId()];
+    const middle = [newId()];
+    await enqueue(queues, low, 0);
+    await enqueue(queues, high, 2);
+    await enqueue(queues, middle, 1);
+    const first = await queues.claim('default', 'w1', 3, []);
+    expect(first.map((job) => job.taskId)).toEqual([...high, ...middle]);
+    for (const job of first) {
+      expect(JSON.parse(job.data)).toEqual({ taskId: job.taskId, projectId });
     }
-    expect(taken).toEqual(ids);
-    expect(await queue.moveToActive()).toBeFalsy();
+    const rest = await queues.claim('default', 'w1', 10, []);
+    expect(rest.map((job) => job.taskId)).toEqual(low);
+    expect(await queues.claim('default', 'w1', 10, [])).toEqual([]);
+    // Nothing of the jobs is left in Redis; each delivery is a claim of worker w1.
+    const keys = await keysUnder(prefix);
+    expect(keys.filter((key) => /^tasks\./.test(key) && !/:(id|meta.*)$/.test(key))).toEqual([]);
+    expect(
+      await queues.missingJobs(low.map((id) => ({ id, cluster: 'default', priority: 0 }))),
+    ).toEqual(low);
+    const claims = await redis.zrange(`${prefix}:task-claims`, 0, -1);
+    expect(claims.sort()).toEqual([...low, ...high, ...middle].map((id) => `${id}:w1`).sort());
+  });
+
+  it('a claim stays until the worker settles it; a stale one is found by its age', async () => {
+    const { queues, prefix } = kilnQueues();
+    const ids = [newId(), newId()];
+    await enqueue(queues, ids);
+    await queues.claim('default', 'w1', 2, []);
+    expect(await queues.staleClaims(60_000, 10)).toEqual([]);
+    // Settled claims go with the worker's next call, even one that claims nothing.
+    expect(await queues.claim('default', 'w1', 0, [ids[0]])).toEqual([]);
+    // Another worker's settlement does not drop w1's claim.
+    await queues.claim('default', 'w2', 0, [ids[1]]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const stale = await queues.staleClaims(10, 10);
+    expect(stale).toEqual([{ taskId: ids[1], member: `${ids[1]}:w1` }]);
+    await queues.dropClaims(stale);
+    expect(await redis.zcard(`${prefix}:task-claims`)).toBe(0);
+  });
+
+  it('a claim skips a queue Bull paused, and a job whose hash is gone', async () => {
+    const { queues, prefix } = kilnQueues();
+    const paused = newId();
+    const gone = newId();
+    const ready = newId();
+    await enqueue(queues, [paused], 2);
+    await bullQueue(prefix, 'tasks.default.p2').pause();
+    await enqueue(queues, [gone, ready], 0);
+    await redis.del(`${prefix}:tasks.default.p0:${gone}`);
+    const jobs = await queues.claim('default', 'w1', 10, []);
+    expect(jobs.map((job) => job.taskId)).toEqual([ready]);
+    expect(await redis.lrange(`${prefix}:tasks.default.p2:paused`, 0, -1)).toEqual([paused]);
   });
 
   it('a Bull worker (queue.process) runs the job, and global:waiting fires for it', async () => {

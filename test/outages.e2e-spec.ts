@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import Redis from 'ioredis';
 import { Client } from 'pg';
 import {
   call,
@@ -136,5 +137,33 @@ describe('health and outages', () => {
     }
     const task = await waitForTask(project, id, undefined, 60_000);
     expect(task).toMatchObject({ status: 'complete', run_times: 1 });
+  });
+
+  it('a worker killed between claiming a job and taking its task loses nothing: the task runs', async () => {
+    // What such a worker leaves behind: a task queued long ago (past the API check's two-minute
+    // window), its job gone from Redis, and the worker's claim on it.
+    const db = new Client({ connectionString: process.env.TEST_DATABASE_URL });
+    const redis = new Redis(e2e().env.REDIS_URL);
+    const id = `${Math.floor(Date.now() / 1000).toString(16)}${'b'.repeat(16)}`;
+    try {
+      await db.connect();
+      await db.query(
+        `INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status, priority,
+                            payload, timeout, cluster, run_at, enqueued_at, created_at, updated_at)
+         SELECT $1, project_id, id, latest_revision_id, name, rev, 'queued', 0, '{"claimed":1}', 60,
+                'default', now(), now() - interval '10 minutes', now(), now()
+           FROM codes WHERE project_id = $2 AND name = 'outage'`,
+        [id, project.projectId],
+      );
+      const [seconds] = await redis.time();
+      const claims = `${e2e().env.KILN_QUEUE_PREFIX}:task-claims`;
+      await redis.zadd(claims, (Number(seconds) - 1) * 1000, `${id}:dead-worker`);
+      const task = await waitForTask(project, id, undefined, 60_000);
+      expect(task).toMatchObject({ status: 'complete', run_times: 1 });
+      expect(await redis.zscore(claims, `${id}:dead-worker`)).toBeNull();
+    } finally {
+      await db.end();
+      redis.disconnect();
+    }
   });
 });

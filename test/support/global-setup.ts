@@ -35,6 +35,7 @@ export default async function globalSetup(): Promise<void> {
     KILN_LOG_LEVEL: 'log',
     // Short enough for the tests that kill workers and schedulers to see recovery quickly.
     KILN_HEARTBEAT_LAPSE_SECONDS: '6',
+    KILN_CLAIM_STALE_SECONDS: '5',
     KILN_LEADER_LEASE_SECONDS: '4',
     // Uploads: small caps so the over-the-cap and gzip-bomb tests stay quick, a spool the tests
     // can look into, a key for registry credentials.

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { RedisEpoch } from '@kiln/queue';
+import { RedisEpoch, TaskQueues } from '@kiln/queue';
 import { TasksService, affected } from '@kiln/tasks';
 
 const BATCH = 500;
@@ -13,7 +13,8 @@ const BATCH = 500;
  *   automatic retries, tasks released by a worker, failed enqueues) is enqueued. Enqueueing is
  *   idempotent (the job id is the task id).
  * - If Redis lost its data, every queued task counts as not in Redis; a task the API committed
- *   but died before enqueueing is found by looking its job up in Redis.
+ *   but died before enqueueing is found by looking its job up in Redis; a task whose job a worker
+ *   claimed but never took (it died in between) is found by its stale claim.
  * - A task whose worker stopped heartbeating is re-queued (at-least-once), or ends `error` once
  *   it has been taken `KILN_TASK_MAX_ATTEMPTS` times. Its container, if its host lives, is reaped
  *   when that worker starts again (containers carry the worker's label).
@@ -27,11 +28,13 @@ export class Reconciler {
     @InjectDataSource() private readonly db: DataSource,
     private readonly tasks: TasksService,
     private readonly epoch: RedisEpoch,
+    private readonly queues: TaskQueues,
   ) {}
 
   async reconcile(): Promise<void> {
     await this.recoverLostRedis();
     await this.recoverLostJobs();
+    await this.recoverStaleClaims();
     await this.recoverLapsedTasks();
     await this.enqueueUnenqueued();
   }
@@ -49,6 +52,21 @@ export class Reconciler {
   private async recoverLostJobs(): Promise<void> {
     const lost = await this.tasks.unstampLostJobs(200);
     if (lost > 0) this.logger.warn(`${lost} committed tasks never reached Redis: enqueueing them`);
+  }
+
+  /** Tasks whose job a worker claimed but never took: it died or hung in between. */
+  private async recoverStaleClaims(): Promise<void> {
+    const staleMs = this.config.scheduler.claimStaleSeconds * 1000;
+    const stale = await this.queues.staleClaims(staleMs, BATCH);
+    if (stale.length === 0) return;
+    const lost = affected(
+      await this.db.query(
+        `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
+        [stale.map((claim) => claim.taskId)],
+      ),
+    );
+    await this.queues.dropClaims(stale);
+    if (lost > 0) this.logger.warn(`${lost} delivered tasks were never taken: enqueueing them`);
   }
 
   private async recoverLapsedTasks(): Promise<void> {

@@ -5,33 +5,29 @@ import {
   OnApplicationBootstrap,
   BeforeApplicationShutdown,
 } from '@nestjs/common';
-import type { Job, Queue } from 'bull';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine } from '@kiln/docker';
-import { TaskJob, TaskQueues, TaskSignals, parseTaskJob } from '@kiln/queue';
+import { ClaimedJob, TaskQueues, TaskSignals, parseTaskJob } from '@kiln/queue';
 import { TaskLifecycle } from '@kiln/tasks';
 import { TaskFiles } from './task-files';
 import { TaskRunner } from './task-runner';
-
-/** Bull's non-blocking fetch (what `getNextJob` does when the queue is not drained). */
-interface FetchableQueue extends Queue<TaskJob> {
-  moveToActive(): Promise<Job<TaskJob> | null | undefined>;
-}
 
 /** How long a SIGTERM waits for running tasks before they are killed and released. */
 const SHUTDOWN_GRACE_MS = 25_000;
 const IDLE_POLL_MS = 1000;
 
 /**
- * The worker's loop: while it has a free slot it takes the next job of its cluster, most urgent
- * priority first, and hands the task to the runner. A Bull job only delivers a task id; taking the
- * task is a compare-and-set in Postgres, after which the job is dropped from Redis.
+ * The worker's loop: while it has free slots it claims as many jobs of its cluster, most urgent
+ * priority first (one Redis call, libs/queue/src/task-claims.ts), and hands each task to the
+ * runner. A job only delivers a task id; taking the task is a compare-and-set in Postgres. Once
+ * the take is settled (taken, or not to be taken) the claim is dropped, with the next claim call.
  */
 @Injectable()
 export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(TaskDispatcher.name);
   private readonly active = new Map<string, Promise<void>>();
-  private queues: FetchableQueue[] = [];
+  /** Task ids whose take is settled, whose claims go with the next call to Redis. */
+  private settled: string[] = [];
   private stopping = false;
   private wakeUp: (() => void) | undefined;
   private loop: Promise<void> | undefined;
@@ -51,9 +47,9 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     await this.reapOrphans();
     // Their containers are gone: so go the files of an earlier life's tasks.
     if (this.config.container.contractDelivery === 'bind') await this.files.reset();
-    this.queues = this.taskQueues.clusterQueues(this.config.worker.cluster) as FetchableQueue[];
-    for (const queue of this.queues) queue.on('global:waiting', () => this.wake());
-    await Promise.all(this.queues.map((queue) => queue.isReady()));
+    const queues = this.taskQueues.clusterQueues(this.config.worker.cluster);
+    for (const queue of queues) queue.on('global:waiting', () => this.wake());
+    await Promise.all(queues.map((queue) => queue.isReady()));
     await this.signals.onCancel((taskId) => this.stopTask(taskId));
     this.heartbeat = setInterval(() => {
       this.lifecycle
@@ -87,33 +83,41 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
 
   private async dispatch(): Promise<void> {
     while (!this.stopping) {
-      if (this.active.size >= this.config.worker.concurrency) {
+      const free = this.config.worker.concurrency - this.active.size;
+      if (free <= 0 && this.settled.length === 0) {
         await this.idle();
         continue;
       }
-      let job: Job<TaskJob> | null | undefined;
+      let jobs: ClaimedJob[];
+      const settled = this.settled;
+      this.settled = [];
       try {
-        job = await this.fetch();
+        jobs = await this.taskQueues.claim(
+          this.config.worker.cluster,
+          this.config.worker.id,
+          Math.max(free, 0),
+          settled,
+        );
       } catch (error) {
-        this.logger.warn(`cannot fetch jobs: ${(error as Error).message}`);
+        this.settled.push(...settled);
+        this.logger.warn(`cannot claim jobs: ${(error as Error).message}`);
         await this.idle();
         continue;
       }
-      if (job) this.start(job);
-      else await this.idle();
+      for (const job of jobs) this.start(job);
+      // Fewer than asked for: the queues are drained until a job arrives (or a slot frees).
+      if (jobs.length < free) await this.idle();
+    }
+    // Whatever settled last goes too; a claim left behind only costs a harmless re-delivery.
+    if (this.settled.length > 0) {
+      await this.taskQueues
+        .claim(this.config.worker.cluster, this.config.worker.id, 0, this.settled)
+        .catch(() => undefined);
     }
   }
 
-  private async fetch(): Promise<Job<TaskJob> | null> {
-    for (const queue of this.queues) {
-      const job = await queue.moveToActive();
-      if (job) return job;
-    }
-    return null;
-  }
-
-  private start(job: Job<TaskJob>): void {
-    const key = String(job.id);
+  private start(job: ClaimedJob): void {
+    const key = job.taskId;
     const work = this.handle(job)
       .catch((error: Error) =>
         this.logger.error(`job ${key} failed: ${error.stack ?? error.message}`),
@@ -125,14 +129,16 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     this.active.set(key, work);
   }
 
-  private async handle(job: Job<TaskJob>): Promise<void> {
-    const data = parseTaskJob(job.data);
-    const task = data ? await this.takeWithRetry(data.taskId) : null;
-    // The job has done its part (delivery); from here Postgres tracks the task.
-    await job.moveToCompleted('taken', true, true).catch((error: Error) => {
-      this.logger.warn(`job ${String(job.id)} not removed: ${error.message}`);
-    });
-    if (!data) this.logger.warn(`dropped job ${String(job.id)} with invalid data`);
+  private async handle(job: ClaimedJob): Promise<void> {
+    const data = parseTaskJob(parseJson(job.data));
+    if (!data || data.taskId !== job.taskId) {
+      this.logger.warn(`dropped job ${job.taskId} with invalid data`);
+      this.settled.push(job.taskId);
+      return;
+    }
+    // A take that throws (Postgres away for a minute) keeps its claim: the reconciler re-queues.
+    const task = await this.takeWithRetry(data.taskId);
+    this.settled.push(job.taskId);
     if (task) await this.runner.run(task);
   }
 
@@ -185,5 +191,13 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
       }
       this.wakeUp = done;
     });
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
 }

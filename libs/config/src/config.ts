@@ -79,6 +79,12 @@ export interface KilnConfig {
     leaseSeconds: number;
     /** A running task whose heartbeat is older than this lost its worker. `KILN_HEARTBEAT_LAPSE_SECONDS`, default 60. */
     heartbeatLapseSeconds: number;
+    /**
+     * A job a worker claimed this long ago without settling its take lost its worker, and its task
+     * is queued again. Workers settle within milliseconds, or retry a take for about a minute while
+     * Postgres is away. `KILN_CLAIM_STALE_SECONDS`, default 120.
+     */
+    claimStaleSeconds: number;
     /** Attempts before a task that keeps losing its worker ends `error`. `KILN_TASK_MAX_ATTEMPTS`, default 3. */
     maxAttempts: number;
   };
@@ -192,6 +198,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       id: read.name('KILN_SCHEDULER_ID', `${hostname()}-${process.pid}`),
       leaseSeconds: read.int('KILN_LEADER_LEASE_SECONDS', 10, 2, 3600),
       heartbeatLapseSeconds: read.int('KILN_HEARTBEAT_LAPSE_SECONDS', 60, 3, 86400),
+      claimStaleSeconds: read.int('KILN_CLAIM_STALE_SECONDS', 120, 1, 86400),
       maxAttempts: read.int('KILN_TASK_MAX_ATTEMPTS', 3, 1, 100),
     },
     registry: read.registry('REGISTRY_URL', 'KILN_REGISTRY_USERNAME', 'KILN_REGISTRY_PASSWORD'),

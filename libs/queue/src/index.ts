@@ -1,5 +1,6 @@
 export * from './task-job';
 export * from './task-queues';
+export type { ClaimedJob, StaleClaim } from './task-claims';
 export * from './queue.module';
 export * from './redis-health';
 export * from './task-signals';

@@ -2,7 +2,15 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { getSharedConfigToken } from '@nestjs/bull';
 import Bull, { Queue, QueueOptions } from 'bull';
 import { withTimeout } from '@kiln/common';
+import type Redis from 'ioredis';
 import { addTaskJobs } from './bull-task-jobs';
+import {
+  ClaimedJob,
+  StaleClaim,
+  claimTaskJobs,
+  staleTaskClaims,
+  taskClaimsKey,
+} from './task-claims';
 import { DISPATCH_ORDER, TaskJob, TaskPriority, taskQueueName } from './task-job';
 
 /** How long an enqueue may wait for Redis before it is left to the reconciler. */
@@ -16,8 +24,11 @@ const ENQUEUE_TIMEOUT_MS = 2000;
 export class TaskQueues implements OnApplicationShutdown {
   private readonly logger = new Logger(TaskQueues.name);
   private readonly queues = new Map<string, Queue<TaskJob>>();
+  private readonly claimsKey: string;
 
-  constructor(@Inject(getSharedConfigToken()) private readonly options: QueueOptions) {}
+  constructor(@Inject(getSharedConfigToken()) private readonly options: QueueOptions) {
+    this.claimsKey = taskClaimsKey(options.prefix ?? 'bull');
+  }
 
   queue(cluster: string, priority: TaskPriority): Queue<TaskJob> {
     const name = taskQueueName(cluster, priority);
@@ -62,6 +73,30 @@ export class TaskQueues implements OnApplicationShutdown {
     );
   }
 
+  /**
+   * Delivers up to `max` jobs of `cluster` to worker `workerId`, most urgent first, first
+   * dropping that worker's claims on the `settled` task ids (see libs/queue/src/task-claims.ts).
+   * With `max` 0 it only drops them.
+   */
+  async claim(
+    cluster: string,
+    workerId: string,
+    max: number,
+    settled: string[],
+  ): Promise<ClaimedJob[]> {
+    return claimTaskJobs(this.clusterQueues(cluster), this.claimsKey, workerId, max, settled);
+  }
+
+  /** Claims older than `olderThanMs`: their workers died or hung between delivery and take. */
+  async staleClaims(olderThanMs: number, limit: number): Promise<StaleClaim[]> {
+    return staleTaskClaims(await this.client(), this.claimsKey, olderThanMs, limit);
+  }
+
+  async dropClaims(claims: StaleClaim[]): Promise<void> {
+    if (claims.length === 0) return;
+    await (await this.client()).zrem(this.claimsKey, ...claims.map((claim) => claim.member));
+  }
+
   /** Which of these tasks have no job in Redis at all (in any state). */
   async missingJobs(
     tasks: { id: string; cluster: string; priority: TaskPriority }[],
@@ -72,6 +107,13 @@ export class TaskQueues implements OnApplicationShutdown {
       ),
     );
     return found.filter((id): id is string => id !== null);
+  }
+
+  /** The Redis connection every queue of this process shares (Bull's `client`). */
+  private async client(): Promise<Redis> {
+    const queue = this.queue('default', 0);
+    await queue.isReady();
+    return queue.client;
   }
 
   async onApplicationShutdown(): Promise<void> {
