@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { chmod, lstat, mkdir, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { chmodSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 
@@ -46,25 +47,26 @@ export class TaskFiles {
 
   /**
    * Writes the task's files; returns the directory to mount. Called once per task on the
-   * dispatch path, so it makes a handful of plain calls (no recursive mkdir or rm).
+   * dispatch path, so it makes a handful of plain synchronous calls (two small files: a few
+   * microseconds, cheaper than a round trip through libuv's thread pool each).
    */
-  async write(taskId: string, attempt: number, files: Record<string, string>): Promise<string> {
+  write(taskId: string, attempt: number, files: Record<string, string>): string {
     const dir = this.dirOf(taskId, attempt);
     try {
-      await mkdir(dir, { mode: 0o755 });
+      mkdirSync(dir, { mode: 0o755 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       // The worker's directory went away under it: make it again.
-      await mkdir(this.root, { recursive: true, mode: 0o700 });
-      await mkdir(dir, { mode: 0o755 });
+      mkdirSync(this.root, { recursive: true, mode: 0o700 });
+      mkdirSync(dir, { mode: 0o755 });
     }
     this.written.set(dir, Object.keys(files));
     // Modes set explicitly: the worker's umask must not hide the files from the task's user.
-    await chmod(dir, 0o755);
+    chmodSync(dir, 0o755);
     for (const [name, content] of Object.entries(files)) {
       const file = join(dir, name);
-      await writeFile(file, content, { mode: 0o444 });
-      await chmod(file, 0o444);
+      writeFileSync(file, content, { mode: 0o444 });
+      chmodSync(file, 0o444);
     }
     return dir;
   }
@@ -75,8 +77,8 @@ export class TaskFiles {
     this.written.delete(dir);
     try {
       if (!names) throw new Error('unknown contents');
-      for (const name of names) await unlink(join(dir, name));
-      await rmdir(dir);
+      for (const name of names) unlinkSync(join(dir, name));
+      rmdirSync(dir);
     } catch {
       await rm(dir, { recursive: true, force: true });
     }

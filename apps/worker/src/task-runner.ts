@@ -107,11 +107,7 @@ export class TaskRunner {
     let filesDir: string | undefined;
     if (bind) {
       try {
-        filesDir = await this.files.write(
-          task.id,
-          task.attempt,
-          contractFileContents(task, revision),
-        );
+        filesDir = this.files.write(task.id, task.attempt, contractFileContents(task, revision));
       } catch (error) {
         await this.removeFiles(task);
         await this.fail(task, `Could not write the task's files: ${(error as Error).message}`);

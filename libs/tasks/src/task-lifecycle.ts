@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { newId } from '@kiln/common';
+import { preparedQuery } from '@kiln/database';
 import { Task } from './task.entity';
 import { FinalStatus } from './task-status';
 
@@ -34,23 +35,25 @@ export class TaskLifecycle {
    * goes through {@link takeChecked}.
    */
   async take(taskId: string, workerId: string): Promise<Task | null> {
-    const [row] = rowsOf<Record<string, unknown>>(
-      await this.db.query(
-        `WITH taken AS (
-           UPDATE tasks t
-              SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
-                  heartbeat_at = now(), updated_at = now()
-             FROM codes c
-            WHERE t.id = $1 AND t.status = 'queued'
-              AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
-            RETURNING t.*
-         ), cleared AS (
-           DELETE FROM task_log_chunks
-            WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
-         )
-         SELECT * FROM taken`,
-        [taskId, workerId],
-      ),
+    const {
+      rows: [row],
+    } = await preparedQuery<Record<string, unknown>>(
+      this.db,
+      'kiln-task-take',
+      `WITH taken AS (
+         UPDATE tasks t
+            SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
+                heartbeat_at = now(), updated_at = now()
+           FROM codes c
+          WHERE t.id = $1 AND t.status = 'queued'
+            AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
+          RETURNING t.*
+       ), cleared AS (
+         DELETE FROM task_log_chunks
+          WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
+       )
+       SELECT * FROM taken`,
+      [taskId, workerId],
     );
     if (row) return this.taskOf(row);
     return this.takeChecked(taskId, workerId);
@@ -112,12 +115,14 @@ export class TaskLifecycle {
 
   /** preparing → running, stamping `start_time`. */
   async markRunning(taskId: string, attempt: number): Promise<boolean> {
-    const result: unknown = await this.db.query(
+    const result = await preparedQuery(
+      this.db,
+      'kiln-task-running',
       `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
         WHERE id = $1 AND attempt = $2 AND status = 'preparing'`,
       [taskId, attempt],
     );
-    return affected(result) === 1;
+    return result.rowCount === 1;
   }
 
   /**
@@ -130,7 +135,7 @@ export class TaskLifecycle {
   async finish(taskId: string, attempt: number, outcome: TaskOutcome): Promise<FinishResult> {
     if (!RETRYABLE.includes(outcome.status)) {
       // No retry can follow: no transaction needed (one statement, two if it was cancelled).
-      const finished = await this.markFinished(this.db.manager, taskId, attempt, outcome);
+      const finished = await this.markFinished(null, taskId, attempt, outcome);
       if (!finished) await this.completeCancelled(this.db.manager, taskId, attempt, outcome);
       return { finished, retry: null };
     }
@@ -152,32 +157,33 @@ export class TaskLifecycle {
     });
   }
 
-  /** The compare-and-set of `finish`: true when this attempt's task took the final status. */
+  /**
+   * The compare-and-set of `finish`: true when this attempt's task took the final status. Outside
+   * a transaction (`manager` null) it runs as a prepared statement.
+   */
   private async markFinished(
-    manager: EntityManager,
+    manager: EntityManager | null,
     taskId: string,
     attempt: number,
     outcome: TaskOutcome,
   ): Promise<boolean> {
-    const rows = rowsOf<{ id: string }>(
-      await manager.query(
-        `UPDATE tasks
-            SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
-                end_time = now(), updated_at = now(), heartbeat_at = NULL
-          WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')
-          RETURNING id`,
-        [
-          taskId,
-          attempt,
-          outcome.status,
-          outcome.msg,
-          outcome.exitCode,
-          outcome.durationMs,
-          outcome.logSize,
-        ],
-      ),
-    );
-    return rows.length === 1;
+    const sql = `UPDATE tasks
+        SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
+            end_time = now(), updated_at = now(), heartbeat_at = NULL
+      WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')`;
+    const values = [
+      taskId,
+      attempt,
+      outcome.status,
+      outcome.msg,
+      outcome.exitCode,
+      outcome.durationMs,
+      outcome.logSize,
+    ];
+    if (!manager) {
+      return (await preparedQuery(this.db, 'kiln-task-finish', sql, values)).rowCount === 1;
+    }
+    return affected(await manager.query(sql, values)) === 1;
   }
 
   /** A task cancelled while it ran keeps `cancelled` but gets its duration and log size. */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { preparedQuery } from '@kiln/database';
 import { LogStream } from './task-log-chunk.entity';
 
 export interface LogChunk {
@@ -20,7 +21,9 @@ export class TaskLogStore {
    */
   async append(taskId: string, attempt: number, chunks: LogChunk[]): Promise<void> {
     if (chunks.length === 0) return;
-    await this.db.query(
+    await preparedQuery(
+      this.db,
+      'kiln-log-append',
       `INSERT INTO task_log_chunks (task_id, seq, stream, data)
        SELECT $1, c.seq, c.stream, c.data
          FROM unnest($3::int[], $4::smallint[], $5::text[]) AS c(seq, stream, data)

@@ -1,0 +1,18 @@
+import type { Pool, QueryResult, QueryResultRow } from 'pg';
+import type { DataSource } from 'typeorm';
+
+/**
+ * Runs one statement of a worker's per-task path as a named prepared statement, straight on the
+ * data source's node-postgres pool: each connection parses and plans it once, and TypeORM's
+ * per-call query runner is skipped (docs/benchmarks.md, dispatch). For single statements outside
+ * a transaction; `name` must always go with the same `text`.
+ */
+export function preparedQuery<R extends QueryResultRow>(
+  db: DataSource,
+  name: string,
+  text: string,
+  values: unknown[],
+): Promise<QueryResult<R>> {
+  const pool = (db.driver as unknown as { master: Pool }).master;
+  return pool.query<R>({ name, text, values });
+}
