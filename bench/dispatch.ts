@@ -10,9 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { BENCH_HOME, setting } from './lib/env';
+import { setting } from './lib/env';
 import {
   BENCH_IMAGE,
+  BENCH_TASK_FILES_DIR,
   FINAL_STATUSES,
   Project,
   newProject,
@@ -58,7 +59,8 @@ export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
   const run = randomBytes(4).toString('hex');
   // Registered before Kiln starts, so that they run after its processes stopped.
   defer('remove the direct run’s containers', () => removeLabelled(docker, 'kiln.bench', run));
-  const filesRoot = join(BENCH_HOME, 'direct-files', run);
+  // Beside Kiln's worker's own files (a tmpfs), so that direct+ writes them as cheaply.
+  const filesRoot = join(BENCH_TASK_FILES_DIR, 'direct', run);
   defer(`remove ${filesRoot}`, () => rm(filesRoot, { recursive: true, force: true }));
   const db = new Pool({ connectionString: ctx.infra.databaseUrl, max: 2 });
   defer('close the Postgres pool', () => db.end());

@@ -12,8 +12,6 @@ export KILN_API_HOST=${KILN_API_HOST:-127.0.0.1}
 export KILN_API_PORT=${KILN_API_PORT:-8080}
 export KILN_WORKER_HEALTH_PORT=${KILN_WORKER_HEALTH_PORT:-8081}
 export KILN_WORKER_ID=${KILN_WORKER_ID:-local-default}
-# The worker's per-task contract files (KILN_CONTRACT_DELIVERY=bind), beside the rest of its state.
-export KILN_TASK_FILES_DIR=${KILN_TASK_FILES_DIR:-$KILN_HOME/task-files}
 # Start-up chatter off by default; KILN_LOG_LEVEL=log shows what each process does.
 export KILN_LOG_LEVEL=${KILN_LOG_LEVEL:-warn}
 if [[ -z ${KILN_ADMIN_TOKEN:-} ]]; then

@@ -3,7 +3,7 @@ import Redis, { RedisOptions } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Api, request } from './http';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_HOME, Infra } from './env';
 import { App, defer, startApp } from './procs';
@@ -50,8 +50,11 @@ export interface KilnOptions {
   env?: Record<string, string>;
 }
 
-/** KILN_TASK_FILES_DIR of the benchmarks' workers. */
-export const BENCH_TASK_FILES_DIR = join(BENCH_HOME, 'task-files');
+/** KILN_TASK_FILES_DIR of the benchmarks' workers: a tmpfs, as Kiln's default. */
+export const BENCH_TASK_FILES_DIR = join(
+  existsSync('/dev/shm') ? '/dev/shm' : BENCH_HOME,
+  'kiln-bench-task-files',
+);
 
 /**
  * Starts the API (and maybe one worker) from the dist/ snapshot against the benchmark database,

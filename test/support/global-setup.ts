@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KILN_HOME, startApp, waitForHealthy } from './processes';
 
@@ -50,8 +50,8 @@ export default async function globalSetup(): Promise<void> {
     WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
     KILN_WEBHOOK_RETRY_SCHEDULE: '1,1,1',
     KILN_WEBHOOK_TIMEOUT_MS: '2000',
-    // Workers' per-task contract files, where the tests can look at them.
-    KILN_TASK_FILES_DIR: join(KILN_HOME, 'task-files'),
+    // Workers' per-task contract files, on a tmpfs as by default, where the tests can look.
+    KILN_TASK_FILES_DIR: join(existsSync('/dev/shm') ? '/dev/shm' : KILN_HOME, `kiln-e2e-${run}`),
   };
   const workerEnv = {
     ...env,

@@ -16,7 +16,7 @@ describe('loadConfig', () => {
     expect(config.container.network).toBe('none');
     expect(config.adminToken).toBeUndefined();
     expect(config.container.contractDelivery).toBe('bind');
-    expect(config.container.taskFilesDir).toMatch(/^\/.*kiln-task-files$/);
+    expect(config.container.taskFilesDir).toBe('/dev/shm/kiln-task-files');
     expect(config.container.taskDirMb).toBe(256);
   });
 

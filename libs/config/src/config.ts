@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AllowEntry, parseAllowList } from '@kiln/common';
@@ -65,7 +66,12 @@ export interface KilnConfig {
      * engine on another host. `KILN_CONTRACT_DELIVERY`.
      */
     contractDelivery: 'bind' | 'archive';
-    /** Host directory of the per-task file directories (`bind` delivery). `KILN_TASK_FILES_DIR`, default `<os tmpdir>/kiln-task-files`. */
+    /**
+     * Host directory of the per-task file directories (`bind` delivery). `KILN_TASK_FILES_DIR`,
+     * default `/dev/shm/kiln-task-files` (a tmpfs: the files live for one task, and a disk's
+     * journal would make their creation and removal wait behind Postgres's fsyncs), or
+     * `<os tmpdir>/kiln-task-files` where there is no `/dev/shm`.
+     */
     taskFilesDir: string;
     /** Size limit of `TASK_DIR`, a tmpfs (it counts against the memory limit). `KILN_TASK_DIR_MB`, default 256. */
     taskDirMb: number;
@@ -190,7 +196,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       pidsLimit: read.int('KILN_CONTAINER_PIDS_LIMIT', 256, 8, 1_000_000),
       user: read.string('KILN_CONTAINER_USER', '65534:65534', true),
       contractDelivery: read.oneOf('KILN_CONTRACT_DELIVERY', ['bind', 'archive'] as const, 'bind'),
-      taskFilesDir: read.absolutePath('KILN_TASK_FILES_DIR', join(tmpdir(), 'kiln-task-files')),
+      taskFilesDir: read.absolutePath('KILN_TASK_FILES_DIR', defaultTaskFilesDir()),
       taskDirMb: read.int('KILN_TASK_DIR_MB', 256, 1, 1024 * 1024),
     },
     scheduler: {
@@ -380,4 +386,8 @@ class EnvReader {
     }
     return raw as T;
   }
+}
+
+function defaultTaskFilesDir(): string {
+  return join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'kiln-task-files');
 }
