@@ -118,23 +118,32 @@ describe('health and outages', () => {
     expect(task.status).toBe('complete');
   });
 
-  it('an API killed between its INSERT and the enqueue loses nothing: the task still runs', async () => {
-    // What such an API leaves behind: a committed, stamped task with no job in Redis.
+  /**
+   * Inserts a queued task of code `outage` stamped as enqueued `stampedAgo` (an SQL interval) ago,
+   * with no job in Redis: what a process that died at the wrong moment leaves behind.
+   */
+  async function plantStampedTask(marker: string, stampedAgo: string): Promise<string> {
+    const id = `${Math.floor(Date.now() / 1000).toString(16)}${marker.repeat(16)}`;
     const db = new Client({ connectionString: process.env.TEST_DATABASE_URL });
     await db.connect();
-    const id = `${Math.floor(Date.now() / 1000).toString(16)}${'a'.repeat(16)}`;
     try {
       await db.query(
         `INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status, priority,
                             payload, timeout, cluster, run_at, enqueued_at, created_at, updated_at)
-         SELECT $1, project_id, id, latest_revision_id, name, rev, 'queued', 0, '{"orphan":1}', 60,
-                'default', now(), now() - interval '15 seconds', now(), now()
+         SELECT $1, project_id, id, latest_revision_id, name, rev, 'queued', 0, '{}', 60,
+                'default', now(), now() - $3::interval, now(), now()
            FROM codes WHERE project_id = $2 AND name = 'outage'`,
-        [id, project.projectId],
+        [id, project.projectId, stampedAgo],
       );
     } finally {
       await db.end();
     }
+    return id;
+  }
+
+  it('an API killed between its INSERT and the enqueue loses nothing: the task still runs', async () => {
+    // What such an API leaves behind: a committed, stamped task with no job in Redis.
+    const id = await plantStampedTask('a', '15 seconds');
     const task = await waitForTask(project, id, undefined, 60_000);
     expect(task).toMatchObject({ status: 'complete', run_times: 1 });
   });
@@ -142,19 +151,9 @@ describe('health and outages', () => {
   it('a worker killed between claiming a job and taking its task loses nothing: the task runs', async () => {
     // What such a worker leaves behind: a task queued long ago (past the API check's two-minute
     // window), its job gone from Redis, and the worker's claim on it.
-    const db = new Client({ connectionString: process.env.TEST_DATABASE_URL });
+    const id = await plantStampedTask('b', '10 minutes');
     const redis = new Redis(e2e().env.REDIS_URL);
-    const id = `${Math.floor(Date.now() / 1000).toString(16)}${'b'.repeat(16)}`;
     try {
-      await db.connect();
-      await db.query(
-        `INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status, priority,
-                            payload, timeout, cluster, run_at, enqueued_at, created_at, updated_at)
-         SELECT $1, project_id, id, latest_revision_id, name, rev, 'queued', 0, '{"claimed":1}', 60,
-                'default', now(), now() - interval '10 minutes', now(), now()
-           FROM codes WHERE project_id = $2 AND name = 'outage'`,
-        [id, project.projectId],
-      );
       const [seconds] = await redis.time();
       const claims = `${e2e().env.KILN_QUEUE_PREFIX}:task-claims`;
       await redis.zadd(claims, (Number(seconds) - 1) * 1000, `${id}:dead-worker`);
@@ -162,7 +161,6 @@ describe('health and outages', () => {
       expect(task).toMatchObject({ status: 'complete', run_times: 1 });
       expect(await redis.zscore(claims, `${id}:dead-worker`)).toBeNull();
     } finally {
-      await db.end();
       redis.disconnect();
     }
   });
