@@ -21,7 +21,7 @@ import {
   tasksBody,
 } from './lib/kiln';
 import { cpuBetween, defer, round, sampleCpu } from './lib/procs';
-import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches, summarize, Summary } from './lib/stats';
 
 const BATCH = 100;
@@ -163,11 +163,7 @@ export async function backlog(ctx: BenchContext): Promise<BenchResult> {
     },
   ];
   return {
-    name: 'backlog',
-    startedAt: startedAt.toISOString(),
-    seconds: round((Date.now() - startedAt.getTime()) / 1000),
-    commit: ctx.commit,
-    machine: machine(),
+    ...resultHeader('backlog', ctx, startedAt),
     params: {
       ...params,
       order: "warm-up, empty (A), load backlog, backlog (B), drop backlog, empty again (A')",

@@ -12,8 +12,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { APP_DIR, setting } from './lib/env';
 import { CODE_NAME, newProject, startKiln } from './lib/kiln';
-import { round } from './lib/procs';
-import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { summarize } from './lib/stats';
 
 const CLI = 'dist/apps/cli/src/main.js';
@@ -128,11 +127,7 @@ export async function cli(ctx: BenchContext): Promise<BenchResult> {
     { metric: 'kiln --version (node start-up), median', value: `${fmt(startup.p50, 3)} s` },
   ];
   return {
-    name: 'cli',
-    startedAt: startedAt.toISOString(),
-    seconds: round((Date.now() - startedAt.getTime()) / 1000),
-    commit: ctx.commit,
-    machine: machine(),
+    ...resultHeader('cli', ctx, startedAt),
     params,
     rows,
     details: { cliSeconds, curlSeconds, cli: cliStats, curl: curlStats, startup },

@@ -22,7 +22,7 @@ import {
 } from './lib/kiln';
 import { cpuBetween, defer, round, sampleCpu, sleep } from './lib/procs';
 import { monotonicUs, summarizeProfile, Window } from './lib/profile';
-import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches, summarize } from './lib/stats';
 
 const MiB = 1024 * 1024;
@@ -208,11 +208,7 @@ export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
     { metric: 'failed tasks / containers', value: String(failures) },
   ];
   return {
-    name: 'dispatch',
-    startedAt: startedAt.toISOString(),
-    seconds: round((Date.now() - startedAt.getTime()) / 1000),
-    commit: ctx.commit,
-    machine: machine(),
+    ...resultHeader('dispatch', ctx, startedAt),
     params: {
       ...params,
       order:

@@ -8,7 +8,7 @@ import { Pool } from 'pg';
 import { setting } from './lib/env';
 import { bullQueue, newProject, queueTasks, startKiln, tasksBody, waitingCount } from './lib/kiln';
 import { cpuBetween, defer, round, sampleCpu } from './lib/procs';
-import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches, summarize } from './lib/stats';
 import { monotonicUs, summarizeProfile, Window } from './lib/profile';
 
@@ -150,11 +150,7 @@ export async function ingest(ctx: BenchContext): Promise<BenchResult> {
     }
   }
   return {
-    name: 'ingest',
-    startedAt: startedAt.toISOString(),
-    seconds: round((Date.now() - startedAt.getTime()) / 1000),
-    commit: ctx.commit,
-    machine: machine(),
+    ...resultHeader('ingest', ctx, startedAt),
     params: { ...params, order: 'warm-up, then rounds in ABBA order: bull, kiln, kiln, bull, …' },
     rows,
     details: {

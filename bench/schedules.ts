@@ -11,7 +11,7 @@ import { Pool } from 'pg';
 import { setting } from './lib/env';
 import { CODE_NAME, Kiln, newProject, startKiln, waitingCount } from './lib/kiln';
 import { App, defer, round, sleep, startApp } from './lib/procs';
-import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches } from './lib/stats';
 
 const BATCH = 100;
@@ -95,11 +95,7 @@ export async function schedules(ctx: BenchContext): Promise<BenchResult> {
   });
 
   return {
-    name: 'schedules',
-    startedAt: startedAt.toISOString(),
-    seconds: round((Date.now() - startedAt.getTime()) / 1000),
-    commit: ctx.commit,
-    machine: machine(),
+    ...resultHeader('schedules', ctx, startedAt),
     params: {
       ...params,
       creation: 'through the API (POST …/schedules, 100 a request, run_times 1)',

@@ -26,7 +26,7 @@ import { BENCH_HOME, setting } from './lib/env';
 import { Kiln, startKiln } from './lib/kiln';
 import { Api } from './lib/http';
 import { defer, round, sleep } from './lib/procs';
-import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 
 const MiB = 1024 * 1024;
 
@@ -112,11 +112,7 @@ export async function upload(ctx: BenchContext): Promise<BenchResult> {
     },
   );
   return {
-    name: 'upload',
-    startedAt: startedAt.toISOString(),
-    seconds: round((Date.now() - startedAt.getTime()) / 1000),
-    commit: ctx.commit,
-    machine: machine(),
+    ...resultHeader('upload', ctx, startedAt),
     params: {
       ...params,
       registry,

@@ -16,7 +16,7 @@ import { Pool } from 'pg';
 import { setting } from './lib/env';
 import { Project, newProject, startKiln } from './lib/kiln';
 import { defer, round, sleep, startApp } from './lib/procs';
-import { BenchContext, BenchResult, Row, fmt, machine } from './lib/report';
+import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { Summary, summarize } from './lib/stats';
 
 const ENDPOINTS = 3;
@@ -206,11 +206,7 @@ export async function webhooks(ctx: BenchContext): Promise<BenchResult> {
     },
   ];
   return {
-    name: 'webhooks',
-    startedAt: startedAt.toISOString(),
-    seconds: round((Date.now() - startedAt.getTime()) / 1000),
-    commit: ctx.commit,
-    machine: machine(),
+    ...resultHeader('webhooks', ctx, startedAt),
     params: {
       ...params,
       completion:

@@ -1,6 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import { Infra } from './env';
-import { Deadline } from './procs';
+import { Deadline, round } from './procs';
 
 /** One line of a benchmark's table. */
 export interface Row {
@@ -30,6 +30,21 @@ export interface BenchResult {
   details: Record<string, unknown>;
   /** Share of the machine's CPU busy with other work just before the benchmark started. */
   machineBusyBefore?: number;
+}
+
+/** The fields every result starts with: which benchmark, when and for how long, on what. */
+export function resultHeader(
+  name: string,
+  ctx: BenchContext,
+  startedAt: Date,
+): Pick<BenchResult, 'name' | 'startedAt' | 'seconds' | 'commit' | 'machine'> {
+  return {
+    name,
+    startedAt: startedAt.toISOString(),
+    seconds: round((Date.now() - startedAt.getTime()) / 1000),
+    commit: ctx.commit,
+    machine: machine(),
+  };
 }
 
 export function machine(): BenchResult['machine'] {
