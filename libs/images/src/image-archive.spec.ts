@@ -5,22 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { readImageArchive, UploadLimits } from './image-archive';
-
-function entry(path: string, content: Buffer | string, type = '0', link = ''): Buffer {
-  const body = Buffer.from(content);
-  const block = Buffer.alloc(512, 0);
-  block.write(path, 0, 100, 'utf8');
-  block.write('0000644\0', 100, 8, 'ascii');
-  block.write(body.length.toString(8).padStart(11, '0') + '\0', 124, 12, 'ascii');
-  block.fill(' ', 148, 156);
-  block.write(type, 156, 1, 'ascii');
-  block.write(link, 157, 100, 'utf8');
-  block.write('ustar\u000000', 257, 8, 'ascii');
-  let sum = 0;
-  for (const byte of block) sum += byte;
-  block.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
-  return Buffer.concat([block, body, Buffer.alloc((512 - (body.length % 512)) % 512)]);
-}
+import { tarEntry } from './tar.fixture';
 
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
@@ -40,7 +25,7 @@ describe('readImageArchive', () => {
   });
   afterEach(() => rmSync(spool, { recursive: true, force: true }));
 
-  const layer = entry('etc/hello', 'hello\n');
+  const layer = tarEntry('etc/hello', 'hello\n');
   const config = JSON.stringify({
     os: 'linux',
     rootfs: { type: 'layers', diff_ids: [`sha256:${sha(layer)}`, `sha256:${sha(layer)}`] },
@@ -48,13 +33,13 @@ describe('readImageArchive', () => {
   // The shape of a `docker save` from Docker 20.10: a layer repeated through a relative symlink,
   // the config named after its digest, and a hard link for good measure.
   const archive = Buffer.concat([
-    entry('aaa/', '', '5'),
-    entry('aaa/layer.tar', layer),
-    entry('bbb/', '', '5'),
-    entry('bbb/layer.tar', '', '2', '../aaa/layer.tar'),
-    entry(`${sha(config)}.json`, config),
-    entry('copy.json', '', '1', `${sha(config)}.json`),
-    entry(
+    tarEntry('aaa/', '', '5'),
+    tarEntry('aaa/layer.tar', layer),
+    tarEntry('bbb/', '', '5'),
+    tarEntry('bbb/layer.tar', '', '2', '../aaa/layer.tar'),
+    tarEntry(`${sha(config)}.json`, config),
+    tarEntry('copy.json', '', '1', `${sha(config)}.json`),
+    tarEntry(
       'manifest.json',
       JSON.stringify([
         {
@@ -87,9 +72,9 @@ describe('readImageArchive', () => {
 
   it('refuses a config whose bytes do not match the digest in its name, leaving no spool', async () => {
     const forged = Buffer.concat([
-      entry('aaa/layer.tar', layer),
-      entry(`${'1'.repeat(64)}.json`, config),
-      entry(
+      tarEntry('aaa/layer.tar', layer),
+      tarEntry(`${'1'.repeat(64)}.json`, config),
+      tarEntry(
         'manifest.json',
         JSON.stringify([{ Config: `${'1'.repeat(64)}.json`, Layers: ['aaa/layer.tar'] }]),
       ),

@@ -1,28 +1,5 @@
 import { readTar, TarHeader } from './tar-reader';
-
-function header(path: string, size: number, type = '0', link = ''): Buffer {
-  const block = Buffer.alloc(512, 0);
-  block.write(path, 0, 100, 'utf8');
-  block.write('0000644\0', 100, 8, 'ascii');
-  block.write(size.toString(8).padStart(11, '0') + '\0', 124, 12, 'ascii');
-  block.fill(' ', 148, 156);
-  block.write(type, 156, 1, 'ascii');
-  block.write(link, 157, 100, 'utf8');
-  block.write('ustar\u000000', 257, 8, 'ascii');
-  let sum = 0;
-  for (const byte of block) sum += byte;
-  block.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
-  return block;
-}
-
-function entry(path: string, content: Buffer | string, type = '0', link = ''): Buffer {
-  const body = Buffer.from(content);
-  return Buffer.concat([
-    header(path, body.length, type, link),
-    body,
-    Buffer.alloc((512 - (body.length % 512)) % 512),
-  ]);
-}
+import { tarEntry } from './tar.fixture';
 
 function pax(records: Record<string, string>): Buffer {
   const text = Object.entries(records)
@@ -33,7 +10,7 @@ function pax(records: Record<string, string>): Buffer {
       return `${length}${line}`;
     })
     .join('');
-  return entry('PaxHeaders/x', text, 'x');
+  return tarEntry('PaxHeaders/x', text, 'x');
 }
 
 /** Reads `archive` fed in chunks of `chunkSize` bytes. */
@@ -58,12 +35,12 @@ async function read(archive: Buffer, chunkSize: number) {
 describe('readTar', () => {
   const long = `${'d'.repeat(120)}/layer.tar`;
   const archive = Buffer.concat([
-    entry('a/', '', '5'),
-    entry('a/file', 'hello'),
+    tarEntry('a/', '', '5'),
+    tarEntry('a/file', 'hello'),
     pax({ path: long, size: '3' }),
-    entry('ignored-name', 'xyz'),
-    entry('link', '', '2', 'a/file'),
-    entry('empty', ''),
+    tarEntry('ignored-name', 'xyz'),
+    tarEntry('link', '', '2', 'a/file'),
+    tarEntry('empty', ''),
     Buffer.alloc(1024),
     Buffer.from('trailing bytes are ignored'),
   ]);
