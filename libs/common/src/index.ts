@@ -8,3 +8,4 @@ export * from './timeout';
 export * from './ip';
 export * from './webhook-url';
 export * from './recent';
+export * from './secrets';

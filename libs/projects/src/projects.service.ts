@@ -1,14 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { createHash, randomBytes } from 'node:crypto';
 import { Repository } from 'typeorm';
-import { KilnException, RecentValues, newId } from '@kiln/common';
+import { KilnException, RecentValues, hashSecret, newId, newSecret } from '@kiln/common';
 import { Project } from './project.entity';
 import { Token } from './token.entity';
-
-export function hashToken(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
 
 export interface IssuedToken {
   id: string;
@@ -46,11 +41,11 @@ export class ProjectsService {
 
   async issueToken(projectId: string, name = ''): Promise<IssuedToken> {
     await this.get(projectId);
-    const secret = randomBytes(24).toString('base64url');
+    const secret = newSecret();
     const token = this.tokens.create({
       id: newId(),
       projectId,
-      tokenHash: hashToken(secret),
+      tokenHash: hashSecret(secret),
       name,
     });
     await this.tokens.save(token);
@@ -62,7 +57,7 @@ export class ProjectsService {
    * remembered for a few seconds (by hash), sparing a query per request on hot paths.
    */
   async projectOfToken(secret: string): Promise<string | null> {
-    const hash = hashToken(secret);
+    const hash = hashSecret(secret);
     const cached = this.known.get(hash);
     if (cached) return cached;
     const token = await this.tokens.findOneBy({ tokenHash: hash });

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { expectedHmac, hashSecret, hmacMatches, sameBytes } from './trigger-signature';
+import { hashSecret, sameSecret } from '@kiln/common';
+import { expectedHmac, hmacMatches } from './trigger-signature';
 
 describe('incoming trigger signatures', () => {
   const body = Buffer.from('{"ref":"refs/heads/main"}');
@@ -36,8 +37,8 @@ describe('incoming trigger signatures', () => {
 
   it('hashes secrets and compares them safely', () => {
     expect(hashSecret('abc')).toMatch(/^[0-9a-f]{64}$/);
-    expect(sameBytes('abc', 'abc')).toBe(true);
-    expect(sameBytes('abc', 'abd')).toBe(false);
-    expect(sameBytes('abc', 'abcd')).toBe(false);
+    expect(sameSecret('abc', 'abc')).toBe(true);
+    expect(sameSecret('abc', 'abd')).toBe(false);
+    expect(sameSecret('abc', 'abcd')).toBe(false);
   });
 });

@@ -1,16 +1,6 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { sameSecret } from '@kiln/common';
 import type { HmacEncoding } from './code-trigger.entity';
-
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('hex');
-}
-
-/** Compares in constant time (for equal lengths; a length mismatch is simply false). */
-export function sameBytes(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
-}
 
 /** The header value a sender computes: `prefix` + HMAC-SHA256 of the raw body, hex or base64. */
 export function expectedHmac(
@@ -34,6 +24,6 @@ export function hmacMatches(
   const expected = expectedHmac(secret, body, prefix, encoding);
   // Hex digests are case-insensitive; base64 is not.
   return encoding === 'hex'
-    ? sameBytes(header.trim().toLowerCase(), expected.toLowerCase())
-    : sameBytes(header.trim(), expected);
+    ? sameSecret(header.trim().toLowerCase(), expected.toLowerCase())
+    : sameSecret(header.trim(), expected);
 }

@@ -1,12 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { randomBytes } from 'node:crypto';
 import { IsNull, Repository } from 'typeorm';
-import { FieldReader, JsonObject, KilnException, newId } from '@kiln/common';
+import {
+  FieldReader,
+  JsonObject,
+  KilnException,
+  hashSecret,
+  newId,
+  newSecret,
+  sameSecret,
+} from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
 import { TaskLimits, TasksService, parseTaskSpec } from '@kiln/tasks';
 import { CodeTrigger, HmacEncoding } from './code-trigger.entity';
-import { hashSecret, hmacMatches, sameBytes } from './trigger-signature';
+import { hmacMatches } from './trigger-signature';
 
 export interface TriggerSpec {
   hmacHeader: string | null;
@@ -57,7 +64,7 @@ export class TriggersService {
     spec: TriggerSpec,
   ): Promise<{ trigger: CodeTrigger; code: Code; secret: string }> {
     const code = await this.codes.get(projectId, codeId);
-    const secret = randomBytes(24).toString('base64url');
+    const secret = newSecret();
     const trigger = await this.triggers.save(
       this.triggers.create({
         id: newId(),
@@ -105,7 +112,7 @@ export class TriggersService {
       id: triggerId,
       revokedAt: IsNull(),
     });
-    if (!trigger || !request.secret || !sameBytes(hashSecret(request.secret), trigger.secretHash))
+    if (!trigger || !request.secret || !sameSecret(hashSecret(request.secret), trigger.secretHash))
       throw KilnException.unauthorized('Invalid or revoked trigger secret');
     if (
       trigger.hmacHeader !== null &&

@@ -2,8 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import type { Request } from 'express';
 import { Strategy } from 'passport-custom';
-import { timingSafeEqual } from 'node:crypto';
-import { KilnException, isPlainObject } from '@kiln/common';
+import { KilnException, isPlainObject, sameSecret } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { ProjectsService } from '@kiln/projects';
 import { Principal } from './principal';
@@ -24,12 +23,6 @@ export function extractToken(req: Request): string | undefined {
   const body: unknown = req.body;
   if (isPlainObject(body) && typeof body.oauth === 'string' && body.oauth !== '') return body.oauth;
   return undefined;
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const left = Buffer.from(a);
-  const right = Buffer.from(b);
-  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 @Injectable()
