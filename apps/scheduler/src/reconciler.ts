@@ -59,12 +59,7 @@ export class Reconciler {
     const staleMs = this.config.scheduler.claimStaleSeconds * 1000;
     const stale = await this.queues.staleClaims(staleMs, BATCH);
     if (stale.length === 0) return;
-    const lost = affected(
-      await this.db.query(
-        `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
-        [stale.map((claim) => claim.taskId)],
-      ),
-    );
+    const lost = await this.tasks.unstamp(stale.map((claim) => claim.taskId));
     await this.queues.dropClaims(stale);
     if (lost > 0) this.logger.warn(`${lost} delivered tasks were never taken: enqueueing them`);
   }

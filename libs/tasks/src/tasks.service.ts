@@ -5,7 +5,7 @@ import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
 import { TaskQueues, TaskPriority, TaskSignals } from '@kiln/queue';
 import { Task } from './task.entity';
-import { retryOf, rowsOf } from './task-lifecycle';
+import { affected, retryOf, rowsOf } from './task-lifecycle';
 import { INSERT_NEW_TASKS_SQL, NewTaskCode, NewTaskRow } from './task-record';
 import { TaskSpec } from './task-spec';
 import { TASK_STATUSES, TaskStatus } from './task-status';
@@ -120,10 +120,7 @@ export class TasksService {
       this.logger.warn(
         `${tasks.length} tasks left for the reconciler: ${(error as Error).message}`,
       );
-      await this.dataSource.query(
-        `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
-        [tasks.map((task) => task.id)],
-      );
+      await this.unstamp(tasks.map((task) => task.id));
     }
   }
 
@@ -165,11 +162,21 @@ export class TasksService {
       })),
     );
     if (missing.length === 0) return 0;
-    await this.dataSource.query(
-      `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
-      [missing],
-    );
+    await this.unstamp(missing);
     return missing.length;
+  }
+
+  /**
+   * Clears the enqueued stamp of those of `ids` still queued, so that the reconciler enqueues
+   * them (again); returns how many it cleared.
+   */
+  async unstamp(ids: string[]): Promise<number> {
+    return affected(
+      await this.dataSource.query(
+        `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
+        [ids],
+      ),
+    );
   }
 
   async get(projectId: string, id: string): Promise<Task> {

@@ -9,13 +9,12 @@ import { Client } from 'pg';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { retryDelaySeconds } from './backoff';
 import { signedHeaders } from './signing';
-import { AttemptOutcome, ClaimedDelivery, WebhookOutbox } from './webhook-outbox';
+import { AttemptOutcome, ClaimedDelivery, WEBHOOK_CHANNEL, WebhookOutbox } from './webhook-outbox';
 import { SendResult, WebhookSender } from './webhook-sender';
 
 /** Poll for due deliveries (retries coming due, missed notifications) at least this often. */
 const POLL_MS = 1000;
 const PRUNE_EVERY_MS = 3600_000;
-const CHANNEL = 'kiln_webhooks';
 /** A lease outlives the request's total timeout by this much before another process may retry. */
 const LEASE_MARGIN_SECONDS = 5;
 
@@ -132,7 +131,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     this.listener = client;
     try {
       await client.connect();
-      await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${WEBHOOK_CHANNEL}`);
     } catch (error) {
       this.logger.warn(`cannot LISTEN for webhooks (polling): ${(error as Error).message}`);
       retry();

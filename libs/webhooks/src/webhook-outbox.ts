@@ -1,8 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { rowsOf } from '@kiln/tasks';
+import { affected, rowsOf } from '@kiln/tasks';
 import { newWebhookSecret } from './signing';
+
+/** The Postgres NOTIFY channel that wakes the delivery loop (the outbox triggers notify it too). */
+export const WEBHOOK_CHANNEL = 'kiln_webhooks';
 
 export type DeliveryState = 'pending' | 'delivered' | 'failed';
 
@@ -254,8 +257,8 @@ export class WebhookOutbox {
         WHERE id = $1 AND webhook_id = $2`,
       [deliveryId, webhookId],
     );
-    if (!(Array.isArray(result) && result[1] === 1)) return false;
-    await this.db.query(`SELECT pg_notify('kiln_webhooks', '')`);
+    if (affected(result) !== 1) return false;
+    await this.db.query(`SELECT pg_notify($1, '')`, [WEBHOOK_CHANNEL]);
     return true;
   }
 }
