@@ -150,8 +150,8 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     const cutoff = new Date(Date.now() - this.config.images.gcSeconds * 1000);
     for (const image of await this.pulled.unusedSince(workerId, cutoff)) {
       const ref = image.image;
-      if (this.inUse.has(ref) || [...this.inFlight.keys()].some((key) => key.endsWith(` ${ref}`)))
-        continue;
+      // A pull in flight is for an `acquire`, which holds the image already.
+      if (this.inUse.has(ref)) continue;
       if (await this.docker.removeImage(ref)) {
         this.present.delete(ref);
         await this.pulled.forget(workerId, ref);

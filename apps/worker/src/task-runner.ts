@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { CodeRevision, CodesService } from '@kiln/codes';
-import { withTimeout } from '@kiln/common';
+import { RecentValues, withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
 import { TaskLogFeed } from '@kiln/queue';
@@ -34,7 +34,7 @@ export class TaskRunner {
   private readonly logger = new Logger(TaskRunner.name);
   private readonly running = new Map<string, Running>();
   private readonly removals = new Set<Promise<void>>();
-  private readonly revisions = new Map<string, CodeRevision>();
+  private readonly revisions = new RecentValues<CodeRevision>(Infinity, REVISIONS_KEPT);
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
@@ -155,7 +155,6 @@ export class TaskRunner {
     if (known) return known;
     const revision = await this.codes.revision(id);
     if (revision) {
-      if (this.revisions.size >= REVISIONS_KEPT) this.revisions.clear();
       this.revisions.set(id, revision);
     }
     return revision;

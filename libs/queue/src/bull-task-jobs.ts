@@ -1,6 +1,6 @@
 import type { Queue } from 'bull';
-import type Redis from 'ioredis';
 import { isId } from '@kiln/common';
+import { bullInternals, scriptCommand } from './bull-scripts';
 import type { TaskJob } from './task-job';
 
 /**
@@ -53,15 +53,6 @@ return added
 
 const COMMAND = 'kilnAddTaskJobs';
 
-type AddTaskJobs = (...keysAndArgs: string[]) => Promise<number>;
-
-/** Bull's queue internals this relies on (public in Bull 4, missing from its typings). */
-interface BullQueueInternals {
-  client: Redis & { [COMMAND]?: AddTaskJobs };
-  keys: Record<string, string>;
-  token: string;
-}
-
 /**
  * Adds jobs for the tasks `taskIds` of project `projectId` to `queue`, with `jobId` = task id and
  * `removeOnComplete`/`removeOnFail`; returns how many were new.
@@ -76,16 +67,14 @@ export async function addTaskJobs(
   const notId = [projectId, ...taskIds].find((id) => !isId(id));
   if (notId !== undefined) throw new Error(`not a task or project id: ${JSON.stringify(notId)}`);
   await queue.isReady();
-  const internals = queue as unknown as BullQueueInternals;
-  const client = internals.client;
-  if (!client[COMMAND]) client.defineCommand(COMMAND, { numberOfKeys: 3, lua: ADD_TASK_JOBS_LUA });
-  const { keys } = internals;
-  return client[COMMAND]!(
+  const { client, keys, token } = bullInternals(queue);
+  const addJobs = scriptCommand<number>(client, COMMAND, ADD_TASK_JOBS_LUA, 3);
+  return addJobs(
     keys.wait,
     keys.paused,
     keys['meta-paused'],
     keys[''],
-    internals.token,
+    token,
     String(Date.now()),
     projectId,
     ...taskIds,

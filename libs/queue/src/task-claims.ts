@@ -1,5 +1,6 @@
 import type { Queue } from 'bull';
 import type Redis from 'ioredis';
+import { bullInternals, scriptCommand } from './bull-scripts';
 import type { TaskJob } from './task-job';
 
 /**
@@ -58,14 +59,6 @@ return out
 
 const COMMAND = 'kilnClaimTaskJobs';
 
-type ClaimTaskJobs = (...keysAndArgs: (string | number)[]) => Promise<string[]>;
-
-/** Bull's queue internals this relies on (public in Bull 4, missing from its typings). */
-interface BullQueueInternals {
-  client: Redis & { [COMMAND]?: ClaimTaskJobs };
-  keys: Record<string, string>;
-}
-
 /** A delivered job: the task id and the job's data, still unparsed. */
 export interface ClaimedJob {
   taskId: string;
@@ -89,14 +82,13 @@ export async function claimTaskJobs(
   settled: string[],
 ): Promise<ClaimedJob[]> {
   await queues[0].isReady();
-  const internals = queues.map((queue) => queue as unknown as BullQueueInternals);
-  const client = internals[0].client;
-  if (!client[COMMAND]) client.defineCommand(COMMAND, { lua: CLAIM_TASK_JOBS_LUA });
+  const internals = queues.map(bullInternals);
+  const claim = scriptCommand<string[]>(internals[0].client, COMMAND, CLAIM_TASK_JOBS_LUA);
   const keys = [
     claimsKey,
     ...internals.flatMap((queue) => [queue.keys.wait, queue.keys['meta-paused']]),
   ];
-  const reply = await client[COMMAND]!(
+  const reply = await claim(
     keys.length,
     ...keys,
     max,
