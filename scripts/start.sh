@@ -33,22 +33,20 @@ if curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1; then
 fi
 
 pids=()
-stopping=""
 stop_all() {
   trap - INT TERM EXIT
-  stopping=yes
   say "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
 }
 trap stop_all INT TERM EXIT
 
-node dist/apps/api/src/main.js & pids+=($!)
+bash scripts/supervise.sh api node dist/apps/api/src/main.js & pids+=($!)
 for _ in $(seq 1 120); do
   curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1 && break
-  kill -0 "${pids[0]}" 2>/dev/null || { say "the API did not start (see its output above)"; exit 1; }
   sleep 0.5
 done
+curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1 || { say "the API did not answer on $url within 60 s (see its output above)"; exit 1; }
 
 # The first project and its token: kept in iron.json, where IronWorker's clients look for them.
 api() { curl -sf -H "Authorization: OAuth $KILN_ADMIN_TOKEN" -H 'Content-Type: application/json' "$@"; }
@@ -66,13 +64,14 @@ if [[ -z $project_id ]]; then
     "$project_id" "$token" "$KILN_API_HOST" "$KILN_API_PORT" >iron.json)
 fi
 
-node dist/apps/worker/src/main.js & pids+=($!)
-node dist/apps/scheduler/src/main.js & pids+=($!)
+bash scripts/supervise.sh worker node dist/apps/worker/src/main.js & pids+=($!)
+bash scripts/supervise.sh scheduler node dist/apps/scheduler/src/main.js & pids+=($!)
 for _ in $(seq 1 120); do
   curl -sf --max-time 2 "http://$KILN_API_HOST:$KILN_WORKER_HEALTH_PORT/healthz" >/dev/null 2>&1 && break
-  kill -0 "${pids[1]}" 2>/dev/null || { say "the worker did not start (see its output above)"; exit 1; }
   sleep 0.5
 done
+curl -sf --max-time 2 "http://$KILN_API_HOST:$KILN_WORKER_HEALTH_PORT/healthz" >/dev/null 2>&1 ||
+  { say "the worker did not answer within 60 s (see its output above)"; exit 1; }
 
 # The `kiln` command: on PATH through `npm link`, else `npx kiln` from this directory.
 kiln=$(link_cli)
@@ -94,5 +93,5 @@ cat <<EOT
   Ctrl-C stops Kiln (Postgres, Redis and Docker keep running; scripts/infra.sh down stops them).
 
 EOT
-wait -n "${pids[@]}" || true
-[[ -n $stopping ]] || say "a Kiln process exited; stopping the others"
+# Each process is supervised (scripts/supervise.sh): one that exits is started again.
+wait "${pids[@]}" || true

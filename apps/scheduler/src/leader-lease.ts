@@ -9,7 +9,9 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { performance } from 'node:perf_hooks';
 import { DataSource, EntityManager } from 'typeorm';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { isDatabaseUnavailable } from '@kiln/database';
 import { rowsOf } from '@kiln/tasks';
+import { DatabaseContact } from './database-contact';
 
 const LEASE = 'scheduler';
 
@@ -32,6 +34,7 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     @InjectDataSource() private readonly db: DataSource,
+    private readonly contact: DatabaseContact,
   ) {}
 
   get currentTerm(): number | null {
@@ -100,9 +103,11 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
         this.logger.log(term === null ? 'not the leader' : `leader, term ${term}`);
       }
       this.term = term;
+      this.contact.reached();
       // Counted from before the query: the database may have granted the lease that long ago.
       this.believedUntil = term === null ? 0 : started + lease * 1000 * 0.9;
     } catch (error) {
+      if (isDatabaseUnavailable(error)) this.contact.lost();
       this.logger.warn(`lease renewal failed: ${(error as Error).message}`);
     }
   }

@@ -6,6 +6,8 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { isDatabaseUnavailable } from '@kiln/database';
+import { DatabaseContact } from './database-contact';
 import { LeaderLease } from './leader-lease';
 import { Reconciler } from './reconciler';
 import { ScheduleFirer } from './schedule-firer';
@@ -24,6 +26,7 @@ export class LeaderLoop implements OnApplicationBootstrap, OnApplicationShutdown
     private readonly lease: LeaderLease,
     private readonly firer: ScheduleFirer,
     private readonly reconciler: Reconciler,
+    private readonly contact: DatabaseContact,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -53,6 +56,7 @@ export class LeaderLoop implements OnApplicationBootstrap, OnApplicationShutdown
     try {
       await work();
     } catch (error) {
+      if (isDatabaseUnavailable(error)) this.contact.lost();
       this.logger.warn(`${name} failed: ${(error as Error).message}`);
     }
   }

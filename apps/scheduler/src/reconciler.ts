@@ -4,8 +4,12 @@ import { DataSource } from 'typeorm';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { RedisEpoch, TaskQueues } from '@kiln/queue';
 import { TasksService, affected } from '@kiln/tasks';
+import { DatabaseContact } from './database-contact';
 
 const BATCH = 500;
+/** A task's heartbeat is older than the lapse ($1 s), counted from Postgres's start at the earliest. */
+const LAPSED = `heartbeat_at < now() - make_interval(secs => $1)
+            AND pg_postmaster_start_time() < now() - make_interval(secs => $1)`;
 
 /**
  * Makes Redis agree with Postgres, and recovers tasks from dead workers. Run by the leader only.
@@ -29,6 +33,7 @@ export class Reconciler {
     private readonly tasks: TasksService,
     private readonly epoch: RedisEpoch,
     private readonly queues: TaskQueues,
+    private readonly contact: DatabaseContact,
   ) {}
 
   async reconcile(): Promise<void> {
@@ -64,15 +69,22 @@ export class Reconciler {
     if (lost > 0) this.logger.warn(`${lost} delivered tasks were never taken: enqueueing them`);
   }
 
+  /**
+   * A lapse counts only when the database could have heard the heartbeats: after a whole lapse of
+   * unbroken contact from this scheduler ({@link DatabaseContact}), and never from before
+   * Postgres's own start (a restart this process did not notice). So an outage of Postgres makes
+   * no worker look dead, however long it lasts.
+   */
   private async recoverLapsedTasks(): Promise<void> {
     const { heartbeatLapseSeconds, maxAttempts } = this.config.scheduler;
+    if (this.contact.unbrokenSeconds() < heartbeatLapseSeconds) return;
     const requeued = affected(
       await this.db.query(
         `UPDATE tasks
             SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
                 start_time = NULL, updated_at = now()
           WHERE status IN ('preparing', 'running') AND attempt < $2
-            AND heartbeat_at < now() - make_interval(secs => $1)`,
+            AND ${LAPSED}`,
         [heartbeatLapseSeconds, maxAttempts],
       ),
     );
@@ -82,7 +94,7 @@ export class Reconciler {
             SET status = 'error', heartbeat_at = NULL, end_time = now(), updated_at = now(),
                 msg = 'Worker lost: no heartbeat for ' || $1 || ' s, after ' || attempt || ' attempts'
           WHERE status IN ('preparing', 'running') AND attempt >= $2
-            AND heartbeat_at < now() - make_interval(secs => $1)`,
+            AND ${LAPSED}`,
         [heartbeatLapseSeconds, maxAttempts],
       ),
     );

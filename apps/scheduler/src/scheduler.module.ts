@@ -5,6 +5,7 @@ import { QueueModule } from '@kiln/queue';
 import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
 import { WebhookDispatcher, WebhooksModule } from '@kiln/webhooks';
+import { DatabaseContact } from './database-contact';
 import { LeaderLease } from './leader-lease';
 import { LeaderLoop } from './leader-loop';
 import { Reconciler } from './reconciler';
@@ -20,6 +21,13 @@ import { ScheduleFirer } from './schedule-firer';
     WebhooksModule,
   ],
   // The webhook dispatcher runs in every replica, leader or not: deliveries are leased rows.
-  providers: [LeaderLease, ScheduleFirer, Reconciler, LeaderLoop, WebhookDispatcher],
+  providers: [
+    DatabaseContact,
+    LeaderLease,
+    ScheduleFirer,
+    Reconciler,
+    LeaderLoop,
+    WebhookDispatcher,
+  ],
 })
 export class SchedulerModule {}

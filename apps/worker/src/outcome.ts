@@ -1,5 +1,5 @@
 import type { ContainerExit } from '@kiln/docker';
-import type { FinalStatus } from '@kiln/tasks';
+import { FinalStatus, LogChunk, LogStream, TaskOutcome } from '@kiln/tasks';
 
 /** Why Kiln stopped a container itself, if it did. */
 export type StopReason = 'timeout' | 'cancelled';
@@ -26,4 +26,51 @@ export function verdict(
   if (exit.exitCode === 0) return { status: 'complete', msg: '' };
   if (exit.exitCode === 137) return { status: 'killed', msg: 'Killed (exit code 137)' };
   return { status: 'error', msg: `exit code ${exit.exitCode}` };
+}
+
+/** What Docker tells of a container that ended while no worker watched it. */
+export interface ExitedContainer {
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/** The last line of the log of a task that ended while its worker was down. */
+export const WORKER_RESTARTED_NOTE =
+  '\n[kiln: the worker restarted while this task ran; output printed after that is missing]\n';
+/** The note's seq: after every chunk the task can have printed. */
+const LAST_SEQ = 2_147_483_647;
+
+/**
+ * The outcome of a task whose container exited while its worker was dead, from Docker's record of
+ * the container: its status as {@link verdict} gives it, its duration from Docker's clock, and a
+ * note at the end of its log (output printed after the worker died was not read). `storedBytes`
+ * is the log already stored.
+ */
+export function exitedOutcome(
+  container: ExitedContainer,
+  storedBytes: number,
+): { outcome: TaskOutcome; chunks: LogChunk[] } {
+  const { status, msg } = verdict(
+    { exitCode: container.exitCode, oomKilled: container.oomKilled },
+    undefined,
+    0,
+  );
+  const durationMs = Date.parse(container.finishedAt) - Date.parse(container.startedAt);
+  return {
+    outcome: {
+      status,
+      msg,
+      exitCode: container.exitCode,
+      durationMs: Number.isFinite(durationMs) && durationMs >= 0 ? durationMs : null,
+      logSize: storedBytes + Buffer.byteLength(WORKER_RESTARTED_NOTE),
+    },
+    chunks: [{ seq: LAST_SEQ, stream: LogStream.Kiln, data: WORKER_RESTARTED_NOTE }],
+  };
+}
+
+/** True for a container that was started and has stopped (not one only created). */
+export function hasExited(state: { Status: string; StartedAt: string }): boolean {
+  return state.Status === 'exited' && !state.StartedAt.startsWith('0001-');
 }

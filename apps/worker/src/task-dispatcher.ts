@@ -8,7 +8,9 @@ import {
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine } from '@kiln/docker';
 import { ClaimedJob, TaskQueues, TaskSignals, parseTaskJob } from '@kiln/queue';
-import { TaskLifecycle } from '@kiln/tasks';
+import { TaskLifecycle, TaskLogStore, TasksService } from '@kiln/tasks';
+import { exitedOutcome, hasExited } from './outcome';
+import { OutcomeRecorder } from './outcome-recorder';
 import { TaskFiles } from './task-files';
 import { TaskRunner } from './task-runner';
 
@@ -41,10 +43,13 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     private readonly docker: DockerEngine,
     private readonly signals: TaskSignals,
     private readonly files: TaskFiles,
+    private readonly outcomes: OutcomeRecorder,
+    private readonly logs: TaskLogStore,
+    private readonly tasks: TasksService,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.reapOrphans();
+    await this.recoverEarlierLife();
     // Their containers are gone: so go the files of an earlier life's tasks.
     if (this.config.container.contractDelivery === 'bind') await this.files.reset();
     const queues = this.taskQueues.clusterQueues(this.config.worker.cluster);
@@ -52,8 +57,9 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     await Promise.all(queues.map((queue) => queue.isReady()));
     await this.signals.onCancel((taskId) => this.stopTask(taskId));
     this.heartbeat = setInterval(() => {
+      const held = new Set([...this.runner.runningTaskIds(), ...this.outcomes.holds()]);
       this.lifecycle
-        .heartbeat(this.config.worker.id, this.runner.runningTaskIds())
+        .heartbeat(this.config.worker.id, [...held])
         .then((gone) => gone.forEach((taskId) => this.stopTask(taskId)))
         .catch((error: Error) => this.logger.warn(`heartbeat failed: ${error.message}`));
     }, this.config.worker.heartbeatSeconds * 1000);
@@ -155,8 +161,61 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
   }
 
   /**
-   * Removes this worker's containers from an earlier life (or left at shutdown) and puts their
-   * tasks back in the queue.
+   * What a worker restarted under the same id does before it takes anything, instead of leaving
+   * its earlier life's tasks to the heartbeat lapse:
+   * 1. it records the outcomes that life kept in its journal (Postgres was away when they ended);
+   * 2. a task whose container exited meanwhile is finished as the container ended (not run again),
+   *    with a note that its last output was not read;
+   * 3. every other task it held is released to the queue, and every container it had is removed;
+   * 4. jobs it had claimed in Redis but not taken are queued again.
+   * The worker waited for Postgres before it got here (it starts only once it is reachable).
+   */
+  private async recoverEarlierLife(): Promise<void> {
+    const workerId = this.config.worker.id;
+    await this.outcomes.replay();
+    const held = new Map(
+      (await this.lifecycle.heldBy(workerId)).map((task) => [task.id, task.attempt]),
+    );
+    let finished = 0;
+    for (const containerId of await this.docker.containersWithLabel('kiln.worker', workerId)) {
+      const info = await this.docker.inspect(containerId);
+      const taskId = info?.Config.Labels['kiln.task'];
+      const attempt = Number(info?.Config.Labels['kiln.attempt']);
+      if (info && taskId && held.get(taskId) === attempt && hasExited(info.State)) {
+        held.delete(taskId);
+        const ended = exitedOutcome(
+          {
+            exitCode: info.State.ExitCode,
+            oomKilled: info.State.OOMKilled,
+            startedAt: info.State.StartedAt,
+            finishedAt: info.State.FinishedAt,
+          },
+          await this.logs.size(taskId),
+        );
+        await this.outcomes.record({ taskId, attempt, ...ended });
+        finished++;
+      }
+      await this.docker.remove(containerId);
+    }
+    let released = 0;
+    for (const [taskId, attempt] of held) {
+      if (await this.lifecycle.release(taskId, attempt)) released++;
+    }
+    const claims = await this.taskQueues.claimsOf(workerId);
+    if (claims.length > 0) {
+      await this.tasks.unstamp(claims.map((claim) => claim.taskId));
+      await this.taskQueues.dropClaims(claims);
+    }
+    if (finished + released + claims.length > 0) {
+      this.logger.log(
+        `recovered an earlier life: ${finished} tasks that ended meanwhile recorded, ${released} released, ${claims.length} claimed jobs queued again`,
+      );
+    }
+  }
+
+  /**
+   * At shutdown, once the grace is over: removes this worker's containers and puts their tasks
+   * back in the queue.
    */
   private async reapOrphans(): Promise<void> {
     const ids = await this.docker.containersWithLabel('kiln.worker', this.config.worker.id);
@@ -165,6 +224,8 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
       await this.docker.remove(id);
       const taskId = info?.Config.Labels['kiln.task'];
       const attempt = Number(info?.Config.Labels['kiln.attempt']);
+      // A task whose outcome waits for Postgres has ended: its journal records it, never a re-run.
+      if (this.outcomes.holds().includes(taskId ?? '')) continue;
       if (taskId && Number.isInteger(attempt) && (await this.lifecycle.release(taskId, attempt))) {
         this.logger.log(`released task ${taskId} of a removed orphan container`);
       }

@@ -106,6 +106,65 @@ describe('TaskLogWriter timing', () => {
   });
 });
 
+describe('TaskLogWriter through an outage', () => {
+  const frame = (data: string) => ({ stream: 1 as const, data: Buffer.from(data) });
+  const ended = (writer: TaskLogWriter) =>
+    new Promise<void>((resolve, reject) =>
+      writer.end((error?: Error | null) => (error ? reject(error) : resolve())),
+    );
+
+  it('keeps what it could not store, never holds the stream, and hands the rest over in order', async () => {
+    const stored: LogChunk[] = [];
+    let down = true;
+    let tries = 0;
+    const writer = new TaskLogWriter(
+      async (chunks) => {
+        tries++;
+        if (down) throw new Error('connect ECONNREFUSED');
+        stored.push(...chunks);
+      },
+      { maxBytes: 1024 * 1024, chunkBytes: 8, flushIntervalMs: 10 },
+    );
+    for (let i = 0; i < 50; i++) {
+      // Each write is over the chunk size: a write the sink held would never return true here.
+      expect(writer.write(frame(`line ${String(i).padStart(3, '0')}\n`))).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await ended(writer);
+    // Backoff: not one write per flush while the sink is down.
+    expect(tries).toBeLessThan(10);
+    expect(stored).toEqual([]);
+    down = false;
+    const kept = await writer.takeUnstored();
+    // takeUnstored tries a last write: the sink is back, so it stored everything itself.
+    expect(kept).toEqual([]);
+    expect(stored.map((c) => c.data).join('')).toBe(
+      Array.from({ length: 50 }, (_, i) => `line ${String(i).padStart(3, '0')}\n`).join(''),
+    );
+    expect(stored.map((c) => c.seq)).toEqual(stored.map((_, i) => i + 1));
+    expect(writer.size).toBe(50 * 9);
+  });
+
+  it('hands over the chunks still unstored when the sink stays down', async () => {
+    const writer = new TaskLogWriter(
+      async () => {
+        throw new Error('Connection terminated');
+      },
+      { maxBytes: 1024 * 1024 },
+    );
+    writer.write(frame('a\n'));
+    writer.write({ stream: 2, data: Buffer.from('b\n') });
+    await ended(writer);
+    const kept = await writer.takeUnstored();
+    expect(kept.map((c) => [c.seq, c.stream, c.data])).toEqual([
+      [1, LogStream.Stdout, 'a\n'],
+      [2, LogStream.Stderr, 'b\n'],
+    ]);
+    expect(writer.size).toBe(4);
+    expect(await writer.takeUnstored()).toEqual([]);
+  });
+});
+
 describe('cutToBytes', () => {
   it('never splits a character', () => {
     expect(cutToBytes('a€b', 2)).toBe('a');

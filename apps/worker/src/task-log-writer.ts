@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { StringDecoder } from 'node:string_decoder';
 import { Writable } from 'node:stream';
-import { stripNul } from '@kiln/common';
+import { backoffMs, stripNul } from '@kiln/common';
 import type { OutputFrame } from '@kiln/docker';
 import { LogChunk, LogStream } from '@kiln/tasks';
 
@@ -28,7 +28,8 @@ interface Piece {
  * (invalid sequences become U+FFFD, NULs become ␀), flushed every `flushIntervalMs` so the log
  * grows while the task runs, and capped at `maxBytes` by keeping the head and the tail with a
  * marker between. Memory is bounded whatever the task prints: a flush in progress holds back the
- * stream (Writable backpressure), and the tail is a bounded window.
+ * stream (Writable backpressure), the tail is a bounded window, and output kept through an
+ * outage is within the cap.
  */
 export class TaskLogWriter extends Writable {
   private readonly logger = new Logger(TaskLogWriter.name);
@@ -45,7 +46,10 @@ export class TaskLogWriter extends Writable {
   private omittedBytes = 0;
   private truncating = false;
   private seq = 0;
-  private storedBytes = 0;
+  private producedBytes = 0;
+  private unstoredChunks: LogChunk[] = [];
+  private failures = 0;
+  private retryAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushedAt = 0;
   private flushing: Promise<void> = Promise.resolve();
@@ -61,9 +65,9 @@ export class TaskLogWriter extends Writable {
     this.flushIntervalMs = options.flushIntervalMs ?? 250;
   }
 
-  /** Bytes stored so far (after the cap), i.e. the task's `log_size`. */
+  /** Bytes of the log so far (after the cap, stored or kept to store), i.e. the task's `log_size`. */
   get size(): number {
-    return this.storedBytes;
+    return this.producedBytes;
   }
 
   override _write(
@@ -177,42 +181,64 @@ export class TaskLogWriter extends Writable {
     }
   }
 
-  /** Stores pending pieces; flushes run one after another so chunks keep their order. */
-  private flush(): Promise<void> {
+  /**
+   * Stores pending pieces; flushes run one after another so chunks keep their order. Never
+   * fails: output that could not be stored is kept (see {@link store}).
+   */
+  private flush(force = false): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.flushedAt = Date.now();
     const pieces = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    if (pieces.length === 0) return this.flushing;
     const chunks: LogChunk[] = pieces.map((piece) => ({
       seq: ++this.seq,
       stream: piece.stream,
       data: piece.text,
     }));
-    const bytes = pieces.reduce((sum, piece) => sum + piece.bytes, 0);
-    this.flushing = this.flushing.then(async () => {
-      await this.store(chunks);
-      this.storedBytes += bytes;
-    });
+    this.producedBytes += pieces.reduce((sum, piece) => sum + piece.bytes, 0);
+    if (chunks.length === 0 && !(force && this.unstoredChunks.length > 0)) return this.flushing;
+    this.flushing = this.flushing.then(() => this.store(chunks, force));
     return this.flushing;
   }
 
-  /** Retries a failed write with backoff (Postgres restarting) before giving that output up. */
-  private async store(chunks: LogChunk[]): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.sink(chunks);
-        return;
-      } catch (error) {
-        if (attempt >= 6) {
-          this.logger.error(`dropping ${chunks.length} log chunks: ${(error as Error).message}`);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+  /**
+   * Writes the kept chunks and `chunks`. A failed write (Postgres away) keeps them in memory —
+   * bounded by the cap, since only output under the cap becomes chunks — and the next flush
+   * after a backoff tries again; meanwhile flushes only add to what is kept, so the container's
+   * stream is never held by an outage. Whatever is still kept at the end goes with the task's
+   * outcome ({@link takeUnstored}).
+   */
+  private async store(chunks: LogChunk[], force: boolean): Promise<void> {
+    const batch = this.unstoredChunks.length > 0 ? [...this.unstoredChunks, ...chunks] : chunks;
+    if (!force && Date.now() < this.retryAt) {
+      this.unstoredChunks = batch;
+      return;
+    }
+    try {
+      await this.sink(batch);
+      this.unstoredChunks = [];
+      this.failures = 0;
+    } catch (error) {
+      this.unstoredChunks = batch;
+      this.failures++;
+      this.retryAt = Date.now() + backoffMs(this.failures, 500, 10_000);
+      if (this.failures === 1) {
+        this.logger.warn(`log chunks kept until they can be stored: ${(error as Error).message}`);
       }
     }
+  }
+
+  /**
+   * Once the output has ended: tries a last write, then hands over the chunks that are still
+   * not stored, in print order, for the outcome to store with the final status.
+   */
+  async takeUnstored(): Promise<LogChunk[]> {
+    await this.flush(true);
+    const chunks = this.unstoredChunks;
+    this.unstoredChunks = [];
+    return chunks;
   }
 }
 

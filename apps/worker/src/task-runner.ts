@@ -1,14 +1,16 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { CodeRevision, CodesService } from '@kiln/codes';
-import { RecentValues, withTimeout } from '@kiln/common';
+import { RecentValues, Sleeper, backoffMs, withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { isDatabaseUnavailable } from '@kiln/database';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
 import { TaskLogFeed } from '@kiln/queue';
-import { Task, TaskLifecycle, TaskLogStore, TaskOutcome, TasksService } from '@kiln/tasks';
+import { LogChunk, Task, TaskLifecycle, TaskLogStore, TaskOutcome } from '@kiln/tasks';
 import { containerSpec, contractArchive, contractFileContents } from './container-contract';
 import { ImagePuller } from './image-puller';
+import { OutcomeRecorder } from './outcome-recorder';
 import { StopReason, verdict } from './outcome';
 import { TaskFiles } from './task-files';
 import { TaskLogWriter } from './task-log-writer';
@@ -30,11 +32,12 @@ interface Running {
  * taken over meanwhile is left alone.
  */
 @Injectable()
-export class TaskRunner {
+export class TaskRunner implements OnApplicationShutdown {
   private readonly logger = new Logger(TaskRunner.name);
   private readonly running = new Map<string, Running>();
   private readonly removals = new Set<Promise<void>>();
   private readonly revisions = new RecentValues<CodeRevision>(Infinity, REVISIONS_KEPT);
+  private readonly sleeper = new Sleeper();
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
@@ -43,9 +46,9 @@ export class TaskRunner {
     private readonly codes: CodesService,
     private readonly lifecycle: TaskLifecycle,
     private readonly logs: TaskLogStore,
-    private readonly tasks: TasksService,
     private readonly feed: TaskLogFeed,
     private readonly files: TaskFiles,
+    private readonly outcomes: OutcomeRecorder,
   ) {}
 
   /** Ids of the tasks this worker is running now. */
@@ -176,11 +179,14 @@ export class TaskRunner {
     containerId: string,
     archive: CodeRevision | undefined,
   ): Promise<void> {
-    // Stored first, then published: a chunk a live follower hears is already in Postgres.
+    // Stored first, then published: a chunk a live follower hears is already in Postgres. A
+    // follower that misses a publish (Redis away) reads the chunk from Postgres: not a failed write.
     const writer = new TaskLogWriter(
       async (chunks) => {
         await this.logs.append(task.id, task.attempt, chunks);
-        await this.feed.publish(task.id, task.attempt, chunks);
+        await this.feed.publish(task.id, task.attempt, chunks).catch((error: Error) => {
+          this.logger.warn(`output of task ${task.id} not published: ${error.message}`);
+        });
       },
       { maxBytes: this.config.tasks.maxLogBytes },
     );
@@ -202,7 +208,7 @@ export class TaskRunner {
       await this.fail(task, `Could not start the container: ${(error as Error).message}`);
       return;
     }
-    if (!(await this.lifecycle.markRunning(task.id, task.attempt))) {
+    if (!(await this.markRunning(task))) {
       // Cancelled or released while preparing: stop here, the status already says why.
       state.stoppedBy ??= 'cancelled';
       await this.docker.kill(containerId);
@@ -225,13 +231,31 @@ export class TaskRunner {
       },
     );
     const { status, msg } = verdict(exit, state.stoppedBy, task.timeout);
-    await this.finish(task, {
-      status,
-      msg,
-      exitCode: exit.exitCode,
-      durationMs,
-      logSize: writer.size,
-    });
+    const chunks = await writer.takeUnstored();
+    await this.finish(
+      task,
+      { status, msg, exitCode: exit.exitCode, durationMs, logSize: writer.size },
+      chunks,
+    );
+  }
+
+  /**
+   * preparing → running. Through a Postgres outage it is tried again while the container runs
+   * (the outcome's compare-and-set accepts `preparing` too); false when the task was cancelled or
+   * released meanwhile.
+   */
+  private async markRunning(task: Task): Promise<boolean> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.lifecycle.markRunning(task.id, task.attempt);
+      } catch (error) {
+        if (!isDatabaseUnavailable(error) || this.sleeper.stopped) throw error;
+        if (tries === 1) {
+          this.logger.warn(`task ${task.id} not marked running yet: ${(error as Error).message}`);
+        }
+        await this.sleeper.sleep(backoffMs(tries, 500, 10_000));
+      }
+    }
   }
 
   private async fail(task: Task, msg: string): Promise<void> {
@@ -239,10 +263,13 @@ export class TaskRunner {
     await this.finish(task, { status: 'error', msg, exitCode: null, durationMs: null, logSize: 0 });
   }
 
-  /** Records the outcome; an automatic retry it queued goes to Redis now if it is due now. */
-  private async finish(task: Task, outcome: TaskOutcome): Promise<void> {
-    const { retry } = await this.lifecycle.finish(task.id, task.attempt, outcome);
-    await this.feed.ended(task.id, task.attempt);
-    if (retry && retry.delay === 0) await this.tasks.enqueueDue([retry]);
+  /** Records the outcome, through any Postgres outage (see {@link OutcomeRecorder}). */
+  private async finish(task: Task, outcome: TaskOutcome, chunks: LogChunk[] = []): Promise<void> {
+    await this.outcomes.record({ taskId: task.id, attempt: task.attempt, outcome, chunks });
+  }
+
+  /** At shutdown: waits in retry loops end at once. */
+  onApplicationShutdown(): void {
+    this.sleeper.stop();
   }
 }

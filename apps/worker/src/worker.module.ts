@@ -9,6 +9,7 @@ import { QueueModule } from '@kiln/queue';
 import { TasksModule } from '@kiln/tasks';
 import { HealthServer } from './health-server';
 import { ImagePuller } from './image-puller';
+import { OutcomeRecorder } from './outcome-recorder';
 import { TaskDispatcher } from './task-dispatcher';
 import { TaskFiles } from './task-files';
 import { TaskRunner } from './task-runner';
@@ -16,7 +17,7 @@ import { TaskRunner } from './task-runner';
 @Module({
   imports: [
     ConfigModule,
-    DatabaseModule.forRoot(),
+    DatabaseModule.forRoot({ waitForever: true }),
     QueueModule,
     DockerModule,
     CodesModule,
@@ -24,6 +25,6 @@ import { TaskRunner } from './task-runner';
     ImagesModule,
     HealthModule.register({ withDocker: true }),
   ],
-  providers: [ImagePuller, TaskFiles, TaskRunner, TaskDispatcher, HealthServer],
+  providers: [ImagePuller, TaskFiles, OutcomeRecorder, TaskRunner, TaskDispatcher, HealthServer],
 })
 export class WorkerModule {}

@@ -9,3 +9,4 @@ export * from './ip';
 export * from './webhook-url';
 export * from './recent';
 export * from './secrets';
+export * from './sleeper';

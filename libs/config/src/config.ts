@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { AllowEntry, parseAllowList } from '@kiln/common';
 
 /**
@@ -48,6 +48,12 @@ export interface KilnConfig {
     healthPort: number;
     /** Seconds between heartbeats of running tasks. `KILN_WORKER_HEARTBEAT_SECONDS`, default 10. */
     heartbeatSeconds: number;
+    /**
+     * Local directory where the worker keeps the outcomes Postgres has not taken yet (during an
+     * outage), one subdirectory per worker id, so that a restarted worker records them. Must be
+     * on a disk that outlives the process. `KILN_WORKER_JOURNAL_DIR`, default `./.kiln/journal`.
+     */
+    journalDir: string;
   };
   container: {
     /** Docker network mode of task containers. `KILN_CONTAINER_NETWORK`, default `none`. */
@@ -189,6 +195,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       concurrency: read.int('KILN_WORKER_CONCURRENCY', 2, 1, 1000),
       healthPort: read.int('KILN_WORKER_HEALTH_PORT', 0, 0, 65535),
       heartbeatSeconds: read.int('KILN_WORKER_HEARTBEAT_SECONDS', 10, 1, 3600),
+      journalDir: read.absolutePath('KILN_WORKER_JOURNAL_DIR', resolve('.kiln', 'journal')),
     },
     container: {
       network: read.string('KILN_CONTAINER_NETWORK', 'none'),

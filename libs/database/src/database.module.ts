@@ -6,9 +6,18 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
  * The TypeORM connection shared by every app. The schema comes from `migrations/` only
  * (`npm run migrate`); `synchronize` stays off everywhere.
  */
+export interface DatabaseOptions {
+  /**
+   * Keep trying to connect at start for as long as it takes (the worker: it holds outcomes to
+   * record and containers to recover, and must not exit because Postgres is still away).
+   * Otherwise about 20 s, then the process exits.
+   */
+  waitForever?: boolean;
+}
+
 @Module({})
 export class DatabaseModule {
-  static forRoot(): DynamicModule {
+  static forRoot(options: DatabaseOptions = {}): DynamicModule {
     return {
       module: DatabaseModule,
       imports: [
@@ -20,7 +29,7 @@ export class DatabaseModule {
             autoLoadEntities: true,
             synchronize: false,
             migrationsRun: false,
-            retryAttempts: 20,
+            retryAttempts: options.waitForever ? Infinity : 20,
             retryDelay: 1000,
             // A request waits at most 5 s for a connection, then fails over to a 503.
             extra: { max: 20, connectionTimeoutMillis: 5000 },

@@ -109,6 +109,19 @@ export interface StaleClaim {
 }
 
 /** Up to `limit` claims older than `olderThanMs`, oldest first. */
+/** Every claim `workerId` holds: a restarted worker's jobs delivered to its earlier life. */
+export async function workerTaskClaims(
+  client: Redis,
+  claimsKey: string,
+  workerId: string,
+): Promise<StaleClaim[]> {
+  const suffix = `:${workerId}`;
+  const members = await client.zrange(claimsKey, 0, -1);
+  return members
+    .filter((member) => member.endsWith(suffix))
+    .map((member) => ({ taskId: member.slice(0, member.length - suffix.length), member }));
+}
+
 export async function staleTaskClaims(
   client: Redis,
   claimsKey: string,

@@ -9,6 +9,7 @@ import {
   StaleClaim,
   claimTaskJobs,
   staleTaskClaims,
+  workerTaskClaims,
   taskClaimsKey,
 } from './task-claims';
 import { DISPATCH_ORDER, TaskJob, TaskPriority, taskQueueName } from './task-job';
@@ -90,6 +91,11 @@ export class TaskQueues implements OnApplicationShutdown {
   /** Claims older than `olderThanMs`: their workers died or hung between delivery and take. */
   async staleClaims(olderThanMs: number, limit: number): Promise<StaleClaim[]> {
     return staleTaskClaims(await this.client(), this.claimsKey, olderThanMs, limit);
+  }
+
+  /** The claims `workerId` holds (at its start: those of its earlier life). */
+  async claimsOf(workerId: string): Promise<StaleClaim[]> {
+    return workerTaskClaims(await this.client(), this.claimsKey, workerId);
   }
 
   async dropClaims(claims: StaleClaim[]): Promise<void> {

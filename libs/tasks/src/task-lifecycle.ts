@@ -215,6 +215,14 @@ export class TaskLifecycle {
     return affected(result) === 1;
   }
 
+  /** The attempts that `workerId` holds (taken, not ended): what a restarted worker recovers. */
+  async heldBy(workerId: string): Promise<{ id: string; attempt: number }[]> {
+    return this.db.query(
+      `SELECT id, attempt FROM tasks WHERE worker_id = $1 AND status IN ('preparing', 'running')`,
+      [workerId],
+    );
+  }
+
   /**
    * Proves this worker still holds its tasks (the reconciler re-queues tasks whose heartbeat
    * lapses), and returns those of `taskIds` that are no longer this worker's to run — cancelled

@@ -39,6 +39,15 @@ export class TaskLogStore {
     );
   }
 
+  /** Bytes of UTF-8 stored for the task (its `log_size` when the worker that ran it was lost). */
+  async size(taskId: string): Promise<number> {
+    const [row] = await this.db.query<{ bytes: number }[]>(
+      `SELECT coalesce(sum(octet_length(data)), 0)::int AS bytes FROM task_log_chunks WHERE task_id = $1`,
+      [taskId],
+    );
+    return row.bytes;
+  }
+
   /** The chunks after `afterSeq`, in print order (what a live follower has not seen yet). */
   async readAfter(taskId: string, afterSeq: number): Promise<LogChunk[]> {
     return this.db.query<LogChunk[]>(

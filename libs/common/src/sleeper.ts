@@ -1,0 +1,37 @@
+/**
+ * Sleeps that can be cut short: a retry loop waits on `sleep`, and `wake` (at shutdown) ends every
+ * wait at once. After `stop`, `sleep` returns at once and `stopped` is true, so loops end.
+ */
+export class Sleeper {
+  private readonly waiting = new Set<() => void>();
+  private ended = false;
+
+  get stopped(): boolean {
+    return this.ended;
+  }
+
+  /** Resolves after `ms`, or as soon as the sleeper is stopped. */
+  sleep(ms: number): Promise<void> {
+    if (this.ended) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiting.add(done);
+    });
+  }
+
+  /** Ends every sleep now and every later one at once. */
+  stop(): void {
+    this.ended = true;
+    for (const done of [...this.waiting]) done();
+  }
+}
+
+/** The waits of a retry loop: `firstMs`, doubling up to `maxMs`. */
+export function backoffMs(attempt: number, firstMs: number, maxMs: number): number {
+  return Math.min(maxMs, firstMs * 2 ** Math.max(0, attempt - 1));
+}
