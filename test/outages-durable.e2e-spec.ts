@@ -1,0 +1,239 @@
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { e2e } from './support/kiln';
+import { OwnDatabase } from './support/database';
+import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { TcpProxy } from './support/proxy';
+import { Receiver } from './support/receiver';
+
+const LAPSE_SECONDS = 20;
+const OUTAGE_MS = 90_000;
+
+/**
+ * A stack of its own (API, scheduler and two workers, each on a cluster of its own) whose every
+ * process reaches Postgres through a proxy this suite cuts: Postgres goes away for longer than the
+ * heartbeat lapse while tasks end. No task may run twice, lose output or emit an event twice; a
+ * worker killed with `kill -9` and started again recovers its tasks at once.
+ */
+describe('outcomes survive outages; restarted workers recover at once', () => {
+  const database = new OwnDatabase('kiln_durable');
+  const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 30;
+  const url = `http://127.0.0.1:${port}`;
+  const adminToken = `admin-${randomBytes(8).toString('hex')}`;
+  const journalDir = mkdtempSync(join(tmpdir(), 'kiln-durable-journal-'));
+  const receiver = new Receiver();
+  const children = new Set<ChildProcess>();
+  let proxy: TcpProxy;
+  let proxyUp = true;
+  let env: Record<string, string>;
+  let db: Client;
+  let project: { id: string; token: string };
+
+  const start = (
+    app: 'api' | 'scheduler' | 'worker',
+    extra: Record<string, string>,
+    label: string,
+  ) => {
+    const child = startApp(app, { ...env, ...extra }, `durable-${label}`);
+    children.add(child);
+    return child;
+  };
+  const workers = new Map<string, ChildProcess>();
+  const worker = (cluster: string) =>
+    workers.set(
+      cluster,
+      start(
+        'worker',
+        { KILN_WORKER_ID: `durable-${cluster}`, KILN_WORKER_CLUSTER: cluster },
+        `worker-${cluster}`,
+      ),
+    );
+  /** `kill -9` of the worker of `cluster`; resolves once it is gone. */
+  const killWorker = async (cluster: string) => {
+    const child = workers.get(cluster)!;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    children.delete(child);
+  };
+
+  const api = async (method: string, path: string, json?: unknown, token = project.token) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `OAuth ${token}`, 'content-type': 'application/json' },
+      body: json === undefined ? undefined : JSON.stringify(json),
+    });
+    return (await res.json()) as any;
+  };
+  const queue = async (cluster: string, script: string): Promise<string> => {
+    const created = await api('POST', `/2/projects/${project.id}/tasks`, {
+      tasks: [{ code_name: 'durable', cluster, payload: script }],
+    });
+    return created.tasks[0].id;
+  };
+  const row = async (id: string) =>
+    (await db.query('SELECT status, attempt, worker_id FROM tasks WHERE id = $1', [id])).rows[0];
+  const until = async (what: string, check: () => Promise<boolean>, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) {
+        const { rows } = await db.query(
+          'SELECT id, status, attempt, worker_id, msg FROM tasks WHERE project_id = $1',
+          [project.id],
+        );
+        const heard = receiver.received.map((r) => `${r.json?.data?.task_id} ${r.json?.type}`);
+        throw new Error(
+          `not within ${timeoutMs} ms: ${what}; tasks ${JSON.stringify(rows)}; events ${JSON.stringify(heard)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+  const log = async (id: string) => {
+    const rows = await db.query(
+      'SELECT data FROM task_log_chunks WHERE task_id = $1 ORDER BY seq',
+      [id],
+    );
+    return rows.rows.map((r: { data: string }) => r.data).join('');
+  };
+  /** Events of a task, each counted once by its `webhook-id` (deliveries are at least once). */
+  const events = (id: string, type: string) =>
+    new Set(
+      receiver.received
+        .filter((r) => r.json?.data?.task_id === id && r.json?.type === type)
+        .map((r) => r.headers['webhook-id']),
+    ).size;
+
+  beforeAll(async () => {
+    await database.create();
+    await receiver.start();
+    const server = new URL(database.url);
+    proxy = new TcpProxy(server.hostname, Number(server.port));
+    server.port = String(await proxy.start());
+    env = {
+      ...e2e().env,
+      DATABASE_URL: server.toString(),
+      KILN_API_PORT: String(port),
+      KILN_ADMIN_TOKEN: adminToken,
+      KILN_QUEUE_PREFIX: `kiln-durable-${randomBytes(3).toString('hex')}`,
+      KILN_HEARTBEAT_LAPSE_SECONDS: String(LAPSE_SECONDS),
+      KILN_WORKER_HEARTBEAT_SECONDS: '2',
+      KILN_WORKER_HEALTH_PORT: '0',
+      KILN_WORKER_CONCURRENCY: '2',
+      KILN_WORKER_JOURNAL_DIR: journalDir,
+    };
+    start('api', {}, 'api');
+    await waitForHealthy(`${url}/healthz`);
+    start('scheduler', {}, 'scheduler');
+    worker('a');
+    worker('b');
+    db = new Client({ connectionString: database.url });
+    await db.connect();
+    const created = await api('POST', '/2/projects', { name: 'durable' }, adminToken);
+    const issued = await api('POST', `/2/projects/${created.id}/tokens`, {}, adminToken);
+    project = { id: created.id, token: issued.token };
+    await api('POST', `/2/projects/${project.id}/codes`, {
+      name: 'durable',
+      image: 'kiln-test/busybox:latest',
+      command: 'sh /mnt/kiln/payload.json',
+    });
+    await api('POST', `/2/projects/${project.id}/webhooks`, {
+      url: `http://127.0.0.1:${receiver.port}/hook`,
+      events: ['task.running', 'task.complete', 'task.error'],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    if (!proxyUp) await proxy.restore(); // the processes stop cleanly with their database
+    await Promise.all([...children].map((child) => stopApp(child)));
+    await db?.end();
+    await proxy.close();
+    await receiver.close();
+    await database.drop();
+    rmSync(journalDir, { recursive: true, force: true });
+  });
+
+  it('Postgres away for 90 s while tasks end, one worker killed and restarted meanwhile: each task ends complete on attempt 1, ran once, log intact, one running and one complete event', async () => {
+    // (a) on worker a, which lives through the outage; (b) on worker b, killed during it: b1 ends
+    // before the kill (its outcome is in b's journal), b2 after it (only Docker knows its end).
+    const a = await queue('a', 'echo a-start; sleep 8; echo a-end');
+    const b1 = await queue('b', 'echo b1-start; sleep 8; echo b1-end');
+    const b2 = await queue('b', 'echo b2-start; echo b2-end; sleep 28');
+    const tasks = [a, b1, b2];
+    // Every task running, and its running event heard, before Postgres goes.
+    await until(
+      'tasks running',
+      async () =>
+        (await Promise.all(tasks.map(row))).every((t) => t.status === 'running') &&
+        tasks.every((id) => events(id, 'task.running') === 1),
+      60_000,
+    );
+    const lostAt = Date.now();
+    await proxy.cut();
+    proxyUp = false;
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    await killWorker('b');
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    worker('b'); // waits for Postgres; b2's container exits while it does
+    await new Promise((resolve) => setTimeout(resolve, lostAt + OUTAGE_MS - Date.now()));
+    await proxy.restore();
+    proxyUp = true;
+
+    await until(
+      'tasks complete',
+      async () => (await Promise.all(tasks.map(row))).every((t) => t.status === 'complete'),
+      60_000,
+    );
+    for (const id of tasks) {
+      expect(await row(id)).toMatchObject({ status: 'complete', attempt: 1 });
+    }
+    expect(await log(a)).toBe('a-start\na-end\n');
+    expect(await log(b1)).toBe('b1-start\nb1-end\n');
+    expect(await log(b2)).toBe(
+      'b2-start\nb2-end\n\n[kiln: the worker restarted while this task ran; output printed after that is missing]\n',
+    );
+    await until(
+      'complete events',
+      async () => tasks.every((id) => events(id, 'task.complete') === 1),
+      30_000,
+    );
+    for (const id of tasks) {
+      expect({
+        running: events(id, 'task.running'),
+        complete: events(id, 'task.complete'),
+      }).toEqual({
+        running: 1,
+        complete: 1,
+      });
+    }
+    // No automatic retry, no second attempt: each task's row is the only one.
+    const { rows } = await db.query('SELECT count(*)::int AS n FROM tasks WHERE project_id = $1', [
+      project.id,
+    ]);
+    expect(rows[0].n).toBe(3);
+  }, 240_000);
+
+  it('worker kill -9 and an immediate restart: every task it held runs again within 10 s', async () => {
+    const held = [await queue('b', 'echo c1; sleep 300'), await queue('b', 'echo c2; sleep 300')];
+    await until(
+      'tasks running',
+      async () => (await Promise.all(held.map(row))).every((t) => t.status === 'running'),
+      60_000,
+    );
+    const killedAt = Date.now();
+    await killWorker('b');
+    worker('b');
+    await until(
+      'tasks running again',
+      async () =>
+        (await Promise.all(held.map(row))).every((t) => t.status === 'running' && t.attempt === 2),
+      30_000,
+    );
+    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    for (const id of held) await api('POST', `/2/projects/${project.id}/tasks/${id}/cancel`);
+  }, 120_000);
+});
