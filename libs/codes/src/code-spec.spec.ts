@@ -52,6 +52,15 @@ describe('parseCodeSpec', () => {
     [{ name: 'n', image: 'x', retries: 11 }, 'retries must be at most 10'],
     [{ name: 'n', image: 'x', env_vars: { A: 1 } }, 'env_vars.A must be a string'],
     [{ name: 'n', image: 'x', env_vars: 'A=1' }, 'env_vars must be an object of strings'],
+    [
+      { name: 'n', image: 'x', max_concurrency: 1e21 },
+      'max_concurrency must be at most 100000 (an integer from -1 to 100000)',
+    ],
+    [
+      { name: 'n', image: 'x', max_concurrency: -2 },
+      'max_concurrency must be at least -1 (an integer from -1 to 100000)',
+    ],
+    [{ name: 'n', image: 'x', env_vars: { A: 'a\u0000' } }, 'env_vars.A must not contain NUL'],
   ])('%j is refused: %s', (data, message) => {
     expect(() => parseCodeSpec(data)).toThrow(message);
   });

@@ -14,6 +14,9 @@ export interface CodeSpec {
 }
 
 export const MAX_RETRIES = 10;
+export const MAX_RETRIES_DELAY = 7 * 24 * 3600;
+/** Tasks of one code running at once; 0 or -1 (IronWorker's "unset") mean no limit. */
+export const MAX_CONCURRENCY = 100_000;
 const MAX_SETTING_BYTES = 64 * 1024;
 
 // A Docker reference: [host[:port]/]path[:tag][@sha256:digest], lowercase path components.
@@ -69,7 +72,7 @@ export function parseCodeSpec(
   if (Buffer.byteLength(config) > MAX_SETTING_BYTES) {
     throw KilnException.tooLarge(`config is larger than ${MAX_SETTING_BYTES} bytes`);
   }
-  const maxConcurrency = read.int('max_concurrency', { min: -1 });
+  const maxConcurrency = read.int('max_concurrency', { min: -1, max: MAX_CONCURRENCY });
   return {
     name,
     image,
@@ -78,7 +81,7 @@ export function parseCodeSpec(
     envVars: read.stringMap('env_vars', MAX_SETTING_BYTES) ?? {},
     maxConcurrency: maxConcurrency === undefined || maxConcurrency <= 0 ? null : maxConcurrency,
     retries: read.int('retries', { min: 0, max: MAX_RETRIES }) ?? 0,
-    retriesDelay: read.int('retries_delay', { min: 0, max: 7 * 24 * 3600 }) ?? 0,
+    retriesDelay: read.int('retries_delay', { min: 0, max: MAX_RETRIES_DELAY }) ?? 0,
     defaultPriority:
       read.lenientInt('default_priority', 0, 2) ?? read.lenientInt('priority', 0, 2) ?? 0,
   };

@@ -11,7 +11,40 @@ export function requireObject(value: unknown, what: string): JsonObject {
   return value;
 }
 
-interface IntRule {
+export const INT32_MIN = -2_147_483_648;
+export const INT32_MAX = 2_147_483_647;
+/** 9999-12-31T23:59:59Z: the last second an RFC3339 time with a four-digit year can name. */
+export const EPOCH_SECONDS_MAX = 253_402_300_799;
+
+// Without the `u` flag a regex sees UTF-16 code units, so a high surrogate not followed by a low
+// one (or a low one not preceded by a high one) is exactly a lone surrogate.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Why a string cannot be stored as it is, or undefined: Postgres `text` and `jsonb` refuse NUL,
+ * and a lone UTF-16 surrogate has no UTF-8 form (the driver would silently store U+FFFD instead).
+ */
+export function textProblem(value: string): string | undefined {
+  if (value.includes('\u0000')) return 'must not contain NUL characters';
+  if (LONE_SURROGATE.test(value)) return 'must not contain unpaired UTF-16 surrogates';
+  return undefined;
+}
+
+/** The 400 for an integer outside `min`..`max`, naming the field and the range; undefined if inside. */
+export function rangeProblem(
+  label: string,
+  value: number,
+  min: number,
+  max: number,
+): KilnException | undefined {
+  const range = `(an integer from ${min} to ${max})`;
+  if (value < min) return KilnException.badRequest(`${label} must be at least ${min} ${range}`);
+  if (value > max) return KilnException.badRequest(`${label} must be at most ${max} ${range}`);
+  return undefined;
+}
+
+/** An integer field's range; each bound defaults to Postgres `integer`'s. */
+export interface IntRule {
   min?: number;
   max?: number;
 }
@@ -36,6 +69,7 @@ export class FieldReader {
     const value = this.source[name];
     if (value === undefined || value === null) return undefined;
     if (typeof value !== 'string') throw this.wrongType(name, 'a string');
+    this.checkText(name, value);
     if (maxBytes !== undefined && Buffer.byteLength(value) > maxBytes) {
       throw KilnException.tooLarge(`${this.label(name)} is larger than ${maxBytes} bytes`);
     }
@@ -50,25 +84,26 @@ export class FieldReader {
     return value;
   }
 
-  /** A number, rounded to an integer; `undefined` when absent. Range violations are 400s. */
+  /**
+   * A number, rounded to an integer; `undefined` when absent. Outside `rule` (by default Postgres
+   * `integer`, -2147483648..2147483647) is a 400 naming the field and the range.
+   */
   int(name: string, rule: IntRule = {}): number | undefined {
-    const value = this.source[name];
-    if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value))
-      throw this.wrongType(name, 'a number');
-    const rounded = Math.round(value);
-    if (rule.min !== undefined && rounded < rule.min) {
-      throw KilnException.badRequest(`${this.label(name)} must be at least ${rule.min}`);
-    }
-    if (rule.max !== undefined && rounded > rule.max) {
-      throw KilnException.badRequest(`${this.label(name)} must be at most ${rule.max}`);
-    }
-    return rounded;
+    const value = this.number(name);
+    if (value === undefined) return undefined;
+    const problem = rangeProblem(
+      this.label(name),
+      value,
+      rule.min ?? INT32_MIN,
+      rule.max ?? INT32_MAX,
+    );
+    if (problem) throw problem;
+    return value;
   }
 
   /** A number that clients are known to send out of range to mean "unset": out of range → undefined. */
   lenientInt(name: string, min: number, max: number): number | undefined {
-    const value = this.int(name);
+    const value = this.number(name);
     return value === undefined || value < min || value > max ? undefined : value;
   }
 
@@ -89,6 +124,9 @@ export class FieldReader {
       if (typeof item !== 'string') {
         throw KilnException.badRequest(`${this.label(name)}.${key} must be a string`);
       }
+      const keyProblem = textProblem(key);
+      if (keyProblem) throw KilnException.badRequest(`${this.label(name)} keys ${keyProblem}`);
+      this.checkText(`${name}.${key}`, item);
       result[key] = item;
     }
     if (maxBytes !== undefined && Buffer.byteLength(JSON.stringify(result)) > maxBytes) {
@@ -99,6 +137,20 @@ export class FieldReader {
 
   label(name: string): string {
     return `${this.prefix}${name}`;
+  }
+
+  /** Any finite number, rounded (Go sends durations as float seconds). */
+  private number(name: string): number | undefined {
+    const value = this.source[name];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      throw this.wrongType(name, 'a number');
+    return Math.round(value);
+  }
+
+  private checkText(name: string, value: string): void {
+    const problem = textProblem(value);
+    if (problem) throw KilnException.badRequest(`${this.label(name)} ${problem}`);
   }
 
   private wrongType(name: string, expected: string): KilnException {

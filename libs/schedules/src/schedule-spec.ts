@@ -1,9 +1,18 @@
-import { FieldReader, JsonObject, KilnException, isPlainObject } from '@kiln/common';
-import { MAX_DELAY_SECONDS, TaskLimits } from '@kiln/tasks';
+import {
+  EPOCH_SECONDS_MAX,
+  FieldReader,
+  INT32_MAX,
+  JsonObject,
+  KilnException,
+  isPlainObject,
+} from '@kiln/common';
+import { MAX_DELAY_SECONDS, TaskLimits, readCluster } from '@kiln/tasks';
 import { cronProblem, isTimeZone } from './timing';
 
 export const MAX_SCHEDULES_PER_REQUEST = 100;
 export const MIN_RUN_EVERY = 60;
+/** Ten years (of 365 days), in seconds. */
+export const MAX_RUN_EVERY = 10 * 365 * 24 * 3600;
 
 /** A schedule as asked for (create), or the fields a `PUT` changes (update). */
 export interface ScheduleSpec {
@@ -48,12 +57,7 @@ export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix =
     throw KilnException.badRequest(`${prefix}payload is required`);
   }
   const payload = read.string('payload', limits.maxPayloadBytes) ?? '';
-  if (payload.includes('\u0000'))
-    throw KilnException.badRequest(`${prefix}payload must not contain NUL characters`);
-  const runEvery = read.int('run_every') ?? null;
-  if (runEvery !== null && runEvery < MIN_RUN_EVERY) {
-    throw KilnException.badRequest(`${prefix}run_every must be at least ${MIN_RUN_EVERY} seconds`);
-  }
+  const runEvery = read.int('run_every', { min: MIN_RUN_EVERY, max: MAX_RUN_EVERY }) ?? null;
   const cron = read.string('cron', 256)?.trim() || null;
   if (cron !== null) {
     const problem = cronProblem(cron);
@@ -67,7 +71,7 @@ export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix =
   const timeout = read.int('timeout', { min: 0, max: limits.maxTimeout }) ?? 0;
   const startAt = readTime(read, 'start_at', prefix);
   const endAt = readTime(read, 'end_at', prefix) ?? null;
-  const cluster = read.string('cluster') ?? '';
+  const cluster = readCluster(read);
   return {
     codeName: read.requiredString('code_name', 255),
     payload,
@@ -76,24 +80,47 @@ export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix =
     cron,
     timezone,
     endAt,
-    runTimes: read.int('run_times', { min: 0 }) ?? 0,
+    runTimes: read.int('run_times', { min: 0, max: INT32_MAX }) ?? 0,
     priority: read.lenientInt('priority', 0, 2) ?? null,
     timeout: timeout === 0 ? null : timeout,
     delay: read.int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
     taskDelay: read.int('task_delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
-    cluster: cluster === '' ? 'default' : cluster,
+    cluster,
     label: read.string('label', 1024) ?? '',
   };
 }
 
-/** RFC3339 with any offset or fraction (Python's isoformat too); the zero time means unset. */
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * RFC3339 with any offset or fraction (Python's isoformat too); the zero time means unset. A date
+ * that does not exist (February 30, 24:00) is refused rather than rolled over, and so is an
+ * instant outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z.
+ */
 function readTime(read: FieldReader, name: string, prefix: string): Date | undefined {
   const value = read.string(name, 64);
   if (value === undefined || value === '' || value.startsWith('0001-01-01')) return undefined;
-  const parsed = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value)
-    ? new Date(value)
-    : new Date(NaN);
+  const parts = RFC3339.exec(value);
+  const [year, month, day, hour, minute, second] = (parts?.slice(1, 7) ?? []).map(Number);
+  const valid =
+    parts !== null &&
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= new Date(Date.UTC(year, month, 0)).getUTCDate() &&
+    hour <= 23 &&
+    minute <= 59 &&
+    (parts[6] === undefined || second <= 59) &&
+    (parts[8] === undefined || /^(Z|[+-](0\d|1\d|2[0-3]):?[0-5]\d)$/.test(parts[8]));
+  const parsed = new Date(valid ? value : NaN);
   if (Number.isNaN(parsed.getTime()))
     throw KilnException.badRequest(`${prefix}${name} must be an RFC3339 time`);
+  const seconds = parsed.getTime() / 1000;
+  if (seconds < 0 || seconds > EPOCH_SECONDS_MAX) {
+    throw KilnException.badRequest(
+      `${prefix}${name} must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z`,
+    );
+  }
   return parsed;
 }

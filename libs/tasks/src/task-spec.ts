@@ -57,25 +57,29 @@ export function parseTaskSpecs(body: JsonObject, limits: TaskLimits): TaskSpec[]
 export function parseTaskSpec(task: JsonObject, limits: TaskLimits, prefix = ''): TaskSpec {
   const read = new FieldReader(task, prefix);
   const payload = read.string('payload', limits.maxPayloadBytes) ?? '';
-  if (payload.includes('\u0000'))
-    throw KilnException.badRequest(`${prefix}payload must not contain NUL characters`);
   const timeout = read.int('timeout', { min: 0, max: limits.maxTimeout }) ?? 0;
-  const cluster = read.string('cluster') ?? '';
-  if (cluster !== '' && !CLUSTER_NAME.test(cluster)) {
-    throw KilnException.badRequest(
-      `${prefix}cluster must be 1-63 letters, digits, '.', '_' or '-'`,
-    );
-  }
   return {
     codeName: read.requiredString('code_name', 255),
     payload,
     priority: read.lenientInt('priority', 0, 2) as TaskPriority | undefined,
     timeout: timeout === 0 ? limits.defaultTimeout : timeout,
     delay: read.int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
-    cluster: cluster === '' ? 'default' : cluster,
+    cluster: readCluster(read),
     label: read.string('label', 1024) ?? '',
     webhook: webhookOf(read, limits, prefix),
   };
+}
+
+/** `cluster`: a worker cluster's name, `default` when absent or empty. */
+export function readCluster(read: FieldReader): string {
+  const cluster = read.string('cluster') ?? '';
+  if (cluster === '') return 'default';
+  if (!CLUSTER_NAME.test(cluster)) {
+    throw KilnException.badRequest(
+      `${read.label('cluster')} must be 1-63 letters, digits, '.', '_' or '-'`,
+    );
+  }
+  return cluster;
 }
 
 function webhookOf(read: FieldReader, limits: TaskLimits, prefix: string): string | null {

@@ -14,13 +14,13 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
-import { ErrorCode, JsonObject, KilnException, isPlainObject } from '@kiln/common';
+import { ErrorCode, INT32_MAX, JsonObject, KilnException, isPlainObject } from '@kiln/common';
 import type { Request, Response } from 'express';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
 import { ImageUploadsService, UploadedCode } from '@kiln/images';
 import { TasksService } from '@kiln/tasks';
 import { ProjectGuard } from '../auth/guards';
-import { IdPipe, parsePage, queryInt } from '../http/params';
+import { IdPipe, parsePage, queryEpochSeconds, queryInt } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
 import { UploadedImageFile } from './upload-storage';
 import { zipArchive } from './zip';
@@ -159,7 +159,7 @@ export class CodesController {
     @Res() res: Response,
   ) {
     const rev =
-      query.revision === undefined ? undefined : queryInt(query, 'revision', 1, 1, 2 ** 31 - 1);
+      query.revision === undefined ? undefined : queryInt(query, 'revision', 1, 1, INT32_MAX);
     const { code, revision } = await this.codes.revisionOf(projectId, codeId, rev);
     const manifest = JSON.stringify(revisionJson(code, revision), null, 2) + '\n';
     const zip = zipArchive([{ name: 'kiln-code.json', content: Buffer.from(manifest) }]);
@@ -180,10 +180,11 @@ export class CodesController {
   ) {
     const code = await this.codes.get(projectId, codeId);
     // Epoch seconds round down: by default the window ends after the current second, not in it.
-    const now = Math.floor(Date.now() / 1000) + 1;
-    const end = queryInt(query, 'end_date', now, 0, Number.MAX_SAFE_INTEGER);
-    const start = queryInt(query, 'start_date', end - 24 * 3600, 0, Number.MAX_SAFE_INTEGER);
-    return this.tasks.statsOfCode(code.id, new Date(start * 1000), new Date(end * 1000));
+    const end =
+      queryEpochSeconds(query, 'end_date') ?? new Date((Math.floor(Date.now() / 1000) + 1) * 1000);
+    const start =
+      queryEpochSeconds(query, 'start_date') ?? new Date(end.getTime() - 24 * 3600 * 1000);
+    return this.tasks.statsOfCode(code.id, start, end);
   }
 
   @Post(':codeId/pause_task_queue')

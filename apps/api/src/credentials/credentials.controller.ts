@@ -12,7 +12,7 @@ import {
 import { formatTime, KilnException } from '@kiln/common';
 import { CredentialsService, parseCredentials } from '@kiln/images';
 import { ProjectGuard } from '../auth/guards';
-import { IdPipe } from '../http/params';
+import { IdPipe, queryString } from '../http/params';
 
 /**
  * Registry logins of a project (`iron docker login`): workers pull the project's images from
@@ -46,9 +46,10 @@ export class CredentialsController {
   @Delete()
   async delete(
     @Param('projectId', IdPipe) projectId: string,
-    @Query('serveraddress') serverAddress: unknown,
+    @Query() query: Record<string, unknown>,
   ) {
-    if (typeof serverAddress !== 'string' || serverAddress === '') {
+    const serverAddress = queryString(query, 'serveraddress');
+    if (serverAddress === undefined) {
       throw KilnException.badRequest('serveraddress is required (?serveraddress=host:port)');
     }
     await this.credentials.delete(projectId, serverAddress);

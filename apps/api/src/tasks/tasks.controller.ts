@@ -27,7 +27,7 @@ import {
   parseTaskSpecs,
 } from '@kiln/tasks';
 import { ProjectGuard } from '../auth/guards';
-import { IdPipe, parsePage, queryInt } from '../http/params';
+import { IdPipe, parsePage, queryEpochSeconds, queryString } from '../http/params';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
@@ -98,16 +98,14 @@ export class TasksController {
       );
     }
     const statuses = TASK_STATUSES.filter((status) => isFlagSet(query[status]));
-    const fromTime = queryInt(query, 'from_time', -1, 0, Number.MAX_SAFE_INTEGER);
-    const toTime = queryInt(query, 'to_time', -1, 0, Number.MAX_SAFE_INTEGER);
     const tasks = await this.tasks.list(projectId, {
       ...parsePage(query),
       statuses,
-      codeName: stringParam(query, 'code_name'),
-      label: stringParam(query, 'label'),
-      cluster: stringParam(query, 'cluster'),
-      fromTime: fromTime >= 0 ? new Date(fromTime * 1000) : undefined,
-      toTime: toTime >= 0 ? new Date(toTime * 1000) : undefined,
+      codeName: queryString(query, 'code_name'),
+      label: queryString(query, 'label'),
+      cluster: queryString(query, 'cluster'),
+      fromTime: queryEpochSeconds(query, 'from_time'),
+      toTime: queryEpochSeconds(query, 'to_time'),
     });
     return { tasks: tasks.map(taskJson) };
   }
@@ -222,9 +220,4 @@ function isFlagSet(value: unknown): boolean {
   return typeof value === 'string'
     ? value !== '' && value !== '0' && value !== 'false'
     : value !== undefined;
-}
-
-function stringParam(query: Record<string, unknown>, name: string): string | undefined {
-  const value = query[name];
-  return typeof value === 'string' && value !== '' ? value : undefined;
 }
