@@ -55,6 +55,25 @@ export interface Command {
 /** Thrown for a wrong command line: printed with a hint to `--help`, exit code 2. */
 export class UsageError extends Error {}
 
+/**
+ * The whole numbers each integer flag takes: the range the API gives the field it sets (see
+ * "Ranges of every value" in docs/api.md), so that a bad value is a usage error here, not a
+ * request. `count` and `limit` are the CLI's own.
+ */
+export const INT_FLAGS: Readonly<Record<string, readonly [min: number, max: number]>> = {
+  'max-concurrency': [-1, 100_000],
+  retries: [0, 10],
+  'retries-delay': [0, 604_800],
+  'default-priority': [0, 2],
+  priority: [0, 2],
+  timeout: [0, 604_800],
+  delay: [0, 604_800],
+  count: [1, 1000],
+  limit: [1, 100_000],
+  'run-every': [60, 315_360_000],
+  'run-times': [0, 2_147_483_647],
+};
+
 const TASK_FLAGS: Options = {
   payload: { type: 'string' },
   'payload-file': { type: 'string' },
@@ -188,7 +207,7 @@ Shows a progress bar on a terminal.`,
   --delay S              seconds before it may run
   --webhook URL          URL called once when the task ends (signed with the project's
                          task secret: kiln webhooks task-secret)
-  -n, --count N          queue N identical tasks
+  -n, --count N          queue N identical tasks (1-1000)
   --wait                 stream the log live and exit with the task's outcome:
                          0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled
                          (with -n: wait for all, no log; exit with the first failure's code)`,
@@ -207,7 +226,6 @@ Shows a progress bar on a terminal.`,
     run: async (ctx) => {
       const code = one(ctx, 'CODE');
       const count = int(ctx, 'count') ?? 1;
-      if (count < 1) throw new UsageError('-n must be at least 1');
       const kiln = ctx.kiln();
       const options: TaskOptions = {
         ...taskOptions(ctx),
@@ -690,20 +708,19 @@ function str(ctx: Context, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/** An integer flag, within its INT_FLAGS range; anything else is a usage error naming the range. */
 function int(ctx: Context, name: string): number | undefined {
   const value = str(ctx, name);
   if (value === undefined) return undefined;
-  if (!/^-?\d+$/.test(value.trim()))
-    throw new UsageError(`--${name} wants a whole number, got "${value}"`);
-  return Number(value);
+  const [min, max] = INT_FLAGS[name];
+  const number = /^\s*-?\d{1,20}\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(number) || number < min || number > max)
+    throw new UsageError(`--${name} wants a whole number from ${min} to ${max}, got "${value}"`);
+  return number;
 }
 
 function priority(ctx: Context, name: string): 0 | 1 | 2 | undefined {
-  const value = int(ctx, name);
-  if (value !== undefined && value !== 0 && value !== 1 && value !== 2) {
-    throw new UsageError(`--${name} is 0, 1 or 2`);
-  }
-  return value;
+  return int(ctx, name) as 0 | 1 | 2 | undefined;
 }
 
 /** Exactly the operands named in `names` (a subcommand's), or a usage error. */

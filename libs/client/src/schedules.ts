@@ -79,8 +79,10 @@ function payloadText(payload: unknown): string {
   return typeof payload === 'string' ? payload : JSON.stringify(payload ?? {});
 }
 
+/** RFC3339; an Invalid Date is sent as it prints, for the API to refuse with a 400 naming the field. */
 function time(value: Date | string | undefined): string | undefined {
-  return value instanceof Date ? value.toISOString() : value;
+  if (!(value instanceof Date)) return value;
+  return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
 }
 
 function scheduleBody(options: ScheduleOptions): Record<string, unknown> {

@@ -1,0 +1,128 @@
+import fc from 'fast-check';
+import { COMMANDS, Context, INT_FLAGS, UsageError, Values } from './commands';
+import { colours } from './format';
+
+/** What the fake client was asked, instead of a request: the call's arguments. */
+class Reached extends Error {
+  constructor(readonly args: unknown[]) {
+    super('reached the client');
+  }
+}
+
+/** A client whose every method throws `Reached` with its arguments: nothing leaves the process. */
+function fakeKiln(): never {
+  const handler: ProxyHandler<() => void> = {
+    get: () => new Proxy(() => undefined, handler),
+    apply: (_target, _this, args: unknown[]) => {
+      throw new Reached(args);
+    },
+  };
+  return new Proxy(() => undefined, handler) as never;
+}
+
+function context(values: Values, positionals: string[]): Context {
+  const plain = colours(false, true);
+  return {
+    values,
+    positionals,
+    out: () => undefined,
+    err: () => undefined,
+    c: plain,
+    cErr: plain,
+    stderrTty: false,
+    kiln: fakeKiln,
+  };
+}
+
+/** How to call each command that takes an integer flag, short of that flag. */
+const CALLS: Record<string, { positionals: string[]; values?: Values }> = {
+  register: { positionals: ['kiln-test/busybox:latest'] },
+  queue: { positionals: ['hello'] },
+  tasks: { positionals: [] },
+  retry: { positionals: ['6740c3b2e4b0a1b2c3d4e5f6'] },
+  schedule: { positionals: ['hello'], values: { cron: '* * * * *' } },
+  webhooks: { positionals: ['deliveries', '6740c3b2e4b0a1b2c3d4e5f6'] },
+};
+
+/** Every (command, integer flag) pair the CLI has. */
+const FLAG_CASES = COMMANDS.flatMap((command) =>
+  Object.keys(command.options)
+    .filter((flag) => flag in INT_FLAGS)
+    .map((flag) => ({ command, flag })),
+);
+
+const oddFlagValue = fc.oneof(
+  fc.constantFrom(
+    '',
+    ' ',
+    '-0',
+    '1e21',
+    '9007199254740991',
+    '9007199254740992',
+    '-9007199254740991',
+    '99999999999999999999',
+    '2147483648',
+    '0x10',
+    '1.5',
+    'NaN',
+    'Infinity',
+    '\u0000',
+    ' 7 ',
+  ),
+  fc.integer().map(String),
+  fc.double().map(String),
+  fc.maxSafeInteger().map(String),
+  fc.string({ maxLength: 12 }),
+);
+
+/** Whether `text` names a whole number from `min` to `max`, as the CLI should take it. */
+function accepted(text: string, [min, max]: readonly [number, number]): boolean {
+  const trimmed = text.trim();
+  if (!/^-?\d+$/.test(trimmed)) return false;
+  const value = Number(trimmed);
+  return Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
+describe('integer flags of the kiln CLI', () => {
+  it('cover every command that takes one', () => {
+    expect(Object.keys(CALLS).sort()).toEqual(
+      [...new Set(FLAG_CASES.map(({ command }) => command.name))].sort(),
+    );
+  });
+
+  it('reach the client as a whole number in range, or are a usage error naming the range', async () => {
+    const runs = Number(process.env.KILN_FUZZ_RUNS ?? 100);
+    const seed = Number(process.env.KILN_FUZZ_SEED ?? 20261130);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...FLAG_CASES),
+        oddFlagValue,
+        async ({ command, flag }, text) => {
+          const call = CALLS[command.name];
+          const values: Values = { ...call.values, [flag]: text };
+          if (flag === 'run-every') delete values.cron;
+          const range = INT_FLAGS[flag];
+          const outcome = await command.run(context(values, call.positionals)).then(
+            (code) => ({ code }),
+            (error: unknown) => error,
+          );
+          if (accepted(text, range)) {
+            expect(outcome).toBeInstanceOf(Reached);
+            const n = Number(text.trim());
+            const args = (outcome as Reached).args;
+            // --count is how many tasks, --limit how many rows to print; the others are sent.
+            if (flag === 'count') expect(args[0]).toHaveLength(n);
+            else if (flag !== 'limit')
+              expect(JSON.stringify(args)).toMatch(new RegExp(`:${n}[,}]`));
+          } else {
+            expect(outcome).toBeInstanceOf(UsageError);
+            expect((outcome as UsageError).message).toBe(
+              `--${flag} wants a whole number from ${range[0]} to ${range[1]}, got "${text}"`,
+            );
+          }
+        },
+      ),
+      { numRuns: runs * 5, seed },
+    );
+  }, 120_000);
+});
