@@ -42,3 +42,55 @@ export class OwnDatabase {
     }
   }
 }
+
+/**
+ * What a project holds, as far as requests write it: for each table the project's rows (only the
+ * columns a request sets, not those the worker, scheduler or delivery loop move on their own),
+ * hashed. Equal before and after a request means the request wrote nothing of the project.
+ */
+const REQUEST_WRITTEN: Record<string, string> = {
+  projects: 'id, name',
+  tokens: 'id, name',
+  codes:
+    'id, name, rev, latest_revision_id, image, command, config, env_vars, max_concurrency, ' +
+    'retries, retries_delay, default_priority, paused, deleted_at',
+  code_revisions: 'id, rev, image, command, config, env_vars',
+  tasks:
+    'id, status, code_name, payload, priority, timeout, delay, cluster, label, percent, ' +
+    'webhook, original_task_id',
+  schedules:
+    'id, code_name, payload, start_at, run_every, cron, timezone, end_at, run_times, priority, ' +
+    'timeout, delay, task_delay, cluster, label',
+  webhooks: 'id, url, events, code_name, enabled, description, secret, previous_secret',
+  code_triggers: 'id, code_id, hmac_header, hmac_secret, hmac_prefix, hmac_encoding, revoked_at',
+  registry_credentials: 'server_address, username, secret',
+  project_webhook_secrets: 'secret',
+};
+
+export class ProjectFingerprints {
+  private readonly client = new Client({ connectionString: process.env.TEST_DATABASE_URL });
+  private readonly sql = Object.entries(REQUEST_WRITTEN)
+    .map(([table, columns]) => {
+      const key = table === 'projects' ? 'id' : 'project_id';
+      return `(SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM (SELECT ${columns} FROM ${table} WHERE ${key} = p.id) t) AS ${table}`;
+    })
+    .join(',\n');
+
+  async connect(): Promise<void> {
+    await this.client.connect();
+  }
+
+  async end(): Promise<void> {
+    await this.client.end();
+  }
+
+  /** Each project's rows, table by table (plus how many projects there are), in one query. */
+  async of(...projectIds: string[]): Promise<Record<string, string>[]> {
+    const { rows } = await this.client.query<Record<string, string>>(
+      `SELECT p.id, (SELECT count(*) FROM projects)::text AS project_count, ${this.sql}
+       FROM unnest($1::text[]) WITH ORDINALITY AS p(id, n) ORDER BY p.n`,
+      [projectIds],
+    );
+    return rows;
+  }
+}
