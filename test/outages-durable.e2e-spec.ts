@@ -78,7 +78,7 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
   const row = async (id: string) =>
     (await db.query('SELECT status, attempt, worker_id FROM tasks WHERE id = $1', [id])).rows[0];
   /** The rows of `ids`, one query after another (one client runs one query at a time). */
-  const rows = async (ids: string[]) => {
+  const taskRows = async (ids: string[]) => {
     const found = [];
     for (const id of ids) found.push(await row(id));
     return found;
@@ -174,7 +174,7 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     await until(
       'tasks running',
       async () =>
-        (await rows(tasks)).every((t) => t.status === 'running') &&
+        (await taskRows(tasks)).every((t) => t.status === 'running') &&
         tasks.every((id) => events(id, 'task.running') === 1),
       60_000,
     );
@@ -191,7 +191,7 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
 
     await until(
       'tasks complete',
-      async () => (await rows(tasks)).every((t) => t.status === 'complete'),
+      async () => (await taskRows(tasks)).every((t) => t.status === 'complete'),
       60_000,
     );
     for (const id of tasks) {
@@ -227,7 +227,7 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     const held = [await queue('b', 'echo c1; sleep 300'), await queue('b', 'echo c2; sleep 300')];
     await until(
       'tasks running',
-      async () => (await rows(held)).every((t) => t.status === 'running'),
+      async () => (await taskRows(held)).every((t) => t.status === 'running'),
       60_000,
     );
     const killedAt = Date.now();
@@ -235,7 +235,7 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     worker('b');
     await until(
       'tasks running again',
-      async () => (await rows(held)).every((t) => t.status === 'running' && t.attempt === 2),
+      async () => (await taskRows(held)).every((t) => t.status === 'running' && t.attempt === 2),
       30_000,
     );
     expect(Date.now() - killedAt).toBeLessThan(10_000);
