@@ -178,6 +178,21 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
         tasks.every((id) => events(id, 'task.running') === 1),
       60_000,
     );
+    // What they printed before the outage is stored (b2 prints all it will print at once); what
+    // a and b1 print next, Postgres away, is kept by their workers (b1's in b's journal).
+    const printed: Record<string, string> = {
+      [a]: 'a-start\n',
+      [b1]: 'b1-start\n',
+      [b2]: 'b2-start\nb2-end\n',
+    };
+    await until(
+      'output before the outage stored',
+      async () => {
+        for (const id of tasks) if ((await log(id)) !== printed[id]) return false;
+        return true;
+      },
+      10_000,
+    );
     const lostAt = Date.now();
     await proxy.cut();
     proxyUp = false;
