@@ -5,12 +5,12 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { performance } from 'node:perf_hooks';
-import { DataSource, EntityManager } from 'typeorm';
+import { EntityManager } from 'typeorm';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
-import { rowsOf } from '@kiln/tasks';
+import { LeaseStore } from '@kiln/schedules';
+
 import { DatabaseContact } from './database-contact';
 
 const LEASE = 'scheduler';
@@ -33,7 +33,7 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly leases: LeaseStore,
     private readonly contact: DatabaseContact,
   ) {}
 
@@ -69,12 +69,7 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
     await this.renewing;
     if (this.term === null) return;
     // Hand over at once instead of making the next leader wait out the lease.
-    await this.db
-      .query(`UPDATE leader_leases SET expires_at = now() WHERE name = $1 AND holder = $2`, [
-        LEASE,
-        this.config.scheduler.id,
-      ])
-      .catch(() => undefined);
+    await this.leases.expire(LEASE, this.config.scheduler.id).catch(() => undefined);
   }
 
   /** Takes the lease if it is free or expired, or extends it if held; never throws. */
@@ -85,20 +80,7 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
     // after a renewal.
     const lease = this.config.scheduler.leaseSeconds - 0.5;
     try {
-      const rows = rowsOf<{ term: string }>(
-        await this.db.query(
-          `INSERT INTO leader_leases AS l (name, holder, term, expires_at)
-           VALUES ($1, $2, 1, now() + make_interval(secs => $3))
-           ON CONFLICT (name) DO UPDATE
-             SET holder = $2,
-                 term = CASE WHEN l.holder = $2 AND l.expires_at > now() THEN l.term ELSE l.term + 1 END,
-                 expires_at = now() + make_interval(secs => $3)
-           WHERE l.holder = $2 OR l.expires_at <= now()
-           RETURNING term`,
-          [LEASE, this.config.scheduler.id, lease],
-        ),
-      );
-      const term = rows[0] ? Number(rows[0].term) : null;
+      const term = await this.leases.claim(LEASE, this.config.scheduler.id, lease);
       if (term !== this.term) {
         this.logger.log(term === null ? 'not the leader' : `leader, term ${term}`);
       }
@@ -116,12 +98,6 @@ export class LeaderLease implements OnApplicationBootstrap, OnApplicationShutdow
   async fence(manager: EntityManager): Promise<boolean> {
     const term = this.currentTerm;
     if (term === null) return false;
-    const rows = await manager.query<unknown[]>(
-      `SELECT 1 FROM leader_leases
-        WHERE name = $1 AND holder = $2 AND term = $3 AND expires_at > now()
-        FOR SHARE`,
-      [LEASE, this.config.scheduler.id, term],
-    );
-    return rows.length === 1;
+    return this.leases.holds(manager, LEASE, this.config.scheduler.id, term);
   }
 }

@@ -1,15 +1,10 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { RedisEpoch, TaskQueues } from '@kiln/queue';
-import { TasksService, affected } from '@kiln/tasks';
+import { TaskLifecycle, TasksService } from '@kiln/tasks';
 import { DatabaseContact } from './database-contact';
 
 const BATCH = 500;
-/** A task's heartbeat is older than the lapse ($1 s), counted from Postgres's start at the earliest. */
-const LAPSED = `heartbeat_at < now() - make_interval(secs => $1)
-            AND pg_postmaster_start_time() < now() - make_interval(secs => $1)`;
 
 /**
  * Makes Redis agree with Postgres, and recovers tasks from dead workers. Run by the leader only.
@@ -29,8 +24,8 @@ export class Reconciler {
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
-    @InjectDataSource() private readonly db: DataSource,
     private readonly tasks: TasksService,
+    private readonly lifecycle: TaskLifecycle,
     private readonly epoch: RedisEpoch,
     private readonly queues: TaskQueues,
     private readonly contact: DatabaseContact,
@@ -46,10 +41,7 @@ export class Reconciler {
 
   private async recoverLostRedis(): Promise<void> {
     if (!(await this.epoch.renewed())) return;
-    const result: unknown = await this.db.query(
-      `UPDATE tasks SET enqueued_at = NULL WHERE status = 'queued' AND enqueued_at IS NOT NULL`,
-    );
-    const lost = affected(result);
+    const lost = await this.tasks.unstampAll();
     if (lost > 0) this.logger.warn(`Redis lost its data: re-enqueueing ${lost} queued tasks`);
   }
 
@@ -78,25 +70,9 @@ export class Reconciler {
   private async recoverLapsedTasks(): Promise<void> {
     const { heartbeatLapseSeconds, maxAttempts } = this.config.scheduler;
     if (this.contact.unbrokenSeconds() < heartbeatLapseSeconds) return;
-    const requeued = affected(
-      await this.db.query(
-        `UPDATE tasks
-            SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
-                start_time = NULL, updated_at = now()
-          WHERE status IN ('preparing', 'running') AND attempt < $2
-            AND ${LAPSED}`,
-        [heartbeatLapseSeconds, maxAttempts],
-      ),
-    );
-    const failed = affected(
-      await this.db.query(
-        `UPDATE tasks
-            SET status = 'error', heartbeat_at = NULL, end_time = now(), updated_at = now(),
-                msg = 'Worker lost: no heartbeat for ' || $1 || ' s, after ' || attempt || ' attempts'
-          WHERE status IN ('preparing', 'running') AND attempt >= $2
-            AND ${LAPSED}`,
-        [heartbeatLapseSeconds, maxAttempts],
-      ),
+    const { requeued, failed } = await this.lifecycle.recoverLapsed(
+      heartbeatLapseSeconds,
+      maxAttempts,
     );
     if (requeued + failed > 0) {
       this.logger.warn(

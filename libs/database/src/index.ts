@@ -1,3 +1,4 @@
 export * from './database.module';
 export * from './errors';
 export * from './prepared';
+export * from './results';

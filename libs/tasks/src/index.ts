@@ -7,3 +7,4 @@ export * from './task-lifecycle';
 export * from './task-log-store';
 export * from './tasks.module';
 export * from './task-record';
+export * from './task-transitions';

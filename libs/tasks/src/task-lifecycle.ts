@@ -2,9 +2,21 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { newId } from '@kiln/common';
-import { preparedQuery } from '@kiln/database';
+import { affected, preparedQuery, rowsOf } from '@kiln/database';
+import { insertTasks } from './task-record';
 import { Task } from './task.entity';
-import { FinalStatus } from './task-status';
+import { FinalStatus, TaskStatus } from './task-status';
+import { allowedFrom, mayChange, sqlFrom } from './task-transitions';
+
+/** The WHERE clauses of the status changes, from the transition table. */
+const TAKE_FROM = sqlFrom('preparing', 'worker', 't.status');
+const RUNNING_FROM = sqlFrom('running', 'worker');
+const RELEASE_FROM = sqlFrom('queued', 'worker');
+const REQUEUE_FROM = sqlFrom('queued', 'reconciler');
+const FAIL_LAPSED_FROM = sqlFrom('error', 'reconciler');
+/** A task's heartbeat is older than the lapse ($1 s), counted from Postgres's start at the earliest. */
+const LAPSED = `heartbeat_at < now() - make_interval(secs => $1)
+            AND pg_postmaster_start_time() < now() - make_interval(secs => $1)`;
 
 export interface TaskOutcome {
   status: FinalStatus;
@@ -45,7 +57,7 @@ export class TaskLifecycle {
             SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
                 heartbeat_at = now(), updated_at = now()
            FROM codes c
-          WHERE t.id = $1 AND t.status = 'queued'
+          WHERE t.id = $1 AND ${TAKE_FROM}
             AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
           RETURNING t.*
        ), cleared AS (
@@ -68,7 +80,7 @@ export class TaskLifecycle {
           FOR UPDATE OF t`,
         [taskId],
       );
-      if (!row || row.status !== 'queued') return null;
+      if (!row || !mayChange(row.status, 'preparing', 'worker')) return null;
       if (row.paused) {
         await manager.query(`UPDATE tasks SET enqueued_at = NULL WHERE id = $1`, [taskId]);
         return null;
@@ -119,7 +131,7 @@ export class TaskLifecycle {
       this.db,
       'kiln-task-running',
       `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
-        WHERE id = $1 AND attempt = $2 AND status = 'preparing'`,
+        WHERE id = $1 AND attempt = $2 AND ${RUNNING_FROM}`,
       [taskId, attempt],
     );
     return result.rowCount === 1;
@@ -151,7 +163,7 @@ export class TaskLifecycle {
       );
       if (!code || task.retryCount >= code.retries) return { finished: true, retry: null };
       const retry = retryOf(task, code.retries_delay);
-      await manager.insert(Task, retry);
+      await insertTasks(manager, [retry]);
       await manager.update(Task, { id: task.id }, { retryTaskId: retry.id });
       return { finished: true, retry };
     });
@@ -167,10 +179,12 @@ export class TaskLifecycle {
     attempt: number,
     outcome: TaskOutcome,
   ): Promise<boolean> {
+    const from = allowedFrom(outcome.status, 'worker');
+    if (from.length === 0) return false; // not the worker's to record (cancelled: see completeCancelled)
     const sql = `UPDATE tasks
         SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
             end_time = now(), updated_at = now(), heartbeat_at = NULL
-      WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')`;
+      WHERE id = $1 AND attempt = $2 AND ${sqlFrom(outcome.status, 'worker')}`;
     const values = [
       taskId,
       attempt,
@@ -181,7 +195,8 @@ export class TaskLifecycle {
       outcome.logSize,
     ];
     if (!manager) {
-      return (await preparedQuery(this.db, 'kiln-task-finish', sql, values)).rowCount === 1;
+      const name = `kiln-task-finish-${outcome.status}`;
+      return (await preparedQuery(this.db, name, sql, values)).rowCount === 1;
     }
     return affected(await manager.query(sql, values)) === 1;
   }
@@ -209,10 +224,40 @@ export class TaskLifecycle {
       `UPDATE tasks
           SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
               start_time = NULL, updated_at = now()
-        WHERE id = $1 AND attempt = $2 AND status IN ('preparing', 'running')`,
+        WHERE id = $1 AND attempt = $2 AND ${RELEASE_FROM}`,
       [taskId, attempt],
     );
     return affected(result) === 1;
+  }
+
+  /**
+   * Tasks whose worker stopped heartbeating `lapseSeconds` ago (counted from Postgres's own start
+   * at the earliest) go back to `queued` while they have been taken fewer than `maxAttempts`
+   * times, and end `error` after. The caller (the reconciler) decides when a lapse means anything.
+   */
+  async recoverLapsed(
+    lapseSeconds: number,
+    maxAttempts: number,
+  ): Promise<{ requeued: number; failed: number }> {
+    const requeued = affected(
+      await this.db.query(
+        `UPDATE tasks
+            SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
+                start_time = NULL, updated_at = now()
+          WHERE ${REQUEUE_FROM} AND attempt < $2 AND ${LAPSED}`,
+        [lapseSeconds, maxAttempts],
+      ),
+    );
+    const failed = affected(
+      await this.db.query(
+        `UPDATE tasks
+            SET status = 'error', heartbeat_at = NULL, end_time = now(), updated_at = now(),
+                msg = 'Worker lost: no heartbeat for ' || $1 || ' s, after ' || attempt || ' attempts'
+          WHERE ${FAIL_LAPSED_FROM} AND attempt >= $2 AND ${LAPSED}`,
+        [lapseSeconds, maxAttempts],
+      ),
+    );
+    return { requeued, failed };
   }
 
   /** The attempts that `workerId` holds (taken, not ended): what a restarted worker recovers. */
@@ -244,7 +289,7 @@ export class TaskLifecycle {
 }
 
 interface TakeRow {
-  status: string;
+  status: TaskStatus;
   code_id: string;
   paused: boolean;
   max_concurrency: number | null;
@@ -273,6 +318,10 @@ export function retryOf(task: Task, delaySeconds: number): Task {
     codeName: task.codeName,
     codeRev: task.codeRev,
     status: 'queued',
+    attempt: 0,
+    percent: 0,
+    msg: '',
+    logSize: 0,
     priority: task.priority,
     payload: task.payload,
     timeout: task.timeout,
@@ -288,22 +337,4 @@ export function retryOf(task: Task, delaySeconds: number): Task {
     // The user asked to hear when their work ends: a retry ends it too.
     webhook: task.webhook,
   } satisfies Partial<Task>);
-}
-
-/** pg's UPDATE/DELETE result through TypeORM's `query` is `[rows, rowCount]`. */
-export function affected(result: unknown): number {
-  return Array.isArray(result) && typeof result[1] === 'number' ? result[1] : 0;
-}
-
-/** The rows of a query: a SELECT gives them as they are, an UPDATE … RETURNING as `[rows, rowCount]`. */
-export function rowsOf<T>(result: unknown): T[] {
-  if (
-    Array.isArray(result) &&
-    result.length === 2 &&
-    Array.isArray(result[0]) &&
-    typeof result[1] === 'number'
-  ) {
-    return result[0] as T[];
-  }
-  return result as T[];
 }

@@ -1,3 +1,5 @@
+import type { EntityManager } from 'typeorm';
+import { rowsOf } from '@kiln/database';
 import type { Task } from './task.entity';
 
 /**
@@ -36,7 +38,21 @@ export function taskRecord(task: Task): Record<string, unknown> {
   };
 }
 
-export const INSERT_TASKS_SQL = `INSERT INTO tasks SELECT * FROM json_populate_recordset(null::tasks, $1)`;
+const INSERT_TASKS_SQL = `INSERT INTO tasks SELECT * FROM json_populate_recordset(null::tasks, $1)
+  ON CONFLICT DO NOTHING RETURNING id`;
+
+/**
+ * Inserts whole tasks — schedule fires, automatic and manual retries — in one statement, inside
+ * the caller's transaction. A task that exists already (a schedule's instant fired twice: unique
+ * per schedule and instant) is skipped. Returns the ids inserted.
+ */
+export async function insertTasks(manager: EntityManager, tasks: Task[]): Promise<Set<string>> {
+  if (tasks.length === 0) return new Set();
+  const rows = rowsOf<{ id: string }>(
+    await manager.query(INSERT_TASKS_SQL, [JSON.stringify(tasks.map(taskRecord))]),
+  );
+  return new Set(rows.map((row) => row.id));
+}
 
 /** What a request's tasks share with their code, by index in `INSERT_NEW_TASKS_SQL`'s `$4`. */
 export interface NewTaskCode {

@@ -5,10 +5,14 @@ import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
 import { TaskQueues, TaskPriority, TaskSignals } from '@kiln/queue';
 import { Task } from './task.entity';
-import { affected, retryOf, rowsOf } from './task-lifecycle';
-import { INSERT_NEW_TASKS_SQL, NewTaskCode, NewTaskRow } from './task-record';
+import { affected, rowsOf } from '@kiln/database';
+import { retryOf } from './task-lifecycle';
+import { INSERT_NEW_TASKS_SQL, NewTaskCode, NewTaskRow, insertTasks } from './task-record';
 import { TaskSpec } from './task-spec';
 import { TASK_STATUSES, TaskStatus } from './task-status';
+import { sqlFrom } from './task-transitions';
+
+const CANCEL_FROM = sqlFrom('cancelled', 'api', 't.status');
 
 /** What enqueueing a task needs to know of it. */
 export type QueuedTask = Pick<Task, 'id' | 'projectId' | 'cluster' | 'priority'>;
@@ -215,6 +219,18 @@ export class TasksService {
     await this.cancelWhere('t.id = $1 AND t.project_id = $2', [id, projectId]);
   }
 
+  /**
+   * Redis lost its data: every queued task counts as not in Redis, so the reconciler enqueues it
+   * again. Returns how many.
+   */
+  async unstampAll(): Promise<number> {
+    return affected(
+      await this.dataSource.query(
+        `UPDATE tasks SET enqueued_at = NULL WHERE status = 'queued' AND enqueued_at IS NOT NULL`,
+      ),
+    );
+  }
+
   /** Cancels every task of a code that has not ended (`POST …/codes/{id}/cancel_all`). */
   async cancelAll(projectId: string, codeId: string): Promise<number> {
     return this.cancelWhere('t.code_id = $1 AND t.project_id = $2', [codeId, projectId]);
@@ -227,7 +243,7 @@ export class TasksService {
             SET status = 'cancelled', msg = 'Cancelled', end_time = now(), updated_at = now(),
                 heartbeat_at = NULL
            FROM (SELECT id, status FROM tasks t
-                  WHERE ${condition} AND t.status IN ('queued', 'preparing', 'running')
+                  WHERE ${condition} AND ${CANCEL_FROM}
                   FOR UPDATE) was
           WHERE t.id = was.id
           RETURNING t.id, was.status AS was`,
@@ -258,7 +274,7 @@ export class TasksService {
     const original = await this.get(projectId, id);
     const retry = retryOf(original, delaySeconds);
     await this.dataSource.transaction(async (manager) => {
-      await manager.insert(Task, retry);
+      await insertTasks(manager, [retry]);
       await manager.update(Task, { id: original.id }, { retryTaskId: retry.id });
     });
     if (delaySeconds === 0) await this.enqueueDue([retry]);

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { affected, rowsOf } from '@kiln/tasks';
+import { affected, rowsOf } from '@kiln/database';
 import { newWebhookSecret } from './signing';
 
 /** The Postgres NOTIFY channel that wakes the delivery loop (the outbox triggers notify it too). */
