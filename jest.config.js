@@ -1,6 +1,8 @@
 /**
- * Two tiers: fast unit specs beside the code, and end-to-end suites under test/ that drive the
- * built API, worker and scheduler processes against real Postgres, Redis and Docker.
+ * Three tiers: fast unit specs beside the code; integration specs under test/integration that run
+ * stores and services in-process against real Postgres and Redis (a database of each file's own);
+ * and end-to-end suites under test/ that drive the built API, worker and scheduler processes
+ * against real Postgres, Redis and Docker.
  */
 const paths = require('./tsconfig.json').compilerOptions.paths;
 const moduleNameMapper = Object.fromEntries(
@@ -17,6 +19,14 @@ module.exports = {
       testEnvironment: 'node',
       roots: ['<rootDir>/apps', '<rootDir>/libs'],
       testMatch: ['**/*.spec.ts'],
+      moduleNameMapper,
+      transform,
+    },
+    {
+      displayName: 'integration',
+      testEnvironment: 'node',
+      roots: ['<rootDir>/test/integration'],
+      testMatch: ['**/*.int-spec.ts'],
       moduleNameMapper,
       transform,
     },

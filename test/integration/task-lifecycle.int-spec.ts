@@ -1,0 +1,155 @@
+import { INestApplicationContext } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { newId } from '@kiln/common';
+import { ConfigModule } from '@kiln/config';
+import { DatabaseModule } from '@kiln/database';
+import { QueueModule } from '@kiln/queue';
+import { TaskLifecycle, TasksModule, TasksService } from '@kiln/tasks';
+import { OwnDatabase } from '../support/database';
+
+/**
+ * The task store against real Postgres, in-process: every compare-and-set refuses what the
+ * transition table refuses (a stale attempt, a task another worker holds, a final task), and
+ * allows what it allows. A database of this file's own.
+ */
+describe('TaskLifecycle against Postgres', () => {
+  const database = new OwnDatabase('kiln_int_lifecycle');
+  let app: INestApplicationContext;
+  let lifecycle: TaskLifecycle;
+  let tasks: TasksService;
+  let db: DataSource;
+  const projectId = newId();
+  const codeId = newId();
+  const revisionId = newId();
+
+  beforeAll(async () => {
+    await database.create();
+    process.env.DATABASE_URL = database.url;
+    const module = await Test.createTestingModule({
+      imports: [ConfigModule, DatabaseModule.forRoot(), QueueModule, TasksModule],
+    }).compile();
+    app = await module.init();
+    lifecycle = app.get(TaskLifecycle);
+    tasks = app.get(TasksService);
+    db = app.get(getDataSourceToken());
+    await db.query(`INSERT INTO projects (id, name) VALUES ($1, 'int')`, [projectId]);
+    await db.query(
+      `INSERT INTO codes (id, project_id, name, rev, latest_revision_id, image, retries)
+       VALUES ($1, $2, 'c', 1, $3, 'busybox', 1)`,
+      [codeId, projectId, revisionId],
+    );
+    await db.query(
+      `INSERT INTO code_revisions (id, code_id, project_id, rev, image) VALUES ($1, $2, $3, 1, 'busybox')`,
+      [revisionId, codeId, projectId],
+    );
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await database.drop();
+  });
+
+  async function queued(): Promise<string> {
+    const id = newId();
+    await db.query(
+      `INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status,
+                          priority, payload, timeout, cluster, run_at, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, 'c', 1, 'queued', 0, '{}', 60, 'default', now(), now(), now())`,
+      [id, projectId, codeId, revisionId],
+    );
+    return id;
+  }
+  const status = async (id: string) =>
+    (await db.query(`SELECT status, attempt, worker_id FROM tasks WHERE id = $1`, [id]))[0];
+  const outcome = (status: 'complete' | 'error') => ({
+    status,
+    msg: status === 'error' ? 'exit code 1' : '',
+    exitCode: status === 'error' ? 1 : 0,
+    durationMs: 5,
+    logSize: 0,
+  });
+
+  it('a task is taken once: the second take, by any worker, gets nothing', async () => {
+    const id = await queued();
+    const [first, second] = await Promise.all([lifecycle.take(id, 'w1'), lifecycle.take(id, 'w2')]);
+    expect([first, second].filter(Boolean)).toHaveLength(1);
+    expect(await lifecycle.take(id, 'w3')).toBeNull();
+    expect((await status(id)).attempt).toBe(1);
+  });
+
+  it('running and finishing are compare-and-sets on the attempt', async () => {
+    const id = await queued();
+    const task = (await lifecycle.take(id, 'w1'))!;
+    expect(await lifecycle.markRunning(id, task.attempt + 1)).toBe(false);
+    expect(await lifecycle.markRunning(id, task.attempt)).toBe(true);
+    expect(await lifecycle.markRunning(id, task.attempt)).toBe(false);
+    expect((await lifecycle.finish(id, task.attempt + 1, outcome('complete'))).finished).toBe(
+      false,
+    );
+    expect(await status(id)).toMatchObject({ status: 'running' });
+    expect((await lifecycle.finish(id, task.attempt, outcome('complete'))).finished).toBe(true);
+    expect((await lifecycle.finish(id, task.attempt, outcome('complete'))).finished).toBe(false);
+    expect(await lifecycle.release(id, task.attempt)).toBe(false);
+    expect(await status(id)).toMatchObject({ status: 'complete', attempt: 1 });
+  });
+
+  it('a released task is taken again as a new attempt; the old attempt can record nothing', async () => {
+    const id = await queued();
+    const first = (await lifecycle.take(id, 'w1'))!;
+    expect(await lifecycle.release(id, first.attempt)).toBe(true);
+    const second = (await lifecycle.take(id, 'w2'))!;
+    expect(second.attempt).toBe(2);
+    expect((await lifecycle.finish(id, first.attempt, outcome('complete'))).finished).toBe(false);
+    expect(await lifecycle.heartbeat('w1', [id])).toEqual([id]);
+    expect(await lifecycle.heartbeat('w2', [id])).toEqual([]);
+    expect(await lifecycle.heldBy('w2')).toEqual([{ id, attempt: 2 }]);
+  });
+
+  it('a cancelled task keeps cancelled whatever its worker records; it gets the duration', async () => {
+    const id = await queued();
+    const task = (await lifecycle.take(id, 'w1'))!;
+    await lifecycle.markRunning(id, task.attempt);
+    await tasks.cancel(projectId, id);
+    const result = await lifecycle.finish(id, task.attempt, outcome('error'));
+    expect(result).toEqual({ finished: false, retry: null });
+    const [row] = await db.query(`SELECT status, duration_ms FROM tasks WHERE id = $1`, [id]);
+    expect(row).toEqual({ status: 'cancelled', duration_ms: 5 });
+  });
+
+  it('a failure with retries left queues one linked retry in the same transaction', async () => {
+    const id = await queued();
+    const task = (await lifecycle.take(id, 'w1'))!;
+    const { finished, retry } = await lifecycle.finish(id, task.attempt, outcome('error'));
+    expect(finished).toBe(true);
+    expect(retry).toMatchObject({
+      originalTaskId: id,
+      retryCount: 1,
+      status: 'queued',
+      attempt: 0,
+    });
+    const [row] = await db.query(
+      `SELECT status, retry_count, original_task_id FROM tasks WHERE id = $1`,
+      [retry!.id],
+    );
+    expect(row).toEqual({ status: 'queued', retry_count: 1, original_task_id: id });
+    const [original] = await db.query(`SELECT retry_task_id FROM tasks WHERE id = $1`, [id]);
+    expect(original.retry_task_id).toBe(retry!.id);
+  });
+
+  it('lapsed heartbeats: re-queued under the attempt limit, error at it; fresh ones are left alone', async () => {
+    const lapsed = await queued();
+    const spent = await queued();
+    const fresh = await queued();
+    for (const id of [lapsed, spent, fresh]) await lifecycle.take(id, 'w1');
+    await db.query(`UPDATE tasks SET attempt = 3 WHERE id = $1`, [spent]);
+    await db.query(`UPDATE tasks SET heartbeat_at = now() - interval '1 hour' WHERE id = ANY($1)`, [
+      [lapsed, spent],
+    ]);
+    expect(await lifecycle.recoverLapsed(60, 3)).toEqual({ requeued: 1, failed: 1 });
+    expect(await status(lapsed)).toMatchObject({ status: 'queued', worker_id: null });
+    expect(await status(spent)).toMatchObject({ status: 'error' });
+    expect(await status(fresh)).toMatchObject({ status: 'preparing', worker_id: 'w1' });
+  });
+});
