@@ -192,7 +192,7 @@ function perHundred(cpu: Record<string, number>, tasks: number): Record<string, 
 /**
  * Where a Kiln request's time goes, by replaying its parts outside the API at the same
  * concurrency: (1) the Redis side as Kiln does it — one awaited `queue.add` per task
- * (TasksService.enqueueDue) — and (2) the Postgres side — token and code look-ups, the 100-row
+ * (TaskDelivery.enqueueDue) — and (2) the Postgres side — token and code look-ups, the 100-row
  * INSERT in a transaction, the `enqueued_at` UPDATE.
  */
 async function diagnose(

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { RedisEpoch, TaskQueues } from '@kiln/queue';
-import { TaskLifecycle, TasksService } from '@kiln/tasks';
+import { TaskLifecycle, TaskDelivery } from '@kiln/tasks';
 import { DatabaseContact } from './database-contact';
 
 const BATCH = 500;
@@ -24,7 +24,7 @@ export class Reconciler {
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
-    private readonly tasks: TasksService,
+    private readonly delivery: TaskDelivery,
     private readonly lifecycle: TaskLifecycle,
     private readonly epoch: RedisEpoch,
     private readonly queues: TaskQueues,
@@ -41,13 +41,13 @@ export class Reconciler {
 
   private async recoverLostRedis(): Promise<void> {
     if (!(await this.epoch.renewed())) return;
-    const lost = await this.tasks.unstampAll();
+    const lost = await this.delivery.unstampAll();
     if (lost > 0) this.logger.warn(`Redis lost its data: re-enqueueing ${lost} queued tasks`);
   }
 
   /** Tasks the API stamped in its INSERT but died before handing to Redis. */
   private async recoverLostJobs(): Promise<void> {
-    const lost = await this.tasks.unstampLostJobs(200);
+    const lost = await this.delivery.unstampLostJobs(200);
     if (lost > 0) this.logger.warn(`${lost} committed tasks never reached Redis: enqueueing them`);
   }
 
@@ -56,7 +56,7 @@ export class Reconciler {
     const staleMs = this.config.scheduler.claimStaleSeconds * 1000;
     const stale = await this.queues.staleClaims(staleMs, BATCH);
     if (stale.length === 0) return;
-    const lost = await this.tasks.unstamp(stale.map((claim) => claim.taskId));
+    const lost = await this.delivery.unstamp(stale.map((claim) => claim.taskId));
     await this.queues.dropClaims(stale);
     if (lost > 0) this.logger.warn(`${lost} delivered tasks were never taken: enqueueing them`);
   }
@@ -84,9 +84,9 @@ export class Reconciler {
   private async enqueueUnenqueued(): Promise<void> {
     let total = 0;
     for (;;) {
-      const due = await this.tasks.findUnenqueued(BATCH);
+      const due = await this.delivery.findUnenqueued(BATCH);
       if (due.length === 0) break;
-      await this.tasks.enqueueDue(due);
+      await this.delivery.enqueueDue(due);
       total += due.length;
       if (due.length < BATCH) break;
     }

@@ -9,7 +9,7 @@ import {
   ScheduleStore,
   nextRun,
 } from '@kiln/schedules';
-import { Task, TasksService } from '@kiln/tasks';
+import { Task, TaskDelivery } from '@kiln/tasks';
 import { LeaderLease } from './leader-lease';
 
 const BATCH = 1000;
@@ -28,7 +28,7 @@ export class ScheduleFirer {
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly store: ScheduleStore,
     private readonly lease: LeaderLease,
-    private readonly tasks: TasksService,
+    private readonly delivery: TaskDelivery,
   ) {}
 
   /** Fires everything due now; returns how many tasks were queued. */
@@ -42,7 +42,7 @@ export class ScheduleFirer {
       );
       total += fired.length;
       // Hand the due ones to Redis now; the reconciler would also do it on its next pass.
-      await this.tasks.enqueueDue(fired.filter((task) => task.delay === 0));
+      await this.delivery.enqueueDue(fired.filter((task) => task.delay === 0));
       if (due < BATCH) break;
     }
     if (total > 0) this.logger.log(`fired ${total} scheduled tasks`);

@@ -4,7 +4,7 @@ import { Sleeper, backoffMs } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
 import { TaskLogFeed } from '@kiln/queue';
-import { TaskLifecycle, TaskLogStore, TasksService } from '@kiln/tasks';
+import { TaskLifecycle, TaskLogStore, TaskDelivery } from '@kiln/tasks';
 import { OutcomeJournal, PendingOutcome } from './outcome-journal';
 
 /** Waits between tries while Postgres is away: 0.5 s, doubling up to 10 s. */
@@ -33,7 +33,7 @@ export class OutcomeRecorder implements OnApplicationShutdown {
     @Inject(KILN_CONFIG) config: KilnConfig,
     private readonly lifecycle: TaskLifecycle,
     private readonly logs: TaskLogStore,
-    private readonly tasks: TasksService,
+    private readonly delivery: TaskDelivery,
     private readonly feed: TaskLogFeed,
   ) {
     this.journal = new OutcomeJournal(join(config.worker.journalDir, config.worker.id));
@@ -109,7 +109,7 @@ export class OutcomeRecorder implements OnApplicationShutdown {
     });
     // A retry not enqueued now is enqueued by the reconciler (its enqueued_at is empty).
     if (retry && retry.delay === 0) {
-      await this.tasks.enqueueDue([retry]).catch((error: Error) => {
+      await this.delivery.enqueueDue([retry]).catch((error: Error) => {
         this.logger.warn(`retry ${retry.id} left to the reconciler: ${error.message}`);
       });
     }

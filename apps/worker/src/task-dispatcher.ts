@@ -8,7 +8,7 @@ import {
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine } from '@kiln/docker';
 import { ClaimedJob, TaskQueues, TaskSignals, parseTaskJob } from '@kiln/queue';
-import { TaskLifecycle, TaskLogStore, TasksService } from '@kiln/tasks';
+import { TaskLifecycle, TaskLogStore, TaskDelivery } from '@kiln/tasks';
 import { exitedOutcome, hasExited } from './outcome';
 import { OutcomeRecorder } from './outcome-recorder';
 import { TaskFiles } from './task-files';
@@ -45,16 +45,14 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     private readonly files: TaskFiles,
     private readonly outcomes: OutcomeRecorder,
     private readonly logs: TaskLogStore,
-    private readonly tasks: TasksService,
+    private readonly delivery: TaskDelivery,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     await this.recoverEarlierLife();
     // Their containers are gone: so go the files of an earlier life's tasks.
     if (this.config.container.contractDelivery === 'bind') await this.files.reset();
-    const queues = this.taskQueues.clusterQueues(this.config.worker.cluster);
-    for (const queue of queues) queue.on('global:waiting', () => this.wake());
-    await Promise.all(queues.map((queue) => queue.isReady()));
+    await this.taskQueues.onWaiting(this.config.worker.cluster, () => this.wake());
     await this.signals.onCancel((taskId) => this.stopTask(taskId));
     this.heartbeat = setInterval(() => {
       const held = new Set([...this.runner.runningTaskIds(), ...this.outcomes.holds()]);
@@ -203,7 +201,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     }
     const claims = await this.taskQueues.claimsOf(workerId);
     if (claims.length > 0) {
-      await this.tasks.unstamp(claims.map((claim) => claim.taskId));
+      await this.delivery.unstamp(claims.map((claim) => claim.taskId));
       await this.taskQueues.dropClaims(claims);
     }
     if (finished + released + claims.length > 0) {

@@ -43,8 +43,18 @@ export class TaskQueues implements OnApplicationShutdown {
   }
 
   /** The cluster's queues, most urgent first. */
-  clusterQueues(cluster: string): Queue<TaskJob>[] {
+  private clusterQueues(cluster: string): Queue<TaskJob>[] {
     return DISPATCH_ORDER.map((priority) => this.queue(cluster, priority));
+  }
+
+  /**
+   * Calls `listener` whenever a job of `cluster` is waiting (any priority), and resolves once the
+   * subscriptions are ready. The consumer's side of the queues: a worker never sees Bull itself.
+   */
+  async onWaiting(cluster: string, listener: () => void): Promise<void> {
+    const queues = this.clusterQueues(cluster);
+    for (const queue of queues) queue.on('global:waiting', listener);
+    await Promise.all(queues.map((queue) => queue.isReady()));
   }
 
   /**

@@ -8,3 +8,4 @@ export * from './task-log-store';
 export * from './tasks.module';
 export * from './task-record';
 export * from './task-transitions';
+export * from './task-delivery';

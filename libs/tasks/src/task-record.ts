@@ -84,7 +84,7 @@ export interface NewTaskRow {
  * Inserts a request's new tasks in one statement (atomic without a transaction's extra round
  * trips). `$1` project id, `$2` the request's time, `$3` the tasks (`NewTaskRow[]` as JSON), `$4`
  * their codes (`NewTaskCode[]` as JSON). Due tasks are stamped `enqueued_at` in the insert itself
- * (TasksService.enqueueDue says why); the other columns take the defaults of a new task.
+ * (TaskDelivery.enqueueDue says why); the other columns take the defaults of a new task.
  */
 export const INSERT_NEW_TASKS_SQL = `
   INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status,

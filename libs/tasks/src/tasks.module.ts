@@ -4,12 +4,13 @@ import { CodesModule } from '@kiln/codes';
 import { Task } from './task.entity';
 import { TaskLogChunk } from './task-log-chunk.entity';
 import { TasksService } from './tasks.service';
+import { TaskDelivery } from './task-delivery';
 import { TaskLifecycle } from './task-lifecycle';
 import { TaskLogStore } from './task-log-store';
 
 @Module({
   imports: [TypeOrmModule.forFeature([Task, TaskLogChunk]), CodesModule],
-  providers: [TasksService, TaskLifecycle, TaskLogStore],
-  exports: [TasksService, TaskLifecycle, TaskLogStore],
+  providers: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore],
+  exports: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore],
 })
 export class TasksModule {}

@@ -3,19 +3,17 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
-import { TaskQueues, TaskPriority, TaskSignals } from '@kiln/queue';
+import { TaskSignals } from '@kiln/queue';
 import { Task } from './task.entity';
-import { affected, rowsOf } from '@kiln/database';
+import { rowsOf } from '@kiln/database';
 import { retryOf } from './task-lifecycle';
 import { INSERT_NEW_TASKS_SQL, NewTaskCode, NewTaskRow, insertTasks } from './task-record';
 import { TaskSpec } from './task-spec';
 import { TASK_STATUSES, TaskStatus } from './task-status';
+import { QueuedTask, TaskDelivery } from './task-delivery';
 import { sqlFrom } from './task-transitions';
 
 const CANCEL_FROM = sqlFrom('cancelled', 'api', 't.status');
-
-/** What enqueueing a task needs to know of it. */
-export type QueuedTask = Pick<Task, 'id' | 'projectId' | 'cluster' | 'priority'>;
 
 export interface TaskListQuery {
   statuses: TaskStatus[];
@@ -36,8 +34,8 @@ export class TasksService {
     @InjectDataSource() private readonly dataSource: DataSource,
     @InjectRepository(Task) private readonly tasks: Repository<Task>,
     private readonly codes: CodesService,
-    private readonly queues: TaskQueues,
     private readonly signals: TaskSignals,
+    private readonly delivery: TaskDelivery,
   ) {}
 
   /**
@@ -92,95 +90,8 @@ export class TasksService {
       JSON.stringify(rows),
       JSON.stringify(taskCodes),
     ]);
-    await this.enqueueDue(due, { stamped: true });
+    await this.delivery.enqueueDue(due, { stamped: true });
     return ids;
-  }
-
-  /**
-   * Hands tasks to Redis. `enqueued_at` is stamped first and cleared again for whatever Redis
-   * did not take: stamping after the enqueue would race with a worker that takes the job at once
-   * and parks the task (paused code, concurrency limit), hiding it from the reconciler forever.
-   */
-  async enqueueDue(tasks: QueuedTask[], options: { stamped?: boolean } = {}): Promise<void> {
-    if (tasks.length === 0) return;
-    if (!options.stamped) {
-      await this.dataSource.query(
-        `UPDATE tasks SET enqueued_at = now() WHERE id = ANY($1) AND status = 'queued'`,
-        [tasks.map((task) => task.id)],
-      );
-    }
-    try {
-      await this.queues.enqueueMany(
-        tasks.map((task) => ({
-          taskId: task.id,
-          projectId: task.projectId,
-          cluster: task.cluster,
-          priority: task.priority as TaskPriority,
-        })),
-      );
-    } catch (error) {
-      // Some jobs may have been added: clearing the stamp only makes the reconciler add them
-      // again, which is harmless (the job id is the task id).
-      this.logger.warn(
-        `${tasks.length} tasks left for the reconciler: ${(error as Error).message}`,
-      );
-      await this.unstamp(tasks.map((task) => task.id));
-    }
-  }
-
-  /**
-   * Queued tasks that are due but not in Redis: delayed tasks whose time has come, tasks parked by
-   * a worker (paused code, concurrency limit) or released by one, automatic retries, and tasks
-   * whose enqueue failed. Tasks of paused codes wait. Oldest due first.
-   */
-  async findUnenqueued(limit: number): Promise<Task[]> {
-    return this.tasks
-      .createQueryBuilder('t')
-      .innerJoin('codes', 'c', 'c.id = t.code_id AND NOT c.paused')
-      .where(`t.status = 'queued' AND t.enqueued_at IS NULL AND t.run_at <= now()`)
-      .orderBy('t.run_at', 'ASC')
-      .limit(limit)
-      .getMany();
-  }
-
-  /**
-   * Queued tasks stamped as enqueued a while ago whose job is not in Redis: the API died between
-   * its INSERT (which stamps them) and the enqueue. Their stamp is cleared so that the reconciler
-   * enqueues them. Checks the `limit` oldest stamps of the last two minutes.
-   */
-  async unstampLostJobs(limit: number): Promise<number> {
-    const stamped = await this.tasks
-      .createQueryBuilder('t')
-      .innerJoin('codes', 'c', 'c.id = t.code_id AND NOT c.paused')
-      .where(`t.status = 'queued' AND t.enqueued_at < now() - interval '10 seconds'`)
-      .andWhere(`t.enqueued_at > now() - interval '2 minutes'`)
-      .orderBy('t.enqueued_at', 'ASC')
-      .limit(limit)
-      .getMany();
-    if (stamped.length === 0) return 0;
-    const missing = await this.queues.missingJobs(
-      stamped.map((task) => ({
-        id: task.id,
-        cluster: task.cluster,
-        priority: task.priority as TaskPriority,
-      })),
-    );
-    if (missing.length === 0) return 0;
-    await this.unstamp(missing);
-    return missing.length;
-  }
-
-  /**
-   * Clears the enqueued stamp of those of `ids` still queued, so that the reconciler enqueues
-   * them (again); returns how many it cleared.
-   */
-  async unstamp(ids: string[]): Promise<number> {
-    return affected(
-      await this.dataSource.query(
-        `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
-        [ids],
-      ),
-    );
   }
 
   async get(projectId: string, id: string): Promise<Task> {
@@ -217,18 +128,6 @@ export class TasksService {
   async cancel(projectId: string, id: string): Promise<void> {
     await this.get(projectId, id);
     await this.cancelWhere('t.id = $1 AND t.project_id = $2', [id, projectId]);
-  }
-
-  /**
-   * Redis lost its data: every queued task counts as not in Redis, so the reconciler enqueues it
-   * again. Returns how many.
-   */
-  async unstampAll(): Promise<number> {
-    return affected(
-      await this.dataSource.query(
-        `UPDATE tasks SET enqueued_at = NULL WHERE status = 'queued' AND enqueued_at IS NOT NULL`,
-      ),
-    );
   }
 
   /** Cancels every task of a code that has not ended (`POST …/codes/{id}/cancel_all`). */
@@ -277,7 +176,7 @@ export class TasksService {
       await insertTasks(manager, [retry]);
       await manager.update(Task, { id: original.id }, { retryTaskId: retry.id });
     });
-    if (delaySeconds === 0) await this.enqueueDue([retry]);
+    if (delaySeconds === 0) await this.delivery.enqueueDue([retry]);
     return retry;
   }
 
