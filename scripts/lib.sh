@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # Shared by scripts/start.sh and scripts/test.sh: bring up the infrastructure, install the npm
 # packages if they are missing or stale, and build. Sourced, not run.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-cd "$ROOT"
+# test.sh sources this before `set -e`: a failed cd must not go on in the wrong directory.
+cd "$ROOT" || exit 1
 
 say() { echo "[kiln] $*"; }
 
@@ -27,6 +29,30 @@ prepare() {
   fi
   say "building"
   npm run --silent build
+}
+
+# need_debian_package PACKAGE COMMAND: installs the Debian package PACKAGE when COMMAND is not on
+# PATH (as root; otherwise says what to run and fails). For tools only some runs need, such as
+# the shellcheck of `npm test`'s lint; scripts/infra.sh installs the services' packages.
+need_debian_package() {
+  local package=$1 command=$2 log
+  command -v "$command" >/dev/null 2>&1 && return 0
+  if [[ $(id -u) != 0 ]]; then
+    say "$command is missing: apt-get install $package (as root)"
+    return 1
+  fi
+  log=${KILN_HOME:-$ROOT/.kiln}/log/packages.log
+  mkdir -p "$(dirname "$log")"
+  say "installing Debian package $package (log: $log)"
+  # The package lists may be missing or stale on a fresh machine: update once if install fails.
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package" >>"$log" 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update >>"$log" 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$package" >>"$log" 2>&1 || true
+  fi
+  command -v "$command" >/dev/null 2>&1 && return 0
+  tail -n 20 "$log" >&2
+  say "could not install $package"
+  return 1
 }
 
 # Applies migrations to the database at $1.

@@ -7,6 +7,8 @@ source "$(dirname "$0")/lib.sh"
 prepare
 migrate "$DATABASE_URL"
 
+# .env is the user's own optional file (see .env.example), not part of the repository.
+# shellcheck source=/dev/null
 [[ -f .env ]] && { set -a; source .env; set +a; }
 export KILN_API_HOST=${KILN_API_HOST:-127.0.0.1}
 export KILN_API_PORT=${KILN_API_PORT:-8080}

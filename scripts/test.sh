@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `npm test`: the same setup as `npm start`, then every suite: lint (with the circular-import
-# check), unit specs and the end-to-end suites against real Postgres, Redis and Docker.
+# `npm test`: the same setup as `npm start`, then every suite: lint (ESLint, the circular-import
+# check, prettier --check and shellcheck, installed here when missing), unit specs and the
+# end-to-end suites against real Postgres, Redis and Docker.
 # Ends with one line `N passed, N failed`.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -24,6 +25,8 @@ mkdir -p "$results"
 rm -f "$results"/*.json
 
 say "lint"
+# Only lint needs shellcheck (npm start does not); a failed install shows up as a lint failure.
+need_debian_package shellcheck shellcheck
 if npm run --silent lint; then echo '{"name":"lint","passed":1,"failed":0}' >"$results/lint.json"
 else echo '{"name":"lint","passed":0,"failed":1}' >"$results/lint.json"; fi
 
