@@ -17,6 +17,8 @@ export default tseslint.config(
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/require-await': 'off',
+      // Always ===: the code never relies on `== null` matching both null and undefined.
+      eqeqeq: ['error', 'always'],
     },
   },
   {
@@ -31,4 +33,12 @@ export default tseslint.config(
     },
   },
   prettier,
+  {
+    // After `prettier`, which turns `curly` off because Prettier may move a body onto its own line.
+    // `multi-line`, not `all`: the code's ~500 one-line guards (`if (!x) return null;`) stay as
+    // they are, and braces are required as soon as a body does not end on the line of its `if`,
+    // which is where a second statement indented under it would silently run unconditionally.
+    // When Prettier wraps a guard that outgrew its line, this asks for the braces.
+    rules: { curly: ['error', 'multi-line'] },
+  },
 );

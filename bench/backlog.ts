@@ -78,8 +78,9 @@ export async function backlog(ctx: BenchContext): Promise<BenchResult> {
     for (let i = 0; i < calls; i++) {
       ctx.deadline.check();
       const answer = await project.api.ok('GET', `/2/projects/${project.id}/tasks?${query}`);
-      if (!Array.isArray(answer.body.tasks))
+      if (!Array.isArray(answer.body.tasks)) {
         throw new Error(`unexpected list answer ${answer.text}`);
+      }
       ms.push(answer.ms);
     }
     const summary = summarize(ms);
@@ -285,8 +286,9 @@ async function loadBacklog(
           }
           await queue.addBulk(jobs);
           redisJobs += jobs.length;
-          if (redisJobs % 100_000 === 0)
+          if (redisJobs % 100_000 === 0) {
             process.stdout.write(`\r[backlog]   ${fmt(redisJobs)} jobs`);
+          }
         }
       }),
     );
@@ -300,8 +302,9 @@ async function loadBacklog(
       redis.disconnect();
     }
     console.log(`[backlog]   ${fmt(redisSeconds, 1)} s; Redis uses ${redisMemory}`);
-    if (redisJobs < n)
+    if (redisJobs < n) {
       console.log(`[backlog]   Redis budget reached: ${fmt(redisJobs)} of ${fmt(n)} jobs`);
+    }
   } else {
     console.log('[backlog] KILN_BENCH_BACKLOG_REDIS=0: the backlog is in Postgres only');
   }

@@ -53,9 +53,11 @@ function timed(command: string, args: string[], env: Record<string, string>): Pr
     child.on('error', reject);
     child.on('close', (code) => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      if (code !== 0)
+      if (code !== 0) {
         reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.slice(0, 500)}`));
-      else resolve({ seconds, stdout, code });
+      } else {
+        resolve({ seconds, stdout, code });
+      }
     });
   });
 }
@@ -91,8 +93,9 @@ export async function cli(ctx: BenchContext): Promise<BenchResult> {
     const order = r % 2 === 0 ? ['cli', 'curl'] : ['curl', 'cli'];
     for (const way of order) {
       const result = way === 'cli' ? await viaCli() : await viaCurl();
-      if (result.stdout !== '{}\n')
+      if (result.stdout !== '{}\n') {
         throw new Error(`${way} printed ${JSON.stringify(result.stdout)}`);
+      }
       (way === 'cli' ? cliSeconds : curlSeconds).push(result.seconds);
     }
     console.log(

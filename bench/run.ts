@@ -110,11 +110,12 @@ async function main(): Promise<number> {
   closeConnections();
   if (results.length > 1) {
     console.log('\n== summary');
-    for (const result of results)
+    for (const result of results) {
       printTable(
         result.name,
         result.rows.filter((row) => row.target),
       );
+    }
   }
   return failed > 0 ? 1 : 0;
 }

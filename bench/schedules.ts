@@ -166,8 +166,9 @@ async function fireMany(
   const stored = Number(
     (await db.query<{ n: string }>(`SELECT count(*) AS n FROM schedules`)).rows[0].n,
   );
-  if (stored !== params.schedules)
+  if (stored !== params.schedules) {
     throw new Error(`${stored} schedules stored, not ${params.schedules}`);
+  }
   console.log(
     `[schedules] created in ${fmt(created.ms / 1000, 1)} s; ${fmt((instantMs - Date.now()) / 1000, 1)} s before the instant`,
   );
@@ -198,8 +199,9 @@ async function fireMany(
     const [tasks, waiting] = await Promise.all([count(), jobs()]);
     const at = (Date.now() - instantMs) / 1000;
     const last = progress[progress.length - 1];
-    if (!last || last[1] !== tasks || last[2] !== waiting)
+    if (!last || last[1] !== tasks || last[2] !== waiting) {
       progress.push([round(at, 3), tasks, waiting]);
+    }
     if (tasks > 0 && firstTask === null) firstTask = at;
     if (tasks >= params.schedules && allTasks === null) allTasks = at;
     if (waiting >= params.schedules && allJobs === null) allJobs = at;
@@ -298,8 +300,9 @@ async function handovers(
     const renewed = Number(current.expires);
     while (Date.now() < settle + 30_000) {
       const seen = await lease();
-      if (seen.holder !== killed)
+      if (seen.holder !== killed) {
         throw new Error(`the lease moved by itself: ${JSON.stringify(seen)}`);
+      }
       if (Number(seen.expires) > renewed) break;
       await sleep(10);
     }

@@ -51,8 +51,9 @@ export async function upload(ctx: BenchContext): Promise<BenchResult> {
   };
   socket = ctx.infra.dockerSocket;
   const registry = ctx.infra.registryUrl;
-  if (!registry)
+  if (!registry) {
     throw new Error('no platform registry: REGISTRY_URL is not set (scripts/infra.sh up)');
+  }
   const run = randomBytes(4).toString('hex');
   const work = mkdtempSync(join(BENCH_HOME, 'upload-'));
   defer(`remove ${work}`, () => rmSync(work, { recursive: true, force: true }));

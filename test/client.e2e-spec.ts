@@ -185,8 +185,9 @@ describe('@kiln/client against a real Kiln', () => {
       for await (const task of kiln.tasks.list({ label: 'many', perPage: 2 })) listed.push(task.id);
       expect(listed.sort()).toEqual(queued.map((t) => t.id).sort());
       const complete: string[] = [];
-      for await (const task of kiln.tasks.list({ label: 'many', status: ['complete'] }))
+      for await (const task of kiln.tasks.list({ label: 'many', status: ['complete'] })) {
         complete.push(task.id);
+      }
       expect(complete).toHaveLength(3);
       const none: Task[] = [];
       for await (const task of kiln.tasks.list({ label: 'many', status: 'error' })) none.push(task);

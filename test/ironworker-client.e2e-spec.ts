@@ -392,8 +392,9 @@ describe('Kiln through the iron_worker Node client', () => {
       const refused = await failure((cb) => client.api.tasksCreate(invalid, cb));
       expect(refused.message).toBe('Code "no-such-code" not found');
       expect(await ask((cb) => client.tasksList({ label: 'half-bulk' }, cb))).toEqual([]);
-      for (const { id } of await ask((cb) => client.tasksList({ queued: 1 }, cb)))
+      for (const { id } of await ask((cb) => client.tasksList({ queued: 1 }, cb))) {
         await ask((cb) => client.tasksCancel(id, cb));
+      }
     });
 
     it('tasksWaitFor returns the finished task with every field typed as IronWorker does', async () => {

@@ -107,8 +107,9 @@ describe('scheduler failover', () => {
     expect(instants.length).toBeGreaterThanOrEqual(5);
     expect(new Set(instants).size).toBe(instants.length);
     // Consecutive instants, none skipped across the handover.
-    for (let i = 1; i < instants.length; i++)
+    for (let i = 1; i < instants.length; i++) {
       expect(instants[i] - instants[i - 1]).toBe(EVERY_SECONDS * 1000);
+    }
     for (const instant of instants) expect(instant % (EVERY_SECONDS * 1000)).toBe(0);
   });
 });

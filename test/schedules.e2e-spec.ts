@@ -80,8 +80,9 @@ describe('schedules', () => {
       end_at: ZERO,
       msg: '',
     });
-    for (const field of ['run_count', 'run_times', 'max_concurrency'])
+    for (const field of ['run_count', 'run_times', 'max_concurrency']) {
       expect(Number.isInteger(schedule[field])).toBe(true);
+    }
     expect((await get('/schedules')).body.schedules.map((s: { id: string }) => s.id)).toContain(id);
 
     const updated = await call('PUT', `${base}/schedules/${id}`, {

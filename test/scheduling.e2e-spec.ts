@@ -185,8 +185,9 @@ describe('scheduling', () => {
         { taskId: id, projectId: project.projectId },
         { jobId: id, removeOnComplete: true },
       );
-      for (let i = 0; i < 50 && (await queue.getJob(id)); i++)
+      for (let i = 0; i < 50 && (await queue.getJob(id)); i++) {
         await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       expect(await queue.getJob(id)).toBeNull();
     } finally {
       await queue.close();

@@ -61,8 +61,9 @@ describe('the task API', () => {
     expect(queued.code_history_id).toMatch(/^[0-9a-f]{24}$/);
     expect(queued.created_at).toMatch(RFC3339);
     const done = await waitForTask(project, id);
-    for (const field of ['created_at', 'updated_at', 'start_time', 'end_time'])
+    for (const field of ['created_at', 'updated_at', 'start_time', 'end_time']) {
       expect(done[field]).toMatch(RFC3339);
+    }
     for (const field of [
       'duration',
       'timeout',

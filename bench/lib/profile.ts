@@ -75,8 +75,9 @@ export function summarizeProfile(
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const parents = new Map<number, number>();
-  for (const node of profile.nodes)
+  for (const node of profile.nodes) {
     for (const child of node.children ?? []) parents.set(child, node.id);
+  }
   const byOrigin = new Map<string, number>();
   const byCaller = new Map<string, number>();
   const byKiln = new Map<string, number>();

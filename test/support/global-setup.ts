@@ -20,8 +20,9 @@ function redisUrl(): string {
 export default async function globalSetup(): Promise<void> {
   const required = ['TEST_DATABASE_URL', 'REDIS_URL', 'DOCKER_SOCKET'];
   const missing = required.filter((name) => !process.env[name]);
-  if (missing.length)
+  if (missing.length) {
     throw new Error(`e2e tests need ${missing.join(', ')}: run them with \`npm test\``);
+  }
   const apiPort = Number(process.env.KILN_TEST_API_PORT ?? 18080);
   const workerHealthPort = apiPort + 1;
   const run = randomBytes(4).toString('hex');

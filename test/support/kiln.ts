@@ -52,8 +52,9 @@ export async function call(
   const res = await fetch(target, { method, headers, body: body as RequestInit['body'] });
   const text = await res.text();
   let parsed: unknown = text;
-  if ((res.headers.get('content-type') ?? '').includes('application/json'))
+  if ((res.headers.get('content-type') ?? '').includes('application/json')) {
     parsed = JSON.parse(text);
+  }
   return { status: res.status, body: parsed, text, headers: res.headers };
 }
 
@@ -66,8 +67,9 @@ export interface TestProject {
 export async function newProject(name = 'e2e'): Promise<TestProject> {
   const { adminToken } = e2e();
   const created = await call('POST', '/2/projects', { token: adminToken, json: { name } });
-  if (created.status !== 200)
+  if (created.status !== 200) {
     throw new Error(`project not created: ${created.status} ${created.text}`);
+  }
   const issued = await call('POST', `/2/projects/${created.body.id}/tokens`, {
     token: adminToken,
     json: {},
@@ -124,8 +126,9 @@ export async function waitForTask(
   for (;;) {
     const task = await getTask(project, id);
     if (until(task)) return task;
-    if (Date.now() > deadline)
+    if (Date.now() > deadline) {
       throw new Error(`task ${id} still ${task.status} after ${timeoutMs} ms`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

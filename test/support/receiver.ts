@@ -58,10 +58,11 @@ export class Receiver {
   ): Promise<Received[]> {
     const deadline = Date.now() + timeoutMs;
     while (!predicate(this.received)) {
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
         throw new Error(
           `${what} not received in ${timeoutMs} ms; got ${JSON.stringify(this.received.map((r) => r.json?.type ?? r.body))}`,
         );
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     return this.received;

@@ -111,9 +111,11 @@ describe('integer flags of the kiln CLI', () => {
             const n = Number(text.trim());
             const args = (outcome as Reached).args;
             // --count is how many tasks, --limit how many rows to print; the others are sent.
-            if (flag === 'count') expect(args[0]).toHaveLength(n);
-            else if (flag !== 'limit')
+            if (flag === 'count') {
+              expect(args[0]).toHaveLength(n);
+            } else if (flag !== 'limit') {
               expect(JSON.stringify(args)).toMatch(new RegExp(`:${n}[,}]`));
+            }
           } else {
             expect(outcome).toBeInstanceOf(UsageError);
             expect((outcome as UsageError).message).toBe(

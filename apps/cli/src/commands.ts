@@ -102,9 +102,11 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
       await kiln.codes.list().next(); // proves URL, project and token
       const file = configFile();
       saveSettings(file, kiln.settings);
-      if (ctx.values.json)
+      if (ctx.values.json) {
         ctx.out(json({ file, url: kiln.settings.url, project_id: kiln.settings.projectId }));
-      else ctx.out(`Saved ${kiln.settings.url}, project ${kiln.settings.projectId} to ${file}\n`);
+      } else {
+        ctx.out(`Saved ${kiln.settings.url}, project ${kiln.settings.projectId} to ${file}\n`);
+      }
       return 0;
     },
   },
@@ -512,10 +514,11 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
           const [url] = operands(args, ['URL'], 'webhooks add');
           const events = (str(ctx, 'events') ?? '').split(',').filter(Boolean);
           const unknown = events.filter((e) => !(WEBHOOK_EVENTS as readonly string[]).includes(e));
-          if (unknown.length)
+          if (unknown.length) {
             throw new UsageError(
               `unknown event ${unknown.join(', ')}; known: ${WEBHOOK_EVENTS.join(', ')}`,
             );
+          }
           const hook = await kiln.webhooks.create({
             url,
             events: events.length ? (events as WebhookEvent[]) : undefined,
@@ -636,8 +639,9 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
           const username = str(ctx, 'username');
           if (!username) throw new UsageError('-u USER is required');
           const inline = str(ctx, 'password');
-          if ((inline === undefined) === !ctx.values['password-stdin'])
+          if ((inline === undefined) === !ctx.values['password-stdin']) {
             throw new UsageError('give exactly one of --password-stdin and -p PASSWORD');
+          }
           const password = inline ?? readInput('-').replace(/\r?\n$/, '');
           if (!password) throw new UsageError('the password is empty');
           const answer = await ctx
@@ -650,14 +654,16 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
         case 'ls': {
           operands(args, [], 'credentials list');
           const logins = await ctx.kiln().credentials.list();
-          if (ctx.values.json) ctx.out(json(logins));
-          else
+          if (ctx.values.json) {
+            ctx.out(json(logins));
+          } else {
             ctx.out(
               table(
                 ['SERVER', 'USERNAME', 'UPDATED'],
                 logins.map((l) => [l.serveraddress, l.username, shortTime(l.updated_at)]),
               ),
             );
+          }
           return 0;
         }
         case 'rm':
@@ -714,8 +720,9 @@ function int(ctx: Context, name: string): number | undefined {
   if (value === undefined) return undefined;
   const [min, max] = INT_FLAGS[name];
   const number = /^\s*-?\d{1,20}\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(number) || number < min || number > max)
+  if (!Number.isSafeInteger(number) || number < min || number > max) {
     throw new UsageError(`--${name} wants a whole number from ${min} to ${max}, got "${value}"`);
+  }
   return number;
 }
 
@@ -725,10 +732,12 @@ function priority(ctx: Context, name: string): 0 | 1 | 2 | undefined {
 
 /** Exactly the operands named in `names` (a subcommand's), or a usage error. */
 function operands(args: string[], names: string[], command: string): string[] {
-  if (args.length < names.length)
+  if (args.length < names.length) {
     throw new UsageError(`${command} needs ${names.slice(args.length).join(' ')}`);
-  if (args.length > names.length)
+  }
+  if (args.length > names.length) {
     throw new UsageError(`unexpected ${args.slice(names.length).join(' ')}`);
+  }
   return args;
 }
 
@@ -752,8 +761,9 @@ function taskOptions(ctx: Context): TaskOptions {
 function payloadOf(ctx: Context): string {
   const file = str(ctx, 'payload-file');
   const inline = str(ctx, 'payload');
-  if (file !== undefined && inline !== undefined)
+  if (file !== undefined && inline !== undefined) {
     throw new UsageError('give --payload or --payload-file, not both');
+  }
   const payload = file !== undefined ? readInput(file) : (inline ?? '{}');
   if (inline !== undefined) {
     try {

@@ -89,8 +89,9 @@ export class OutcomeRecorder implements OnApplicationShutdown {
   async replay(): Promise<number> {
     const kept = this.journal.all();
     await Promise.all(kept.map((pending) => this.record(pending)));
-    if (kept.length > 0)
+    if (kept.length > 0) {
       this.logger.log(`recorded ${kept.length} outcomes kept by an earlier life`);
+    }
     return kept.length;
   }
 

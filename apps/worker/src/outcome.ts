@@ -19,8 +19,9 @@ export function verdict(
   stoppedBy: StopReason | undefined,
   timeoutSeconds: number,
 ): Verdict {
-  if (stoppedBy === 'timeout')
+  if (stoppedBy === 'timeout') {
     return { status: 'timeout', msg: `Task timed out after ${timeoutSeconds} s` };
+  }
   if (stoppedBy === 'cancelled') return { status: 'cancelled', msg: 'Cancelled' };
   if (exit.oomKilled) return { status: 'killed', msg: 'Killed: out of memory' };
   if (exit.exitCode === 0) return { status: 'complete', msg: '' };

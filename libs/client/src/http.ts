@@ -128,8 +128,9 @@ export class Transport {
     const exp = Math.min(this.options.maxRetryDelayMs, this.options.retryDelayMs * 2 ** attempt);
     let ms = exp / 2 + Math.random() * (exp / 2);
     const seconds = retryAfter ? Number(retryAfter) : NaN;
-    if (Number.isFinite(seconds) && seconds >= 0)
+    if (Number.isFinite(seconds) && seconds >= 0) {
       ms = Math.min(seconds * 1000, this.options.maxRetryDelayMs);
+    }
     await sleep(ms, signal);
   }
 }

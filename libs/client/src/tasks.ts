@@ -158,8 +158,9 @@ export class Tasks {
           signal: options.signal,
         });
       } catch (error) {
-        if (!(error instanceof KilnError) || error.status !== 0 || broken >= reconnects)
+        if (!(error instanceof KilnError) || error.status !== 0 || broken >= reconnects) {
           throw error;
+        }
         await sleep(250 * 2 ** broken++, options.signal);
         continue;
       }
@@ -180,12 +181,13 @@ export class Tasks {
         }
       } catch (error) {
         if (options.signal?.aborted) throw options.signal.reason;
-        if (broken >= reconnects)
+        if (broken >= reconnects) {
           throw new KilnError(
             0,
             `log stream broke off: ${(error as Error).message}`,
             `GET ${path}`,
           );
+        }
       }
       if (broken >= reconnects) throw new KilnError(0, 'log stream ended early', `GET ${path}`);
       await sleep(250 * 2 ** broken++, options.signal);
@@ -251,8 +253,9 @@ export class Tasks {
     if (seen) yield { type: 'output', text: seen };
     const task = await this.wait(id, { signal: options.signal });
     const log = await this.log(id).catch(() => seen);
-    if (log.startsWith(seen) && log.length > seen.length)
+    if (log.startsWith(seen) && log.length > seen.length) {
       yield { type: 'output', text: log.slice(seen.length) };
+    }
     yield { type: 'end', status: task.status as FinalTaskStatus };
   }
 }

@@ -33,14 +33,16 @@ export function verifyWebhook(
   const id = header(headers, 'webhook-id');
   const timestamp = header(headers, 'webhook-timestamp');
   const signatures = header(headers, 'webhook-signature');
-  if (!id || !timestamp || !signatures)
+  if (!id || !timestamp || !signatures) {
     throw new WebhookVerificationError(
       'missing webhook-id, webhook-timestamp or webhook-signature',
     );
+  }
   const seconds = Number(timestamp);
   const now = (options.now ?? new Date()).getTime() / 1000;
-  if (!/^\d+$/.test(timestamp) || Math.abs(now - seconds) > (options.toleranceSeconds ?? 300))
+  if (!/^\d+$/.test(timestamp) || Math.abs(now - seconds) > (options.toleranceSeconds ?? 300)) {
     throw new WebhookVerificationError(`webhook-timestamp ${timestamp} is out of tolerance`);
+  }
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body);
   const given = signatures
     .split(' ')
@@ -62,8 +64,9 @@ export function verifyWebhook(
 }
 
 function header(headers: WebhookHeaders, name: string): string | undefined {
-  if (typeof (headers as Headers).get === 'function')
+  if (typeof (headers as Headers).get === 'function') {
     return (headers as Headers).get(name) ?? undefined;
+  }
   const value = (headers as Record<string, string | string[] | undefined>)[name];
   return Array.isArray(value) ? value[0] : value;
 }

@@ -38,8 +38,9 @@ export function parseCodeName(name: string): string {
   if (name === '') throw KilnException.badRequest('name is required');
   if (Buffer.byteLength(name) > 255) throw KilnException.tooLarge('name is larger than 255 bytes');
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (/[\u0000-\u001f]/.test(name))
+  if (/[\u0000-\u001f]/.test(name)) {
     throw KilnException.badRequest('name must not contain control characters');
+  }
   return name;
 }
 

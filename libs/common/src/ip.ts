@@ -49,8 +49,9 @@ export function formatIp(ip: IpAddress): string {
     return [24n, 16n, 8n, 0n].map((shift) => String((ip.value >> shift) & 0xffn)).join('.');
   }
   const groups: string[] = [];
-  for (let shift = 112n; shift >= 0n; shift -= 16n)
+  for (let shift = 112n; shift >= 0n; shift -= 16n) {
     groups.push(((ip.value >> shift) & 0xffffn).toString(16));
+  }
   return groups.join(':');
 }
 

@@ -143,8 +143,9 @@ export class FieldReader {
   private number(name: string): number | undefined {
     const value = this.source[name];
     if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value))
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
       throw this.wrongType(name, 'a number');
+    }
     return Math.round(value);
   }
 

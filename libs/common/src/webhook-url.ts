@@ -19,10 +19,12 @@ export function parseWebhookUrl(
   } catch {
     throw KilnException.badRequest(`${field} is not a valid URL`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw KilnException.badRequest(`${field} must be an http or https URL`);
-  if (Buffer.byteLength(value) > MAX_WEBHOOK_URL_BYTES)
+  }
+  if (Buffer.byteLength(value) > MAX_WEBHOOK_URL_BYTES) {
     throw KilnException.badRequest(`${field} must be at most ${MAX_WEBHOOK_URL_BYTES} bytes`);
+  }
   const ip = parseIp(url.hostname);
   if (ip) {
     const why = refusedAddressReason(ip);

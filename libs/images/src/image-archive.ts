@@ -79,10 +79,11 @@ export async function readImageArchive(
     input.resume();
     await Promise.all([...open].map((handle) => handle.close().catch(() => undefined)));
     await dispose();
-    if (error instanceof TarFormatError)
+    if (error instanceof TarFormatError) {
       throw KilnException.badRequest(
         `${error.message}: Kiln runs Docker images, upload a \`docker save\` tarball (plain or gzip)`,
       );
+    }
     if ((error as { code?: string }).code === 'Z_DATA_ERROR') {
       throw KilnException.badRequest(`the gzip stream is corrupt: ${(error as Error).message}`);
     }
@@ -170,8 +171,9 @@ async function* unpacked(
   const counter = { bytes: 0 };
   const source = sized(input, limits.maxBytes, counter)[Symbol.asyncIterator]();
   const first = await source.next();
-  if (first.done)
+  if (first.done) {
     throw KilnException.badRequest('the upload is empty: send a `docker save` tarball');
+  }
   const rest = async function* () {
     yield first.value;
     for (let next = await source.next(); !next.done; next = await source.next()) yield next.value;
@@ -244,12 +246,14 @@ function escapes(header: TarHeader): KilnException {
 function archivePath(raw: string, what: string): string {
   if (raw.startsWith('/')) throw KilnException.badRequest(`${what} has an absolute path`);
   const parts = raw.split('/').filter((part) => part !== '' && part !== '.');
-  if (parts.includes('..'))
+  if (parts.includes('..')) {
     throw KilnException.badRequest(`${what} has a ".." path (it would escape the archive)`);
+  }
   if (parts.length === 0) throw KilnException.badRequest(`${what} has an empty path`);
   // eslint-disable-next-line no-control-regex -- control characters are what is refused
-  if (/[\u0000-\u001f]/.test(raw))
+  if (/[\u0000-\u001f]/.test(raw)) {
     throw KilnException.badRequest(`${what} has control characters in its path`);
+  }
   return parts.join('/');
 }
 
@@ -260,16 +264,18 @@ function fileAt(entries: Map<string, Entry>, rawPath: string, what: string): Spo
     const entry = entries.get(path);
     if (!entry) throw KilnException.badRequest(`${what} "${rawPath}" is not in the tarball`);
     if (entry.kind === 'file') return entry.blob;
-    if (entry.kind === 'directory')
+    if (entry.kind === 'directory') {
       throw KilnException.badRequest(`${what} "${rawPath}" is a directory`);
+    }
     path = entry.target;
   }
   throw KilnException.badRequest(`${what} "${rawPath}" is a loop of links`);
 }
 
 async function readJson(blob: SpooledBlob, what: string): Promise<unknown> {
-  if (blob.size > MAX_JSON_BYTES)
+  if (blob.size > MAX_JSON_BYTES) {
     throw KilnException.badRequest(`${what} is larger than ${MAX_JSON_BYTES} bytes`);
+  }
   try {
     return JSON.parse(await readFile(blob.file, 'utf8')) as unknown;
   } catch (error) {
@@ -290,8 +296,9 @@ async function checkImage(
     fileAt(entries, 'manifest.json', 'manifest.json'),
     'manifest.json',
   );
-  if (!Array.isArray(manifest))
+  if (!Array.isArray(manifest)) {
     throw KilnException.badRequest('manifest.json must be a JSON array');
+  }
   if (manifest.length !== 1) {
     throw KilnException.badRequest(
       `the tarball holds ${manifest.length} images; upload exactly one (\`docker save\` one image)`,

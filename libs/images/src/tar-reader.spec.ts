@@ -17,8 +17,9 @@ function pax(records: Record<string, string>): Buffer {
 async function read(archive: Buffer, chunkSize: number) {
   const seen: { header: TarHeader; content: string }[] = [];
   async function* chunks() {
-    for (let at = 0; at < archive.length; at += chunkSize)
+    for (let at = 0; at < archive.length; at += chunkSize) {
       yield archive.subarray(at, at + chunkSize);
+    }
   }
   await readTar(chunks(), async (header) => {
     const parts: Buffer[] = [];

@@ -35,18 +35,21 @@ export interface ScheduleSpec {
 /** `{"schedules":[…]}`: all valid or the request is refused, naming the schedule and field. */
 export function parseScheduleSpecs(body: JsonObject, limits: TaskLimits): ScheduleSpec[] {
   const schedules = body.schedules;
-  if (!Array.isArray(schedules))
+  if (!Array.isArray(schedules)) {
     throw KilnException.badRequest('schedules must be an array of schedule objects');
-  if (schedules.length === 0)
+  }
+  if (schedules.length === 0) {
     throw KilnException.badRequest('schedules must hold at least one schedule');
+  }
   if (schedules.length > MAX_SCHEDULES_PER_REQUEST) {
     throw KilnException.badRequest(
       `at most ${MAX_SCHEDULES_PER_REQUEST} schedules can be created per request`,
     );
   }
   return schedules.map((item, index) => {
-    if (!isPlainObject(item))
+    if (!isPlainObject(item)) {
       throw KilnException.badRequest(`schedules[${index}] must be an object`);
+    }
     return parseScheduleSpec(item, limits, `schedules[${index}].`);
   });
 }
@@ -62,12 +65,14 @@ export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix =
   if (cron !== null) {
     const problem = cronProblem(cron);
     if (problem) throw KilnException.badRequest(`${prefix}${problem}`);
-    if (runEvery !== null)
+    if (runEvery !== null) {
       throw KilnException.badRequest(`${prefix}cron and run_every cannot both be set`);
+    }
   }
   const timezone = read.string('timezone', 64) || 'UTC';
-  if (!isTimeZone(timezone))
+  if (!isTimeZone(timezone)) {
     throw KilnException.badRequest(`${prefix}timezone "${timezone}" is not an IANA time zone`);
+  }
   const timeout = read.int('timeout', { min: 0, max: limits.maxTimeout }) ?? 0;
   const startAt = readTime(read, 'start_at', prefix);
   const endAt = readTime(read, 'end_at', prefix) ?? null;
@@ -114,8 +119,9 @@ function readTime(read: FieldReader, name: string, prefix: string): Date | undef
     (parts[6] === undefined || second <= 59) &&
     (parts[8] === undefined || /^(Z|[+-](0\d|1\d|2[0-3]):?[0-5]\d)$/.test(parts[8]));
   const parsed = new Date(valid ? value : NaN);
-  if (Number.isNaN(parsed.getTime()))
+  if (Number.isNaN(parsed.getTime())) {
     throw KilnException.badRequest(`${prefix}${name} must be an RFC3339 time`);
+  }
   const seconds = parsed.getTime() / 1000;
   if (seconds < 0 || seconds > EPOCH_SECONDS_MAX) {
     throw KilnException.badRequest(

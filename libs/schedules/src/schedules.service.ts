@@ -17,8 +17,9 @@ export class SchedulesService {
   /** Creates schedules all-or-nothing; each code must exist. */
   async create(projectId: string, specs: ScheduleSpec[]): Promise<Schedule[]> {
     for (const name of new Set(specs.map((spec) => spec.codeName))) {
-      if (!(await this.codes.findByName(projectId, name)))
+      if (!(await this.codes.findByName(projectId, name))) {
         throw KilnException.notFound(`Code "${name}" not found`);
+      }
     }
     const now = new Date();
     const rows = specs.map((spec) => {

@@ -40,8 +40,9 @@ export interface TaskSpec {
  */
 export function parseTaskSpecs(body: JsonObject, limits: TaskLimits): TaskSpec[] {
   const tasks = body.tasks;
-  if (!Array.isArray(tasks))
+  if (!Array.isArray(tasks)) {
     throw KilnException.badRequest('tasks must be an array of task objects');
+  }
   if (tasks.length === 0) throw KilnException.badRequest('tasks must hold at least one task');
   if (tasks.length > MAX_TASKS_PER_REQUEST) {
     throw KilnException.badRequest(

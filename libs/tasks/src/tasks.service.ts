@@ -108,13 +108,16 @@ export class TasksService {
       .addOrderBy('t.id', 'DESC')
       .offset(query.page * query.perPage)
       .limit(query.perPage);
-    if (query.statuses.length > 0)
+    if (query.statuses.length > 0) {
       qb.andWhere('t.status IN (:...statuses)', { statuses: query.statuses });
-    if (query.codeName !== undefined)
+    }
+    if (query.codeName !== undefined) {
       qb.andWhere('t.code_name = :codeName', { codeName: query.codeName });
+    }
     if (query.label !== undefined) qb.andWhere('t.label = :label', { label: query.label });
-    if (query.cluster !== undefined)
+    if (query.cluster !== undefined) {
       qb.andWhere('t.cluster = :cluster', { cluster: query.cluster });
+    }
     if (query.fromTime) qb.andWhere('t.created_at >= :fromTime', { fromTime: query.fromTime });
     if (query.toTime) qb.andWhere('t.created_at <= :toTime', { toTime: query.toTime });
     return qb.getMany();

@@ -30,12 +30,15 @@ export function parseTriggerSpec(body: JsonObject): TriggerSpec {
   const hmacSecret = read.string('hmac_secret', 1024) || null;
   const hmacPrefix = read.string('hmac_prefix', 100) ?? '';
   const encoding = read.string('hmac_encoding') ?? 'hex';
-  if (hmacHeader !== null && !HEADER_NAME.test(hmacHeader))
+  if (hmacHeader !== null && !HEADER_NAME.test(hmacHeader)) {
     throw KilnException.badRequest('hmac_header must be an HTTP header name');
-  if ((hmacHeader === null) !== (hmacSecret === null))
+  }
+  if ((hmacHeader === null) !== (hmacSecret === null)) {
     throw KilnException.badRequest('hmac_header and hmac_secret go together: give both or neither');
-  if (encoding !== 'hex' && encoding !== 'base64')
+  }
+  if (encoding !== 'hex' && encoding !== 'base64') {
     throw KilnException.badRequest('hmac_encoding must be "hex" or "base64"');
+  }
   return { hmacHeader, hmacSecret, hmacPrefix, hmacEncoding: encoding };
 }
 
@@ -112,8 +115,13 @@ export class TriggersService {
       id: triggerId,
       revokedAt: IsNull(),
     });
-    if (!trigger || !request.secret || !sameSecret(hashSecret(request.secret), trigger.secretHash))
+    if (
+      !trigger ||
+      !request.secret ||
+      !sameSecret(hashSecret(request.secret), trigger.secretHash)
+    ) {
       throw KilnException.unauthorized('Invalid or revoked trigger secret');
+    }
     if (
       trigger.hmacHeader !== null &&
       !hmacMatches(

@@ -11,11 +11,12 @@ const answer = (statusCode: number | null, error: string | null = null): SendRes
 
 describe('outcomeOf', () => {
   it('counts any 2xx as delivered', () => {
-    for (const code of [200, 201, 204, 299])
+    for (const code of [200, 201, 204, 299]) {
       expect(outcomeOf(answer(code), 0, SCHEDULE)).toMatchObject({
         state: 'delivered',
         error: null,
       });
+    }
   });
 
   it('fails a 410 for good and marks the endpoint gone', () => {

@@ -45,8 +45,9 @@ export function parseWebhookSpec(
 }
 
 function parseEvents(value: unknown): WebhookEvent[] {
-  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string'))
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) {
     throw KilnException.badRequest('events must be an array of event names');
+  }
   if (value.length === 0) throw KilnException.badRequest('events must name at least one event');
   const unknown = (value as string[]).filter(
     (item) => !(WEBHOOK_EVENTS as readonly string[]).includes(item),

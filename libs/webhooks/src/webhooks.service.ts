@@ -96,8 +96,9 @@ export class WebhooksService {
 
   async redeliver(projectId: string, id: string, deliveryId: string): Promise<void> {
     await this.get(projectId, id);
-    if (!(await this.outbox.redeliver(id, deliveryId)))
+    if (!(await this.outbox.redeliver(id, deliveryId))) {
       throw KilnException.notFound('Delivery not found');
+    }
   }
 
   /** The secret signing the project's per-task `webhook` calls (made on first use). */

@@ -5,8 +5,9 @@ import { EPOCH_SECONDS_MAX, KilnException, isId, rangeProblem, textProblem } fro
 @Injectable()
 export class IdPipe implements PipeTransform<unknown, string> {
   transform(value: unknown): string {
-    if (!isId(value))
+    if (!isId(value)) {
       throw KilnException.badRequest(`"${String(value)}" is not a valid id (24 hex characters)`);
+    }
     return value;
   }
 }

@@ -156,8 +156,9 @@ export class TasksController {
     @Param('taskId', IdPipe) taskId: string,
   ) {
     const task = await this.tasks.get(projectId, taskId);
-    if (!isFinal(task.status))
+    if (!isFinal(task.status)) {
       throw KilnException.notFound('Output log not found: the task has not ended yet');
+    }
     return this.logs.read(task.id, [LogStream.Stdout]);
   }
 
