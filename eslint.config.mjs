@@ -3,6 +3,56 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
+// Architecture boundaries. Import patterns match the import's text, not the file it resolves to,
+// so each boundary names the three ways tsconfig.json lets a file reach another: an `@kiln/*`
+// alias, a relative path, and a path from the repository root (its baseUrl is "./").
+const APPS = ['api', 'cli', 'scheduler', 'worker'];
+
+/** libs/ are shared by the apps and never depend on one (there is no `@kiln/<app>` alias today). */
+const LIBS_TO_APPS = {
+  regex: `^(@kiln/(${APPS.join('|')})|(\\.\\.?/)+apps|apps)(/|$)`,
+  message: 'libs/ never import from apps/: move the shared piece into a lib.',
+};
+
+/**
+ * libs/client is published as a package of its own with no dependencies, built from its src/ only
+ * (libs/client/tsconfig.build.json), so it imports Node's `node:*` modules and its own files, and
+ * nothing else: no `@kiln/*` alias (its own included: the published build does not resolve
+ * aliases), no npm package, no root path. `../..` leaves libs/client from libs/client/src/*.ts;
+ * the client has no deeper folders today, where the check would be stricter than needed.
+ */
+const CLIENT_OUTWARD = [
+  {
+    regex: '^(?!node:|\\.)',
+    message:
+      'libs/client is a dependency-free package: it imports node:* modules and its own files only, nothing from the server.',
+  },
+  {
+    regex: '^(\\./)?\\.\\./\\.\\.(/|$)',
+    message: 'libs/client imports nothing from outside libs/client.',
+  },
+];
+
+/**
+ * The environment is read in one place per program (STYLE.md, config validated once at start-up):
+ * the server's libs/config and the client's libs/client/src/settings.ts. Tests, specs and the
+ * benchmarks are harnesses that read the variables their runner sets (database URLs, fuzz runs),
+ * so they may read it directly.
+ */
+const ENV_MESSAGE =
+  'Read the environment through @kiln/config (server) or libs/client/src/settings.ts (client).';
+const ENV_RULES = {
+  'no-restricted-properties': ['error', { object: 'process', property: 'env', message: ENV_MESSAGE }],
+  'no-restricted-syntax': [
+    'error',
+    {
+      selector: "ImportDeclaration[source.value=/^(node:)?process$/] > ImportSpecifier[imported.name='env']",
+      message: ENV_MESSAGE,
+    },
+  ],
+};
+const ENV_RULES_OFF = Object.fromEntries(Object.keys(ENV_RULES).map((rule) => [rule, 'off']));
+
 export default tseslint.config(
   { ignores: ['dist/**', 'libs/client/dist/**', 'node_modules/**', '.kiln/**', 'coverage/**', 'docker/**', '*.mjs', '*.js', 'jest.config.js', 'scripts/**'] },
   js.configs.recommended,
@@ -31,6 +81,20 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-return': 'off',
       '@typescript-eslint/no-explicit-any': 'off',
     },
+  },
+  { files: ['apps/**/*.ts', 'libs/**/*.ts', 'migrations/**/*.ts'], rules: ENV_RULES },
+  {
+    files: ['libs/config/**/*.ts', 'libs/client/src/settings.ts', '**/*.spec.ts'],
+    rules: ENV_RULES_OFF,
+  },
+  {
+    files: ['libs/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [LIBS_TO_APPS] }] },
+  },
+  {
+    // Replaces the libs/ patterns above (rule options do not merge); CLIENT_OUTWARD covers them.
+    files: ['libs/client/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: CLIENT_OUTWARD }] },
   },
   prettier,
   {
