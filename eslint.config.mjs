@@ -42,11 +42,15 @@ const CLIENT_OUTWARD = [
 const ENV_MESSAGE =
   'Read the environment through @kiln/config (server) or libs/client/src/settings.ts (client).';
 const ENV_RULES = {
-  'no-restricted-properties': ['error', { object: 'process', property: 'env', message: ENV_MESSAGE }],
+  'no-restricted-properties': [
+    'error',
+    { object: 'process', property: 'env', message: ENV_MESSAGE },
+  ],
   'no-restricted-syntax': [
     'error',
     {
-      selector: "ImportDeclaration[source.value=/^(node:)?process$/] > ImportSpecifier[imported.name='env']",
+      selector:
+        "ImportDeclaration[source.value=/^(node:)?process$/] > ImportSpecifier[imported.name='env']",
       message: ENV_MESSAGE,
     },
   ],
@@ -54,7 +58,20 @@ const ENV_RULES = {
 const ENV_RULES_OFF = Object.fromEntries(Object.keys(ENV_RULES).map((rule) => [rule, 'off']));
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'libs/client/dist/**', 'node_modules/**', '.kiln/**', 'coverage/**', 'docker/**', '*.mjs', '*.js', 'jest.config.js', 'scripts/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'libs/client/dist/**',
+      'node_modules/**',
+      '.kiln/**',
+      'coverage/**',
+      'docker/**',
+      '*.mjs',
+      '*.js',
+      'jest.config.js',
+      'scripts/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -65,7 +82,10 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/require-await': 'off',
       // Always ===: the code never relies on `== null` matching both null and undefined.
       eqeqeq: ['error', 'always'],

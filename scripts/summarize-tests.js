@@ -13,7 +13,9 @@ for (const file of readdirSync(dir).filter((name) => name.endsWith('.json'))) {
     // A suite that fails to load has no failed tests of its own: count it once.
     failed += report.numFailedTests + report.numRuntimeErrorTestSuites;
     if (report.numPendingTests + report.numTodoTests > 0) {
-      console.log(`skipped or todo tests: ${report.numPendingTests + report.numTodoTests} (count as failed)`);
+      console.log(
+        `skipped or todo tests: ${report.numPendingTests + report.numTodoTests} (count as failed)`,
+      );
       failed += report.numPendingTests + report.numTodoTests;
     }
   } else {
