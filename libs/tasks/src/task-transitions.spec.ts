@@ -33,8 +33,9 @@ describe('task transitions', () => {
 
   it('never leaves a final status, and nobody but the API cancels', () => {
     for (const from of TASK_STATUSES.filter(isFinal)) {
-      for (const to of TASK_STATUSES)
+      for (const to of TASK_STATUSES) {
         for (const by of ACTORS) expect(mayChange(from, to, by)).toBe(false);
+      }
     }
     expect(allowedFrom('cancelled', 'worker')).toEqual([]);
     expect(allowedFrom('cancelled', 'reconciler')).toEqual([]);
