@@ -6,6 +6,7 @@ import { newId } from '@kiln/common';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { QueueModule } from '@kiln/queue';
+import { RedisModule } from '@kiln/redis';
 import { TaskLifecycle, TasksModule, TasksService } from '@kiln/tasks';
 import { OwnDatabase } from '../support/database';
 
@@ -28,7 +29,7 @@ describe('TaskLifecycle against Postgres', () => {
     await database.create();
     process.env.DATABASE_URL = database.url;
     const module = await Test.createTestingModule({
-      imports: [ConfigModule, DatabaseModule.forRoot(), QueueModule, TasksModule],
+      imports: [ConfigModule, DatabaseModule.forRoot(), QueueModule, RedisModule, TasksModule],
     }).compile();
     app = await module.init();
     lifecycle = app.get(TaskLifecycle);

@@ -7,6 +7,7 @@ import { HealthModule } from '@kiln/health';
 import { ImageUploadsService, ImagesModule } from '@kiln/images';
 import { MulterModule } from '@nestjs/platform-express';
 import { QueueModule } from '@kiln/queue';
+import { RedisModule } from '@kiln/redis';
 import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
 import { WebhooksModule } from '@kiln/webhooks';
@@ -28,6 +29,7 @@ import { WebhooksController } from './webhooks/webhooks.controller';
     ConfigModule,
     DatabaseModule.forRoot(),
     QueueModule,
+    RedisModule,
     AuthModule,
     CodesModule,
     TasksModule,

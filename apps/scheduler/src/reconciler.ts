@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { RedisEpoch, TaskQueues } from '@kiln/queue';
+import { TaskQueues } from '@kiln/queue';
+import { RedisEpoch } from '@kiln/redis';
 import { TaskLifecycle, TaskDelivery } from '@kiln/tasks';
 import { DatabaseContact } from './database-contact';
 

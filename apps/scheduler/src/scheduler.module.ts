@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { QueueModule } from '@kiln/queue';
+import { RedisModule } from '@kiln/redis';
 import { SchedulesModule } from '@kiln/schedules';
 import { TasksModule } from '@kiln/tasks';
 import { WebhookDispatcher, WebhooksModule } from '@kiln/webhooks';
@@ -16,6 +17,7 @@ import { ScheduleFirer } from './schedule-firer';
     ConfigModule,
     DatabaseModule.forRoot(),
     QueueModule,
+    RedisModule,
     TasksModule,
     SchedulesModule,
     WebhooksModule,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Sleeper, backoffMs } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
-import { TaskLogFeed } from '@kiln/queue';
+import { TaskLogFeed } from '@kiln/redis';
 import { TaskLifecycle, TaskLogStore, TaskDelivery } from '@kiln/tasks';
 import { OutcomeJournal, PendingOutcome } from './outcome-journal';
 

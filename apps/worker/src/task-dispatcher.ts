@@ -7,7 +7,8 @@ import {
 } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine } from '@kiln/docker';
-import { ClaimedJob, TaskQueues, TaskSignals, parseTaskJob } from '@kiln/queue';
+import { ClaimedJob, TaskQueues, parseTaskJob } from '@kiln/queue';
+import { TaskSignals } from '@kiln/redis';
 import { TaskLifecycle, TaskLogStore, TaskDelivery } from '@kiln/tasks';
 import { exitedOutcome, hasExited } from './outcome';
 import { OutcomeRecorder } from './outcome-recorder';

@@ -6,7 +6,7 @@ import { RecentValues, Sleeper, backoffMs, withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
-import { TaskLogFeed } from '@kiln/queue';
+import { TaskLogFeed } from '@kiln/redis';
 import { LogChunk, Task, TaskLifecycle, TaskLogStore, TaskOutcome } from '@kiln/tasks';
 import { containerSpec, contractArchive, contractFileContents } from './container-contract';
 import { ImagePuller } from './image-puller';

@@ -6,6 +6,7 @@ import { DockerModule } from '@kiln/docker';
 import { HealthModule } from '@kiln/health';
 import { ImagesModule } from '@kiln/images';
 import { QueueModule } from '@kiln/queue';
+import { RedisModule } from '@kiln/redis';
 import { TasksModule } from '@kiln/tasks';
 import { HealthServer } from './health-server';
 import { ImagePuller } from './image-puller';
@@ -19,6 +20,7 @@ import { TaskRunner } from './task-runner';
     ConfigModule,
     DatabaseModule.forRoot({ waitForever: true }),
     QueueModule,
+    RedisModule,
     DockerModule,
     CodesModule,
     TasksModule,

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { withTimeout } from '@kiln/common';
 import { DockerEngine } from '@kiln/docker';
-import { RedisHealth } from '@kiln/queue';
+import { RedisHealth } from '@kiln/redis';
 
 export interface HealthReport {
   status: 'ok' | 'unavailable';

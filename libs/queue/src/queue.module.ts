@@ -3,10 +3,6 @@ import { BullModule } from '@nestjs/bull';
 import Redis, { RedisOptions } from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { TaskQueues } from './task-queues';
-import { RedisHealth } from './redis-health';
-import { TaskSignals } from './task-signals';
-import { RedisEpoch } from './redis-epoch';
-import { TaskLogFeed } from './task-log-feed';
 
 /**
  * Bull's shared configuration: one Redis URL and key prefix for every queue, with the `client` and
@@ -32,7 +28,7 @@ import { TaskLogFeed } from './task-log-feed';
       },
     }),
   ],
-  providers: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch, TaskLogFeed],
-  exports: [TaskQueues, RedisHealth, TaskSignals, RedisEpoch, TaskLogFeed],
+  providers: [TaskQueues],
+  exports: [TaskQueues],
 })
 export class QueueModule {}

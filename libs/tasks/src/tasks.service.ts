@@ -3,7 +3,7 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
-import { TaskSignals } from '@kiln/queue';
+import { TaskSignals } from '@kiln/redis';
 import { Task } from './task.entity';
 import { rowsOf } from '@kiln/database';
 import { retryOf } from './task-lifecycle';

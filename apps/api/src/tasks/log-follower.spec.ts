@@ -1,4 +1,4 @@
-import type { FeedMessage, TaskLogFeed } from '@kiln/queue';
+import type { FeedMessage, TaskLogFeed } from '@kiln/redis';
 import type { LogChunk, Task, TaskLogStore, TaskStatus, TasksService } from '@kiln/tasks';
 import { FollowEvent, LogFollower, parsePosition } from './log-follower';
 

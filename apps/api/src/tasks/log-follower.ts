@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { FeedMessage, TaskLogFeed } from '@kiln/queue';
+import { FeedMessage, TaskLogFeed } from '@kiln/redis';
 import { Task, TaskLogStore, TaskStatus, TasksService, isFinal } from '@kiln/tasks';
 
 /** What a follower of a task's log sees, in order: chunks, then one `end`. */

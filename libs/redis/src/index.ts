@@ -1,0 +1,5 @@
+export * from './redis.module';
+export * from './redis-health';
+export * from './task-signals';
+export * from './redis-epoch';
+export * from './task-log-feed';
