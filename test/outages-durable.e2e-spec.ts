@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { e2e } from './support/kiln';
+import { e2e, waitUntil } from './support/kiln';
 import { OwnDatabase } from './support/database';
 import { startApp, stopApp, waitForHealthy } from './support/processes';
 import { TcpProxy } from './support/proxy';
@@ -83,22 +83,18 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     for (const id of ids) found.push(await row(id));
     return found;
   };
-  const until = async (what: string, check: () => Promise<boolean>, timeoutMs: number) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await check())) {
-      if (Date.now() > deadline) {
-        const { rows } = await db.query(
-          'SELECT id, status, attempt, worker_id, msg FROM tasks WHERE project_id = $1',
-          [project.id],
-        );
-        const heard = receiver.received.map((r) => `${r.json?.data?.task_id} ${r.json?.type}`);
-        throw new Error(
-          `not within ${timeoutMs} ms: ${what}; tasks ${JSON.stringify(rows)}; events ${JSON.stringify(heard)}`,
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  /** How the project's tasks and the heard events stand: what a failed wait reports. */
+  const state = async () => {
+    const { rows } = await db.query(
+      'SELECT id, status, attempt, worker_id, msg FROM tasks WHERE project_id = $1',
+      [project.id],
+    );
+    const heard = receiver.received.map((r) => `${r.json?.data?.task_id} ${r.json?.type}`);
+    return `tasks ${JSON.stringify(rows)}; events ${JSON.stringify(heard)}`;
   };
+  const until = (what: string, check: () => Promise<boolean>, timeoutMs: number) =>
+    waitUntil(check, timeoutMs, 100, what, state);
+
   const log = async (id: string) => {
     const rows = await db.query(
       'SELECT data FROM task_log_chunks WHERE task_id = $1 ORDER BY seq',

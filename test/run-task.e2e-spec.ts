@@ -14,7 +14,7 @@ import {
   waitForTask,
   e2e,
 } from './support/kiln';
-import { startApp, stopApp } from './support/processes';
+import { startWorker, stopApp } from './support/processes';
 
 /** Issue 2's heart: register an image, queue a task, a worker runs it and keeps its output. */
 describe('running a task end to end', () => {
@@ -24,15 +24,14 @@ describe('running a task end to end', () => {
   const workers: ChildProcess[] = [];
 
   /** A worker of its own cluster, so the shared default worker never takes its tasks. */
-  async function startWorker(cluster: string, extra: Record<string, string> = {}) {
+  async function clusterWorker(cluster: string, extra: Record<string, string> = {}) {
     const id = `${cluster}-w`;
-    const child = startApp(
-      'worker',
-      { ...e2e().env, KILN_WORKER_ID: id, KILN_WORKER_CLUSTER: cluster, ...extra },
-      id,
+    workers.push(
+      await startWorker(
+        { ...e2e().env, KILN_WORKER_ID: id, KILN_WORKER_CLUSTER: cluster, ...extra },
+        id,
+      ),
     );
-    workers.push(child);
-    await new Promise((resolve) => setTimeout(resolve, 2500));
     return id;
   }
 
@@ -278,7 +277,7 @@ describe('running a task end to end', () => {
 
   it('KILN_CONTRACT_DELIVERY=archive copies the files in: no host mount at all', async () => {
     const cluster = `archive-${Date.now()}`;
-    const workerId = await startWorker(cluster, { KILN_CONTRACT_DELIVERY: 'archive' });
+    const workerId = await clusterWorker(cluster, { KILN_CONTRACT_DELIVERY: 'archive' });
     const id = await queueTask(project, {
       code_name: 'hello',
       cluster,
@@ -309,7 +308,7 @@ describe('running a task end to end', () => {
     const stale = join(e2e().env.KILN_TASK_FILES_DIR, `${cluster}-w`, '0123456789abcdef01234567.1');
     mkdirSync(stale, { recursive: true, mode: 0o700 });
     writeFileSync(join(stale, 'payload.json'), '{}');
-    await startWorker(cluster);
+    await clusterWorker(cluster);
     // Removed during the worker's start-up, before it takes any task.
     for (let i = 0; i < 100 && existsSync(stale); i++) {
       await new Promise((resolve) => setTimeout(resolve, 200));

@@ -12,7 +12,7 @@ import {
   TestProject,
   waitForTask,
 } from './support/kiln';
-import { startApp, stopApp } from './support/processes';
+import { startWorker, stopApp } from './support/processes';
 
 /** What a user can observe of how tasks are scheduled: priority, concurrency, retries, clusters. */
 describe('scheduling', () => {
@@ -21,13 +21,12 @@ describe('scheduling', () => {
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET });
 
   /** A worker of its own cluster, so the shared default worker never takes these tasks. */
-  async function startWorker(
+  async function clusterWorker(
     cluster: string,
     id: string,
     extra: Record<string, string> = {},
   ): Promise<ChildProcess> {
-    const child = startApp(
-      'worker',
+    const child = await startWorker(
       {
         ...e2e().env,
         KILN_WORKER_ID: id,
@@ -38,7 +37,6 @@ describe('scheduling', () => {
       id,
     );
     workers.push(child);
-    await new Promise((resolve) => setTimeout(resolve, 2500));
     return child;
   }
 
@@ -54,7 +52,7 @@ describe('scheduling', () => {
   it('starts higher-priority tasks first when workers are saturated', async () => {
     const cluster = `prio-${Date.now()}`;
     const blocker = await queueTask(project, { code_name: 'job', payload: '{"sleep":3}', cluster });
-    await startWorker(cluster, `${cluster}-w`, { KILN_WORKER_CONCURRENCY: '1' });
+    await clusterWorker(cluster, `${cluster}-w`, { KILN_WORKER_CONCURRENCY: '1' });
     await waitForTask(project, blocker, (t) => t.status === 'running');
     const low = await queueTask(project, { code_name: 'job', payload: '{}', cluster, priority: 0 });
     const mid = await queueTask(project, { code_name: 'job', payload: '{}', cluster, priority: 1 });
@@ -73,8 +71,8 @@ describe('scheduling', () => {
   it('holds max_concurrency across all workers of a cluster: excess tasks wait, none are rejected', async () => {
     const cluster = `mc-${Date.now()}`;
     await registerCode(project, 'limited', { max_concurrency: 2 });
-    await startWorker(cluster, `${cluster}-a`, { KILN_WORKER_CONCURRENCY: '3' });
-    await startWorker(cluster, `${cluster}-b`, { KILN_WORKER_CONCURRENCY: '3' });
+    await clusterWorker(cluster, `${cluster}-a`, { KILN_WORKER_CONCURRENCY: '3' });
+    await clusterWorker(cluster, `${cluster}-b`, { KILN_WORKER_CONCURRENCY: '3' });
     const ids = await Promise.all(
       Array.from({ length: 6 }, () =>
         queueTask(project, { code_name: 'limited', payload: '{"sleep":2}', cluster }),
@@ -132,13 +130,13 @@ describe('scheduling', () => {
     const other = await queueTask(project, { code_name: 'job', payload: '{}' });
     await waitForTask(project, other);
     expect((await getTask(project, id)).status).toBe('queued');
-    await startWorker(cluster, `${cluster}-w`);
+    await clusterWorker(cluster, `${cluster}-w`);
     expect((await waitForTask(project, id)).status).toBe('complete');
   });
 
   it('caps a huge log at the configured size, keeping head and tail, with the worker memory bounded', async () => {
     const cluster = `logcap-${Date.now()}`;
-    const worker = await startWorker(cluster, `${cluster}-w`, { KILN_LOG_MAX_BYTES: '65536' });
+    const worker = await clusterWorker(cluster, `${cluster}-w`, { KILN_LOG_MAX_BYTES: '65536' });
     const id = await queueTask(project, { code_name: 'job', payload: '{"lines":50000}', cluster });
     const task = await waitForTask(project, id);
     expect(task.status).toBe('complete');
@@ -160,7 +158,7 @@ describe('scheduling', () => {
       HostConfig: { NetworkMode: 'none' },
     });
     await container.start();
-    await startWorker(`reap-${Date.now()}`, id);
+    await clusterWorker(`reap-${Date.now()}`, id);
     // The worker reaps while it boots; allow for a slow boot on a busy machine.
     let left = await docker.listContainers({
       all: true,

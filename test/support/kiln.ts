@@ -137,15 +137,23 @@ export async function taskLog(project: TestProject, id: string): Promise<Answer<
   return call('GET', `/2/projects/${project.projectId}/tasks/${id}/log`, { token: project.token });
 }
 
-/** Resolves once `check` is true, polling every `intervalMs`; throws after `timeoutMs`. */
+/**
+ * Resolves once `check` is true, polling every `intervalMs`; throws after `timeoutMs`, saying
+ * `what` was awaited and, from `state`, how things stood.
+ */
 export async function waitUntil(
   check: () => Promise<boolean>,
   timeoutMs = 60_000,
   intervalMs = 100,
+  what = 'condition',
+  state?: () => Promise<string>,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      const seen = state ? `; ${await state()}` : '';
+      throw new Error(`${what} not true after ${timeoutMs} ms${seen}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }

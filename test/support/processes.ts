@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
+import { AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const ROOT = join(__dirname, '..', '..');
@@ -56,4 +57,35 @@ export async function waitForHealthy(url: string, timeoutMs = 60_000): Promise<v
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`${url} not healthy after ${timeoutMs} ms: ${last}`);
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Starts a worker of its own (`env` names its `KILN_WORKER_ID` and cluster) on a health port of
+ * its own, and resolves once its `/healthz` answers 200: Postgres, Redis and Docker reached, its
+ * earlier life recovered. Rejects if the worker exits first.
+ */
+export async function startWorker(
+  env: Record<string, string>,
+  label: string,
+  timeoutMs = 60_000,
+): Promise<ChildProcess> {
+  const port = await freePort();
+  const child = startApp('worker', { ...env, KILN_WORKER_HEALTH_PORT: String(port) }, label);
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code, signal) =>
+      reject(new Error(`worker ${label} exited (${signal ?? code}) before it was healthy`)),
+    ),
+  );
+  await Promise.race([waitForHealthy(`http://127.0.0.1:${port}/healthz`, timeoutMs), exited]);
+  exited.catch(() => undefined);
+  return child;
 }
