@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { ProjectsModule } from '@kiln/projects';
 import { AdminGuard, ProjectGuard } from './guards';
@@ -6,7 +7,12 @@ import { TokenStrategy } from './token.strategy';
 
 @Module({
   imports: [PassportModule, ProjectsModule],
-  providers: [TokenStrategy, ProjectGuard, AdminGuard],
+  providers: [
+    TokenStrategy,
+    ProjectGuard,
+    AdminGuard,
+    { provide: APP_GUARD, useExisting: ProjectGuard },
+  ],
   exports: [ProjectGuard, AdminGuard, ProjectsModule],
 })
 export class AuthModule {}

@@ -1,13 +1,38 @@
-import { ExecutionContext, Injectable } from '@nestjs/common';
+import { ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
 import { ErrorCode, KilnException } from '@kiln/common';
 import { Principal } from './principal';
 
-/** Authenticates the token, then lets it act only on its own project (the admin on any). */
+const PUBLIC = 'kiln:public';
+
+/**
+ * Marks a route that needs no project token: `/healthz`, and the trigger URLs (their own secret
+ * authenticates). Every other route is guarded by {@link ProjectGuard}, installed globally.
+ */
+export const Public = () => SetMetadata(PUBLIC, true);
+
+/** True when `handler` (a controller method) or its controller is marked {@link Public}. */
+export function isPublic(reflector: Reflector, context: ExecutionContext): boolean {
+  return (
+    reflector.getAllAndOverride<boolean>(PUBLIC, [context.getHandler(), context.getClass()]) ===
+    true
+  );
+}
+
+/**
+ * The API's global guard (APP_GUARD): authenticates the token, then lets it act only on its own
+ * project (the admin on any). Routes marked {@link Public} pass without a token.
+ */
 @Injectable()
 export class ProjectGuard extends AuthGuard('kiln-token') {
+  constructor(private readonly reflector: Reflector) {
+    super();
+  }
+
   override async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (isPublic(this.reflector, context)) return true;
     await super.canActivate(context);
     const req = context.switchToHttp().getRequest<Request & { user: Principal }>();
     const projectId = req.params.projectId;
@@ -23,7 +48,7 @@ export class ProjectGuard extends AuthGuard('kiln-token') {
   }
 }
 
-/** Only the admin token (KILN_ADMIN_TOKEN) passes. */
+/** Only the admin token (KILN_ADMIN_TOKEN) passes: on top of the global guard, per route. */
 @Injectable()
 export class AdminGuard extends ProjectGuard {
   override async canActivate(context: ExecutionContext): Promise<boolean> {

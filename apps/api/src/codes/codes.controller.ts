@@ -10,7 +10,6 @@ import {
   Req,
   Res,
   UploadedFiles,
-  UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
@@ -19,7 +18,6 @@ import type { Request, Response } from 'express';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
 import { ImageUploadsService, UploadedCode } from '@kiln/images';
 import { TasksService } from '@kiln/tasks';
-import { ProjectGuard } from '../auth/guards';
 import { IdPipe, parsePage, queryEpochSeconds, queryInt } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
 import { UploadedImageFile } from './upload-storage';
@@ -35,7 +33,6 @@ const TARBALL_TYPES = [
 ];
 
 @Controller('2/projects/:projectId/codes')
-@UseGuards(ProjectGuard)
 export class CodesController {
   constructor(
     private readonly codes: CodesService,

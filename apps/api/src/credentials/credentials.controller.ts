@@ -1,17 +1,6 @@
-import {
-  Body,
-  Controller,
-  Delete,
-  Get,
-  HttpCode,
-  Param,
-  Post,
-  Query,
-  UseGuards,
-} from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { formatTime, KilnException } from '@kiln/common';
 import { CredentialsService, parseCredentials } from '@kiln/images';
-import { ProjectGuard } from '../auth/guards';
 import { IdPipe, queryString } from '../http/params';
 
 /**
@@ -19,7 +8,6 @@ import { IdPipe, queryString } from '../http/params';
  * private registries with them. Passwords are stored sealed and never answered.
  */
 @Controller('2/projects/:projectId/credentials')
-@UseGuards(ProjectGuard)
 export class CredentialsController {
   constructor(private readonly credentials: CredentialsService) {}
 

@@ -1,24 +1,11 @@
-import {
-  Body,
-  Controller,
-  Get,
-  HttpCode,
-  Inject,
-  Param,
-  Post,
-  Put,
-  Query,
-  UseGuards,
-} from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
 import { requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { SchedulesService, parseScheduleSpec, parseScheduleSpecs } from '@kiln/schedules';
-import { ProjectGuard } from '../auth/guards';
 import { IdPipe, parsePage } from '../http/params';
 import { scheduleJson, scheduleRequest } from './schedule.presenter';
 
 @Controller('2/projects/:projectId/schedules')
-@UseGuards(ProjectGuard)
 export class SchedulesController {
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,

@@ -10,7 +10,6 @@ import {
   Query,
   Req,
   Res,
-  UseGuards,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { FieldReader, KilnException, requireObject } from '@kiln/common';
@@ -26,14 +25,12 @@ import {
   parseTaskSpec,
   parseTaskSpecs,
 } from '@kiln/tasks';
-import { ProjectGuard } from '../auth/guards';
 import { IdPipe, parsePage, queryEpochSeconds, queryString } from '../http/params';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
 
 @Controller('2/projects/:projectId/tasks')
-@UseGuards(ProjectGuard)
 export class TasksController {
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,

@@ -9,13 +9,12 @@ import {
   Post,
   Query,
   Req,
-  UseGuards,
 } from '@nestjs/common';
 import type { Request } from 'express';
 import { requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { TriggersService, parseTriggerSpec } from '@kiln/webhooks';
-import { ProjectGuard } from '../auth/guards';
+import { Public } from '../auth/guards';
 import { IdPipe } from '../http/params';
 import { triggerJson, triggerUrl } from './webhook.presenter';
 
@@ -25,7 +24,6 @@ function baseUrl(req: Request): string {
 
 /** Making, listing and revoking a code's trigger URLs (needs the project's token). */
 @Controller('2/projects/:projectId/codes/:codeId/triggers')
-@UseGuards(ProjectGuard)
 export class CodeTriggersController {
   constructor(private readonly triggers: TriggersService) {}
 
@@ -77,6 +75,7 @@ export class CodeTriggersController {
  * ≤ KILN_PAYLOAD_MAX_BYTES) is the payload of a task of the trigger's code.
  */
 @Controller('2/projects/:projectId/triggers')
+@Public()
 export class IncomingTriggersController {
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,

@@ -9,18 +9,15 @@ import {
   Patch,
   Post,
   Query,
-  UseGuards,
 } from '@nestjs/common';
 import { requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { WebhooksService, parseWebhookSpec } from '@kiln/webhooks';
-import { ProjectGuard } from '../auth/guards';
 import { IdPipe, parsePage } from '../http/params';
 import { deliveryJson, webhookJson } from './webhook.presenter';
 
 /** Project webhook subscriptions (Kiln's extension; Standard Webhooks signing). */
 @Controller('2/projects/:projectId/webhooks')
-@UseGuards(ProjectGuard)
 export class WebhooksController {
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
