@@ -14,8 +14,9 @@ function routes(): { name: string; isPublic: boolean }[] {
     const classPublic = Reflect.getMetadata('kiln:public', controller) === true;
     for (const key of Object.getOwnPropertyNames(controller.prototype)) {
       const handler = (controller.prototype as Record<string, Handler>)[key];
-      if (key === 'constructor' || Reflect.getMetadata(PATH_METADATA, handler) === undefined)
+      if (key === 'constructor' || Reflect.getMetadata(PATH_METADATA, handler) === undefined) {
         continue;
+      }
       const isPublic = classPublic || Reflect.getMetadata('kiln:public', handler) === true;
       found.push({ name: `${controller.name}.${key}`, isPublic });
     }
