@@ -39,6 +39,13 @@ export class ProjectsService {
     return this.projects.find({ order: { createdAt: 'ASC' } });
   }
 
+  /** The projects a caller sees: every one for the admin, its own for a project's token. */
+  async visibleTo(
+    caller: { admin: true } | { admin: false; projectId: string },
+  ): Promise<Project[]> {
+    return caller.admin ? this.list() : [await this.get(caller.projectId)];
+  }
+
   async issueToken(projectId: string, name = ''): Promise<IssuedToken> {
     await this.get(projectId);
     const secret = newSecret();

@@ -1,8 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { KilnException } from '@kiln/common';
 import { preparedQuery } from '@kiln/database';
 import { LogStream } from './task-log-chunk.entity';
+import { isFinal } from './task-status';
+import type { Task } from './task.entity';
 
 export interface LogChunk {
   seq: number;
@@ -65,5 +68,26 @@ export class TaskLogStore {
       streams ? [taskId, streams] : [taskId],
     );
     return rows.map((row) => row.data).join('');
+  }
+
+  /**
+   * The log of `task` as IronWorker serves it: STDOUT and STDERR in print order, the partial log
+   * while it runs; 404 (with "log" in `msg`, which IronWorker's clients retry on) until it has
+   * started.
+   */
+  async logOf(task: Task): Promise<string> {
+    const log = await this.read(task.id);
+    if (log === '' && (task.status === 'queued' || task.status === 'preparing')) {
+      throw KilnException.notFound('Log not found: the task has not started yet');
+    }
+    return log;
+  }
+
+  /** STDOUT alone (for `sync` tasks, as `tasks.run` reads it); 404 until the task has ended. */
+  async outputOf(task: Task): Promise<string> {
+    if (!isFinal(task.status)) {
+      throw KilnException.notFound('Output log not found: the task has not ended yet');
+    }
+    return this.read(task.id, [LogStream.Stdout]);
   }
 }

@@ -30,10 +30,7 @@ export class ProjectsController {
 
   @Get()
   async list(@Req() req: Request & { user: Principal }) {
-    const principal = req.user;
-    const projects = principal.admin
-      ? await this.projects.list()
-      : [await this.projects.get(principal.projectId)];
+    const projects = await this.projects.visibleTo(req.user);
     return { projects: projects.map(projectJson) };
   }
 

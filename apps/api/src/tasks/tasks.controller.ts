@@ -15,13 +15,11 @@ import type { Request, Response } from 'express';
 import { FieldReader, KilnException, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import {
-  LogStream,
   MAX_DELAY_SECONDS,
   TASK_STATUSES,
   TaskLimits,
   TaskLogStore,
   TasksService,
-  isFinal,
   parseTaskSpec,
   parseTaskSpecs,
 } from '@kiln/tasks';
@@ -137,10 +135,7 @@ export class TasksController {
       await streamLog(req, res, (signal) => this.follower.follow(task, signal, after));
       return;
     }
-    const log = await this.logs.read(task.id);
-    if (log === '' && (task.status === 'queued' || task.status === 'preparing')) {
-      throw KilnException.notFound('Log not found: the task has not started yet');
-    }
+    const log = await this.logs.logOf(task);
     res.status(200).setHeader('Content-Type', 'text/plain; charset=utf-8');
     res.send(log);
   }
@@ -152,11 +147,7 @@ export class TasksController {
     @Param('projectId', IdPipe) projectId: string,
     @Param('taskId', IdPipe) taskId: string,
   ) {
-    const task = await this.tasks.get(projectId, taskId);
-    if (!isFinal(task.status)) {
-      throw KilnException.notFound('Output log not found: the task has not ended yet');
-    }
-    return this.logs.read(task.id, [LogStream.Stdout]);
+    return this.logs.outputOf(await this.tasks.get(projectId, taskId));
   }
 
   @Post(':taskId/cancel')
