@@ -10,3 +10,4 @@ export * from './webhook-url';
 export * from './recent';
 export * from './secrets';
 export * from './sleeper';
+export * from './query';

@@ -9,3 +9,4 @@ export * from './tasks.module';
 export * from './task-record';
 export * from './task-transitions';
 export * from './task-delivery';
+export * from './task-list-query';

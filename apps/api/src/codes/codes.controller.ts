@@ -13,12 +13,21 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
-import { ErrorCode, INT32_MAX, JsonObject, KilnException, isPlainObject } from '@kiln/common';
+import {
+  ErrorCode,
+  INT32_MAX,
+  isPlainObject,
+  JsonObject,
+  KilnException,
+  parsePage,
+  queryEpochSeconds,
+  queryInt,
+} from '@kiln/common';
 import type { Request, Response } from 'express';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
 import { ImageUploadsService, UploadedCode } from '@kiln/images';
 import { TasksService } from '@kiln/tasks';
-import { IdPipe, parsePage, queryEpochSeconds, queryInt } from '../http/params';
+import { IdPipe } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
 import { UploadedImageFile } from './upload-storage';
 import { zipArchive } from './zip';

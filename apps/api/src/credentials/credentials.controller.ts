@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { formatTime, KilnException } from '@kiln/common';
+import { formatTime, KilnException, queryString } from '@kiln/common';
 import { CredentialsService, parseCredentials } from '@kiln/images';
-import { IdPipe, queryString } from '../http/params';
+import { IdPipe } from '../http/params';
 
 /**
  * Registry logins of a project (`iron docker login`): workers pull the project's images from

@@ -1,8 +1,8 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
-import { requireObject } from '@kiln/common';
+import { parsePage, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { SchedulesService, parseScheduleSpec, parseScheduleSpecs } from '@kiln/schedules';
-import { IdPipe, parsePage } from '../http/params';
+import { IdPipe } from '../http/params';
 import { scheduleJson, scheduleRequest } from './schedule.presenter';
 
 @Controller('2/projects/:projectId/schedules')

@@ -12,18 +12,18 @@ import {
   Res,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { FieldReader, KilnException, requireObject } from '@kiln/common';
+import { FieldReader, isFlagSet, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import {
   MAX_DELAY_SECONDS,
-  TASK_STATUSES,
   TaskLimits,
   TaskLogStore,
   TasksService,
   parseTaskSpec,
+  parseTaskListQuery,
   parseTaskSpecs,
 } from '@kiln/tasks';
-import { IdPipe, parsePage, queryEpochSeconds, queryString } from '../http/params';
+import { IdPipe } from '../http/params';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
@@ -80,28 +80,13 @@ export class TasksController {
     return { id, msg: 'Queued up.' };
   }
 
-  /** Newest first; `<status>=1` flags are OR-ed (any non-empty value counts: Go sends `%!d(bool=true)`). */
+  /** Newest first; the filters are `parseTaskListQuery`'s. */
   @Get()
   async list(
     @Param('projectId', IdPipe) projectId: string,
     @Query() query: Record<string, unknown>,
   ) {
-    const unknown = Object.keys(query).filter((key) => !LIST_PARAMS.has(key));
-    if (unknown.length > 0) {
-      throw KilnException.badRequest(
-        `unknown task filter ${unknown.map((key) => `"${key}"`).join(', ')}: use ${[...LIST_PARAMS].join(', ')}`,
-      );
-    }
-    const statuses = TASK_STATUSES.filter((status) => isFlagSet(query[status]));
-    const tasks = await this.tasks.list(projectId, {
-      ...parsePage(query),
-      statuses,
-      codeName: queryString(query, 'code_name'),
-      label: queryString(query, 'label'),
-      cluster: queryString(query, 'cluster'),
-      fromTime: queryEpochSeconds(query, 'from_time'),
-      toTime: queryEpochSeconds(query, 'to_time'),
-    });
+    const tasks = await this.tasks.list(projectId, parseTaskListQuery(query));
     return { tasks: tasks.map(taskJson) };
   }
 
@@ -193,20 +178,3 @@ export class TasksController {
 }
 
 /** What a task list may be filtered by (plus `oauth`, which PHP and webhooks put in every query). */
-const LIST_PARAMS = new Set<string>([
-  ...TASK_STATUSES,
-  'page',
-  'per_page',
-  'code_name',
-  'label',
-  'cluster',
-  'from_time',
-  'to_time',
-  'oauth',
-]);
-
-function isFlagSet(value: unknown): boolean {
-  return typeof value === 'string'
-    ? value !== '' && value !== '0' && value !== 'false'
-    : value !== undefined;
-}

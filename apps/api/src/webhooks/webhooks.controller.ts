@@ -10,10 +10,10 @@ import {
   Post,
   Query,
 } from '@nestjs/common';
-import { requireObject } from '@kiln/common';
+import { parsePage, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { WebhooksService, parseWebhookSpec } from '@kiln/webhooks';
-import { IdPipe, parsePage } from '../http/params';
+import { IdPipe } from '../http/params';
 import { deliveryJson, webhookJson } from './webhook.presenter';
 
 /** Project webhook subscriptions (Kiln's extension; Standard Webhooks signing). */

@@ -1,0 +1,46 @@
+import {
+  KilnException,
+  QueryParams,
+  isFlagSet,
+  parsePage,
+  queryEpochSeconds,
+  queryString,
+} from '@kiln/common';
+import { TASK_STATUSES } from './task-status';
+import type { TaskListQuery } from './tasks.service';
+
+/** The query parameters `GET …/tasks` takes (`oauth` is IronWorker's token parameter). */
+const LIST_PARAMS = new Set<string>([
+  ...TASK_STATUSES,
+  'page',
+  'per_page',
+  'code_name',
+  'label',
+  'cluster',
+  'from_time',
+  'to_time',
+  'oauth',
+]);
+
+/**
+ * `GET …/tasks`'s filters: `<status>=1` flags (OR-ed), code name, label, cluster, a time window in
+ * epoch seconds and IronWorker's paging. An unknown parameter is a 400 naming it (a typo would
+ * otherwise list everything).
+ */
+export function parseTaskListQuery(query: QueryParams): TaskListQuery {
+  const unknown = Object.keys(query).filter((key) => !LIST_PARAMS.has(key));
+  if (unknown.length > 0) {
+    throw KilnException.badRequest(
+      `unknown task filter ${unknown.map((key) => `"${key}"`).join(', ')}: use ${[...LIST_PARAMS].join(', ')}`,
+    );
+  }
+  return {
+    ...parsePage(query),
+    statuses: TASK_STATUSES.filter((status) => isFlagSet(query[status])),
+    codeName: queryString(query, 'code_name'),
+    label: queryString(query, 'label'),
+    cluster: queryString(query, 'cluster'),
+    fromTime: queryEpochSeconds(query, 'from_time'),
+    toTime: queryEpochSeconds(query, 'to_time'),
+  };
+}
