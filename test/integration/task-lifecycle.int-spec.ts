@@ -9,6 +9,7 @@ import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
 import { TaskLifecycle, TasksModule, TasksService } from '@kiln/tasks';
 import { OwnDatabase } from '../support/database';
+import { testRedisUrl } from '../support/redis';
 
 /**
  * The task store against real Postgres, in-process: every compare-and-set refuses what the
@@ -28,6 +29,8 @@ describe('TaskLifecycle against Postgres', () => {
   beforeAll(async () => {
     await database.create();
     process.env.DATABASE_URL = database.url;
+    process.env.REDIS_URL = testRedisUrl();
+    process.env.KILN_QUEUE_PREFIX = `kiln-int-${projectId}`;
     const module = await Test.createTestingModule({
       imports: [ConfigModule, DatabaseModule.forRoot(), QueueModule, RedisModule, TasksModule],
     }).compile();

@@ -2,16 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KILN_HOME, startApp, waitForHealthy } from './processes';
-
-/**
- * The suite's Redis: database KILN_TEST_REDIS_DB (default 0) of REDIS_URL, so that a second run
- * on the machine (which sets another number) survives this run's FLUSHDB test.
- */
-function redisUrl(): string {
-  const url = new URL(process.env.REDIS_URL!);
-  url.pathname = `/${Number(process.env.KILN_TEST_REDIS_DB ?? 0)}`;
-  return url.toString();
-}
+import { testRedisUrl } from './redis';
 
 /**
  * Starts the built API, a worker and the scheduler against the test database (already migrated
@@ -28,7 +19,7 @@ export default async function globalSetup(): Promise<void> {
   const run = randomBytes(4).toString('hex');
   const env: Record<string, string> = {
     DATABASE_URL: process.env.TEST_DATABASE_URL!,
-    REDIS_URL: redisUrl(),
+    REDIS_URL: testRedisUrl(),
     DOCKER_SOCKET: process.env.DOCKER_SOCKET!,
     KILN_API_PORT: String(apiPort),
     KILN_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,

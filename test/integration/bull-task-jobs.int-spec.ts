@@ -3,7 +3,7 @@ import Redis, { RedisOptions } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { newId } from '@kiln/common';
 import { TaskJob, TaskQueues } from '@kiln/queue';
-import { e2e } from './support/kiln';
+import { testRedisUrl } from '../support/redis';
 
 /**
  * `TaskQueues.enqueueMany` writes Bull jobs with its own Lua script (libs/queue/src/bull-task-jobs.ts)
@@ -14,7 +14,7 @@ import { e2e } from './support/kiln';
  * layout fails here.
  */
 describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
-  const redisUrl = e2e().env.REDIS_URL;
+  const redisUrl = testRedisUrl();
   const redis = new Redis(redisUrl);
   const prefixes: string[] = [];
   const opened: { close(): Promise<void> }[] = [];
