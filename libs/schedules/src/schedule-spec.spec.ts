@@ -1,5 +1,6 @@
 import { KilnException } from '@kiln/common';
-import { parseScheduleSpec } from './schedule-spec';
+import { Schedule } from './schedule.entity';
+import { mergeScheduleUpdate, parseScheduleSpec } from './schedule-spec';
 
 const LIMITS = { defaultTimeout: 3600, maxTimeout: 3600, maxPayloadBytes: 65536 };
 
@@ -56,5 +57,49 @@ describe('parseScheduleSpec', () => {
     [{ label: 'a\u0000' }, 'label must not contain NUL characters'],
   ])('refuses %j', (fields, message) => {
     expect(failure(fields)).toBe(message);
+  });
+});
+
+describe('mergeScheduleUpdate', () => {
+  const current = Object.assign(new Schedule(), {
+    codeName: 'job',
+    payload: '{}',
+    startAt: new Date('2026-11-30T00:00:00Z'),
+    runEvery: 3600,
+    cron: null,
+    timezone: 'UTC',
+    endAt: null,
+    runTimes: 0,
+    priority: null,
+    timeout: null,
+    delay: 0,
+    taskDelay: 0,
+    cluster: 'default',
+    label: '',
+  });
+
+  it('keeps what the update leaves out', () => {
+    expect(mergeScheduleUpdate(current, { label: 'x' })).toMatchObject({
+      code_name: 'job',
+      run_every: 3600,
+      label: 'x',
+      start_at: '2026-11-30T00:00:00.000Z',
+    });
+  });
+
+  it('setting one timing style clears the other', () => {
+    expect(mergeScheduleUpdate(current, { cron: '0 * * * *' })).toMatchObject({
+      cron: '0 * * * *',
+      run_every: null,
+    });
+    const cronned = Object.assign(new Schedule(), {
+      ...current,
+      runEvery: null,
+      cron: '0 * * * *',
+    });
+    expect(mergeScheduleUpdate(cronned, { run_every: 60 })).toMatchObject({
+      run_every: 60,
+      cron: null,
+    });
   });
 });

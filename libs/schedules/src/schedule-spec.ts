@@ -7,6 +7,7 @@ import {
   isPlainObject,
 } from '@kiln/common';
 import { MAX_DELAY_SECONDS, TaskLimits, readCluster } from '@kiln/tasks';
+import type { Schedule } from './schedule.entity';
 import { cronProblem, isTimeZone } from './timing';
 
 export const MAX_SCHEDULES_PER_REQUEST = 100;
@@ -129,4 +130,39 @@ function readTime(read: FieldReader, name: string, prefix: string): Date | undef
     );
   }
   return parsed;
+}
+
+/** The schedule's settings in request form, for merging a partial `PUT` over them. */
+function scheduleRequest(schedule: Schedule): Record<string, unknown> {
+  return {
+    code_name: schedule.codeName,
+    payload: schedule.payload,
+    start_at: schedule.startAt.toISOString(),
+    run_every: schedule.runEvery,
+    cron: schedule.cron,
+    timezone: schedule.timezone,
+    end_at: schedule.endAt?.toISOString() ?? null,
+    run_times: schedule.runTimes,
+    priority: schedule.priority,
+    timeout: schedule.timeout,
+    delay: schedule.delay,
+    task_delay: schedule.taskDelay,
+    cluster: schedule.cluster,
+    label: schedule.label,
+  };
+}
+
+/**
+ * A partial `PUT`: the fields given replace the schedule's, the rest stay, and setting one timing
+ * style (`cron` or `run_every`) clears the other. Returns the whole request to parse again, so an
+ * update is checked exactly as a create is.
+ */
+export function mergeScheduleUpdate(
+  current: Schedule,
+  changes: Record<string, unknown>,
+): Record<string, unknown> {
+  const merged = { ...scheduleRequest(current), ...changes };
+  if (changes.cron !== undefined && changes.run_every === undefined) merged.run_every = null;
+  if (changes.run_every !== undefined && changes.cron === undefined) merged.cron = null;
+  return merged;
 }

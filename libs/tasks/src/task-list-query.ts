@@ -44,3 +44,14 @@ export function parseTaskListQuery(query: QueryParams): TaskListQuery {
     toTime: queryEpochSeconds(query, 'to_time'),
   };
 }
+
+/**
+ * `GET …/codes/{id}/stats`'s window, `start_date`..`end_date` in epoch seconds: by default the
+ * last 24 hours, ending after the current second (epoch seconds round down), not in it.
+ */
+export function parseStatsWindow(query: QueryParams, now = Date.now()): { start: Date; end: Date } {
+  const end = queryEpochSeconds(query, 'end_date') ?? new Date((Math.floor(now / 1000) + 1) * 1000);
+  const start =
+    queryEpochSeconds(query, 'start_date') ?? new Date(end.getTime() - 24 * 3600 * 1000);
+  return { start, end };
+}

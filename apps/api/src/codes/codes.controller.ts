@@ -20,13 +20,12 @@ import {
   JsonObject,
   KilnException,
   parsePage,
-  queryEpochSeconds,
   queryInt,
 } from '@kiln/common';
 import type { Request, Response } from 'express';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
 import { ImageUploadsService, UploadedCode } from '@kiln/images';
-import { TasksService } from '@kiln/tasks';
+import { TasksService, parseStatsWindow } from '@kiln/tasks';
 import { IdPipe } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
 import { UploadedImageFile } from './upload-storage';
@@ -185,11 +184,7 @@ export class CodesController {
     @Query() query: Record<string, unknown>,
   ) {
     const code = await this.codes.get(projectId, codeId);
-    // Epoch seconds round down: by default the window ends after the current second, not in it.
-    const end =
-      queryEpochSeconds(query, 'end_date') ?? new Date((Math.floor(Date.now() / 1000) + 1) * 1000);
-    const start =
-      queryEpochSeconds(query, 'start_date') ?? new Date(end.getTime() - 24 * 3600 * 1000);
+    const { start, end } = parseStatsWindow(query);
     return this.tasks.statsOfCode(code.id, start, end);
   }
 

@@ -30,23 +30,3 @@ export function scheduleJson(schedule: Schedule) {
     ...(schedule.cron ? { cron: schedule.cron, timezone: schedule.timezone } : {}),
   };
 }
-
-/** The schedule's settings in request form, for merging a partial `PUT` over them. */
-export function scheduleRequest(schedule: Schedule): Record<string, unknown> {
-  return {
-    code_name: schedule.codeName,
-    payload: schedule.payload,
-    start_at: schedule.startAt.toISOString(),
-    run_every: schedule.runEvery,
-    cron: schedule.cron,
-    timezone: schedule.timezone,
-    end_at: schedule.endAt?.toISOString() ?? null,
-    run_times: schedule.runTimes,
-    priority: schedule.priority,
-    timeout: schedule.timeout,
-    delay: schedule.delay,
-    task_delay: schedule.taskDelay,
-    cluster: schedule.cluster,
-    label: schedule.label,
-  };
-}

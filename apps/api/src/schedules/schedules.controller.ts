@@ -1,9 +1,14 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query } from '@nestjs/common';
 import { parsePage, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { SchedulesService, parseScheduleSpec, parseScheduleSpecs } from '@kiln/schedules';
+import {
+  SchedulesService,
+  mergeScheduleUpdate,
+  parseScheduleSpec,
+  parseScheduleSpecs,
+} from '@kiln/schedules';
 import { IdPipe } from '../http/params';
-import { scheduleJson, scheduleRequest } from './schedule.presenter';
+import { scheduleJson } from './schedule.presenter';
 
 @Controller('2/projects/:projectId/schedules')
 export class SchedulesController {
@@ -56,14 +61,10 @@ export class SchedulesController {
   ) {
     const changes = requireObject(body, 'body');
     const current = await this.schedules.get(projectId, scheduleId);
-    const merged = { ...scheduleRequest(current), ...changes };
-    // Setting one timing style clears the other.
-    if (changes.cron !== undefined && changes.run_every === undefined) merged.run_every = null;
-    if (changes.run_every !== undefined && changes.cron === undefined) merged.cron = null;
     await this.schedules.update(
       projectId,
       scheduleId,
-      parseScheduleSpec(merged, this.config.tasks),
+      parseScheduleSpec(mergeScheduleUpdate(current, changes), this.config.tasks),
     );
     return { msg: 'Updated' };
   }
