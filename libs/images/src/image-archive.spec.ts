@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { readImageArchive, UploadLimits } from './image-archive';
+import { ErrorCode } from '@kiln/common';
+import { readImageArchive, tarballTypeProblem, UploadLimits } from './image-archive';
 import { tarEntry } from './tar.fixture';
 
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
@@ -94,5 +95,16 @@ describe('readImageArchive', () => {
       readImageArchive(Readable.from([archive]), { ...limits, maxLayers: 1 }),
     ).rejects.toThrow(/2 layers; at most 1/);
     expect(readdirSync(spool)).toEqual([]);
+  });
+});
+
+describe('tarballTypeProblem', () => {
+  it('takes a tarball type, any parameters, or none; refuses the rest as an unsupported media type (415)', () => {
+    for (const type of [undefined, '', 'application/x-tar', 'application/gzip; charset=binary']) {
+      expect(tarballTypeProblem(type)).toBeUndefined();
+    }
+    const problem = tarballTypeProblem('multipart/form-data; boundary=x');
+    expect(problem?.code).toBe(ErrorCode.UnsupportedMediaType);
+    expect(problem?.message).toContain('not multipart/form-data');
   });
 });

@@ -4,7 +4,7 @@ import { posix, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { KilnException } from '@kiln/common';
+import { ErrorCode, KilnException } from '@kiln/common';
 import type { KilnConfig } from '@kiln/config';
 import { readTar, TarEntrySink, TarFormatError, TarHeader } from './tar-reader';
 
@@ -353,4 +353,23 @@ async function checkImage(
     return layer;
   });
   return { config, layers };
+}
+
+/** Content types the raw tarball upload takes (none given counts as bytes). */
+export const TARBALL_TYPES = [
+  'application/x-tar',
+  'application/tar',
+  'application/gzip',
+  'application/x-gzip',
+  'application/octet-stream',
+];
+
+/** A 415 for an upload whose `Content-Type` is not a tarball's; none given is fine. */
+export function tarballTypeProblem(contentType: string | undefined): KilnException | undefined {
+  const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  if (type === '' || TARBALL_TYPES.includes(type)) return undefined;
+  return new KilnException(
+    ErrorCode.UnsupportedMediaType,
+    `send the tarball itself as the body (Content-Type ${TARBALL_TYPES.join(', ')}), not ${type}`,
+  );
 }

@@ -14,7 +14,6 @@ import {
 } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import {
-  ErrorCode,
   INT32_MAX,
   isPlainObject,
   JsonObject,
@@ -24,21 +23,12 @@ import {
 } from '@kiln/common';
 import type { Request, Response } from 'express';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
-import { ImageUploadsService, UploadedCode } from '@kiln/images';
+import { ImageUploadsService, UploadedCode, tarballTypeProblem } from '@kiln/images';
 import { TasksService, parseStatsWindow } from '@kiln/tasks';
 import { IdPipe } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
 import { UploadedImageFile } from './upload-storage';
 import { zipArchive } from './zip';
-
-/** Content types the raw tarball upload takes (none given counts as bytes). */
-const TARBALL_TYPES = [
-  'application/x-tar',
-  'application/tar',
-  'application/gzip',
-  'application/x-gzip',
-  'application/octet-stream',
-];
 
 @Controller('2/projects/:projectId/codes')
 export class CodesController {
@@ -93,13 +83,10 @@ export class CodesController {
     @Param('codeName') codeName: string,
     @Req() req: Request,
   ) {
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== '' && !TARBALL_TYPES.includes(type)) {
+    const problem = tarballTypeProblem(req.headers['content-type']);
+    if (problem) {
       req.resume();
-      throw new KilnException(
-        ErrorCode.UnsupportedMediaType,
-        `send the tarball itself as the body (Content-Type ${TARBALL_TYPES.join(', ')}), not ${type}`,
-      );
+      throw problem;
     }
     const defaults: CodeSpec = parseCodeSpec(
       { name: parseCodeName(codeName) },
