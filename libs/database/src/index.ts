@@ -2,3 +2,4 @@ export * from './database.module';
 export * from './errors';
 export * from './prepared';
 export * from './results';
+export * from './database-health';

@@ -1,4 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { DatabaseHealth } from '@kiln/database';
 import { DockerModule } from '@kiln/docker';
 import { HealthService } from './health.service';
 
@@ -9,7 +10,7 @@ export class HealthModule {
     return {
       module: HealthModule,
       imports: options.withDocker ? [DockerModule] : [],
-      providers: [HealthService],
+      providers: [DatabaseHealth, HealthService],
       exports: [HealthService],
     };
   }

@@ -1,7 +1,6 @@
 import { Injectable, Optional } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { withTimeout } from '@kiln/common';
+import { DatabaseHealth } from '@kiln/database';
 import { DockerEngine } from '@kiln/docker';
 import { RedisHealth } from '@kiln/redis';
 
@@ -16,14 +15,14 @@ const CHECK_TIMEOUT_MS = 2000;
 @Injectable()
 export class HealthService {
   constructor(
-    @InjectDataSource() private readonly db: DataSource,
+    private readonly database: DatabaseHealth,
     private readonly redis: RedisHealth,
     @Optional() private readonly docker?: DockerEngine,
   ) {}
 
   async report(): Promise<HealthReport> {
     const checks: Record<string, () => Promise<unknown>> = {
-      postgres: () => this.db.query('SELECT 1'),
+      postgres: () => this.database.check(),
       redis: () => this.redis.check(),
     };
     const docker = this.docker;
