@@ -7,7 +7,7 @@ import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
-import { TaskLifecycle, TasksModule, TasksService } from '@kiln/tasks';
+import { TaskLifecycle, TasksModule, TasksService, eventOf } from '@kiln/tasks';
 import { OwnDatabase } from '../support/database';
 import { testRedisUrl } from '../support/redis';
 
@@ -140,6 +140,40 @@ describe('TaskLifecycle against Postgres', () => {
     expect(row).toEqual({ status: 'queued', retry_count: 1, original_task_id: id });
     const [original] = await db.query(`SELECT retry_task_id FROM tasks WHERE id = $1`, [id]);
     expect(original.retry_task_id).toBe(retry!.id);
+  });
+
+  it('every status change writes the event the transition table names, and only that', async () => {
+    await db.query(
+      `INSERT INTO webhooks (id, project_id, url, events, secret, created_at, updated_at)
+       VALUES ($1, $2, 'http://127.0.0.1:9/hook', $3, 'whsec_x', now(), now())`,
+      [
+        newId(),
+        projectId,
+        ['task.queued', 'task.running', 'task.complete', 'task.error', 'task.cancelled'],
+      ],
+    );
+    const events = async (id: string) =>
+      (
+        await db.query(
+          `SELECT event_type FROM webhook_deliveries WHERE task_id = $1 ORDER BY seq`,
+          [id],
+        )
+      ).map((row: { event_type: string }) => row.event_type);
+    const ran = await queued(); // a raw INSERT: its task.queued comes from the insert trigger
+    const first = (await lifecycle.take(ran, 'w1'))!;
+    await lifecycle.release(ran, first.attempt);
+    const second = (await lifecycle.take(ran, 'w1'))!;
+    await lifecycle.markRunning(ran, second.attempt);
+    await lifecycle.finish(ran, second.attempt, outcome('complete'));
+    expect(await events(ran)).toEqual(
+      ['queued', 'preparing', 'queued', 'preparing', 'running', 'complete']
+        .map((status) => eventOf(status as never))
+        .filter((event) => event !== null),
+    );
+    const cancelled = await queued();
+    await tasks.cancel(projectId, cancelled);
+    expect(await events(cancelled)).toEqual([eventOf('queued'), eventOf('cancelled')]);
+    await db.query(`DELETE FROM webhooks WHERE project_id = $1`, [projectId]);
   });
 
   it('lapsed heartbeats: re-queued under the attempt limit, error at it; fresh ones are left alone', async () => {
