@@ -1,12 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { e2e, waitUntil } from './support/kiln';
-import { OwnDatabase } from './support/database';
-import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { waitUntil } from './support/kiln';
+import { OwnStack } from './support/own-stack';
 import { TcpProxy } from './support/proxy';
 import { Receiver } from './support/receiver';
 
@@ -20,33 +18,19 @@ const OUTAGE_MS = 90_000;
  * worker killed with `kill -9` and started again recovers its tasks at once.
  */
 describe('outcomes survive outages; restarted workers recover at once', () => {
-  const database = new OwnDatabase('kiln_durable');
-  const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 30;
-  const url = `http://127.0.0.1:${port}`;
-  const adminToken = `admin-${randomBytes(8).toString('hex')}`;
+  const stack = new OwnStack('durable', 30);
   const journalDir = mkdtempSync(join(tmpdir(), 'kiln-durable-journal-'));
   const receiver = new Receiver();
-  const children = new Set<ChildProcess>();
   let proxy: TcpProxy;
   let proxyUp = true;
-  let env: Record<string, string>;
   let db: Client;
   let project: { id: string; token: string };
 
-  const start = (
-    app: 'api' | 'scheduler' | 'worker',
-    extra: Record<string, string>,
-    label: string,
-  ) => {
-    const child = startApp(app, { ...env, ...extra }, `durable-${label}`);
-    children.add(child);
-    return child;
-  };
   const workers = new Map<string, ChildProcess>();
   const worker = (cluster: string) =>
     workers.set(
       cluster,
-      start(
+      stack.start(
         'worker',
         { KILN_WORKER_ID: `durable-${cluster}`, KILN_WORKER_CLUSTER: cluster },
         `worker-${cluster}`,
@@ -58,17 +42,10 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
-    children.delete(child);
   };
 
-  const api = async (method: string, path: string, json?: unknown, token = project.token) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers: { authorization: `OAuth ${token}`, 'content-type': 'application/json' },
-      body: json === undefined ? undefined : JSON.stringify(json),
-    });
-    return (await res.json()) as any;
-  };
+  const api = async (method: string, path: string, json?: unknown) =>
+    (await stack.request(method, path, json, project.token)).body;
   const queue = async (cluster: string, script: string): Promise<string> => {
     const created = await api('POST', `/2/projects/${project.id}/tasks`, {
       tasks: [{ code_name: 'durable', cluster, payload: script }],
@@ -111,33 +88,27 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     ).size;
 
   beforeAll(async () => {
-    await database.create();
     await receiver.start();
-    const server = new URL(database.url);
+    const server = new URL(stack.database.url);
     proxy = new TcpProxy(server.hostname, Number(server.port));
     server.port = String(await proxy.start());
-    env = {
-      ...e2e().env,
-      DATABASE_URL: server.toString(),
-      KILN_API_PORT: String(port),
-      KILN_ADMIN_TOKEN: adminToken,
-      KILN_QUEUE_PREFIX: `kiln-durable-${randomBytes(3).toString('hex')}`,
-      KILN_HEARTBEAT_LAPSE_SECONDS: String(LAPSE_SECONDS),
-      KILN_WORKER_HEARTBEAT_SECONDS: '2',
-      KILN_WORKER_HEALTH_PORT: '0',
-      KILN_WORKER_CONCURRENCY: '2',
-      KILN_WORKER_JOURNAL_DIR: journalDir,
-    };
-    start('api', {}, 'api');
-    await waitForHealthy(`${url}/healthz`);
-    start('scheduler', {}, 'scheduler');
+    await stack.create(
+      {
+        KILN_HEARTBEAT_LAPSE_SECONDS: String(LAPSE_SECONDS),
+        KILN_WORKER_HEARTBEAT_SECONDS: '2',
+        KILN_WORKER_HEALTH_PORT: '0',
+        KILN_WORKER_CONCURRENCY: '2',
+        KILN_WORKER_JOURNAL_DIR: journalDir,
+      },
+      server.toString(),
+    );
+    await stack.startApi();
+    stack.start('scheduler');
     worker('a');
     worker('b');
-    db = new Client({ connectionString: database.url });
+    db = new Client({ connectionString: stack.database.url });
     await db.connect();
-    const created = await api('POST', '/2/projects', { name: 'durable' }, adminToken);
-    const issued = await api('POST', `/2/projects/${created.id}/tokens`, {}, adminToken);
-    project = { id: created.id, token: issued.token };
+    project = await stack.newProject('durable');
     await api('POST', `/2/projects/${project.id}/codes`, {
       name: 'durable',
       image: 'kiln-test/busybox:latest',
@@ -151,11 +122,10 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
 
   afterAll(async () => {
     if (!proxyUp) await proxy.restore(); // the processes stop cleanly with their database
-    await Promise.all([...children].map((child) => stopApp(child)));
     await db?.end();
+    await stack.close();
     await proxy.close();
     await receiver.close();
-    await database.drop();
     rmSync(journalDir, { recursive: true, force: true });
   });
 

@@ -1,10 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import { call, e2e, newProject, registerCode, TestProject, waitForTask } from './support/kiln';
-import { OwnDatabase } from './support/database';
-import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { OwnStack } from './support/own-stack';
+import { startApp, stopApp } from './support/processes';
 
 /**
  * Two scheduler replicas against a database of their own (so the suite's shared scheduler stays
@@ -14,42 +13,23 @@ import { startApp, stopApp, waitForHealthy } from './support/processes';
 describe('scheduler failover', () => {
   const LEASE_SECONDS = 3;
   const EVERY_SECONDS = 5;
-  const database = new OwnDatabase('kiln_failover');
-  const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 20;
-  const adminToken = `admin-${randomBytes(8).toString('hex')}`;
-  const env = {
-    ...e2e().env,
-    DATABASE_URL: database.url,
-    KILN_API_PORT: String(port),
-    KILN_ADMIN_TOKEN: adminToken,
-    KILN_QUEUE_PREFIX: `kiln-failover-${randomBytes(3).toString('hex')}`,
-    KILN_LEADER_LEASE_SECONDS: String(LEASE_SECONDS),
-  };
-  const children: ChildProcess[] = [];
+  const stack = new OwnStack('failover', 20);
   let db: Client;
 
   beforeAll(async () => {
-    await database.create();
-    children.push(startApp('api', env, 'failover-api'));
-    await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
-    db = new Client({ connectionString: database.url });
+    await stack.create({ KILN_LEADER_LEASE_SECONDS: String(LEASE_SECONDS) });
+    await stack.startApi();
+    db = new Client({ connectionString: stack.database.url });
     await db.connect();
   });
 
   afterAll(async () => {
-    await Promise.all(children.map((child) => stopApp(child)));
     await db.end();
-    await database.drop();
+    await stack.close();
   });
 
-  const api = async (method: string, path: string, token: string, json?: unknown) => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-      method,
-      headers: { authorization: `OAuth ${token}`, 'content-type': 'application/json' },
-      body: json === undefined ? undefined : JSON.stringify(json),
-    });
-    return (await res.json()) as any;
-  };
+  const api = async (method: string, path: string, token: string, json?: unknown) =>
+    (await stack.request(method, path, json, token)).body;
 
   async function lease(): Promise<{ holder: string; term: number } | undefined> {
     const rows = await db.query(
@@ -61,17 +41,15 @@ describe('scheduler failover', () => {
   }
 
   it('kill -9 of the leader: the other replica takes over within the lease, no instant lost or doubled', async () => {
-    const project = await api('POST', '/2/projects', adminToken, { name: 'failover' });
-    const { token } = await api('POST', `/2/projects/${project.id}/tokens`, adminToken, {});
+    const project = await stack.newProject('failover');
+    const { token } = project;
     await api('POST', `/2/projects/${project.id}/codes`, token, {
       name: 'tick',
       image: 'kiln-test/busybox:latest',
     });
     const replicas = new Map<string, ChildProcess>();
     for (const name of ['sched-a', 'sched-b']) {
-      const child = startApp('scheduler', { ...env, KILN_SCHEDULER_ID: name }, `failover-${name}`);
-      children.push(child);
-      replicas.set(name, child);
+      replicas.set(name, stack.start('scheduler', { KILN_SCHEDULER_ID: name }, name));
     }
     let first = await lease();
     for (let i = 0; i < 100 && !first; i++) {
