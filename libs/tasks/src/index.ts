@@ -10,3 +10,4 @@ export * from './task-record';
 export * from './task-transitions';
 export * from './task-delivery';
 export * from './task-list-query';
+export * from './task-stamps';

@@ -1,9 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
-import { affected } from '@kiln/database';
 import { TaskPriority, TaskQueues } from '@kiln/queue';
 import { Task } from './task.entity';
+import { TaskStamps } from './task-stamps';
 
 /** What enqueueing a task needs to know of it. */
 export type QueuedTask = Pick<Task, 'id' | 'projectId' | 'cluster' | 'priority'>;
@@ -20,8 +18,7 @@ export class TaskDelivery {
   private readonly logger = new Logger(TaskDelivery.name);
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
-    @InjectRepository(Task) private readonly tasks: Repository<Task>,
+    private readonly stamps: TaskStamps,
     private readonly queues: TaskQueues,
   ) {}
 
@@ -32,12 +29,7 @@ export class TaskDelivery {
    */
   async enqueueDue(tasks: QueuedTask[], options: { stamped?: boolean } = {}): Promise<void> {
     if (tasks.length === 0) return;
-    if (!options.stamped) {
-      await this.dataSource.query(
-        `UPDATE tasks SET enqueued_at = now() WHERE id = ANY($1) AND status = 'queued'`,
-        [tasks.map((task) => task.id)],
-      );
-    }
+    if (!options.stamped) await this.stamps.stamp(tasks.map((task) => task.id));
     try {
       await this.queues.enqueueMany(
         tasks.map((task) => ({
@@ -63,13 +55,7 @@ export class TaskDelivery {
    * whose enqueue failed. Tasks of paused codes wait. Oldest due first.
    */
   async findUnenqueued(limit: number): Promise<Task[]> {
-    return this.tasks
-      .createQueryBuilder('t')
-      .innerJoin('codes', 'c', 'c.id = t.code_id AND NOT c.paused')
-      .where(`t.status = 'queued' AND t.enqueued_at IS NULL AND t.run_at <= now()`)
-      .orderBy('t.run_at', 'ASC')
-      .limit(limit)
-      .getMany();
+    return this.stamps.unstamped(limit);
   }
 
   /**
@@ -78,14 +64,7 @@ export class TaskDelivery {
    * enqueues them. Checks the `limit` oldest stamps of the last two minutes.
    */
   async unstampLostJobs(limit: number): Promise<number> {
-    const stamped = await this.tasks
-      .createQueryBuilder('t')
-      .innerJoin('codes', 'c', 'c.id = t.code_id AND NOT c.paused')
-      .where(`t.status = 'queued' AND t.enqueued_at < now() - interval '10 seconds'`)
-      .andWhere(`t.enqueued_at > now() - interval '2 minutes'`)
-      .orderBy('t.enqueued_at', 'ASC')
-      .limit(limit)
-      .getMany();
+    const stamped = await this.stamps.recentlyStamped(limit);
     if (stamped.length === 0) return 0;
     const missing = await this.queues.missingJobs(
       stamped.map((task) => ({
@@ -104,12 +83,7 @@ export class TaskDelivery {
    * them (again); returns how many it cleared.
    */
   async unstamp(ids: string[]): Promise<number> {
-    return affected(
-      await this.dataSource.query(
-        `UPDATE tasks SET enqueued_at = NULL WHERE id = ANY($1) AND status = 'queued'`,
-        [ids],
-      ),
-    );
+    return this.stamps.unstamp(ids);
   }
 
   /**
@@ -117,10 +91,6 @@ export class TaskDelivery {
    * again. Returns how many.
    */
   async unstampAll(): Promise<number> {
-    return affected(
-      await this.dataSource.query(
-        `UPDATE tasks SET enqueued_at = NULL WHERE status = 'queued' AND enqueued_at IS NOT NULL`,
-      ),
-    );
+    return this.stamps.unstampAll();
   }
 }

@@ -5,12 +5,13 @@ import { Task } from './task.entity';
 import { TaskLogChunk } from './task-log-chunk.entity';
 import { TasksService } from './tasks.service';
 import { TaskDelivery } from './task-delivery';
+import { TaskStamps } from './task-stamps';
 import { TaskLifecycle } from './task-lifecycle';
 import { TaskLogStore } from './task-log-store';
 
 @Module({
   imports: [TypeOrmModule.forFeature([Task, TaskLogChunk]), CodesModule],
-  providers: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore],
+  providers: [TasksService, TaskStamps, TaskDelivery, TaskLifecycle, TaskLogStore],
   exports: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore],
 })
 export class TasksModule {}
