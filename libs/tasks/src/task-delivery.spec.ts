@@ -9,13 +9,13 @@ const task = (id: string) => ({ id, projectId: 'p', cluster: 'default', priority
 function setup(queue: { fails?: boolean; missing?: string[] } = {}) {
   const calls: string[] = [];
   const stamps = {
-    stamp: async (ids: string[]) => void calls.push(`stamp ${ids}`),
-    unstamp: async (ids: string[]) => (calls.push(`unstamp ${ids}`), ids.length),
+    stamp: async (ids: string[]) => void calls.push(`stamp ${ids.join(',')}`),
+    unstamp: async (ids: string[]) => (calls.push(`unstamp ${ids.join(',')}`), ids.length),
     recentlyStamped: async () => [task('a'), task('b')],
   } as unknown as TaskStamps;
   const queues = {
     enqueueMany: async (jobs: { taskId: string }[]) => {
-      calls.push(`enqueue ${jobs.map((job) => job.taskId)}`);
+      calls.push(`enqueue ${jobs.map((job) => job.taskId).join(',')}`);
       if (queue.fails) throw new Error('Redis away');
     },
     missingJobs: async () => queue.missing ?? [],
