@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, IsNull, QueryFailedError, Repository } from 'typeorm';
-import { KilnException, RecentValues, newId } from '@kiln/common';
+import { QueryFailedError } from 'typeorm';
+import { KilnException, RecentValues } from '@kiln/common';
+import { CodeStore } from './code-store';
 import { Code } from './code.entity';
 import { CodeRevision } from './code-revision.entity';
 import { CodeSpec } from './code-spec';
@@ -15,11 +15,7 @@ const RECENT_CODES_MAX = 10_000;
 export class CodesService {
   private readonly recent = new RecentValues<Code>(RECENT_CODES_MS, RECENT_CODES_MAX);
 
-  constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
-    @InjectRepository(Code) private readonly codes: Repository<Code>,
-    @InjectRepository(CodeRevision) private readonly revisionRows: Repository<CodeRevision>,
-  ) {}
+  constructor(private readonly store: CodeStore) {}
 
   /** Registers a code, or a new revision of the live code with the same name. */
   async register(projectId: string, spec: CodeSpec): Promise<Code> {
@@ -54,14 +50,14 @@ export class CodesService {
     specFor: (existing: Code | null) => CodeSpec,
   ): Promise<Code> {
     try {
-      return await this.registerOnce(projectId, name, specFor);
+      return await this.store.addRevision(projectId, name, specFor);
     } catch (error) {
       // Two first registrations of one name raced; the loser becomes revision 2.
       if (
         error instanceof QueryFailedError &&
         (error as { code?: string }).code === UNIQUE_VIOLATION
       ) {
-        return this.registerOnce(projectId, name, specFor);
+        return this.store.addRevision(projectId, name, specFor);
       }
       throw error;
     } finally {
@@ -69,55 +65,14 @@ export class CodesService {
     }
   }
 
-  private async registerOnce(
-    projectId: string,
-    name: string,
-    specFor: (existing: Code | null) => CodeSpec,
-  ): Promise<Code> {
-    return this.dataSource.transaction(async (manager) => {
-      const existing = await manager.findOne(Code, {
-        where: { projectId, name, deletedAt: IsNull() },
-        lock: { mode: 'pessimistic_write' },
-      });
-      const spec = specFor(existing);
-      const code =
-        existing ?? manager.create(Code, { id: newId(), projectId, name: spec.name, rev: 0 });
-      const revision = manager.create(CodeRevision, {
-        id: newId(),
-        codeId: code.id,
-        projectId,
-        rev: code.rev + 1,
-        image: spec.image,
-        command: spec.command,
-        config: spec.config,
-        envVars: spec.envVars,
-      });
-      Object.assign(code, {
-        rev: revision.rev,
-        latestRevisionId: revision.id,
-        image: spec.image,
-        command: spec.command,
-        config: spec.config,
-        envVars: spec.envVars,
-        maxConcurrency: spec.maxConcurrency,
-        retries: spec.retries,
-        retriesDelay: spec.retriesDelay,
-        defaultPriority: spec.defaultPriority,
-      });
-      await manager.save(code);
-      await manager.save(revision);
-      return code;
-    });
-  }
-
   async get(projectId: string, id: string): Promise<Code> {
-    const code = await this.codes.findOneBy({ projectId, id, deletedAt: IsNull() });
+    const code = await this.store.live(projectId, id);
     if (!code) throw KilnException.notFound('Code not found');
     return code;
   }
 
   async findByName(projectId: string, name: string): Promise<Code | null> {
-    return this.codes.findOneBy({ projectId, name, deletedAt: IsNull() });
+    return this.store.liveByName(projectId, name);
   }
 
   /**
@@ -140,16 +95,11 @@ export class CodesService {
   }
 
   async list(projectId: string, page: number, perPage: number): Promise<Code[]> {
-    return this.codes.find({
-      where: { projectId, deletedAt: IsNull() },
-      order: { createdAt: 'DESC', id: 'DESC' },
-      skip: page * perPage,
-      take: perPage,
-    });
+    return this.store.list(projectId, page, perPage);
   }
 
   async revision(id: string): Promise<CodeRevision | null> {
-    return this.revisionRows.findOneBy({ id });
+    return this.store.revision(id);
   }
 
   async revisions(
@@ -159,12 +109,7 @@ export class CodesService {
     perPage: number,
   ): Promise<CodeRevision[]> {
     await this.get(projectId, codeId);
-    return this.revisionRows.find({
-      where: { codeId },
-      order: { rev: 'DESC' },
-      skip: page * perPage,
-      take: perPage,
-    });
+    return this.store.revisionsOf(codeId, page, perPage);
   }
 
   /** The revision `rev` of a code, or its latest when `rev` is undefined. */
@@ -174,7 +119,7 @@ export class CodesService {
     rev: number | undefined,
   ): Promise<{ code: Code; revision: CodeRevision }> {
     const code = await this.get(projectId, codeId);
-    const revision = await this.revisionRows.findOneBy({ codeId, rev: rev ?? code.rev });
+    const revision = await this.store.revisionByRev(codeId, rev ?? code.rev);
     if (!revision) throw KilnException.notFound(`Revision ${rev} of this code not found`);
     return { code, revision };
   }
@@ -185,18 +130,15 @@ export class CodesService {
    */
   async delete(projectId: string, codeId: string): Promise<void> {
     const code = await this.get(projectId, codeId);
-    await this.codes.update(
-      { id: codeId, projectId, deletedAt: IsNull() },
-      { deletedAt: () => 'now()' },
-    );
+    await this.store.markDeleted(projectId, codeId);
     this.forget(projectId, code.name);
   }
 
   /** Pauses or resumes the code's task queue; false when it already was so. */
   async setPaused(projectId: string, codeId: string, paused: boolean): Promise<boolean> {
     const code = await this.get(projectId, codeId);
-    const result = await this.codes.update({ id: codeId, projectId, paused: !paused }, { paused });
+    const changed = await this.store.setPaused(projectId, codeId, paused);
     this.forget(projectId, code.name);
-    return (result.affected ?? 0) > 0;
+    return changed;
   }
 }
