@@ -1,4 +1,4 @@
-import type { EntityManager } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { rowsOf } from '@kiln/database';
 import type { Task } from './task.entity';
 
@@ -86,7 +86,7 @@ export interface NewTaskRow {
  * their codes (`NewTaskCode[]` as JSON). Due tasks are stamped `enqueued_at` in the insert itself
  * (TaskDelivery.enqueueDue says why); the other columns take the defaults of a new task.
  */
-export const INSERT_NEW_TASKS_SQL = `
+const INSERT_NEW_TASKS_SQL = `
   INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status,
                      priority, payload, timeout, delay, cluster, label, webhook,
                      run_at, enqueued_at, created_at, updated_at)
@@ -100,3 +100,22 @@ export const INSERT_NEW_TASKS_SQL = `
                                     w text, k int)
     JOIN json_array_elements($4) WITH ORDINALITY AS c(v, n)
       ON c.n = coalesce(t.k, 0) + 1`;
+
+/**
+ * Inserts a request's new tasks in one statement (the API's hot path): `rows` in their short
+ * form, what they share (`codes`, indexed by `k`) sent once, all created at `now`.
+ */
+export async function insertNewTasks(
+  db: DataSource,
+  projectId: string,
+  now: Date,
+  rows: NewTaskRow[],
+  codes: NewTaskCode[],
+): Promise<void> {
+  await db.query(INSERT_NEW_TASKS_SQL, [
+    projectId,
+    now.toISOString(),
+    JSON.stringify(rows),
+    JSON.stringify(codes),
+  ]);
+}

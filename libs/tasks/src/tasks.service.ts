@@ -7,7 +7,7 @@ import { TaskSignals } from '@kiln/redis';
 import { Task } from './task.entity';
 import { rowsOf } from '@kiln/database';
 import { retryOf } from './task-lifecycle';
-import { INSERT_NEW_TASKS_SQL, NewTaskCode, NewTaskRow, insertTasks } from './task-record';
+import { NewTaskCode, NewTaskRow, insertNewTasks, insertTasks } from './task-record';
 import { TaskSpec } from './task-spec';
 import { TASK_STATUSES, TaskStatus } from './task-status';
 import { QueuedTask, TaskDelivery } from './task-delivery';
@@ -84,12 +84,7 @@ export class TasksService {
       rev: code.rev,
       defaultPriority: code.defaultPriority,
     }));
-    await this.dataSource.query(INSERT_NEW_TASKS_SQL, [
-      projectId,
-      now.toISOString(),
-      JSON.stringify(rows),
-      JSON.stringify(taskCodes),
-    ]);
+    await insertNewTasks(this.dataSource, projectId, now, rows, taskCodes);
     await this.delivery.enqueueDue(due, { stamped: true });
     return ids;
   }
