@@ -208,7 +208,7 @@ describe('the kiln CLI (the built binary)', () => {
       ['login', '--url', e2e().url, '--project-id', project.projectId, '--token', project.token],
       own,
     );
-    expect(login.code).toBe(0);
+    expect(login).toMatchObject({ code: 0, stderr: '' });
     expect(login.stdout).toContain('precedence.json');
     const dir = mkdtempSync(join(tmpdir(), 'kiln-cli-iron-'));
     expect((await kiln(['tasks', '--json'], own, dir)).code).toBe(0); // the saved login alone

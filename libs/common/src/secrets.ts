@@ -1,8 +1,15 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** A new bearer secret (API tokens, trigger secrets): 24 random bytes, base64url. */
+/**
+ * A new bearer secret (API tokens, trigger secrets): 24 random bytes, base64url, drawn again if
+ * it starts with `-` (1 in 64): a secret is given as a command-line argument
+ * (`kiln login --token …`), where a leading dash reads as a flag.
+ */
 export function newSecret(): string {
-  return randomBytes(24).toString('base64url');
+  for (;;) {
+    const secret = randomBytes(24).toString('base64url');
+    if (!secret.startsWith('-')) return secret;
+  }
 }
 
 /** What is stored of a secret: its SHA-256, hex. */
