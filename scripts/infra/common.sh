@@ -81,6 +81,43 @@ wait_pid_gone() {
   return 1
 }
 
+# end_pid NAME PID SECONDS: waits for PID (already told to stop) to be gone, then kills it.
+end_pid() {
+  wait_pid_gone "$2" "$3" && return 0
+  warn "$1 (pid $2) did not stop in $3s, killing it"
+  kill -KILL "$2" 2>/dev/null || true
+  wait_pid_gone "$2" 10 || true
+}
+
+# await_alive READY PID: our service PID is alive but READY fails yet (recovery, loading): waits
+# up to 60 s while PID lives. Status 0 once READY succeeds.
+await_alive() {
+  local ready=$1 pid=$2 i
+  for ((i = 0; i < 60; i++)); do
+    "$ready" >/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  "$ready" >/dev/null
+}
+
+# await_launch NAME READY LAUNCHER PIDFILE SIG LOGFILE TRIES INTERVAL: after starting a daemon in
+# the background (LAUNCHER is $!), waits TRIES times INTERVAL for READY; dies with the log's tail
+# if the daemon exits first or never answers.
+await_launch() {
+  local name=$1 ready=$2 launcher=$3 pidfile=$4 sig=$5 logfile=$6 tries=$7 interval=$8 i
+  for ((i = 0; i < tries; i++)); do
+    "$ready" && return 0
+    if ! kill -0 "$launcher" 2>/dev/null && ! our_pid "$pidfile" "$sig" >/dev/null; then
+      tail_log "$logfile"
+      die "$name exited during startup (log: $logfile)"
+    fi
+    sleep "$interval"
+  done
+  tail_log "$logfile"
+  die "$name did not answer in time (log: $logfile)"
+}
+
 tail_log() {
   echo "----- last lines of $1 -----" >&2
   tail -n "${2:-30}" "$1" >&2 2>/dev/null || true

@@ -64,17 +64,13 @@ start_docker() {
     return 0
   fi
 
-  local pid i
+  local pid
   if pid=$(our_pid "$DOCKER_PID" "$(DOCKERD_SIG)"); then
     log "docker: dockerd (pid $pid) is running but not answering yet, waiting"
-    for ((i = 0; i < 60; i++)); do
-      docker_ready && {
-        DOCKER_STATE="already running"
-        return 0
-      }
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
-    done
+    if await_alive docker_ready "$pid"; then
+      DOCKER_STATE="already running"
+      return 0
+    fi
     kill -0 "$pid" 2>/dev/null &&
       die "dockerd (pid $pid) runs but does not answer on $DOCKER_SOCK; see $LOG_DIR/dockerd.log"
   fi
@@ -98,20 +94,8 @@ start_docker() {
     --ip-forward=false \
     --ip-masq=false \
     </dev/null >>"$LOG_DIR/dockerd.log" 2>&1 9>&- &
-  local launcher=$!
-  for ((i = 0; i < 120; i++)); do
-    if docker_ready; then
-      DOCKER_STATE="started"
-      return 0
-    fi
-    if ! kill -0 "$launcher" 2>/dev/null && ! our_pid "$DOCKER_PID" "$(DOCKERD_SIG)" >/dev/null; then
-      tail_log "$LOG_DIR/dockerd.log"
-      die "dockerd exited during startup (log: $LOG_DIR/dockerd.log)"
-    fi
-    sleep 0.5
-  done
-  tail_log "$LOG_DIR/dockerd.log"
-  die "dockerd did not answer on $DOCKER_SOCK within 60s (log: $LOG_DIR/dockerd.log)"
+  await_launch dockerd docker_ready $! "$DOCKER_PID" "$(DOCKERD_SIG)" "$LOG_DIR/dockerd.log" 120 0.5
+  DOCKER_STATE="started"
 }
 
 check_docker() {
@@ -176,11 +160,7 @@ stop_docker() {
   log "docker: stopping dockerd (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   # dockerd stops the running containers first (15 s grace each, in parallel).
-  if ! wait_pid_gone "$pid" 60; then
-    warn "dockerd (pid $pid) did not stop in 60s, killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_pid_gone "$pid" 10 || true
-  fi
+  end_pid dockerd "$pid" 60
   docker_unmount_leftovers
 }
 

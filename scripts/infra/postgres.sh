@@ -90,16 +90,7 @@ start_postgres() {
   if pid=$(pg_postmaster_pid); then
     # Our postmaster is alive but not ready yet (crash recovery, shutdown…).
     log "postgres (pid $pid) is running but not ready yet, waiting"
-    local i
-    for ((i = 0; i < 60; i++)); do
-      pg_ready_socket && {
-        PG_STATE="already running"
-        return 0
-      }
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
-    done
-    if pg_ready_socket; then
+    if await_alive pg_ready_socket "$pid"; then
       PG_STATE="already running"
       return 0
     fi

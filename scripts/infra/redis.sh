@@ -58,16 +58,11 @@ EOF
 
   # Our redis may be alive but still loading its AOF (answers -LOADING).
   if pid=$(our_pid "$REDIS_PID" " $REDIS_CONF "); then
-    local i
     log "redis: pid $pid is running but not answering yet, waiting"
-    for ((i = 0; i < 60; i++)); do
-      redis_probe >/dev/null && {
-        REDIS_STATE="already running"
-        return 0
-      }
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
-    done
+    if await_alive redis_probe "$pid"; then
+      REDIS_STATE="already running"
+      return 0
+    fi
     kill -0 "$pid" 2>/dev/null && die "redis (pid $pid) runs but does not answer; see $LOG_DIR/redis.log"
   fi
   if [[ -f $REDIS_PID ]]; then
@@ -106,11 +101,7 @@ stop_redis() {
   else
     kill -TERM "$pid" 2>/dev/null || true
   fi
-  if ! wait_pid_gone "$pid" 30; then
-    warn "redis (pid $pid) did not stop in 30s, killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_pid_gone "$pid" 5 || true
-  fi
+  end_pid redis "$pid" 30
   rm -f "$REDIS_PID"
 }
 

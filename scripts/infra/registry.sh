@@ -76,20 +76,8 @@ EOF
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$REGISTRY_PID" \
     /usr/bin/docker-registry serve "$REGISTRY_CONF" \
     </dev/null >>"$LOG_DIR/registry.log" 2>&1 9>&- &
-  local launcher=$! i
-  for ((i = 0; i < 100; i++)); do
-    if registry_ready; then
-      REGISTRY_STATE="started"
-      return 0
-    fi
-    if ! kill -0 "$launcher" 2>/dev/null && ! our_pid "$REGISTRY_PID" "$(REGISTRY_SIG)" >/dev/null; then
-      tail_log "$LOG_DIR/registry.log"
-      die "the registry exited during startup (log: $LOG_DIR/registry.log)"
-    fi
-    sleep 0.2
-  done
-  tail_log "$LOG_DIR/registry.log"
-  die "the registry did not answer on 127.0.0.1:$REGISTRY_PORT within 20s"
+  await_launch "the registry" registry_ready $! "$REGISTRY_PID" "$(REGISTRY_SIG)" "$LOG_DIR/registry.log" 100 0.2
+  REGISTRY_STATE="started"
 }
 
 stop_registry() {
@@ -101,10 +89,7 @@ stop_registry() {
   fi
   log "registry: stopping (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_pid_gone "$pid" 20; then
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_pid_gone "$pid" 5 || true
-  fi
+  end_pid registry "$pid" 20
   rm -f "$REGISTRY_PID"
 }
 
