@@ -7,9 +7,6 @@ import { TaskLogFeed } from '@kiln/redis';
 import { TaskLifecycle, TaskLogStore, TaskDelivery } from '@kiln/tasks';
 import { OutcomeJournal, PendingOutcome } from './outcome-journal';
 
-/** Waits between tries while Postgres is away: 0.5 s, doubling up to 10 s. */
-const FIRST_WAIT_MS = 500;
-const LONGEST_WAIT_MS = 10_000;
 /** An error that is not an outage (a bug, a refused value) is tried this many times, then given up. */
 const TRIES_FOR_OTHER_ERRORS = 5;
 
@@ -77,7 +74,7 @@ export class OutcomeRecorder implements OnApplicationShutdown {
               `outcome of task ${taskId} not recorded yet (${(error as Error).message}): retrying`,
             );
           }
-          await this.sleeper.sleep(backoffMs(tries, FIRST_WAIT_MS, LONGEST_WAIT_MS));
+          await this.sleeper.sleep(backoffMs(tries));
         }
       }
     } finally {

@@ -211,19 +211,16 @@ export class TaskLogWriter extends Writable {
    * outcome ({@link takeUnstored}).
    */
   private async store(chunks: LogChunk[], force: boolean): Promise<void> {
-    const batch = this.unstoredChunks.length > 0 ? [...this.unstoredChunks, ...chunks] : chunks;
-    if (!force && Date.now() < this.retryAt) {
-      this.unstoredChunks = batch;
-      return;
-    }
+    // Kept chunks grow in place: a long outage costs no copy of the kept log per flush.
+    for (const chunk of chunks) this.unstoredChunks.push(chunk);
+    if (this.unstoredChunks.length === 0 || (!force && Date.now() < this.retryAt)) return;
     try {
-      await this.sink(batch);
+      await this.sink(this.unstoredChunks);
       this.unstoredChunks = [];
       this.failures = 0;
     } catch (error) {
-      this.unstoredChunks = batch;
       this.failures++;
-      this.retryAt = Date.now() + backoffMs(this.failures, 500, 10_000);
+      this.retryAt = Date.now() + backoffMs(this.failures);
       if (this.failures === 1) {
         this.logger.warn(`log chunks kept until they can be stored: ${(error as Error).message}`);
       }

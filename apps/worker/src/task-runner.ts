@@ -253,7 +253,7 @@ export class TaskRunner implements OnApplicationShutdown {
         if (tries === 1) {
           this.logger.warn(`task ${task.id} not marked running yet: ${(error as Error).message}`);
         }
-        await this.sleeper.sleep(backoffMs(tries, 500, 10_000));
+        await this.sleeper.sleep(backoffMs(tries));
       }
     }
   }

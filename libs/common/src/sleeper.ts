@@ -1,6 +1,6 @@
 /**
- * Sleeps that can be cut short: a retry loop waits on `sleep`, and `wake` (at shutdown) ends every
- * wait at once. After `stop`, `sleep` returns at once and `stopped` is true, so loops end.
+ * Sleeps that can be cut short: a retry loop waits on `sleep`, and `stop` (at shutdown) ends every
+ * wait at once; after it, `sleep` returns at once and `stopped` is true, so loops end.
  */
 export class Sleeper {
   private readonly waiting = new Set<() => void>();
@@ -31,7 +31,10 @@ export class Sleeper {
   }
 }
 
-/** The waits of a retry loop: `firstMs`, doubling up to `maxMs`. */
-export function backoffMs(attempt: number, firstMs: number, maxMs: number): number {
+/**
+ * The waits of a retry loop: `firstMs`, doubling up to `maxMs`. The defaults are how the worker
+ * retries through a Postgres outage (its status writes, its log, its outcomes): 0.5 s to 10 s.
+ */
+export function backoffMs(attempt: number, firstMs = 500, maxMs = 10_000): number {
   return Math.min(maxMs, firstMs * 2 ** Math.max(0, attempt - 1));
 }

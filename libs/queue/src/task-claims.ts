@@ -108,7 +108,6 @@ export interface StaleClaim {
   member: string;
 }
 
-/** Up to `limit` claims older than `olderThanMs`, oldest first. */
 /** Every claim `workerId` holds: a restarted worker's jobs delivered to its earlier life. */
 export async function workerTaskClaims(
   client: Redis,
@@ -122,6 +121,7 @@ export async function workerTaskClaims(
     .map((member) => ({ taskId: member.slice(0, member.length - suffix.length), member }));
 }
 
+/** Up to `limit` claims older than `olderThanMs`, oldest first. */
 export async function staleTaskClaims(
   client: Redis,
   claimsKey: string,

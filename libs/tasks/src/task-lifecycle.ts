@@ -6,12 +6,15 @@ import { affected, preparedQuery, rowsOf } from '@kiln/database';
 import { insertTasks } from './task-record';
 import { Task } from './task.entity';
 import { FinalStatus, TaskStatus } from './task-status';
-import { allowedFrom, mayChange, sqlFrom } from './task-transitions';
+import { mayChange, sqlFrom } from './task-transitions';
 
 /** The WHERE clauses of the status changes, from the transition table. */
 const TAKE_FROM = sqlFrom('preparing', 'worker', 't.status');
 const RUNNING_FROM = sqlFrom('running', 'worker');
-const RELEASE_FROM = sqlFrom('queued', 'worker');
+/** Every final status a worker records leaves the same statuses (the spec of the table checks it). */
+const FINISH_FROM = sqlFrom('complete', 'worker');
+/** What a worker holds: the statuses it may release. */
+const HELD = sqlFrom('queued', 'worker');
 const REQUEUE_FROM = sqlFrom('queued', 'reconciler');
 const FAIL_LAPSED_FROM = sqlFrom('error', 'reconciler');
 /** A task's heartbeat is older than the lapse ($1 s), counted from Postgres's start at the earliest. */
@@ -179,12 +182,12 @@ export class TaskLifecycle {
     attempt: number,
     outcome: TaskOutcome,
   ): Promise<boolean> {
-    const from = allowedFrom(outcome.status, 'worker');
-    if (from.length === 0) return false; // not the worker's to record (cancelled: see completeCancelled)
+    // Not the worker's to record (a cancel is the API's): completeCancelled fills in the rest.
+    if (!mayChange('running', outcome.status, 'worker')) return false;
     const sql = `UPDATE tasks
         SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
             end_time = now(), updated_at = now(), heartbeat_at = NULL
-      WHERE id = $1 AND attempt = $2 AND ${sqlFrom(outcome.status, 'worker')}`;
+      WHERE id = $1 AND attempt = $2 AND ${FINISH_FROM}`;
     const values = [
       taskId,
       attempt,
@@ -195,8 +198,7 @@ export class TaskLifecycle {
       outcome.logSize,
     ];
     if (!manager) {
-      const name = `kiln-task-finish-${outcome.status}`;
-      return (await preparedQuery(this.db, name, sql, values)).rowCount === 1;
+      return (await preparedQuery(this.db, 'kiln-task-finish', sql, values)).rowCount === 1;
     }
     return affected(await manager.query(sql, values)) === 1;
   }
@@ -224,7 +226,7 @@ export class TaskLifecycle {
       `UPDATE tasks
           SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
               start_time = NULL, updated_at = now()
-        WHERE id = $1 AND attempt = $2 AND ${RELEASE_FROM}`,
+        WHERE id = $1 AND attempt = $2 AND ${HELD}`,
       [taskId, attempt],
     );
     return affected(result) === 1;
@@ -262,10 +264,9 @@ export class TaskLifecycle {
 
   /** The attempts that `workerId` holds (taken, not ended): what a restarted worker recovers. */
   async heldBy(workerId: string): Promise<{ id: string; attempt: number }[]> {
-    return this.db.query(
-      `SELECT id, attempt FROM tasks WHERE worker_id = $1 AND status IN ('preparing', 'running')`,
-      [workerId],
-    );
+    return this.db.query(`SELECT id, attempt FROM tasks WHERE worker_id = $1 AND ${HELD}`, [
+      workerId,
+    ]);
   }
 
   /**

@@ -41,6 +41,12 @@ describe('task transitions', () => {
     expect(allowedFrom('cancelled', 'reconciler')).toEqual([]);
   });
 
+  it('a worker records every final status it may from the same statuses (one finish statement)', () => {
+    for (const status of ['complete', 'error', 'killed', 'timeout'] as const) {
+      expect(allowedFrom(status, 'worker')).toEqual(allowedFrom('complete', 'worker'));
+    }
+  });
+
   it('builds the WHERE clause of each statement from the table', () => {
     expect(sqlFrom('preparing', 'worker')).toBe(`status IN ('queued')`);
     expect(sqlFrom('queued', 'reconciler', 't.status')).toBe(

@@ -1,4 +1,4 @@
-import { ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
@@ -48,11 +48,13 @@ export class ProjectGuard extends AuthGuard('kiln-token') {
   }
 }
 
-/** Only the admin token (KILN_ADMIN_TOKEN) passes: on top of the global guard, per route. */
+/**
+ * Only the admin token (KILN_ADMIN_TOKEN) passes: per route, after the global guard has
+ * authenticated the token (global guards run first), so it only reads who the caller is.
+ */
 @Injectable()
-export class AdminGuard extends ProjectGuard {
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
-    await super.canActivate(context);
+export class AdminGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<Request & { user: Principal }>();
     if (req.user.admin) return true;
     throw new KilnException(ErrorCode.Forbidden, 'This action needs the admin token');

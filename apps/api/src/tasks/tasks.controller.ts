@@ -176,5 +176,3 @@ export class TasksController {
     return { msg: 'Queued up', tasks: [{ id: task.id }] };
   }
 }
-
-/** What a task list may be filtered by (plus `oauth`, which PHP and webhooks put in every query). */
