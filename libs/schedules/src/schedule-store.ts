@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { Task, insertTasks } from '@kiln/tasks';
+import { Task, insertTasks, newTasksOf } from '@kiln/tasks';
 import { Schedule } from './schedule.entity';
 
 /** What firing a schedule needs of its code. */
@@ -68,7 +68,7 @@ export class ScheduleStore {
       if (schedules.length === 0) return { due: 0, fired: [] };
       const [{ now }] = await manager.query<{ now: Date }[]>(`SELECT now() AS now`);
       const { tasks, advances } = plan(schedules, await this.codesOf(manager, schedules), now);
-      const inserted = await insertTasks(manager, tasks);
+      const inserted = await insertTasks(manager, newTasksOf(tasks, now));
       await manager.query(
         `UPDATE schedules s
             SET next_start = u.next_start, run_count = u.run_count, error_count = u.error_count,

@@ -1,7 +1,7 @@
 import type { TaskQueues } from '@kiln/queue';
 import { TaskDelivery } from './task-delivery';
 import type { Task } from './task.entity';
-import type { TaskStamps } from './task-stamps';
+import type { TaskStamps } from './store/task-stamps';
 
 const task = (id: string) => ({ id, projectId: 'p', cluster: 'default', priority: 1 }) as Task;
 

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { TaskPriority, TaskQueues } from '@kiln/queue';
 import { Task } from './task.entity';
-import { TaskStamps } from './task-stamps';
+import { TaskStamps } from './store/task-stamps';
 
 /** What enqueueing a task needs to know of it. */
 export type QueuedTask = Pick<Task, 'id' | 'projectId' | 'cluster' | 'priority'>;

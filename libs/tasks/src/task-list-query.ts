@@ -7,7 +7,7 @@ import {
   queryString,
 } from '@kiln/common';
 import { TASK_STATUSES } from './task-status';
-import type { TaskListQuery } from './tasks.service';
+import type { TaskListQuery } from './store/task-store';
 
 /** The query parameters `GET …/tasks` takes (`oauth` is IronWorker's token parameter). */
 const LIST_PARAMS = new Set<string>([

@@ -5,13 +5,14 @@ import { Task } from './task.entity';
 import { TaskLogChunk } from './task-log-chunk.entity';
 import { TasksService } from './tasks.service';
 import { TaskDelivery } from './task-delivery';
-import { TaskStamps } from './task-stamps';
-import { TaskLifecycle } from './task-lifecycle';
+import { TaskStamps } from './store/task-stamps';
+import { TaskLifecycle } from './store/task-lifecycle';
+import { TaskStore } from './store/task-store';
 import { TaskLogStore } from './task-log-store';
 
 @Module({
   imports: [TypeOrmModule.forFeature([Task, TaskLogChunk]), CodesModule],
-  providers: [TasksService, TaskStamps, TaskDelivery, TaskLifecycle, TaskLogStore],
+  providers: [TasksService, TaskStore, TaskStamps, TaskDelivery, TaskLifecycle, TaskLogStore],
   exports: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore],
 })
 export class TasksModule {}

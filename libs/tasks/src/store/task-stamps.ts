@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { affected } from '@kiln/database';
-import { Task } from './task.entity';
+import { Task } from '../task.entity';
 
 /**
  * The SQL of task delivery: the `enqueued_at` stamp that says a task's job is in Redis, and the

@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { newId } from '@kiln/common';
 import { affected, preparedQuery, rowsOf } from '@kiln/database';
-import { insertTasks } from './task-record';
-import { Task } from './task.entity';
-import { FinalStatus, TaskStatus } from './task-status';
-import { mayChange, sqlFrom } from './task-transitions';
+import { Task } from '../task.entity';
+import { FinalStatus, TaskStatus } from '../task-status';
+import { mayChange, sqlFrom } from '../task-transitions';
+import { retryOf } from '../task-retry';
+import { insertRetry } from './task-record';
 
 /** The WHERE clauses of the status changes, from the transition table. */
 const TAKE_FROM = sqlFrom('preparing', 'worker', 't.status');
@@ -166,8 +166,7 @@ export class TaskLifecycle {
       );
       if (!code || task.retryCount >= code.retries) return { finished: true, retry: null };
       const retry = retryOf(task, code.retries_delay);
-      await insertTasks(manager, [retry]);
-      await manager.update(Task, { id: task.id }, { retryTaskId: retry.id });
+      await insertRetry(manager, task, retry);
       return { finished: true, retry };
     });
   }
@@ -304,38 +303,3 @@ export interface FinishResult {
 }
 
 const RETRYABLE: readonly FinalStatus[] = ['error', 'timeout', 'killed'];
-
-/**
- * A new task that runs `task` again, on the same code revision (what the user asked to run),
- * after `delaySeconds`.
- */
-export function retryOf(task: Task, delaySeconds: number): Task {
-  const now = new Date();
-  return Object.assign(new Task(), {
-    id: newId(now),
-    projectId: task.projectId,
-    codeId: task.codeId,
-    codeRevisionId: task.codeRevisionId,
-    codeName: task.codeName,
-    codeRev: task.codeRev,
-    status: 'queued',
-    attempt: 0,
-    percent: 0,
-    msg: '',
-    logSize: 0,
-    priority: task.priority,
-    payload: task.payload,
-    timeout: task.timeout,
-    delay: delaySeconds,
-    cluster: task.cluster,
-    label: task.label,
-    runAt: new Date(now.getTime() + delaySeconds * 1000),
-    createdAt: now,
-    updatedAt: now,
-    originalTaskId: task.id,
-    retryCount: task.retryCount + 1,
-    scheduleId: task.scheduleId,
-    // The user asked to hear when their work ends: a retry ends it too.
-    webhook: task.webhook,
-  } satisfies Partial<Task>);
-}
