@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { join } from 'node:path';
-import { Sleeper, backoffMs } from '@kiln/common';
+import { Sleeper } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
 import { TaskLogFeed } from '@kiln/redis';
@@ -50,33 +50,30 @@ export class OutcomeRecorder implements OnApplicationShutdown {
     this.waiting.add(taskId);
     let journaled = false;
     try {
-      for (let tries = 1; ; tries++) {
-        try {
+      await this.sleeper.retry(
+        async (tries) => {
           await this.write(pending);
           if (journaled) {
             this.journal.remove(taskId, attempt);
             this.logger.log(`outcome of task ${taskId} recorded after ${tries} tries`);
           }
-          return;
-        } catch (error) {
-          const outage = isDatabaseUnavailable(error);
-          if (!outage && tries >= TRIES_FOR_OTHER_ERRORS) {
-            this.logger.error(
-              `outcome of task ${taskId} given up after ${tries} tries: ${(error as Error).message}`,
-            );
+        },
+        (error, tries) => {
+          const reason = (error as Error).message;
+          if (!isDatabaseUnavailable(error) && tries >= TRIES_FOR_OTHER_ERRORS) {
+            this.logger.error(`outcome of task ${taskId} given up after ${tries} tries: ${reason}`);
             if (journaled) this.journal.remove(taskId, attempt);
-            return;
+            return false;
           }
           journaled ||= this.keep(pending);
-          if (this.sleeper.stopped) return;
           if (tries === 1) {
-            this.logger.warn(
-              `outcome of task ${taskId} not recorded yet (${(error as Error).message}): retrying`,
-            );
+            this.logger.warn(`outcome of task ${taskId} not recorded yet (${reason}): retrying`);
           }
-          await this.sleeper.sleep(backoffMs(tries));
-        }
-      }
+          return true;
+        },
+      );
+    } catch {
+      // Given up (logged above), or the worker stops: the journal keeps what it holds.
     } finally {
       this.waiting.delete(taskId);
     }

@@ -6,6 +6,7 @@ import {
   BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { Sleeper } from '@kiln/common';
 import { DockerEngine } from '@kiln/docker';
 import { ClaimedJob, TaskQueues, parseTaskJob } from '@kiln/queue';
 import { TaskSignals } from '@kiln/redis';
@@ -18,6 +19,9 @@ import { TaskRunner } from './task-runner';
 /** How long a SIGTERM waits for running tasks before they are killed and released. */
 const SHUTDOWN_GRACE_MS = 25_000;
 const IDLE_POLL_MS = 1000;
+/** A take that fails is tried this many times, this far apart (about a minute). */
+const TAKE_TRIES = 12;
+const TAKE_RETRY_MS = 5000;
 
 /**
  * The worker's loop: while it has free slots it claims as many jobs of its cluster, most urgent
@@ -32,6 +36,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
   /** Task ids whose take is settled, whose claims go with the next call to Redis. */
   private settled: string[] = [];
   private stopping = false;
+  private readonly sleeper = new Sleeper();
   private wakeUp: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -70,6 +75,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
 
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
+    this.sleeper.stop();
     this.wake();
     await this.loop;
     clearInterval(this.heartbeat);
@@ -149,14 +155,11 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
 
   /** Postgres restarting should not lose a delivered job: retry the take for about a minute. */
   private async takeWithRetry(taskId: string) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.lifecycle.take(taskId, this.config.worker.id);
-      } catch (error) {
-        if (attempt >= 12 || this.stopping) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 5000));
-      }
-    }
+    return this.sleeper.retry(
+      () => this.lifecycle.take(taskId, this.config.worker.id),
+      (_error, tries) => tries < TAKE_TRIES,
+      () => TAKE_RETRY_MS,
+    );
   }
 
   /**
@@ -176,10 +179,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
       (await this.lifecycle.heldBy(workerId)).map((task) => [task.id, task.attempt]),
     );
     let finished = 0;
-    for (const containerId of await this.docker.containersWithLabel('kiln.worker', workerId)) {
-      const info = await this.docker.inspect(containerId);
-      const taskId = info?.Config.Labels['kiln.task'];
-      const attempt = Number(info?.Config.Labels['kiln.attempt']);
+    for (const { containerId, info, taskId, attempt } of await this.ownContainers()) {
       if (info && taskId && held.get(taskId) === attempt && hasExited(info.State)) {
         held.delete(taskId);
         const ended = exitedOutcome(
@@ -217,18 +217,26 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
    * back in the queue.
    */
   private async reapOrphans(): Promise<void> {
-    const ids = await this.docker.containersWithLabel('kiln.worker', this.config.worker.id);
-    for (const id of ids) {
-      const info = await this.docker.inspect(id);
-      await this.docker.remove(id);
-      const taskId = info?.Config.Labels['kiln.task'];
-      const attempt = Number(info?.Config.Labels['kiln.attempt']);
+    for (const { containerId, taskId, attempt } of await this.ownContainers()) {
+      await this.docker.remove(containerId);
       // A task whose outcome waits for Postgres has ended: its journal records it, never a re-run.
       if (this.outcomes.holds().includes(taskId ?? '')) continue;
       if (taskId && Number.isInteger(attempt) && (await this.lifecycle.release(taskId, attempt))) {
         this.logger.log(`released task ${taskId} of a removed orphan container`);
       }
     }
+  }
+
+  /** This worker's containers (by label), each with the task and attempt it ran. */
+  private async ownContainers() {
+    const ids = await this.docker.containersWithLabel('kiln.worker', this.config.worker.id);
+    return Promise.all(
+      ids.map(async (containerId) => {
+        const info = await this.docker.inspect(containerId);
+        const taskId = info?.Config.Labels['kiln.task'];
+        return { containerId, info, taskId, attempt: Number(info?.Config.Labels['kiln.attempt']) };
+      }),
+    );
   }
 
   /** Kills the container of a task that is no longer this worker's to run (cancelled). */

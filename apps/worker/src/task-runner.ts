@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { CodeRevision, CodesService } from '@kiln/codes';
-import { RecentValues, Sleeper, backoffMs, withTimeout } from '@kiln/common';
+import { RecentValues, Sleeper, withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
@@ -245,17 +245,16 @@ export class TaskRunner implements OnApplicationShutdown {
    * released meanwhile.
    */
   private async markRunning(task: Task): Promise<boolean> {
-    for (let tries = 1; ; tries++) {
-      try {
-        return await this.lifecycle.markRunning(task.id, task.attempt);
-      } catch (error) {
-        if (!isDatabaseUnavailable(error) || this.sleeper.stopped) throw error;
+    return this.sleeper.retry(
+      () => this.lifecycle.markRunning(task.id, task.attempt),
+      (error, tries) => {
+        if (!isDatabaseUnavailable(error)) return false;
         if (tries === 1) {
           this.logger.warn(`task ${task.id} not marked running yet: ${(error as Error).message}`);
         }
-        await this.sleeper.sleep(backoffMs(tries));
-      }
-    }
+        return true;
+      },
+    );
   }
 
   private async fail(task: Task, msg: string): Promise<void> {

@@ -24,6 +24,26 @@ export class Sleeper {
     });
   }
 
+  /**
+   * Calls `fn` (with the try's number, from 1) until it resolves. After a failure, `again(error,
+   * tries)` says whether to try once more: false, or a stopped sleeper, rethrows the error. The
+   * wait before try n + 1 is `waitMs(n)`, {@link backoffMs} unless given.
+   */
+  async retry<T>(
+    fn: (tries: number) => Promise<T>,
+    again: (error: unknown, tries: number) => boolean,
+    waitMs: (tries: number) => number = backoffMs,
+  ): Promise<T> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await fn(tries);
+      } catch (error) {
+        if (!again(error, tries) || this.ended) throw error;
+        await this.sleep(waitMs(tries));
+      }
+    }
+  }
+
   /** Ends every sleep now and every later one at once. */
   stop(): void {
     this.ended = true;
