@@ -11,8 +11,9 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { setting } from './lib/env';
+import { TEST_IMAGE } from '../test/support/images';
+import { sleep } from '../test/support/processes';
 import {
-  BENCH_IMAGE,
   BENCH_TASK_FILES_DIR,
   FINAL_STATUSES,
   Project,
@@ -20,7 +21,7 @@ import {
   queueTasks,
   startKiln,
 } from './lib/kiln';
-import { cpuBetween, defer, round, sampleCpu, sleep } from './lib/procs';
+import { cpuBetween, defer, round, sampleCpu } from './lib/procs';
 import { monotonicUs, summarizeProfile, Window } from './lib/profile';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches, summarize } from './lib/stats';
@@ -50,10 +51,10 @@ export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
   };
   const docker = new Docker({ socketPath: ctx.infra.dockerSocket });
   try {
-    await docker.getImage(BENCH_IMAGE).inspect();
+    await docker.getImage(TEST_IMAGE).inspect();
   } catch (error) {
     throw new Error(
-      `${BENCH_IMAGE} is not there (run scripts/infra.sh up): ${(error as Error).message}`,
+      `${TEST_IMAGE} is not there (run scripts/infra.sh up): ${(error as Error).message}`,
     );
   }
   const run = randomBytes(4).toString('hex');
@@ -213,7 +214,7 @@ export async function dispatch(ctx: BenchContext): Promise<BenchResult> {
       ...params,
       order:
         'warm-up (direct, direct+, Kiln), then rounds in ABBA order: direct, direct+, kiln, then kiln, direct+, direct, …; then the one-at-a-time probe (Kiln ×probe, then direct and direct+ alternately)',
-      image: BENCH_IMAGE,
+      image: TEST_IMAGE,
       payload: '{}',
     },
     rows,
@@ -317,7 +318,7 @@ async function runContainer(docker: Docker, direct: DirectRun, mode: Direct, ste
   }
   const container = await step('create', () =>
     docker.createContainer({
-      Image: BENCH_IMAGE,
+      Image: TEST_IMAGE,
       Labels: {
         'kiln.bench': direct.run,
         ...(kilnLike ? { 'kiln.task': taskId, 'kiln.attempt': '1' } : {}),

@@ -10,7 +10,8 @@
 import { Pool } from 'pg';
 import { setting } from './lib/env';
 import { CODE_NAME, Kiln, newProject, startKiln, waitingCount } from './lib/kiln';
-import { App, defer, round, sleep, startApp } from './lib/procs';
+import { sleep } from '../test/support/processes';
+import { App, defer, round, startApp } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches } from './lib/stats';
 

@@ -6,26 +6,23 @@
  * push`, measured in the same run; the API's memory flat (peak RSS vs before the upload). Each
  * round builds a fresh image, so neither side finds its blobs in the registry already.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
   statSync,
-  symlinkSync,
   writeFileSync,
   createReadStream,
 } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { buildImage, docker } from '../test/support/images';
+import { sleep } from '../test/support/processes';
 import { BENCH_HOME, setting } from './lib/env';
 import { Kiln, startKiln } from './lib/kiln';
 import { Api } from './lib/http';
-import { defer, round, sleep } from './lib/procs';
+import { defer, round } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 
 const MiB = 1024 * 1024;
@@ -49,7 +46,6 @@ export async function upload(ctx: BenchContext): Promise<BenchResult> {
     layerMiB: setting('KILN_BENCH_UPLOAD_MIB', 200),
     rounds: Math.max(1, setting('KILN_BENCH_UPLOAD_ROUNDS', 2)),
   };
-  socket = ctx.infra.dockerSocket;
   const registry = ctx.infra.registryUrl;
   if (!registry) {
     throw new Error('no platform registry: REGISTRY_URL is not set (scripts/infra.sh up)');
@@ -136,24 +132,40 @@ async function measure(
 ): Promise<Round> {
   const tag = `kiln-bench-upload/${id}:big`;
   const pushed = `${registry}/kiln-bench-upload/${id}:big`;
+  const socket = ctx.infra.dockerSocket;
+  const engine = (args: string[]): string => docker(args, { socket });
+  /** `docker rmi`, for a cleanup: an image already gone is fine. */
+  const remove = (image: string): void => {
+    try {
+      engine(['rmi', image]);
+    } catch {
+      // already gone
+    }
+  };
   let started = performance.now();
-  buildImage(tag, work, layerMiB);
-  defer(`docker rmi ${tag}`, () => dockerQuiet(['rmi', tag]));
+  // FROM scratch + busybox + `layerMiB` of random bytes (incompressible), without pulling anything.
+  buildImage(tag, {
+    random: { file: 'random.bin', bytes: layerMiB * MiB },
+    cmd: ['/bin/sh', '-c', 'echo ok'],
+    socket,
+    workDir: work,
+  });
+  defer(`docker rmi ${tag}`, () => remove(tag));
   const buildSeconds = (performance.now() - started) / 1000;
-  const imageBytes = Number(docker(['image', 'inspect', '--format', '{{.Size}}', tag]).trim());
+  const imageBytes = Number(engine(['image', 'inspect', '--format', '{{.Size}}', tag]).trim());
 
   const tarball = join(work, `${id}.tar`);
   started = performance.now();
-  docker(['save', '-o', tarball, tag]);
+  engine(['save', '-o', tarball, tag]);
   const saveSeconds = (performance.now() - started) / 1000;
   const tarballBytes = statSync(tarball).size;
 
   // Baseline: docker push of the same image to the same registry.
-  docker(['tag', tag, pushed]);
-  defer(`docker rmi ${pushed}`, () => dockerQuiet(['rmi', pushed]));
+  engine(['tag', tag, pushed]);
+  defer(`docker rmi ${pushed}`, () => remove(pushed));
   await sleep(1000);
   started = performance.now();
-  docker(['push', pushed]);
+  engine(['push', pushed]);
   const pushSeconds = (performance.now() - started) / 1000;
 
   // Kiln: the tarball streamed to the API, which checks it and pushes it.
@@ -187,58 +199,6 @@ async function measure(
     apiRssPeakMiB: round(Math.max(peak, hwm ?? 0)),
     apiRssAfterMiB: round(rssMiB(pid, 'VmRSS')),
   };
-}
-
-/** FROM scratch + busybox + `layerMiB` of random bytes (incompressible), without pulling anything. */
-function buildImage(tag: string, work: string, layerMiB: number): void {
-  const ctxDir = mkdtempSync(join(work, 'build-'));
-  try {
-    mkdirSync(join(ctxDir, 'bin'));
-    mkdirSync(join(ctxDir, 'data'));
-    copyFileSync('/bin/busybox', join(ctxDir, 'bin', 'busybox'));
-    chmodSync(join(ctxDir, 'bin', 'busybox'), 0o755);
-    symlinkSync('busybox', join(ctxDir, 'bin', 'sh'));
-    execFileSync('sh', [
-      '-c',
-      `head -c ${layerMiB * MiB} /dev/urandom > "$1"`,
-      'sh',
-      join(ctxDir, 'data', 'random.bin'),
-    ]);
-    writeFileSync(
-      join(ctxDir, 'Dockerfile'),
-      'FROM scratch\nCOPY bin/ /bin/\nCOPY data/ /data/\nCMD ["/bin/sh", "-c", "echo ok"]\n',
-    );
-    execFileSync(
-      'docker',
-      ['-H', `unix://${dockerSocket()}`, 'build', '-q', '--pull=false', '-t', tag, ctxDir],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, DOCKER_BUILDKIT: '0' },
-      },
-    );
-  } finally {
-    rmSync(ctxDir, { recursive: true, force: true });
-  }
-}
-
-/** The engine of the infrastructure (set when the benchmark starts). */
-let socket = '';
-const dockerSocket = (): string => socket;
-
-function docker(args: string[]): string {
-  return execFileSync('docker', ['-H', `unix://${dockerSocket()}`, ...args], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 16 * MiB,
-  });
-}
-
-function dockerQuiet(args: string[]): void {
-  try {
-    docker(args);
-  } catch {
-    // already gone
-  }
 }
 
 /** VmRSS or VmHWM of a process, MiB. */

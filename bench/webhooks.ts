@@ -11,13 +11,14 @@
  * A second, informational phase completes all 1,000 at once (a burst).
  */
 import http from 'node:http';
-import { AddressInfo } from 'node:net';
 import { Pool } from 'pg';
 import { setting } from './lib/env';
 import { Project, newProject, startKiln } from './lib/kiln';
-import { defer, round, sleep, startApp } from './lib/procs';
+import { sleep } from '../test/support/processes';
+import { defer, round, startApp } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { Summary, summarize } from './lib/stats';
+import { Receiver } from '../test/support/receiver';
 
 const ENDPOINTS = 3;
 
@@ -34,46 +35,38 @@ interface Hit {
 /** Three receivers; each records what it got and when it answered. */
 class Receivers {
   readonly hits: Hit[] = [];
-  readonly servers: http.Server[] = [];
+  readonly servers: Receiver[] = [];
   /** Epoch ms of each direct-loop event, by message id (the direct loop has no database time). */
   readonly directSent = new Map<string, number>();
 
   async start(): Promise<string[]> {
     const urls: string[] = [];
     for (let endpoint = 0; endpoint < ENDPOINTS; endpoint++) {
-      const server = http.createServer((req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (chunk: Buffer) => chunks.push(chunk));
-        req.on('end', () => {
-          const messageId = String(req.headers['webhook-id']);
-          const event = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          res.end('ok', () => {
-            const changedAt = this.directSent.get(messageId) ?? Date.parse(event.timestamp);
-            const at = Date.now();
-            this.hits.push({
-              endpoint,
-              messageId,
-              taskId: event.data.task_id,
-              delayMs: at - changedAt,
-              at,
-            });
+      const server = new Receiver((received, res) => {
+        const messageId = String(received.headers['webhook-id']);
+        const event = received.json;
+        res.end('ok', () => {
+          const changedAt = this.directSent.get(messageId) ?? Date.parse(event.timestamp);
+          const at = Date.now();
+          this.hits.push({
+            endpoint,
+            messageId,
+            taskId: event.data.task_id,
+            delayMs: at - changedAt,
+            at,
           });
         });
       });
-      server.keepAliveTimeout = 30_000;
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      await server.start(0, { keepAliveTimeoutMs: 30_000 });
       this.servers.push(server);
-      urls.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hook/${endpoint}`);
+      urls.push(server.url(`/hook/${endpoint}`));
     }
     defer('close the receivers', () => this.close());
     return urls;
   }
 
   async close(): Promise<void> {
-    for (const server of this.servers) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    for (const server of this.servers) await server.close();
     this.servers.length = 0;
   }
 }

@@ -1,21 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { Client } from 'pg';
+import { join } from 'node:path';
+import { MIGRATE, migrate as migrateDatabase, withClient } from '../../test/support/database';
+import { ENTRY, KILN_HOME, ROOT } from '../../test/support/processes';
 
-/** The repository root: the nearest folder above this file with Kiln's package.json. */
-function findRoot(): string {
-  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'kiln') {
-      return dir;
-    }
-  }
-  throw new Error(`cannot find Kiln's package.json above ${__dirname}`);
-}
-
-export const ROOT = findRoot();
-export const KILN_HOME = process.env.KILN_HOME ?? join(ROOT, '.kiln');
 /** Results, logs, profiles and the snapshot of dist/ the benchmarks run. */
 export const BENCH_HOME = join(KILN_HOME, 'bench');
 export const LOG_DIR = join(BENCH_HOME, 'log');
@@ -73,46 +61,26 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   const url = new URL(databaseUrl);
   const name = decodeURIComponent(url.pathname.slice(1));
   url.pathname = '/postgres';
-  const admin = new Client({ connectionString: url.toString() });
-  await admin.connect();
-  try {
+  await withClient(url.toString(), async (admin) => {
     const found = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (found.rowCount === 0) await admin.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
-  } finally {
-    await admin.end();
-  }
+  });
 }
 
 /** Drops everything in the benchmark database (its `public` schema). */
 export async function resetSchema(databaseUrl: string): Promise<void> {
-  const db = new Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    await db.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;');
-  } finally {
-    await db.end();
-  }
+  await withClient(databaseUrl, (db) =>
+    db.query('DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;'),
+  );
 }
 
 /** Applies Kiln's migrations with the snapshot's own migrate.js. */
 export function migrate(infra: Infra): void {
-  execFileSync(process.execPath, [join(APP_DIR, 'dist/libs/database/src/migrate.js')], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: infra.databaseUrl,
-      REDIS_URL: infra.redisUrl,
-      DOCKER_SOCKET: infra.dockerSocket,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  migrateDatabase(infra.databaseUrl, APP_DIR, {
+    REDIS_URL: infra.redisUrl,
+    DOCKER_SOCKET: infra.dockerSocket,
   });
 }
-
-export const ENTRY = {
-  api: 'dist/apps/api/src/main.js',
-  worker: 'dist/apps/worker/src/main.js',
-  scheduler: 'dist/apps/scheduler/src/main.js',
-} as const;
 
 /**
  * Copies dist/ to .kiln/bench/app/dist so that a rebuild running meanwhile (`npm run build` by
@@ -121,7 +89,7 @@ export const ENTRY = {
  */
 export function snapshotDist(): string {
   const source = join(ROOT, 'dist');
-  for (const entry of [...Object.values(ENTRY), 'dist/libs/database/src/migrate.js']) {
+  for (const entry of [...Object.values(ENTRY), MIGRATE]) {
     if (!existsSync(join(ROOT, entry))) {
       throw new Error(`${entry} is missing: run \`npm run build\` first`);
     }

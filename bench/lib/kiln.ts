@@ -1,31 +1,17 @@
 import Bull, { Queue } from 'bull';
-import Redis, { RedisOptions } from 'ioredis';
+import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import { Api, request } from './http';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { TEST_IMAGE } from '../../test/support/images';
+import { freePortFrom, waitForHealthy } from '../../test/support/processes';
+import { kilnQueueOptions } from '../../test/support/redis';
+import { Api } from './http';
 import { BENCH_HOME, Infra } from './env';
 import { App, defer, startApp } from './procs';
 
-export const BENCH_IMAGE = 'kiln-test/busybox:latest';
 export const CODE_NAME = 'bench';
 export const FINAL_STATUSES = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
-
-/** The first free loopback port from `from` (KILN_BENCH_PORT overrides the start). */
-export async function freePort(
-  from = Number(process.env.KILN_BENCH_PORT ?? 18500),
-): Promise<number> {
-  for (let port = from; port < from + 200; port++) {
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error(`no free port in ${from}-${from + 199}`);
-}
 
 export interface Kiln {
   url: string;
@@ -67,7 +53,8 @@ export async function startKiln(
   options: KilnOptions = {},
 ): Promise<Kiln> {
   const run = randomBytes(4).toString('hex');
-  const port = await freePort();
+  // The first free port from 18500 (KILN_BENCH_PORT overrides the start).
+  const port = await freePortFrom(Number(process.env.KILN_BENCH_PORT ?? 18500), 200);
   const prefix = `kiln-bench-${run}`;
   const workerId = `bench-${run}`;
   const env: Record<string, string> = {
@@ -122,22 +109,6 @@ export async function startKiln(
   return kiln;
 }
 
-async function waitForHealthy(url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      const answer = await request('GET', url);
-      if (answer.status === 200) return;
-      last = `${answer.status} ${answer.text}`;
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`${url} not healthy after ${timeoutMs} ms: ${last}`);
-}
-
 export interface Project {
   id: string;
   api: Api;
@@ -150,7 +121,7 @@ export async function newProject(kiln: Kiln, name: string): Promise<Project> {
   const projectId = created.body.id as string;
   const issued = await admin.ok('POST', `/2/projects/${projectId}/tokens`, {});
   const api = new Api(kiln.url, issued.body.token as string);
-  await api.ok('POST', `/2/projects/${projectId}/codes`, { name: CODE_NAME, image: BENCH_IMAGE });
+  await api.ok('POST', `/2/projects/${projectId}/codes`, { name: CODE_NAME, image: TEST_IMAGE });
   return { id: projectId, api };
 }
 
@@ -173,23 +144,8 @@ export async function queueTasks(project: Project, count: number, body = tasksBo
 
 /** Kiln's Bull connection settings (libs/queue/src/queue.module.ts): shared client + subscriber. */
 export function bullQueue(redisUrl: string, prefix: string, name: string): Queue {
-  const shared: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: false };
   const clients: Redis[] = [];
-  const make = (): Redis => {
-    const client = new Redis(redisUrl, shared);
-    clients.push(client);
-    return client;
-  };
-  let client: Redis | undefined;
-  let subscriber: Redis | undefined;
-  const queue = new Bull(name, {
-    prefix,
-    createClient: (type) => {
-      if (type === 'client') return (client ??= make());
-      if (type === 'subscriber') return (subscriber ??= make());
-      return make();
-    },
-  });
+  const queue = new Bull(name, kilnQueueOptions(redisUrl, prefix, clients));
   queue.on('error', (error) => console.error(`[bench] queue ${name}: ${error.message}`));
   const close = queue.close.bind(queue);
   queue.close = async (doNotWaitJobs?: boolean) => {

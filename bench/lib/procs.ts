@@ -1,7 +1,8 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP_DIR, BENCH_HOME, ENTRY, LOG_DIR } from './env';
+import { AppName, ENTRY, launch, sleep, stopApp } from '../../test/support/processes';
+import { APP_DIR, BENCH_HOME, LOG_DIR } from './env';
 
 // ---------------------------------------------------------------- cleanup ----
 
@@ -90,9 +91,6 @@ export class Deadline {
   }
 }
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
-
 // ---------------------------------------------------------------- processes ----
 
 export interface App {
@@ -112,12 +110,11 @@ export interface App {
  * (see cpu-profiler.ts; written when the process is stopped).
  */
 export function startApp(
-  app: keyof typeof ENTRY,
+  app: AppName,
   env: Record<string, string>,
   label: string,
   profile = false,
 ): App {
-  mkdirSync(LOG_DIR, { recursive: true });
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(
       ([name]) => !name.startsWith('KILN_') || name === 'KILN_HOME',
@@ -131,23 +128,21 @@ export function startApp(
     args.push('-r', join(__dirname, 'cpu-profiler.js'));
     extraEnv.KILN_BENCH_CPUPROFILE = join(dir, `${label}.cpuprofile`);
   }
-  args.push(join(APP_DIR, ENTRY[app]));
-  const log = createWriteStream(join(LOG_DIR, `${label}.log`), { flags: 'w' });
-  const child = spawn(process.execPath, args, {
+  const { child, logged } = launch(join(APP_DIR, ENTRY[app]), {
     cwd: APP_DIR,
     env: { ...inherited, ...env, ...extraEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    logFile: join(LOG_DIR, `${label}.log`),
+    args,
+    append: false,
   });
   let output = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer): void => {
-    log.write(chunk);
     output = (output + chunk.toString('utf8')).slice(-16_384);
     for (const listener of listeners) listener();
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.once('exit', () => {
     for (const listener of listeners) listener();
   });
@@ -155,13 +150,8 @@ export function startApp(
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      await new Promise<void>((resolve) => log.end(resolve));
+      await stopApp(child, 30_000);
+      await logged;
     })());
   defer(`stop ${label}`, stop);
 

@@ -1,9 +1,9 @@
 import Bull, { Job, Queue, QueueOptions } from 'bull';
-import Redis, { RedisOptions } from 'ioredis';
+import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { newId } from '@kiln/common';
 import { TaskJob, TaskQueues } from '@kiln/queue';
-import { testRedisUrl } from '../support/redis';
+import { kilnQueueOptions, testRedisUrl } from '../support/redis';
 
 /**
  * `TaskQueues.enqueueMany` writes Bull jobs with its own Lua script (libs/queue/src/bull-task-jobs.ts)
@@ -20,27 +20,10 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
   const opened: { close(): Promise<void> }[] = [];
   // Bull leaves connections it got from createClient open: the test closes them.
   const connections: Redis[] = [];
-  const connect = (settings: RedisOptions): Redis => {
-    const connection = new Redis(redisUrl, settings);
-    connections.push(connection);
-    return connection;
-  };
   const projectId = newId();
 
   /** Queue options as QueueModule gives them: one shared client and subscriber. */
-  function options(prefix: string): QueueOptions {
-    let client: Redis | undefined;
-    let subscriber: Redis | undefined;
-    const shared = { maxRetriesPerRequest: null, enableReadyCheck: false };
-    return {
-      prefix,
-      createClient: (type) => {
-        if (type === 'client') return (client ??= connect(shared));
-        if (type === 'subscriber') return (subscriber ??= connect(shared));
-        return connect(shared);
-      },
-    };
-  }
+  const options = (prefix: string): QueueOptions => kilnQueueOptions(redisUrl, prefix, connections);
 
   function newPrefix(): string {
     const prefix = `kiln-test-bulljobs-${randomBytes(4).toString('hex')}`;

@@ -1,8 +1,7 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { KILN_HOME, LOG_DIR } from './processes';
+import { freePortFrom, KILN_HOME, LOG_DIR } from './processes';
 
 /** A Docker registry with htpasswd auth on loopback, started and stopped by a test. */
 export interface AuthRegistry {
@@ -13,22 +12,9 @@ export interface AuthRegistry {
   stop(): Promise<void>;
 }
 
-/** The first port of 55100–55199 free on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  for (let port = 55100; port < 55200; port++) {
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port in 55100-55199');
-}
-
 /** Starts Debian's `docker-registry` with an htpasswd file holding one user (bcrypt, as it wants). */
 export async function startAuthRegistry(username: string, password: string): Promise<AuthRegistry> {
-  const port = await freePort();
+  const port = await freePortFrom(55100, 100);
   mkdirSync(KILN_HOME, { recursive: true });
   const dir = mkdtempSync(join(KILN_HOME, 'test-registry-'));
   writeFileSync(

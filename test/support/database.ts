@@ -4,6 +4,34 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { ROOT } from './processes';
 
+// Jest-free: the benchmarks (bench/, plain node) import this file too.
+
+/** Kiln's migration script, relative to the folder that holds dist/. */
+export const MIGRATE = 'dist/libs/database/src/migrate.js';
+
+/**
+ * Applies Kiln's migrations to `databaseUrl` with the built migrate.js under `root` (the
+ * repository's dist/ unless a copy of it is given); `env` adds to the environment it runs in.
+ */
+export function migrate(databaseUrl: string, root = ROOT, env: Record<string, string> = {}): void {
+  execFileSync(process.execPath, [join(root, MIGRATE)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, DATABASE_URL: databaseUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs `work` with a connection of its own to `url`, closed afterwards. */
+export async function withClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * A database of a suite's own on the test server (for suites that run a stack of their own, out
  * of the shared one's way): `create()` makes and migrates it, `drop()` removes it again.
@@ -22,24 +50,14 @@ export class OwnDatabase {
   }
 
   async create(): Promise<void> {
-    await this.onServer(`CREATE DATABASE ${this.name}`);
-    execFileSync(process.execPath, [join(ROOT, 'dist/libs/database/src/migrate.js')], {
-      env: { ...process.env, DATABASE_URL: this.url },
-    });
+    await withClient(this.server, (server) => server.query(`CREATE DATABASE ${this.name}`));
+    migrate(this.url);
   }
 
   async drop(): Promise<void> {
-    await this.onServer(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`);
-  }
-
-  private async onServer(sql: string): Promise<void> {
-    const server = new Client({ connectionString: this.server });
-    await server.connect();
-    try {
-      await server.query(sql);
-    } finally {
-      await server.end();
-    }
+    await withClient(this.server, (server) =>
+      server.query(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`),
+    );
   }
 }
 

@@ -11,16 +11,31 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** The docker CLI on the engine the tests use; DOCKER_CONFIG keeps any login out of ~/.docker. */
+// Jest-free: the benchmarks (bench/, plain node) import this file too.
+
+/** The image the tests (and benchmarks) run tasks on: built by scripts/build-test-images.sh. */
+export const TEST_IMAGE = 'kiln-test/busybox:latest';
+
+/**
+ * The docker CLI on the engine the tests use (DOCKER_SOCKET, unless `socket` names another);
+ * DOCKER_CONFIG keeps any login out of ~/.docker.
+ */
 export function docker(
   args: string[],
-  options: { dockerConfig?: string; input?: string } = {},
+  options: {
+    dockerConfig?: string;
+    input?: string;
+    socket?: string;
+    env?: Record<string, string>;
+  } = {},
 ): string {
-  return execFileSync('docker', ['-H', `unix://${process.env.DOCKER_SOCKET}`, ...args], {
+  const socket = options.socket ?? process.env.DOCKER_SOCKET;
+  return execFileSync('docker', ['-H', `unix://${socket}`, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     input: options.input,
     env: {
       ...process.env,
+      ...options.env,
       ...(options.dockerConfig ? { DOCKER_CONFIG: options.dockerConfig } : {}),
     },
     encoding: 'utf8',
@@ -28,52 +43,63 @@ export function docker(
   });
 }
 
-/**
- * Builds a two-layer image without pulling anything (FROM scratch + Debian's static busybox):
- * layer one is busybox, layer two /kiln/run.sh, which prints `variant=<variant>` and the payload.
- */
-export function buildTestImage(
-  tag: string,
-  variant: string,
-  extra?: { file: string; bytes: number },
-): void {
-  const ctx = mkdtempSync(join(tmpdir(), 'kiln-test5-build-'));
+export interface ImageSpec {
+  /** `/kiln/run.sh`, a layer of its own after busybox's, when given. */
+  runScript?: string;
+  /** `/data/<file>` holding `bytes` random (incompressible) bytes, the last layer, when given. */
+  random?: { file: string; bytes: number };
+  /** The image's CMD. */
+  cmd: string[];
+  /** The engine (DOCKER_SOCKET unless given). */
+  socket?: string;
+  /** Where the build context is made (the system's temporary folder unless given). */
+  workDir?: string;
+}
+
+/** Builds an image without pulling anything: FROM scratch, Debian's static busybox, `spec`. */
+export function buildImage(tag: string, spec: ImageSpec): void {
+  const ctx = mkdtempSync(join(spec.workDir ?? tmpdir(), 'kiln-image-build-'));
   try {
     mkdirSync(join(ctx, 'bin'));
-    mkdirSync(join(ctx, 'kiln'));
     copyFileSync('/bin/busybox', join(ctx, 'bin', 'busybox'));
     chmodSync(join(ctx, 'bin', 'busybox'), 0o755);
     symlinkSync('busybox', join(ctx, 'bin', 'sh'));
-    writeFileSync(
-      join(ctx, 'kiln', 'run.sh'),
-      `#!/bin/sh\necho "variant=${variant}"\n/bin/busybox cat "$PAYLOAD_FILE"\n`,
-      { mode: 0o755 },
-    );
-    const lines = ['FROM scratch', 'COPY bin/ /bin/', 'COPY kiln/ /kiln/'];
-    if (extra) {
-      // Incompressible bytes, for the benchmark's big image.
+    const lines = ['FROM scratch', 'COPY bin/ /bin/'];
+    if (spec.runScript !== undefined) {
+      mkdirSync(join(ctx, 'kiln'));
+      writeFileSync(join(ctx, 'kiln', 'run.sh'), spec.runScript, { mode: 0o755 });
+      lines.push('COPY kiln/ /kiln/');
+    }
+    if (spec.random) {
       mkdirSync(join(ctx, 'data'));
       execFileSync('sh', [
         '-c',
-        `head -c ${extra.bytes} /dev/urandom > "$1"`,
+        `head -c ${spec.random.bytes} /dev/urandom > "$1"`,
         'sh',
-        join(ctx, 'data', extra.file),
+        join(ctx, 'data', spec.random.file),
       ]);
-      lines.push(`COPY data/ /data/`);
+      lines.push('COPY data/ /data/');
     }
-    lines.push('CMD ["/bin/sh", "/kiln/run.sh"]');
+    lines.push(`CMD ${JSON.stringify(spec.cmd)}`);
     writeFileSync(join(ctx, 'Dockerfile'), lines.join('\n') + '\n');
-    execFileSync(
-      'docker',
-      ['-H', `unix://${process.env.DOCKER_SOCKET}`, 'build', '-q', '--pull=false', '-t', tag, ctx],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, DOCKER_BUILDKIT: '0' },
-      },
-    );
+    docker(['build', '-q', '--pull=false', '-t', tag, ctx], {
+      socket: spec.socket,
+      env: { DOCKER_BUILDKIT: '0' },
+    });
   } finally {
     rmSync(ctx, { recursive: true, force: true });
   }
+}
+
+/**
+ * A two-layer test image: busybox, then /kiln/run.sh, which prints `variant=<variant>` and the
+ * payload.
+ */
+export function buildTestImage(tag: string, variant: string): void {
+  buildImage(tag, {
+    runScript: `#!/bin/sh\necho "variant=${variant}"\n/bin/busybox cat "$PAYLOAD_FILE"\n`,
+    cmd: ['/bin/sh', '/kiln/run.sh'],
+  });
 }
 
 export interface TarItem {

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TEST_IMAGE } from './images';
 import { KILN_HOME } from './processes';
+
+export { TEST_IMAGE };
 
 export interface E2eEnv {
   url: string;
@@ -77,8 +80,6 @@ export async function newProject(name = 'e2e'): Promise<TestProject> {
   if (issued.status !== 200) throw new Error(`token not issued: ${issued.status} ${issued.text}`);
   return { projectId: created.body.id, token: issued.body.token };
 }
-
-export const TEST_IMAGE = 'kiln-test/busybox:latest';
 
 export async function registerCode(
   project: TestProject,

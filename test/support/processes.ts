@@ -1,13 +1,31 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { ChildProcess, ChildProcessByStdio, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { AddressInfo, createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 
-export const ROOT = join(__dirname, '..', '..');
+// Jest-free: the benchmarks (bench/, plain node) import this file too.
+
+/**
+ * The repository root: the nearest folder above this file with Kiln's package.json (this file
+ * also runs compiled, from .kiln/bench/build/test/support).
+ */
+function findRoot(): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'kiln') {
+      return dir;
+    }
+  }
+  throw new Error(`cannot find Kiln's package.json above ${__dirname}`);
+}
+
+export const ROOT = findRoot();
 export const KILN_HOME = process.env.KILN_HOME ?? join(ROOT, '.kiln');
 export const LOG_DIR = join(KILN_HOME, 'log', 'e2e');
 
-const ENTRY = {
+/** Kiln's built processes, relative to the folder that holds dist/. */
+export const ENTRY = {
   api: 'dist/apps/api/src/main.js',
   worker: 'dist/apps/worker/src/main.js',
   scheduler: 'dist/apps/scheduler/src/main.js',
@@ -15,22 +33,56 @@ const ENTRY = {
 
 export type AppName = keyof typeof ENTRY;
 
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface Launched {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Resolves once the process and its output streams are closed and the log file is written. */
+  logged: Promise<void>;
+}
+
+/**
+ * Runs a Node script (`node [args] script`) with exactly `env`, its output going to `logFile`
+ * (appended to, unless `append` is false).
+ */
+export function launch(
+  script: string,
+  options: {
+    cwd: string;
+    env: NodeJS.ProcessEnv;
+    logFile: string;
+    args?: string[];
+    append?: boolean;
+  },
+): Launched {
+  mkdirSync(dirname(options.logFile), { recursive: true });
+  const log = createWriteStream(options.logFile, { flags: options.append === false ? 'w' : 'a' });
+  const child = spawn(process.execPath, [...(options.args ?? []), script], {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const write = (chunk: Buffer): void => {
+    log.write(chunk);
+  };
+  child.stdout.on('data', write);
+  child.stderr.on('data', write);
+  const logged = new Promise<void>((resolve) => child.once('close', () => log.end(resolve)));
+  return { child, logged };
+}
+
 /** Starts one of Kiln's built processes, its output going to .kiln/log/e2e/<label>.log. */
 export function startApp(
   app: AppName,
   env: Record<string, string>,
   label: string = app,
 ): ChildProcess {
-  mkdirSync(LOG_DIR, { recursive: true });
-  const log = createWriteStream(join(LOG_DIR, `${label}.log`), { flags: 'a' });
-  const child = spawn(process.execPath, [join(ROOT, ENTRY[app])], {
+  return launch(join(ROOT, ENTRY[app]), {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  return child;
+    logFile: join(LOG_DIR, `${label}.log`),
+  }).child;
 }
 
 /** Stops a process with SIGTERM, then SIGKILL if it lingers. */
@@ -54,7 +106,7 @@ export async function waitForHealthy(url: string, timeoutMs = 60_000): Promise<v
     } catch (error) {
       last = (error as Error).message;
     }
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await sleep(250);
   }
   throw new Error(`${url} not healthy after ${timeoutMs} ms: ${last}`);
 }
@@ -66,6 +118,19 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** The first port of `from`…`from + count - 1` free on 127.0.0.1 (for a known range). */
+export async function freePortFrom(from: number, count: number): Promise<number> {
+  for (let port = from; port < from + count; port++) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port in ${from}-${from + count - 1}`);
 }
 
 /**

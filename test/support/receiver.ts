@@ -2,6 +2,8 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 
+// Jest-free: the benchmarks (bench/, plain node) import this file too.
+
 export interface Received {
   path: string;
   headers: http.IncomingHttpHeaders;
@@ -20,7 +22,8 @@ export class Receiver {
 
   constructor(public reply: Reply = (_req, res) => res.end('ok')) {}
 
-  async start(port = 0): Promise<this> {
+  /** `keepAliveTimeoutMs`: how long an idle connection stays open (Node's default, 5 s, unless given). */
+  async start(port = 0, options: { keepAliveTimeoutMs?: number } = {}): Promise<this> {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -37,6 +40,9 @@ export class Receiver {
         this.reply(received, res, this.received.length - 1);
       });
     });
+    if (options.keepAliveTimeoutMs !== undefined) {
+      this.server.keepAliveTimeout = options.keepAliveTimeoutMs;
+    }
     await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
     return this;
