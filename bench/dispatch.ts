@@ -25,6 +25,8 @@ import { cpuBetween, defer, round, sampleCpu } from './lib/procs';
 import { monotonicUs, summarizeProfile, Window } from './lib/profile';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches, summarize } from './lib/stats';
+// Kiln's own tar writer (no @kiln imports, so bench's plain tsc build can take it as it is).
+import { tarArchive } from '../libs/docker/src/tar';
 
 const MiB = 1024 * 1024;
 
@@ -370,7 +372,7 @@ async function runContainer(docker: Docker, direct: DirectRun, mode: Direct, ste
     if (kilnLike && !bind) {
       await step('putArchive', () =>
         container.putArchive(
-          tar([
+          tarArchive([
             { path: 'mnt/kiln', mode: 0o755, uid: 0, gid: 0 },
             {
               path: 'mnt/kiln/payload.json',
@@ -409,39 +411,6 @@ async function runContainer(docker: Docker, direct: DirectRun, mode: Direct, ste
     await step('remove', () => container.remove({ force: true, v: true }));
     if (bind) await step('remove files', () => rm(filesDir, { recursive: true, force: true }));
   }
-}
-
-/** A ustar archive, as libs/docker/src/tar.ts writes it. */
-function tar(
-  entries: { path: string; content?: Buffer; mode: number; uid: number; gid: number }[],
-): Buffer {
-  const blocks: Buffer[] = [];
-  const octal = (header: Buffer, offset: number, length: number, value: number): void => {
-    header.write(value.toString(8).padStart(length - 1, '0') + '\u0000', offset, length, 'ascii');
-  };
-  for (const entry of entries) {
-    const isDir = entry.content === undefined;
-    const body = entry.content ?? Buffer.alloc(0);
-    const header = Buffer.alloc(512, 0);
-    header.write(isDir ? `${entry.path}/` : entry.path, 0, 100, 'utf8');
-    octal(header, 100, 8, entry.mode);
-    octal(header, 108, 8, entry.uid);
-    octal(header, 116, 8, entry.gid);
-    octal(header, 124, 12, body.length);
-    octal(header, 136, 12, Math.floor(Date.now() / 1000));
-    header.fill(' ', 148, 156);
-    header.write(isDir ? '5' : '0', 156, 1, 'ascii');
-    header.write('ustar\u0000', 257, 6, 'ascii');
-    header.write('00', 263, 2, 'ascii');
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    octal(header, 148, 7, sum);
-    blocks.push(header, body);
-    const padding = (512 - (body.length % 512)) % 512;
-    if (padding) blocks.push(Buffer.alloc(padding, 0));
-  }
-  blocks.push(Buffer.alloc(1024, 0));
-  return Buffer.concat(blocks);
 }
 
 /**
