@@ -3,6 +3,7 @@ import type { ParseArgsConfig } from 'node:util';
 import {
   Kiln,
   KilnError,
+  LIMITS,
   Task,
   TaskOptions,
   TaskStatus,
@@ -56,22 +57,22 @@ export interface Command {
 export class UsageError extends Error {}
 
 /**
- * The whole numbers each integer flag takes: the range the API gives the field it sets (see
- * "Ranges of every value" in docs/api.md), so that a bad value is a usage error here, not a
+ * The whole numbers each integer flag takes: the range the API gives the field it sets
+ * (`LIMITS`, which the server's specs read too), so that a bad value is a usage error here, not a
  * request. `count` and `limit` are the CLI's own.
  */
 export const INT_FLAGS: Readonly<Record<string, readonly [min: number, max: number]>> = {
-  'max-concurrency': [-1, 100_000],
-  retries: [0, 10],
-  'retries-delay': [0, 604_800],
-  'default-priority': [0, 2],
-  priority: [0, 2],
-  timeout: [0, 604_800],
-  delay: [0, 604_800],
+  'max-concurrency': LIMITS.maxConcurrency,
+  retries: LIMITS.retries,
+  'retries-delay': LIMITS.retriesDelay,
+  'default-priority': LIMITS.priority,
+  priority: LIMITS.priority,
+  timeout: LIMITS.timeout,
+  delay: LIMITS.delay,
   count: [1, 1000],
   limit: [1, 100_000],
-  'run-every': [60, 315_360_000],
-  'run-times': [0, 2_147_483_647],
+  'run-every': LIMITS.runEvery,
+  'run-times': LIMITS.runTimes,
 };
 
 const TASK_FLAGS: Options = {

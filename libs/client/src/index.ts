@@ -19,3 +19,4 @@ export { Credentials } from './credentials';
 export { WebhookVerificationError, verifyWebhook } from './verify';
 export type { VerifyOptions, WebhookHeaders } from './verify';
 export * from './types';
+export * from './limits';

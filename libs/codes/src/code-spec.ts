@@ -1,3 +1,4 @@
+import { LIMITS } from '@kiln/client';
 import { FieldReader, JsonObject, KilnException } from '@kiln/common';
 
 /** What a registration asks for; each registration is a whole new revision of the code. */
@@ -13,10 +14,10 @@ export interface CodeSpec {
   defaultPriority: number;
 }
 
-export const MAX_RETRIES = 10;
-export const MAX_RETRIES_DELAY = 7 * 24 * 3600;
+export const MAX_RETRIES = LIMITS.retries[1];
+export const MAX_RETRIES_DELAY = LIMITS.retriesDelay[1];
 /** Tasks of one code running at once; 0 or -1 (IronWorker's "unset") mean no limit. */
-export const MAX_CONCURRENCY = 100_000;
+export const MAX_CONCURRENCY = LIMITS.maxConcurrency[1];
 const MAX_SETTING_BYTES = 64 * 1024;
 
 // A Docker reference: [host[:port]/]path[:tag][@sha256:digest], lowercase path components.
@@ -84,6 +85,8 @@ export function parseCodeSpec(
     retries: read.int('retries', { min: 0, max: MAX_RETRIES }) ?? 0,
     retriesDelay: read.int('retries_delay', { min: 0, max: MAX_RETRIES_DELAY }) ?? 0,
     defaultPriority:
-      read.lenientInt('default_priority', 0, 2) ?? read.lenientInt('priority', 0, 2) ?? 0,
+      read.lenientInt('default_priority', ...LIMITS.priority) ??
+      read.lenientInt('priority', ...LIMITS.priority) ??
+      0,
   };
 }

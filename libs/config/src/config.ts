@@ -1,3 +1,4 @@
+import { LIMITS } from '@kiln/client';
 import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -185,7 +186,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     adminToken: read.optional('KILN_ADMIN_TOKEN'),
     tasks: {
       defaultTimeout: read.int('KILN_TASK_TIMEOUT_DEFAULT', 3600, 1, 7 * 24 * 3600),
-      maxTimeout: read.int('KILN_TASK_TIMEOUT_MAX', 3600, 1, 7 * 24 * 3600),
+      maxTimeout: read.int('KILN_TASK_TIMEOUT_MAX', 3600, 1, LIMITS.timeout[1]),
       maxPayloadBytes: read.int('KILN_PAYLOAD_MAX_BYTES', 65536, 1, 64 * 1024 * 1024),
       maxLogBytes: read.int('KILN_LOG_MAX_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
     },

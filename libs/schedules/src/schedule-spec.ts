@@ -1,7 +1,7 @@
+import { LIMITS } from '@kiln/client';
 import {
   EPOCH_SECONDS_MAX,
   FieldReader,
-  INT32_MAX,
   JsonObject,
   KilnException,
   isPlainObject,
@@ -11,9 +11,8 @@ import type { Schedule } from './schedule.entity';
 import { cronProblem, isTimeZone } from './timing';
 
 export const MAX_SCHEDULES_PER_REQUEST = 100;
-export const MIN_RUN_EVERY = 60;
-/** Ten years (of 365 days), in seconds. */
-export const MAX_RUN_EVERY = 10 * 365 * 24 * 3600;
+/** A minute to ten years (of 365 days), in seconds. */
+export const [MIN_RUN_EVERY, MAX_RUN_EVERY] = LIMITS.runEvery;
 
 /** A schedule as asked for (create), or the fields a `PUT` changes (update). */
 export interface ScheduleSpec {
@@ -86,8 +85,8 @@ export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix =
     cron,
     timezone,
     endAt,
-    runTimes: read.int('run_times', { min: 0, max: INT32_MAX }) ?? 0,
-    priority: read.lenientInt('priority', 0, 2) ?? null,
+    runTimes: read.int('run_times', { min: 0, max: LIMITS.runTimes[1] }) ?? 0,
+    priority: read.lenientInt('priority', ...LIMITS.priority) ?? null,
     timeout: timeout === 0 ? null : timeout,
     delay: read.int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
     taskDelay: read.int('task_delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,

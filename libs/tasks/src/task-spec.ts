@@ -1,3 +1,4 @@
+import { LIMITS } from '@kiln/client';
 import {
   AllowEntry,
   FieldReader,
@@ -9,7 +10,7 @@ import {
 import type { TaskPriority } from '@kiln/queue';
 
 export const MAX_TASKS_PER_REQUEST = 100;
-export const MAX_DELAY_SECONDS = 7 * 24 * 3600;
+export const MAX_DELAY_SECONDS = LIMITS.delay[1];
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export interface TaskLimits {
@@ -62,7 +63,7 @@ export function parseTaskSpec(task: JsonObject, limits: TaskLimits, prefix = '')
   return {
     codeName: read.requiredString('code_name', 255),
     payload,
-    priority: read.lenientInt('priority', 0, 2) as TaskPriority | undefined,
+    priority: read.lenientInt('priority', ...LIMITS.priority) as TaskPriority | undefined,
     timeout: timeout === 0 ? limits.defaultTimeout : timeout,
     delay: read.int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0,
     cluster: readCluster(read),

@@ -1,0 +1,16 @@
+/**
+ * The ranges the API gives the whole-number fields people set (docs/api.md, "Ranges of every
+ * value"). The server's specs read them from here, so the API, this client and the `kiln` CLI
+ * cannot drift apart. `timeout` is the highest an operator may allow (`KILN_TASK_TIMEOUT_MAX`);
+ * a stack may allow less.
+ */
+export const LIMITS = {
+  maxConcurrency: [-1, 100_000],
+  retries: [0, 10],
+  retriesDelay: [0, 7 * 24 * 3600],
+  priority: [0, 2],
+  timeout: [0, 7 * 24 * 3600],
+  delay: [0, 7 * 24 * 3600],
+  runEvery: [60, 10 * 365 * 24 * 3600],
+  runTimes: [0, 2_147_483_647],
+} as const satisfies Record<string, readonly [min: number, max: number]>;
