@@ -16,6 +16,9 @@ export const INT32_MAX = 2_147_483_647;
 /** 9999-12-31T23:59:59Z: the last second an RFC3339 time with a four-digit year can name. */
 export const EPOCH_SECONDS_MAX = 253_402_300_799;
 
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
 // Without the `u` flag a regex sees UTF-16 code units, so a high surrogate not followed by a low
 // one (or a low one not preceded by a high one) is exactly a lone surrogate.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -105,6 +108,40 @@ export class FieldReader {
   lenientInt(name: string, min: number, max: number): number | undefined {
     const value = this.number(name);
     return value === undefined || value < min || value > max ? undefined : value;
+  }
+
+  /**
+   * An RFC3339 time with any offset or fraction (Python's isoformat too); absent, `""` and the
+   * zero time (`0001-01-01…`) mean unset. A date that does not exist (February 30, 24:00) is
+   * refused rather than rolled over, and so is an instant outside
+   * 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z.
+   */
+  time(name: string): Date | undefined {
+    const value = this.string(name, 64);
+    if (value === undefined || value === '' || value.startsWith('0001-01-01')) return undefined;
+    const parts = RFC3339.exec(value);
+    const [year, month, day, hour, minute, second] = (parts?.slice(1, 7) ?? []).map(Number);
+    const valid =
+      parts !== null &&
+      month >= 1 &&
+      month <= 12 &&
+      day >= 1 &&
+      day <= new Date(Date.UTC(year, month, 0)).getUTCDate() &&
+      hour <= 23 &&
+      minute <= 59 &&
+      (parts[6] === undefined || second <= 59) &&
+      (parts[8] === undefined || /^(Z|[+-](0\d|1\d|2[0-3]):?[0-5]\d)$/.test(parts[8]));
+    const parsed = new Date(valid ? value : NaN);
+    if (Number.isNaN(parsed.getTime())) {
+      throw KilnException.badRequest(`${this.label(name)} must be an RFC3339 time`);
+    }
+    const seconds = parsed.getTime() / 1000;
+    if (seconds < 0 || seconds > EPOCH_SECONDS_MAX) {
+      throw KilnException.badRequest(
+        `${this.label(name)} must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z`,
+      );
+    }
+    return parsed;
   }
 
   boolean(name: string): boolean | undefined {

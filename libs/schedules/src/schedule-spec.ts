@@ -1,11 +1,5 @@
 import { LIMITS } from '@kiln/client';
-import {
-  EPOCH_SECONDS_MAX,
-  FieldReader,
-  JsonObject,
-  KilnException,
-  isPlainObject,
-} from '@kiln/common';
+import { FieldReader, JsonObject, KilnException, isPlainObject } from '@kiln/common';
 import { MAX_DELAY_SECONDS, TaskLimits, readCluster } from '@kiln/tasks';
 import type { Schedule } from './schedule.entity';
 import { cronProblem, isTimeZone } from './timing';
@@ -74,8 +68,8 @@ export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix =
     throw KilnException.badRequest(`${prefix}timezone "${timezone}" is not an IANA time zone`);
   }
   const timeout = read.int('timeout', { min: 0, max: limits.maxTimeout }) ?? 0;
-  const startAt = readTime(read, 'start_at', prefix);
-  const endAt = readTime(read, 'end_at', prefix) ?? null;
+  const startAt = read.time('start_at');
+  const endAt = read.time('end_at') ?? null;
   const cluster = readCluster(read);
   return {
     codeName: read.requiredString('code_name', 255),
@@ -93,42 +87,6 @@ export function parseScheduleSpec(item: JsonObject, limits: TaskLimits, prefix =
     cluster,
     label: read.string('label', 1024) ?? '',
   };
-}
-
-const RFC3339 =
-  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
-
-/**
- * RFC3339 with any offset or fraction (Python's isoformat too); the zero time means unset. A date
- * that does not exist (February 30, 24:00) is refused rather than rolled over, and so is an
- * instant outside 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z.
- */
-function readTime(read: FieldReader, name: string, prefix: string): Date | undefined {
-  const value = read.string(name, 64);
-  if (value === undefined || value === '' || value.startsWith('0001-01-01')) return undefined;
-  const parts = RFC3339.exec(value);
-  const [year, month, day, hour, minute, second] = (parts?.slice(1, 7) ?? []).map(Number);
-  const valid =
-    parts !== null &&
-    month >= 1 &&
-    month <= 12 &&
-    day >= 1 &&
-    day <= new Date(Date.UTC(year, month, 0)).getUTCDate() &&
-    hour <= 23 &&
-    minute <= 59 &&
-    (parts[6] === undefined || second <= 59) &&
-    (parts[8] === undefined || /^(Z|[+-](0\d|1\d|2[0-3]):?[0-5]\d)$/.test(parts[8]));
-  const parsed = new Date(valid ? value : NaN);
-  if (Number.isNaN(parsed.getTime())) {
-    throw KilnException.badRequest(`${prefix}${name} must be an RFC3339 time`);
-  }
-  const seconds = parsed.getTime() / 1000;
-  if (seconds < 0 || seconds > EPOCH_SECONDS_MAX) {
-    throw KilnException.badRequest(
-      `${prefix}${name} must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z`,
-    );
-  }
-  return parsed;
 }
 
 /** The schedule's settings in request form, for merging a partial `PUT` over them. */
