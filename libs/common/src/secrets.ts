@@ -1,14 +1,17 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
+/** What every API token issued since token roles begins with: secret scanners can match it. */
+export const TOKEN_PREFIX = 'kiln_';
+
 /**
- * A new bearer secret (API tokens, trigger secrets): 24 random bytes, base64url, drawn again if
- * it starts with `-` (1 in 64): a secret is given as a command-line argument
- * (`kiln login --token …`), where a leading dash reads as a flag.
+ * A new bearer secret (API tokens, trigger secrets): `prefix`, then 24 random bytes, base64url,
+ * drawn again if they start with `-` (1 in 64): a secret is given as a command-line argument
+ * (`kiln login --token …`), where a leading dash reads as a flag, and `prefix` may be empty.
  */
-export function newSecret(): string {
+export function newSecret(prefix = ''): string {
   for (;;) {
     const secret = randomBytes(24).toString('base64url');
-    if (!secret.startsWith('-')) return secret;
+    if (!secret.startsWith('-')) return prefix + secret;
   }
 }
 
