@@ -25,4 +25,8 @@ export class RecentValues<V> {
   delete(key: string): void {
     this.values.delete(key);
   }
+
+  clear(): void {
+    this.values.clear();
+  }
 }

@@ -1,5 +1,6 @@
 export * from './redis.module';
 export * from './redis-health';
 export * from './task-signals';
+export * from './token-signals';
 export * from './redis-epoch';
 export * from './task-log-feed';

@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import type Redis from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { sideConnection } from './side-connection';
+import { SignalChannel } from './signal-channel';
 
 /**
  * Tells workers at once that tasks were cancelled, over Redis pub/sub. A lost message costs only
@@ -9,46 +8,26 @@ import { sideConnection } from './side-connection';
  */
 @Injectable()
 export class TaskSignals implements OnApplicationShutdown {
-  private readonly logger = new Logger(TaskSignals.name);
-  private readonly channel: string;
-  private publisher: Redis | undefined;
-  private subscriber: Redis | undefined;
+  private readonly channel: SignalChannel;
 
-  constructor(@Inject(KILN_CONFIG) private readonly config: KilnConfig) {
-    this.channel = `${config.queuePrefix}:signals:cancel`;
+  constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
+    this.channel = new SignalChannel(
+      config.redisUrl,
+      `${config.queuePrefix}:signals:cancel`,
+      new Logger(TaskSignals.name),
+      'cancel signal',
+    );
   }
 
   async cancelled(taskIds: string[]): Promise<void> {
-    if (taskIds.length === 0) return;
-    this.publisher ??= this.connect();
-    try {
-      await this.publisher.publish(this.channel, JSON.stringify(taskIds));
-    } catch (error) {
-      this.logger.warn(
-        `cancel signal not sent (heartbeats will carry it): ${(error as Error).message}`,
-      );
-    }
+    await this.channel.publish(taskIds);
   }
 
   async onCancel(handler: (taskId: string) => void): Promise<void> {
-    this.subscriber ??= this.connect();
-    this.subscriber.on('message', (_channel: string, message: string) => {
-      try {
-        const ids: unknown = JSON.parse(message);
-        if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string') handler(id);
-      } catch {
-        this.logger.warn('ignored a malformed cancel signal');
-      }
-    });
-    await this.subscriber.subscribe(this.channel);
+    await this.channel.subscribe(handler);
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    this.publisher?.disconnect();
-    this.subscriber?.disconnect();
-  }
-
-  private connect(): Redis {
-    return sideConnection(this.config.redisUrl);
+  onApplicationShutdown(): void {
+    this.channel.close();
   }
 }
