@@ -3,10 +3,11 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { Project } from './project.entity';
 import { Token } from './token.entity';
 import { ProjectsService } from './projects.service';
+import { TokensService } from './tokens.service';
 
 @Module({
   imports: [TypeOrmModule.forFeature([Project, Token])],
-  providers: [ProjectsService],
-  exports: [ProjectsService],
+  providers: [ProjectsService, TokensService],
+  exports: [ProjectsService, TokensService],
 })
 export class ProjectsModule {}

@@ -1,28 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
-import { KilnException, RecentValues, hashSecret, newId, newSecret } from '@kiln/common';
+import { KilnException, newId } from '@kiln/common';
 import { Project } from './project.entity';
-import { Token } from './token.entity';
-
-export interface IssuedToken {
-  id: string;
-  projectId: string;
-  /** The secret; shown to its owner once and never stored. */
-  token: string;
-}
-
-const KNOWN_TOKENS_MS = 5000;
-const KNOWN_TOKENS_MAX = 10_000;
 
 @Injectable()
 export class ProjectsService {
-  private readonly known = new RecentValues<string>(KNOWN_TOKENS_MS, KNOWN_TOKENS_MAX);
-
-  constructor(
-    @InjectRepository(Project) private readonly projects: Repository<Project>,
-    @InjectRepository(Token) private readonly tokens: Repository<Token>,
-  ) {}
+  constructor(@InjectRepository(Project) private readonly projects: Repository<Project>) {}
 
   async create(name: string): Promise<Project> {
     const project = this.projects.create({ id: newId(), name });
@@ -44,32 +28,5 @@ export class ProjectsService {
     caller: { admin: true } | { admin: false; projectId: string },
   ): Promise<Project[]> {
     return caller.admin ? this.list() : [await this.get(caller.projectId)];
-  }
-
-  async issueToken(projectId: string, name = ''): Promise<IssuedToken> {
-    await this.get(projectId);
-    const secret = newSecret();
-    const token = this.tokens.create({
-      id: newId(),
-      projectId,
-      tokenHash: hashSecret(secret),
-      name,
-    });
-    await this.tokens.save(token);
-    return { id: token.id, projectId, token: secret };
-  }
-
-  /**
-   * The project a token belongs to, or null when the token is unknown. Known tokens are
-   * remembered for a few seconds (by hash), sparing a query per request on hot paths.
-   */
-  async projectOfToken(secret: string): Promise<string | null> {
-    const hash = hashSecret(secret);
-    const cached = this.known.get(hash);
-    if (cached) return cached;
-    const token = await this.tokens.findOneBy({ tokenHash: hash });
-    if (!token) return null;
-    this.known.set(hash, token.projectId);
-    return token.projectId;
   }
 }
