@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { ProjectsModule } from '@kiln/projects';
 import { AdminGuard, ProjectGuard } from './guards';
+import { TokenRevocations } from './token-revocations';
 import { TokenStrategy } from './token.strategy';
 
 @Module({
@@ -11,8 +12,9 @@ import { TokenStrategy } from './token.strategy';
     TokenStrategy,
     ProjectGuard,
     AdminGuard,
+    TokenRevocations,
     { provide: APP_GUARD, useExisting: ProjectGuard },
   ],
-  exports: [ProjectGuard, AdminGuard, ProjectsModule],
+  exports: [ProjectGuard, AdminGuard, TokenRevocations, ProjectsModule],
 })
 export class AuthModule {}

@@ -1,15 +1,24 @@
 import 'reflect-metadata';
 import { PATH_METADATA } from '@nestjs/common/constants';
+import type { TokenRole } from '@kiln/projects';
 import { ApiModule } from '../api.module';
+import { requiredRole } from './roles';
 
 type Handler = (...args: unknown[]) => unknown;
 
-/** Every route of the API: `Controller.method` and whether it is marked public. */
-function routes(): { name: string; isPublic: boolean }[] {
+interface Route {
+  name: string;
+  isPublic: boolean;
+  /** What a project token needs (the admin token passes all). */
+  role: TokenRole;
+}
+
+/** Every route of the API: `Controller.method`, whether it is marked public, the role it needs. */
+function routes(): Route[] {
   const controllers = Reflect.getMetadata('controllers', ApiModule) as (new (
     ...args: never[]
   ) => object)[];
-  const found: { name: string; isPublic: boolean }[] = [];
+  const found: Route[] = [];
   for (const controller of controllers) {
     const classPublic = Reflect.getMetadata('kiln:public', controller) === true;
     for (const key of Object.getOwnPropertyNames(controller.prototype)) {
@@ -18,7 +27,11 @@ function routes(): { name: string; isPublic: boolean }[] {
         continue;
       }
       const isPublic = classPublic || Reflect.getMetadata('kiln:public', handler) === true;
-      found.push({ name: `${controller.name}.${key}`, isPublic });
+      found.push({
+        name: `${controller.name}.${key}`,
+        isPublic,
+        role: requiredRole(handler, controller),
+      });
     }
   }
   return found;
@@ -36,5 +49,64 @@ describe('the API guard', () => {
         .map((route) => route.name)
         .sort(),
     ).toEqual(['HealthController.healthz', 'IncomingTriggersController.fire']);
+  });
+
+  // A new route must be added here, with the role a project token needs for it: the rule is a GET
+  // needs `read` and anything else `manage`, unless the route says otherwise with `@Role(...)`.
+  it('knows the role every token-guarded route needs', () => {
+    const expected: Record<string, TokenRole> = {
+      'ProjectsController.create': 'manage', // and the admin token alone (AdminGuard)
+      'ProjectsController.list': 'read',
+      'ProjectsController.get': 'read',
+      'ProjectsController.listTokens': 'manage',
+      'ProjectsController.issueToken': 'manage',
+      'ProjectsController.revokeToken': 'manage',
+      'CodesController.register': 'manage',
+      'CodesController.uploadImage': 'manage',
+      'CodesController.list': 'read',
+      'CodesController.get': 'read',
+      'CodesController.delete': 'manage',
+      'CodesController.revisions': 'read',
+      'CodesController.download': 'read',
+      'CodesController.stats': 'read',
+      'CodesController.pause': 'manage',
+      'CodesController.resume': 'manage',
+      'CodesController.cancelAll': 'queue',
+      'TasksController.create': 'queue',
+      'TasksController.webhook': 'queue',
+      'TasksController.list': 'read',
+      'TasksController.get': 'read',
+      'TasksController.log': 'read',
+      'TasksController.outlog': 'read',
+      'TasksController.cancel': 'queue',
+      'TasksController.progress': 'queue',
+      'TasksController.retry': 'queue',
+      'SchedulesController.create': 'manage',
+      'SchedulesController.list': 'read',
+      'SchedulesController.get': 'read',
+      'SchedulesController.cancel': 'manage',
+      'SchedulesController.update': 'manage',
+      'CredentialsController.add': 'manage',
+      'CredentialsController.list': 'read',
+      'CredentialsController.delete': 'manage',
+      'WebhooksController.create': 'manage',
+      'WebhooksController.list': 'read',
+      'WebhooksController.taskSecret': 'manage', // a signing secret, made on first use
+      'WebhooksController.get': 'read',
+      'WebhooksController.update': 'manage',
+      'WebhooksController.delete': 'manage',
+      'WebhooksController.rotateSecret': 'manage',
+      'WebhooksController.deliveries': 'read',
+      'WebhooksController.redeliver': 'manage',
+      'CodeTriggersController.create': 'manage',
+      'CodeTriggersController.list': 'read',
+      'CodeTriggersController.revoke': 'manage',
+    };
+    const actual = Object.fromEntries(
+      routes()
+        .filter((route) => !route.isPublic)
+        .map((route) => [route.name, route.role]),
+    );
+    expect(actual).toEqual(expected);
   });
 });

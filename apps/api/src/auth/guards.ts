@@ -3,7 +3,9 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { Request } from 'express';
 import { ErrorCode, KilnException } from '@kiln/common';
+import { roleAllows } from '@kiln/projects';
 import { Principal } from './principal';
+import { requiredRole } from './roles';
 
 const PUBLIC = 'kiln:public';
 
@@ -22,8 +24,9 @@ export function isPublic(reflector: Reflector, context: ExecutionContext): boole
 }
 
 /**
- * The API's global guard (APP_GUARD): authenticates the token, then lets it act only on its own
- * project (the admin on any). Routes marked {@link Public} pass without a token.
+ * The API's global guard (APP_GUARD): authenticates the token, lets it act only on its own
+ * project (the admin on any), and only as its role allows (each route's role: `roles.ts`).
+ * Routes marked {@link Public} pass without a token.
  */
 @Injectable()
 export class ProjectGuard extends AuthGuard('kiln-token') {
@@ -35,9 +38,19 @@ export class ProjectGuard extends AuthGuard('kiln-token') {
     if (isPublic(this.reflector, context)) return true;
     await super.canActivate(context);
     const req = context.switchToHttp().getRequest<Request & { user: Principal }>();
+    const caller = req.user;
+    if (caller.admin) return true;
     const projectId = req.params.projectId;
-    if (req.user.admin || projectId === undefined || req.user.projectId === projectId) return true;
-    throw KilnException.unauthorized('This token does not grant access to this project');
+    if (projectId !== undefined && caller.projectId !== projectId) {
+      throw KilnException.unauthorized('This token does not grant access to this project');
+    }
+    const needed = requiredRole(context.getHandler(), context.getClass());
+    if (!roleAllows(caller.role, needed)) {
+      throw KilnException.forbidden(
+        `This token's role is ${caller.role}; this action needs ${needed}${needed === 'manage' ? '' : ' or manage'}`,
+      );
+    }
+    return true;
   }
 
   // Passport hands validation errors here; keep ours (they carry the right status and msg).

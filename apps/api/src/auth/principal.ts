@@ -1,2 +1,5 @@
-/** Who a request acts as: the admin (from config), or the project a token belongs to. */
-export type Principal = { admin: true } | { admin: false; projectId: string };
+import type { TokenRole } from '@kiln/projects';
+
+/** Who a request acts as: the admin (from config), or a token of one project with its role. */
+export type Principal =
+  { admin: true } | { admin: false; projectId: string; tokenId: string; role: TokenRole };

@@ -4,7 +4,7 @@ import type { Request } from 'express';
 import { Strategy } from 'passport-custom';
 import { KilnException, isPlainObject, sameSecret } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { ProjectsService } from '@kiln/projects';
+import { TokensService } from '@kiln/projects';
 import { Principal } from './principal';
 
 /**
@@ -28,7 +28,7 @@ export function extractToken(req: Request): string | undefined {
 @Injectable()
 export class TokenStrategy extends PassportStrategy(Strategy, 'kiln-token') {
   constructor(
-    private readonly projects: ProjectsService,
+    private readonly tokens: TokensService,
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
   ) {
     super();
@@ -38,8 +38,14 @@ export class TokenStrategy extends PassportStrategy(Strategy, 'kiln-token') {
     const token = extractToken(req);
     if (!token) throw KilnException.unauthorized();
     if (this.config.adminToken && sameSecret(token, this.config.adminToken)) return { admin: true };
-    const projectId = await this.projects.projectOfToken(token);
-    if (!projectId) throw KilnException.unauthorized();
-    return { admin: false, projectId };
+    const access = await this.tokens.access(token);
+    if (access === 'unknown') throw KilnException.unauthorized();
+    if (access === 'expired') throw KilnException.unauthorized('The OAuth token has expired');
+    return {
+      admin: false,
+      projectId: access.projectId,
+      tokenId: access.tokenId,
+      role: access.role,
+    };
   }
 }

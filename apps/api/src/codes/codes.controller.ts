@@ -29,6 +29,7 @@ import { IdPipe } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
 import { UploadedImageFile } from './upload-storage';
 import { zipArchive } from './zip';
+import { Role } from '../auth/roles';
 
 @Controller('2/projects/:projectId/codes')
 export class CodesController {
@@ -199,6 +200,7 @@ export class CodesController {
 
   /** Cancels every task of the code that has not ended (the path takes the code id). */
   @Post(':codeId/cancel_all')
+  @Role('queue')
   @HttpCode(200)
   async cancelAll(
     @Param('projectId', IdPipe) projectId: string,

@@ -1,9 +1,21 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Post,
+  Req,
+  UseGuards,
+} from '@nestjs/common';
 import type { Request } from 'express';
 import { FieldReader, formatTime, requireObject } from '@kiln/common';
-import { Project, ProjectsService } from '@kiln/projects';
+import { Project, ProjectsService, Token, TokensService, parseTokenSpec } from '@kiln/projects';
 import { AdminGuard } from '../auth/guards';
 import { Principal } from '../auth/principal';
+import { Role } from '../auth/roles';
+import { TokenRevocations } from '../auth/token-revocations';
 import { IdPipe } from '../http/params';
 
 function projectJson(project: Project) {
@@ -15,9 +27,25 @@ function projectJson(project: Project) {
   };
 }
 
+/** A token as listed: never its secret (only its hash is stored anyway). Unset times are null. */
+function tokenJson(token: Token) {
+  return {
+    id: token.id,
+    name: token.name,
+    role: token.role,
+    created_at: formatTime(token.createdAt),
+    last_used_at: token.lastUsedAt ? formatTime(token.lastUsedAt) : null,
+    expires_at: token.expiresAt ? formatTime(token.expiresAt) : null,
+  };
+}
+
 @Controller('2/projects')
 export class ProjectsController {
-  constructor(private readonly projects: ProjectsService) {}
+  constructor(
+    private readonly projects: ProjectsService,
+    private readonly tokens: TokensService,
+    private readonly revocations: TokenRevocations,
+  ) {}
 
   @Post()
   @HttpCode(200)
@@ -40,13 +68,29 @@ export class ProjectsController {
     return projectJson(await this.projects.get(projectId));
   }
 
-  /** Issues a token for the project; the secret is in this answer only. */
+  /** The project's live tokens (expired ones included), never their secrets. */
+  @Get(':projectId/tokens')
+  @Role('manage')
+  async listTokens(@Param('projectId', IdPipe) projectId: string) {
+    const tokens = await this.tokens.list(projectId);
+    return { tokens: tokens.map(tokenJson) };
+  }
+
+  /** Issues a token for the project (the admin, or a `manage` token); the secret is in this answer only. */
   @Post(':projectId/tokens')
   @HttpCode(200)
-  @UseGuards(AdminGuard)
   async issueToken(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
-    const name = new FieldReader(requireObject(body, 'body')).string('name', 255) ?? '';
-    const issued = await this.projects.issueToken(projectId, name);
-    return { msg: 'Token created', id: issued.id, project_id: projectId, token: issued.token };
+    const { token, secret } = await this.tokens.issue(projectId, parseTokenSpec(body));
+    return { msg: 'Token created', project_id: projectId, token: secret, ...tokenJson(token) };
+  }
+
+  /** Revokes a token: it answers 401 on every replica from then on (within a second). */
+  @Delete(':projectId/tokens/:tokenId')
+  async revokeToken(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('tokenId', IdPipe) tokenId: string,
+  ) {
+    await this.revocations.revoke(projectId, tokenId);
+    return { msg: 'Revoked' };
   }
 }

@@ -27,6 +27,7 @@ import { IdPipe } from '../http/params';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
+import { Role } from '../auth/roles';
 
 @Controller('2/projects/:projectId/tasks')
 export class TasksController {
@@ -38,6 +39,7 @@ export class TasksController {
   ) {}
 
   @Post()
+  @Role('queue')
   @HttpCode(200)
   async create(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
     const specs = parseTaskSpecs(requireObject(body, 'body'), this.limits());
@@ -54,6 +56,7 @@ export class TasksController {
    * `?code_name=`; `priority`, `cluster`, `timeout`, `delay`, `label` may come as query parameters.
    */
   @Post('webhook')
+  @Role('queue')
   @HttpCode(200)
   async webhook(
     @Param('projectId', IdPipe) projectId: string,
@@ -136,6 +139,7 @@ export class TasksController {
   }
 
   @Post(':taskId/cancel')
+  @Role('queue')
   @HttpCode(200)
   async cancel(
     @Param('projectId', IdPipe) projectId: string,
@@ -146,6 +150,7 @@ export class TasksController {
   }
 
   @Post(':taskId/progress')
+  @Role('queue')
   @HttpCode(200)
   async progress(
     @Param('projectId', IdPipe) projectId: string,
@@ -161,6 +166,7 @@ export class TasksController {
 
   /** Queues a new task that runs this one again; `{"delay": s}` optional. */
   @Post(':taskId/retry')
+  @Role('queue')
   @HttpCode(200)
   async retry(
     @Param('projectId', IdPipe) projectId: string,

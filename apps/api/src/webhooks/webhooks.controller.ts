@@ -15,6 +15,7 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { WebhooksService, parseWebhookSpec } from '@kiln/webhooks';
 import { IdPipe } from '../http/params';
 import { deliveryJson, webhookJson } from './webhook.presenter';
+import { Role } from '../auth/roles';
 
 /** Project webhook subscriptions (Kiln's extension; Standard Webhooks signing). */
 @Controller('2/projects/:projectId/webhooks')
@@ -42,6 +43,7 @@ export class WebhooksController {
 
   /** The secret signing per-task `webhook` calls (one per project, made on first use). */
   @Get('task_secret')
+  @Role('manage')
   async taskSecret(@Param('projectId', IdPipe) projectId: string) {
     return { secret: await this.webhooks.taskWebhookSecret(projectId) };
   }
