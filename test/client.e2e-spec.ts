@@ -635,6 +635,58 @@ describe('@kiln/client against a real Kiln', () => {
     });
   });
 
+  describe('tokens', () => {
+    it('create (a kiln_ secret, shown once), list (never the secret), use, revoke', async () => {
+      const before = await kiln.tokens.list();
+      expect(before).toEqual([
+        {
+          id: expect.stringMatching(/^[0-9a-f]{24}$/),
+          name: '',
+          role: 'manage',
+          created_at: expect.stringMatching(/Z$/),
+          last_used_at: expect.stringMatching(/Z$/),
+          expires_at: null,
+        },
+      ]);
+      const expiresAt = new Date(Date.now() + 3_600_000);
+      const created = await kiln.tokens.create({ name: 'reader', role: 'read', expiresAt });
+      expect(created).toMatchObject({
+        msg: 'Token created',
+        project_id: project.projectId,
+        name: 'reader',
+        role: 'read',
+        expires_at: expiresAt.toISOString(),
+        last_used_at: null,
+      });
+      expect(created.token).toMatch(/^kiln_/);
+      const listed = await kiln.tokens.list();
+      expect(listed.map((t) => t.id)).toEqual([before[0].id, created.id]);
+      expect(JSON.stringify(listed)).not.toContain(created.token);
+      const reader = new Kiln({
+        url: e2e().url,
+        projectId: project.projectId,
+        token: created.token,
+        ...isolated,
+      });
+      expect((await reader.tasks.list().next()).value).toEqual(
+        (await kiln.tasks.list().next()).value,
+      );
+      await expect(reader.tasks.create('hello', {})).rejects.toMatchObject({
+        status: 403,
+        msg: expect.stringContaining('role is read'),
+      });
+      await expect(reader.tokens.list()).rejects.toMatchObject({ status: 403 });
+      await expect(kiln.tokens.create({ role: 'owner' as never })).rejects.toMatchObject({
+        status: 400,
+        msg: expect.stringContaining('role must be one of read, queue, manage'),
+      });
+      expect(await kiln.tokens.revoke(created.id)).toEqual({ msg: 'Revoked' });
+      await expect(reader.tasks.list().next()).rejects.toMatchObject({ status: 401 });
+      await expect(kiln.tokens.revoke(created.id)).rejects.toMatchObject({ status: 404 });
+      expect((await kiln.tokens.list()).map((t) => t.id)).toEqual([before[0].id]);
+    });
+  });
+
   describe('live log', () => {
     it('follow: lines printed 1 s apart arrive about 1 s apart, while the task runs', async () => {
       const { id } = await kiln.tasks.create('hello', { lines: 4, interval: 1 });

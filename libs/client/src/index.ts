@@ -16,6 +16,7 @@ export { Schedules } from './schedules';
 export { Webhooks } from './webhooks';
 export { Triggers } from './triggers';
 export { Credentials } from './credentials';
+export { Tokens } from './tokens';
 export { WebhookVerificationError, verifyWebhook } from './verify';
 export type { VerifyOptions, WebhookHeaders } from './verify';
 export * from './types';

@@ -5,6 +5,7 @@ import { Transport } from './http';
 import { Schedules } from './schedules';
 import { Environment, KilnSettings, SettingOrigins, resolveSettings } from './settings';
 import { Tasks } from './tasks';
+import { Tokens } from './tokens';
 import { Triggers } from './triggers';
 import { Webhooks } from './webhooks';
 
@@ -45,6 +46,7 @@ export class Kiln {
   readonly webhooks: Webhooks;
   readonly triggers: Triggers;
   readonly credentials: Credentials;
+  readonly tokens: Tokens;
   /** The settings in use and where each came from. */
   readonly settings: KilnSettings;
   readonly origins: SettingOrigins;
@@ -81,5 +83,6 @@ export class Kiln {
     this.webhooks = new Webhooks(http, base);
     this.triggers = new Triggers(http, base);
     this.credentials = new Credentials(http, base);
+    this.tokens = new Tokens(http, base);
   }
 }

@@ -437,6 +437,44 @@ export interface NewRegistryCredential {
   email?: string;
 }
 
+/**
+ * What a project token may do, each role holding the one before it: `read` (every read, logs
+ * included), `queue` (also create, cancel and retry tasks, set progress), `manage` (everything in
+ * the project). The server reads this list too.
+ */
+export const TOKEN_ROLES = ['read', 'queue', 'manage'] as const;
+
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+
+/** An API token as listed: never its secret. */
+export interface ApiToken {
+  id: string;
+  name: string;
+  role: TokenRole;
+  created_at: Timestamp;
+  /** Null until first used; updated about once a minute at most. */
+  last_used_at: Timestamp | null;
+  /** Null: never expires. */
+  expires_at: Timestamp | null;
+}
+
+/** What `tokens.create` answers: the token's secret, shown this once. */
+export interface CreatedToken extends ApiToken {
+  msg: string;
+  project_id: string;
+  /** The secret (`kiln_…`): send it as `Authorization: OAuth <token>`. */
+  token: string;
+}
+
+export interface NewToken {
+  /** Default `""`. */
+  name?: string;
+  /** Default `manage`. */
+  role?: TokenRole;
+  /** When it stops working (a Date or RFC 3339 text, in the future). Default never. */
+  expiresAt?: Date | string;
+}
+
 /** What most actions answer. */
 export interface Message {
   msg: string;

@@ -1,14 +1,12 @@
+import { TOKEN_ROLES, TokenRole } from '@kiln/client';
+
 /**
- * What a project token may do, each role holding the one before it:
- * - `read`: every read of the project (logs included);
- * - `queue`: read, and create, cancel and retry tasks and set their progress;
- * - `manage`: everything in the project (codes, schedules, webhooks, credentials, tokens).
- * The admin token is above roles. Which role each route needs is declared on the route
+ * The roles (`TOKEN_ROLES` of `@kiln/client`: `read` < `queue` < `manage`), as the server checks
+ * them. The admin token is above roles. Which role each route needs is declared on the route
  * (apps/api/src/auth/roles.ts).
  */
-export const TOKEN_ROLES = ['read', 'queue', 'manage'] as const;
-
-export type TokenRole = (typeof TOKEN_ROLES)[number];
+export { TOKEN_ROLES };
+export type { TokenRole };
 
 export function isTokenRole(value: unknown): value is TokenRole {
   return (TOKEN_ROLES as readonly unknown[]).includes(value);
