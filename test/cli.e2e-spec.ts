@@ -226,6 +226,60 @@ describe('the kiln CLI (the built binary)', () => {
     expect(flagged.stderr).toMatch(/^kiln: 401/); // the flag beats the environment
   });
 
+  it('tokens create / list / revoke; a read token cannot queue', async () => {
+    const created = await kiln(
+      [
+        'tokens',
+        'create',
+        '--name',
+        'reader',
+        '--role',
+        'read',
+        '--expires-at',
+        '2099-01-01T00:00:00Z',
+      ],
+      env,
+    );
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    const [, id, secret] = /^([0-9a-f]{24})\ntoken (kiln_\S+)\n$/.exec(created.stdout)!;
+    const listed = await kiln(['tokens', 'list'], env);
+    expect(listed.code).toBe(0);
+    const [header, ...rows] = listed.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^ID\s+NAME\s+ROLE\s+CREATED\s+LAST USED\s+EXPIRES$/);
+    expect(rows).toHaveLength(2);
+    expect(rows[1]).toMatch(
+      new RegExp(`^${id}\\s+reader\\s+read\\s+\\S+ \\S+\\s+never\\s+2099-01-01 `),
+    );
+    expect(listed.stdout).not.toContain(secret);
+    const json = JSON.parse((await kiln(['tokens', 'list', '--json'], env)).stdout);
+    expect(json[1]).toEqual({
+      id,
+      name: 'reader',
+      role: 'read',
+      created_at: expect.any(String),
+      last_used_at: null,
+      expires_at: '2099-01-01T00:00:00.000Z',
+    });
+    const asReader = { ...env, KILN_TOKEN: secret };
+    expect((await kiln(['tasks'], asReader)).code).toBe(0);
+    const refused = await kiln(['queue', 'hello'], asReader);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^kiln: 403 .*role is read/);
+    const badRole = await kiln(['tokens', 'create', '--role', 'owner'], env);
+    expect(badRole.code).toBe(2);
+    expect(badRole.stderr).toContain('--role wants one of read, queue, manage, got "owner"');
+    const past = await kiln(['tokens', 'create', '--expires-at', '2001-01-01T00:00:00Z'], env);
+    expect(past.code).toBe(1);
+    expect(past.stderr).toMatch(/expires_at must be in the future/);
+    expect(await kiln(['tokens', 'revoke', id], env)).toMatchObject({
+      code: 0,
+      stdout: `Revoked token ${id}\n`,
+    });
+    expect((await kiln(['tasks'], asReader)).stderr).toMatch(/^kiln: 401/);
+    expect((await kiln(['tokens', 'revoke', id], env)).code).toBe(1);
+    expect(JSON.parse((await kiln(['tokens', 'list', '--json'], env)).stdout)).toHaveLength(1);
+  });
+
   it('--help everywhere, with examples; a bad flag is a usage error', async () => {
     const top = await kiln(['--help']);
     expect(top.code).toBe(0);
@@ -246,6 +300,7 @@ describe('the kiln CLI (the built binary)', () => {
         'unschedule',
         'webhooks',
         'credentials',
+        'tokens',
       ]),
     );
     for (const command of commands) {

@@ -128,3 +128,43 @@ describe('integer flags of the kiln CLI', () => {
     );
   }, 120_000);
 });
+
+describe('kiln tokens', () => {
+  const tokens = COMMANDS.find((command) => command.name === 'tokens')!;
+  const run = (positionals: string[], values: Values = {}) =>
+    tokens.run(context(values, positionals)).then(
+      (code) => ({ code }),
+      (error: unknown) => error,
+    );
+
+  it('create sends the name, role and expiry it was given', async () => {
+    const outcome = await run(['create'], {
+      name: 'ci',
+      role: 'queue',
+      'expires-at': '2027-01-01T00:00:00Z',
+    });
+    expect(outcome).toBeInstanceOf(Reached);
+    expect((outcome as Reached).args).toEqual([
+      { name: 'ci', role: 'queue', expiresAt: '2027-01-01T00:00:00Z' },
+    ]);
+  });
+
+  it('revoke sends the id; list sends nothing', async () => {
+    expect(((await run(['revoke', '6740c3b2e4b0a1b2c3d4e5f6'])) as Reached).args).toEqual([
+      '6740c3b2e4b0a1b2c3d4e5f6',
+    ]);
+    expect(((await run(['list'])) as Reached).args).toEqual([]);
+  });
+
+  it.each([
+    [['create'], { role: 'admin' }, '--role wants one of read, queue, manage, got "admin"'],
+    [['revoke'], {}, 'tokens revoke needs ID'],
+    [['list', 'extra'], {}, 'unexpected extra'],
+    [['drop'], {}, 'tokens wants list, create or revoke, not "drop"'],
+    [[], {}, 'tokens wants list, create or revoke'],
+  ])('%j %j is a usage error', async (positionals, values, message) => {
+    const outcome = await run(positionals, values);
+    expect(outcome).toBeInstanceOf(UsageError);
+    expect((outcome as UsageError).message).toBe(message);
+  });
+});

@@ -7,6 +7,8 @@ import {
   Task,
   TaskOptions,
   TaskStatus,
+  TOKEN_ROLES,
+  TokenRole,
   WEBHOOK_EVENTS,
   WebhookDelivery,
   WebhookEvent,
@@ -681,6 +683,78 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
         default:
           throw new UsageError(
             `credentials wants add, list or rm${action ? `, not "${action}"` : ''}`,
+          );
+      }
+    },
+  },
+  {
+    name: 'tokens',
+    args: 'list | create [--name N] [--role R] [--expires-at TIME] | revoke ID',
+    summary: "manage the project's API tokens (needs a manage token or the admin token)",
+    details: `  list                   the tokens, never their secrets (a table; --json for scripts)
+  create                 a new token; prints its id and its secret (shown once)
+    --name NAME          what it is for
+    --role ROLE          ${TOKEN_ROLES.join(', ')} (default manage):
+                         read: every read, logs included; queue: also queue, cancel and
+                         retry tasks and set progress; manage: everything in the project
+    --expires-at TIME    when it stops working (RFC 3339, in the future; default never)
+  revoke ID              the token answers 401 from then on`,
+    examples: [
+      'kiln tokens create --name ci --role queue --expires-at 2027-01-01T00:00:00Z',
+      'kiln tokens list',
+      'kiln tokens revoke 6740c3b2e4b0a1b2c3d4e5f6',
+    ],
+    options: {
+      name: { type: 'string' },
+      role: { type: 'string' },
+      'expires-at': { type: 'string' },
+    },
+    run: async (ctx) => {
+      const [action, ...args] = ctx.positionals;
+      switch (action) {
+        case 'list':
+        case 'ls': {
+          operands(args, [], 'tokens list');
+          const tokens = await ctx.kiln().tokens.list();
+          if (ctx.values.json) {
+            ctx.out(json(tokens));
+            return 0;
+          }
+          const rows = tokens.map((t) => [
+            t.id,
+            t.name,
+            t.role,
+            shortTime(t.created_at),
+            t.last_used_at ? shortTime(t.last_used_at) : 'never',
+            t.expires_at ? shortTime(t.expires_at) : 'never',
+          ]);
+          ctx.out(table(['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'EXPIRES'], rows));
+          return 0;
+        }
+        case 'create': {
+          operands(args, [], 'tokens create');
+          const role = str(ctx, 'role');
+          if (role !== undefined && !(TOKEN_ROLES as readonly string[]).includes(role)) {
+            throw new UsageError(`--role wants one of ${TOKEN_ROLES.join(', ')}, got "${role}"`);
+          }
+          const created = await ctx.kiln().tokens.create({
+            name: str(ctx, 'name'),
+            role: role as TokenRole | undefined,
+            expiresAt: str(ctx, 'expires-at'),
+          });
+          ctx.out(ctx.values.json ? json(created) : `${created.id}\ntoken ${created.token}\n`);
+          return 0;
+        }
+        case 'revoke':
+        case 'rm': {
+          const [id] = operands(args, ['ID'], 'tokens revoke');
+          const answer = await ctx.kiln().tokens.revoke(id);
+          ctx.out(ctx.values.json ? json({ id, ...answer }) : `Revoked token ${id}\n`);
+          return 0;
+        }
+        default:
+          throw new UsageError(
+            `tokens wants list, create or revoke${action ? `, not "${action}"` : ''}`,
           );
       }
     },
