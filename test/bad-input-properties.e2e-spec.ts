@@ -495,7 +495,7 @@ describe('no bad input gets a 500 (property-based)', () => {
         ),
     ],
     [
-      'POST projects and tokens (admin); GET projects/{id}',
+      'POST projects (admin); tokens (admin and manage); GET projects/{id}',
       () =>
         fc.oneof(
           json('POST', '/2/projects', oddFields({ name: 'fuzzed' }, ['name'])).map((request) => ({
@@ -503,8 +503,14 @@ describe('no bad input gets a 500 (property-based)', () => {
             token: e2e().adminToken,
           })),
           onIds(['POST /tokens'], [a.project.projectId], projects, {
-            body: oddFields({}, ['name']),
+            body: oddFields({}, ['name', 'role', 'expires_at']),
           }).map((request) => ({ ...request, token: e2e().adminToken })),
+          onIds(['POST /tokens'], [a.project.projectId], projects, {
+            body: oddFields({ role: 'read' }, ['name', 'role', 'expires_at']),
+          }),
+          onIds(['GET /tokens'], [a.project.projectId], projects),
+          // No known id: a probe must never revoke the token the others use.
+          onIds(['DELETE'], [], (token) => `${A()}/tokens/${token}`),
           onIds(['GET'], [a.project.projectId], projects),
         ),
     ],

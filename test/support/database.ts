@@ -68,7 +68,7 @@ export class OwnDatabase {
  */
 const REQUEST_WRITTEN: Record<string, string> = {
   projects: 'id, name',
-  tokens: 'id, name',
+  tokens: 'id, name, role, expires_at, revoked_at',
   codes:
     'id, name, rev, latest_revision_id, image, command, config, env_vars, max_concurrency, ' +
     'retries, retries_delay, default_priority, paused, deleted_at',
