@@ -450,11 +450,7 @@ ${TASK_FLAGS_HELP}`,
     run: async (ctx) => {
       const schedules = [];
       for await (const schedule of ctx.kiln().schedules.list()) schedules.push(schedule);
-      if (ctx.values.json) {
-        ctx.out(json(schedules));
-        return 0;
-      }
-      const rows = schedules.map((s) => [
+      return listing(ctx, schedules, ['ID', 'CODE', 'STATUS', 'WHEN', 'NEXT', 'RUNS'], (s) => [
         s.id,
         s.code_name,
         s.status,
@@ -462,8 +458,6 @@ ${TASK_FLAGS_HELP}`,
         shortTime(s.next_start),
         String(s.run_count),
       ]);
-      ctx.out(table(['ID', 'CODE', 'STATUS', 'WHEN', 'NEXT', 'RUNS'], rows));
-      return 0;
     },
   },
   {
@@ -536,19 +530,13 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
         case 'ls': {
           operands(args, [], 'webhooks list');
           const hooks = await kiln.webhooks.list();
-          if (ctx.values.json) {
-            ctx.out(json(hooks));
-            return 0;
-          }
-          const rows = hooks.map((h) => [
+          return listing(ctx, hooks, ['ID', 'STATE', 'EVENTS', 'CODE', 'URL'], (h) => [
             h.id,
             h.enabled ? 'on' : `off${h.disabled_reason ? ` (${h.disabled_reason})` : ''}`,
             h.events.length === WEBHOOK_EVENTS.length ? 'all' : h.events.join(','),
             h.code_name ?? '*',
             h.url,
           ]);
-          ctx.out(table(['ID', 'STATE', 'EVENTS', 'CODE', 'URL'], rows));
-          return 0;
         }
         case 'rm':
         case 'delete': {
@@ -567,11 +555,8 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
             if (deliveries.length >= limit) break;
             deliveries.push(delivery);
           }
-          if (ctx.values.json) {
-            ctx.out(json(deliveries));
-            return 0;
-          }
-          const rows = deliveries.map((d) => [
+          const headers = ['ID', 'EVENT', 'TASK', 'STATE', 'TRIES', 'STATUS', 'CREATED', 'ERROR'];
+          return listing(ctx, deliveries, headers, (d) => [
             d.id,
             d.event_type,
             d.task_id ?? d.schedule_id ?? '',
@@ -581,10 +566,6 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
             shortTime(d.created_at),
             d.error ?? '',
           ]);
-          ctx.out(
-            table(['ID', 'EVENT', 'TASK', 'STATE', 'TRIES', 'STATUS', 'CREATED', 'ERROR'], rows),
-          );
-          return 0;
         }
         case 'redeliver': {
           const [id, delivery] = operands(args, ['ID', 'DELIVERY'], 'webhooks redeliver');
@@ -657,17 +638,11 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
         case 'ls': {
           operands(args, [], 'credentials list');
           const logins = await ctx.kiln().credentials.list();
-          if (ctx.values.json) {
-            ctx.out(json(logins));
-          } else {
-            ctx.out(
-              table(
-                ['SERVER', 'USERNAME', 'UPDATED'],
-                logins.map((l) => [l.serveraddress, l.username, shortTime(l.updated_at)]),
-              ),
-            );
-          }
-          return 0;
+          return listing(ctx, logins, ['SERVER', 'USERNAME', 'UPDATED'], (l) => [
+            l.serveraddress,
+            l.username,
+            shortTime(l.updated_at),
+          ]);
         }
         case 'rm':
         case 'delete': {
@@ -716,11 +691,8 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
         case 'ls': {
           operands(args, [], 'tokens list');
           const tokens = await ctx.kiln().tokens.list();
-          if (ctx.values.json) {
-            ctx.out(json(tokens));
-            return 0;
-          }
-          const rows = tokens.map((t) => [
+          const headers = ['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'EXPIRES'];
+          return listing(ctx, tokens, headers, (t) => [
             t.id,
             t.name,
             t.role,
@@ -728,8 +700,6 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
             t.last_used_at ? shortTime(t.last_used_at) : 'never',
             t.expires_at ? shortTime(t.expires_at) : 'never',
           ]);
-          ctx.out(table(['ID', 'NAME', 'ROLE', 'CREATED', 'LAST USED', 'EXPIRES'], rows));
-          return 0;
         }
         case 'create': {
           operands(args, [], 'tokens create');
@@ -782,6 +752,17 @@ async function follow(ctx: Context, kiln: Kiln, id: string): Promise<number> {
 
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+/** Prints `items` as JSON with --json, else as a table of `headers` with a row per item. */
+function listing<T>(
+  ctx: Context,
+  items: T[],
+  headers: string[],
+  row: (item: T) => string[],
+): number {
+  ctx.out(ctx.values.json ? json(items) : table(headers, items.map(row)));
+  return 0;
 }
 
 function str(ctx: Context, name: string): string | undefined {

@@ -1,5 +1,6 @@
-import type { Logger } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import type Redis from 'ioredis';
+import type { KilnConfig } from '@kiln/config';
 import { sideConnection } from './side-connection';
 
 /**
@@ -9,16 +10,26 @@ import { sideConnection } from './side-connection';
  * thrown.
  */
 export class SignalChannel {
+  private readonly redisUrl: string;
+  private readonly channel: string;
+  private readonly logger: Logger;
   private publisher: Redis | undefined;
   private subscriber: Redis | undefined;
 
+  /**
+   * `<queue prefix>:signals:<name>`; `owner` names the logger, `what` a signal in log lines
+   * ("cancel signal").
+   */
   constructor(
-    private readonly redisUrl: string,
-    private readonly channel: string,
-    private readonly logger: Logger,
-    /** What a signal is, for log lines ("cancel signal"). */
+    config: KilnConfig,
+    name: string,
+    owner: string,
     private readonly what: string,
-  ) {}
+  ) {
+    this.redisUrl = config.redisUrl;
+    this.channel = `${config.queuePrefix}:signals:${name}`;
+    this.logger = new Logger(owner);
+  }
 
   /** Publishes `ids`; true when Redis took the message. */
   async publish(ids: string[]): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { SignalChannel } from './signal-channel';
 
@@ -11,12 +11,7 @@ export class TaskSignals implements OnApplicationShutdown {
   private readonly channel: SignalChannel;
 
   constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
-    this.channel = new SignalChannel(
-      config.redisUrl,
-      `${config.queuePrefix}:signals:cancel`,
-      new Logger(TaskSignals.name),
-      'cancel signal',
-    );
+    this.channel = new SignalChannel(config, 'cancel', TaskSignals.name, 'cancel signal');
   }
 
   async cancelled(taskIds: string[]): Promise<void> {

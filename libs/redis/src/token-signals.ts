@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { SignalChannel } from './signal-channel';
 
@@ -13,9 +13,9 @@ export class TokenSignals implements OnApplicationShutdown {
 
   constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
     this.channel = new SignalChannel(
-      config.redisUrl,
-      `${config.queuePrefix}:signals:token-revoked`,
-      new Logger(TokenSignals.name),
+      config,
+      'token-revoked',
+      TokenSignals.name,
       'token revocation signal',
     );
   }
