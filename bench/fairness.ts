@@ -121,7 +121,9 @@ async function waitForRunning(project: Project, codeId: string, count: number): 
 async function waitForStart(project: Project, id: string, untilMs: number): Promise<number> {
   for (;;) {
     const task = (await project.api.ok('GET', `/2/projects/${project.id}/tasks/${id}`)).body;
-    if (task.start_time) return Date.parse(task.start_time as string);
+    // An unset time is IronWorker's zero time, 0001-01-01T00:00:00Z.
+    const started = Date.parse(task.start_time as string);
+    if (started > 0) return started;
     if (Date.now() > untilMs) throw new Error(`B's task ${id} had not started after 120 s`);
     await sleep(50);
   }
