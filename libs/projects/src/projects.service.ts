@@ -46,6 +46,13 @@ export class ProjectsService {
     return caller.admin ? this.list() : [await this.get(caller.projectId)];
   }
 
+  /** Sets how many of the project's tasks may run at once in a cluster (null: the default). */
+  async setMaxRunning(id: string, maxRunning: number | null): Promise<Project> {
+    const project = await this.get(id);
+    project.maxRunning = maxRunning;
+    return this.projects.save(project);
+  }
+
   async issueToken(projectId: string, name = ''): Promise<IssuedToken> {
     await this.get(projectId);
     const secret = newSecret();
