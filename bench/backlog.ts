@@ -13,6 +13,7 @@ import { Pool } from 'pg';
 import { setting } from './lib/env';
 import {
   bullQueue,
+  defaultQueue,
   deleteKeys,
   newProject,
   Project,
@@ -119,7 +120,7 @@ export async function backlog(ctx: BenchContext): Promise<BenchResult> {
   console.log('[backlog] dropping the backlog');
   await db.query('TRUNCATE tasks CASCADE');
   await db.query('ANALYZE tasks');
-  await deleteKeys(ctx.infra.redisUrl, `${kiln.prefix}:tasks.default.p0`);
+  await deleteKeys(ctx.infra.redisUrl, `${kiln.prefix}:${defaultQueue(project.id)}`);
   const emptyA2 = {
     create: await create("empty (A')"),
     list: await list("empty (A')", LIST, params.listCalls),
@@ -261,9 +262,9 @@ async function loadBacklog(
   let redisMemory: string | undefined;
   if (params.redis) {
     console.log(
-      `[backlog] adding ${fmt(n)} jobs to Redis (${prefix}:tasks.default.p0, addBulk of 1000)`,
+      `[backlog] adding ${fmt(n)} jobs to Redis (${prefix}:${defaultQueue(project.id)}, addBulk of 1000)`,
     );
-    const queue = bullQueue(ctx.infra.redisUrl, prefix, 'tasks.default.p0');
+    const queue = bullQueue(ctx.infra.redisUrl, prefix, defaultQueue(project.id));
     defer('close the backlog Bull queue', () => queue.close());
     await queue.isReady();
     const started = performance.now();

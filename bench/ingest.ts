@@ -6,7 +6,15 @@
  */
 import { Pool } from 'pg';
 import { setting } from './lib/env';
-import { bullQueue, newProject, queueTasks, startKiln, tasksBody, waitingCount } from './lib/kiln';
+import {
+  bullQueue,
+  defaultQueue,
+  newProject,
+  queueTasks,
+  startKiln,
+  tasksBody,
+  waitingCount,
+} from './lib/kiln';
 import { cpuBetween, defer, round, sampleCpu } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches, summarize } from './lib/stats';
@@ -111,7 +119,11 @@ export async function ingest(ctx: BenchContext): Promise<BenchResult> {
     expected,
     rowsInPostgres: Number(stored.total),
     rowsWithEnqueuedAt: Number(stored.enqueued),
-    kilnJobsWaitingInRedis: await waitingCount(ctx.infra.redisUrl, kiln.prefix, 'tasks.default.p0'),
+    kilnJobsWaitingInRedis: await waitingCount(
+      ctx.infra.redisUrl,
+      kiln.prefix,
+      defaultQueue(project.id),
+    ),
     rawJobsWaitingInRedis: await waitingCount(ctx.infra.redisUrl, kiln.prefix, rawName),
   };
 

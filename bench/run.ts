@@ -12,6 +12,7 @@
 import { backlog } from './backlog';
 import { cli } from './cli';
 import { dispatch } from './dispatch';
+import { fairness } from './fairness';
 import { ingest } from './ingest';
 import { schedules } from './schedules';
 import { upload } from './upload';
@@ -47,6 +48,7 @@ const BENCHMARKS: Record<
   upload: { run: upload, minutes: 15 },
   cli: { run: cli, minutes: 10 },
   webhooks: { run: webhooks, minutes: 10 },
+  fairness: { run: fairness, minutes: 10 },
 };
 
 async function main(): Promise<number> {

@@ -9,14 +9,13 @@
  */
 import { Pool } from 'pg';
 import { setting } from './lib/env';
-import { CODE_NAME, Kiln, newProject, startKiln, waitingCount } from './lib/kiln';
+import { CODE_NAME, Kiln, defaultQueue, newProject, startKiln, waitingCount } from './lib/kiln';
 import { sleep } from '../test/support/processes';
 import { App, defer, round, startApp } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { runBatches } from './lib/stats';
 
 const BATCH = 100;
-const QUEUE = 'tasks.default.p0';
 
 export async function schedules(ctx: BenchContext): Promise<BenchResult> {
   const startedAt = new Date();
@@ -189,7 +188,8 @@ async function fireMany(
         )
       ).rows[0].n,
     );
-  const jobs = (): Promise<number> => waitingCount(ctx.infra.redisUrl, kiln.prefix, QUEUE);
+  const jobs = (): Promise<number> =>
+    waitingCount(ctx.infra.redisUrl, kiln.prefix, defaultQueue(project.id));
   let firstTask: number | null = null;
   let allTasks: number | null = null;
   let allJobs: number | null = null;

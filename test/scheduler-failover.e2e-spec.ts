@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
 import { Client } from 'pg';
+import { taskQueueName } from '@kiln/queue';
 import { call, e2e, newProject, registerCode, TestProject, waitForTask } from './support/kiln';
 import { OwnStack } from './support/own-stack';
 import { startApp, stopApp } from './support/processes';
@@ -121,9 +122,10 @@ describe('Redis data loss', () => {
     const redis = new Redis(e2e().env.REDIS_URL);
     try {
       const prefix = e2e().env.KILN_QUEUE_PREFIX;
-      expect(await redis.llen(`${prefix}:tasks.${cluster}.p0:wait`)).toBe(100);
+      const wait = `${prefix}:${taskQueueName(cluster, project.projectId, 0)}:wait`;
+      expect(await redis.llen(wait)).toBe(100);
       await redis.flushdb();
-      expect(await redis.llen(`${prefix}:tasks.${cluster}.p0:wait`)).toBe(0);
+      expect(await redis.llen(wait)).toBe(0);
     } finally {
       redis.disconnect();
     }

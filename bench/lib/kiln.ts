@@ -185,3 +185,8 @@ export async function waitingCount(
     redis.disconnect();
   }
 }
+
+/** A project's task queue of the default cluster at priority 0 (libs/queue's `taskQueueName`). */
+export function defaultQueue(projectId: string): string {
+  return `tasks.default/${projectId}.p0`;
+}

@@ -2,7 +2,8 @@ import Bull, { Job, Queue, QueueOptions } from 'bull';
 import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { newId } from '@kiln/common';
-import { TaskJob, TaskQueues } from '@kiln/queue';
+import { TaskJob, TaskQueues, taskQueueName } from '@kiln/queue';
+import { waitUntil } from '../support/kiln';
 import { kilnQueueOptions, testRedisUrl } from '../support/redis';
 
 /**
@@ -39,8 +40,12 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     return { queues, prefix };
   }
 
+  /** Project `owner`'s queue of the default cluster at `priority`. */
+  const queueOf = (priority: 0 | 1 | 2, owner = projectId) =>
+    taskQueueName('default', owner, priority);
+
   /** A plain Bull queue of the same name, as Bull itself would use it. */
-  function bullQueue(prefix: string, name = 'tasks.default.p0'): Queue<TaskJob> {
+  function bullQueue(prefix: string, name = queueOf(0)): Queue<TaskJob> {
     const queue = new Bull<TaskJob>(name, options(prefix));
     opened.push({ close: () => queue.close() });
     return queue;
@@ -51,8 +56,17 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     return keys.map((key) => key.slice(prefix.length + 1)).sort();
   }
 
-  const enqueue = (queues: TaskQueues, ids: string[], priority: 0 | 1 | 2 = 0) =>
-    queues.enqueueMany(ids.map((taskId) => ({ taskId, projectId, cluster: 'default', priority })));
+  const enqueue = (
+    queues: TaskQueues,
+    ids: string[],
+    priority: 0 | 1 | 2 = 0,
+    owner = projectId,
+    cluster = 'default',
+  ) => queues.enqueueMany(ids.map((taskId) => ({ taskId, projectId: owner, cluster, priority })));
+
+  /** The keys of Bull's layout under `prefix`: without the cluster's ring, which is Kiln's own. */
+  const bullKeysUnder = async (prefix: string) =>
+    (await keysUnder(prefix)).filter((key) => !/^tasks\.[^/]*:ring/.test(key));
 
   afterAll(async () => {
     for (const queue of opened) await queue.close();
@@ -79,15 +93,15 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     );
 
     // Bull also bumps the `id` counter, which only orders delayed jobs; Kiln leaves it alone.
-    expect(await keysUnder(prefix)).toEqual(
-      (await keysUnder(reference)).filter((key) => key !== 'tasks.default.p0:id'),
+    expect(await bullKeysUnder(prefix)).toEqual(
+      (await keysUnder(reference)).filter((key) => key !== `${queueOf(0)}:id`),
     );
-    expect(await redis.lrange(`${prefix}:tasks.default.p0:wait`, 0, -1)).toEqual(
-      await redis.lrange(`${reference}:tasks.default.p0:wait`, 0, -1),
+    expect(await redis.lrange(`${prefix}:${queueOf(0)}:wait`, 0, -1)).toEqual(
+      await redis.lrange(`${reference}:${queueOf(0)}:wait`, 0, -1),
     );
     for (const id of ids) {
-      const ours = await redis.hgetall(`${prefix}:tasks.default.p0:${id}`);
-      const theirs = await redis.hgetall(`${reference}:tasks.default.p0:${id}`);
+      const ours = await redis.hgetall(`${prefix}:${queueOf(0)}:${id}`);
+      const theirs = await redis.hgetall(`${reference}:${queueOf(0)}:${id}`);
       expect(Object.keys(ours).sort()).toEqual(Object.keys(theirs).sort());
       // Timestamps differ by the time between the two adds; everything else is byte for byte.
       const withoutTime = (hash: Record<string, string>) => ({
@@ -105,7 +119,7 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     const id = newId();
     const { queues, prefix } = kilnQueues();
     await enqueue(queues, [id], 2);
-    const bull = bullQueue(prefix, 'tasks.default.p2');
+    const bull = bullQueue(prefix, queueOf(2));
     const job = await bull.getJob(id);
     expect(job).not.toBeNull();
     expect(String(job!.id)).toBe(id);
@@ -122,7 +136,9 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     expect(await job!.isWaiting()).toBe(true);
     expect(await bull.getWaitingCount()).toBe(1);
     // The reconciler's check for lost enqueues sees it too.
-    expect(await queues.missingJobs([{ id, cluster: 'default', priority: 2 }])).toEqual([]);
+    expect(await queues.missingJobs([{ id, projectId, cluster: 'default', priority: 2 }])).toEqual(
+      [],
+    );
   });
 
   it('the worker’s claim takes jobs most urgent first, first in first out, and leaves no job', async () => {
@@ -145,7 +161,9 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     const keys = await keysUnder(prefix);
     expect(keys.filter((key) => /^tasks\./.test(key) && !/:(id|meta.*)$/.test(key))).toEqual([]);
     expect(
-      await queues.missingJobs(low.map((id) => ({ id, cluster: 'default', priority: 0 }))),
+      await queues.missingJobs(
+        low.map((id) => ({ id, projectId, cluster: 'default', priority: 0 as const })),
+      ),
     ).toEqual(low);
     const claims = await redis.zrange(`${prefix}:task-claims`, 0, -1);
     expect(claims.sort()).toEqual([...low, ...high, ...middle].map((id) => `${id}:w1`).sort());
@@ -174,34 +192,101 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     const gone = newId();
     const ready = newId();
     await enqueue(queues, [paused], 2);
-    await bullQueue(prefix, 'tasks.default.p2').pause();
+    await bullQueue(prefix, queueOf(2)).pause();
     await enqueue(queues, [gone, ready], 0);
-    await redis.del(`${prefix}:tasks.default.p0:${gone}`);
+    await redis.del(`${prefix}:${queueOf(0)}:${gone}`);
     const jobs = await queues.claim('default', 'w1', 10, []);
     expect(jobs.map((job) => job.taskId)).toEqual([ready]);
-    expect(await redis.lrange(`${prefix}:tasks.default.p2:paused`, 0, -1)).toEqual([paused]);
+    expect(await redis.lrange(`${prefix}:${queueOf(2)}:paused`, 0, -1)).toEqual([paused]);
   });
 
-  it('a Bull worker (queue.process) runs the job, and global:waiting fires for it', async () => {
+  it('a Bull worker (queue.process) runs the job', async () => {
     const id = newId();
     const { queues, prefix } = kilnQueues();
     const bull = bullQueue(prefix);
-    const waiting = new Promise<string>((resolve) => {
-      void bull.on('global:waiting', (jobId: string) => resolve(String(jobId)));
-    });
-    // Subscribed before the add, so the event cannot be missed.
-    await new Promise((resolve) => bull.once('registered:global:waiting', resolve));
     const processed = new Promise<TaskJob>((resolve) => {
       void bull.process(async (job: Job<TaskJob>) => resolve(job.data));
     });
     await enqueue(queues, [id]);
-    expect(await waiting).toBe(id);
     expect(await processed).toEqual({ taskId: id, projectId });
     // removeOnComplete: the job is gone once Bull's worker completed it.
-    for (let i = 0; i < 50 && (await bull.getJob(id)); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitUntil(async () => (await bull.getJob(id)) === null, 10_000, 50, 'job removed');
+  });
+
+  it('wakes the workers of the job’s cluster, and only those', async () => {
+    const { queues } = kilnQueues();
+    let defaultWakes = 0;
+    let otherWakes = 0;
+    await queues.onWaiting('default', () => defaultWakes++);
+    await queues.onWaiting('other', () => otherWakes++);
+    await enqueue(queues, [newId(), newId()]);
+    await waitUntil(async () => defaultWakes > 0, 10_000, 20, 'default woken');
+    expect(defaultWakes).toBe(1);
+    expect(otherWakes).toBe(0);
+    await enqueue(queues, [newId()], 0, projectId, 'other');
+    await waitUntil(async () => otherWakes > 0, 10_000, 20, 'other woken');
+    expect(defaultWakes).toBe(1);
+  });
+
+  it('serves projects in turn: one project’s backlog does not hold another’s task', async () => {
+    const { queues } = kilnQueues();
+    const a = newId();
+    const b = newId();
+    const backlog = Array.from({ length: 5 }, () => newId());
+    const single = newId();
+    await enqueue(queues, backlog, 2, a);
+    await enqueue(queues, [single], 0, b);
+    // B's one task at the lowest priority comes second, not after A's five urgent ones.
+    const first = await queues.claim('default', 'w1', 2, []);
+    expect(first.map((job) => job.taskId)).toEqual([backlog[0], single]);
+    const rest = await queues.claim('default', 'w1', 10, []);
+    expect(rest.map((job) => job.taskId)).toEqual(backlog.slice(1));
+  });
+
+  it('rotates over every project with work, a job each, and orders each project by priority', async () => {
+    const { queues, prefix } = kilnQueues();
+    const owners = [newId(), newId(), newId()];
+    const low = owners.map(() => [newId(), newId()]);
+    const high = owners.map(() => newId());
+    for (let i = 0; i < owners.length; i++) {
+      await enqueue(queues, low[i], 0, owners[i]);
+      await enqueue(queues, [high[i]], 2, owners[i]);
     }
-    expect(await bull.getJob(id)).toBeNull();
+    const order: string[] = [];
+    for (let claimed = await queues.claim('default', 'w1', 1, []); claimed.length > 0;) {
+      order.push(claimed[0].taskId);
+      claimed = await queues.claim('default', 'w1', 1, []);
+    }
+    expect(order).toEqual([
+      high[0],
+      high[1],
+      high[2],
+      low[0][0],
+      low[1][0],
+      low[2][0],
+      low[0][1],
+      low[1][1],
+      low[2][1],
+    ]);
+    // A project leaves the ring once it has nothing waiting.
+    expect(await redis.llen(`${prefix}:tasks.default:ring`)).toBe(0);
+    expect(await redis.scard(`${prefix}:tasks.default:ring-members`)).toBe(0);
+  });
+
+  it('takes the jobs of the queues shared before queues were per project first', async () => {
+    const { queues, prefix } = kilnQueues();
+    const old = newId();
+    await bullQueue(prefix, 'tasks.default.p0').add(
+      { taskId: old, projectId },
+      { jobId: old, removeOnComplete: true, removeOnFail: true },
+    );
+    const fresh = newId();
+    await enqueue(queues, [fresh], 2);
+    expect(
+      await queues.missingJobs([{ id: old, projectId, cluster: 'default', priority: 0 }]),
+    ).toEqual([]);
+    const jobs = await queues.claim('default', 'w1', 10, []);
+    expect(jobs.map((job) => job.taskId)).toEqual([old, fresh]);
   });
 
   it('skips ids already in the queue, and fills `paused` while the queue is paused', async () => {
@@ -209,13 +294,13 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     const first = newId();
     await enqueue(queues, [first]);
     await enqueue(queues, [first]);
-    expect(await redis.lrange(`${prefix}:tasks.default.p0:wait`, 0, -1)).toEqual([first]);
+    expect(await redis.lrange(`${prefix}:${queueOf(0)}:wait`, 0, -1)).toEqual([first]);
 
     const bull = bullQueue(prefix);
     await bull.pause();
     const second = newId();
     await enqueue(queues, [second]);
-    expect(await redis.lrange(`${prefix}:tasks.default.p0:paused`, 0, -1)).toEqual([second, first]);
+    expect(await redis.lrange(`${prefix}:${queueOf(0)}:paused`, 0, -1)).toEqual([second, first]);
     await bull.resume();
     expect(await bull.getWaitingCount()).toBe(2);
     expect((await bull.getJob(second))!.data).toEqual({ taskId: second, projectId });

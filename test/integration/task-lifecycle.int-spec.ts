@@ -176,6 +176,36 @@ describe('TaskLifecycle against Postgres', () => {
     await db.query(`DELETE FROM webhooks WHERE project_id = $1`, [projectId]);
   });
 
+  it('a project at its max_running waits: no worker takes past it, in any order', async () => {
+    await db.query(`UPDATE projects SET max_running = 2 WHERE id = $1`, [projectId]);
+    try {
+      // Whatever this file left taken does not count against the limit below.
+      await db.query(
+        `UPDATE tasks SET status = 'complete' WHERE status IN ('preparing', 'running')`,
+      );
+      const ids = await Promise.all([queued(), queued(), queued(), queued()]);
+      const taken = await Promise.all(ids.map((id, i) => lifecycle.take(id, `w${i}`)));
+      expect(taken.filter((task) => task !== null)).toHaveLength(2);
+      // The others are parked a second on: the reconciler enqueues them again.
+      const waiting = ids.filter((_id, i) => taken[i] === null);
+      const rows = await db.query(
+        `SELECT status, enqueued_at, run_at > now() AS later FROM tasks WHERE id = ANY($1)`,
+        [waiting],
+      );
+      expect(rows).toEqual([
+        { status: 'queued', enqueued_at: null, later: true },
+        { status: 'queued', enqueued_at: null, later: true },
+      ]);
+      // A slot freed is a slot taken.
+      const done = taken.find((task) => task !== null)!;
+      await lifecycle.finish(done.id, done.attempt, outcome('complete'));
+      expect(await lifecycle.take(waiting[0], 'w9')).not.toBeNull();
+      expect(await lifecycle.take(waiting[1], 'w9')).toBeNull();
+    } finally {
+      await db.query(`UPDATE projects SET max_running = NULL WHERE id = $1`, [projectId]);
+    }
+  });
+
   it('lapsed heartbeats: re-queued under the attempt limit, error at it; fresh ones are left alone', async () => {
     const lapsed = await queued();
     const spent = await queued();

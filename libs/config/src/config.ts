@@ -33,6 +33,8 @@ export interface KilnConfig {
     defaultTimeout: number;
     /** `KILN_TASK_TIMEOUT_MAX` seconds, default 3600. */
     maxTimeout: number;
+    /** Tasks of one project running at once in a cluster unless the project says otherwise; 0: no limit. */
+    projectMaxRunning: number;
     /** `KILN_PAYLOAD_MAX_BYTES`, default 65536 (IronWorker's 64 KB). */
     maxPayloadBytes: number;
     /** Per-task log cap in bytes; head and tail are kept. `KILN_LOG_MAX_BYTES`, default 8 MiB. */
@@ -189,6 +191,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       maxTimeout: read.int('KILN_TASK_TIMEOUT_MAX', 3600, 1, LIMITS.timeout[1]),
       maxPayloadBytes: read.int('KILN_PAYLOAD_MAX_BYTES', 65536, 1, 64 * 1024 * 1024),
       maxLogBytes: read.int('KILN_LOG_MAX_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
+      projectMaxRunning: read.int('KILN_PROJECT_MAX_RUNNING', 0, 0, 1_000_000),
     },
     worker: {
       id: read.name('KILN_WORKER_ID', `${hostname()}-${cluster}`),

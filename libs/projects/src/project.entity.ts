@@ -8,6 +8,10 @@ export class Project {
   @Column({ type: 'text' })
   name!: string;
 
+  /** Tasks of the project running at once in a cluster; null: the operator's default. */
+  @Column({ name: 'max_running', type: 'integer', nullable: true })
+  maxRunning!: number | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

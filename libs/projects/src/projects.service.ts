@@ -29,4 +29,11 @@ export class ProjectsService {
   ): Promise<Project[]> {
     return caller.admin ? this.list() : [await this.get(caller.projectId)];
   }
+
+  /** Sets how many of the project's tasks may run at once in a cluster (null: the default). */
+  async setMaxRunning(id: string, maxRunning: number | null): Promise<Project> {
+    const project = await this.get(id);
+    project.maxRunning = maxRunning;
+    return this.projects.save(project);
+  }
 }

@@ -1,58 +1,104 @@
-import type { Queue } from 'bull';
 import type Redis from 'ioredis';
-import { bullInternals, scriptCommand } from './bull-scripts';
-import type { TaskJob } from './task-job';
+import { scriptCommand } from './bull-scripts';
+import { DISPATCH_ORDER, clusterKeys, queueKeys, sharedQueueName } from './task-job';
 
 /**
  * How workers take jobs off a cluster's queues: one Lua call per fetch instead of Bull's
- * `moveToActive` per priority queue plus `moveToCompleted` per job (four scripts of a dozen
- * arguments per task; docs/benchmarks.md, dispatch). Kiln uses a Bull job only to deliver a task
- * id: the task row in Postgres tracks the rest, so a job has no life after delivery.
+ * `moveToActive` per queue plus `moveToCompleted` per job (four scripts of a dozen arguments per
+ * task; docs/benchmarks.md, dispatch). Kiln uses a Bull job only to deliver a task id: the task
+ * row in Postgres tracks the rest, so a job has no life after delivery.
  *
- * The script pops up to `max` job ids from the queues' `wait` lists, most urgent queue first
- * (FIFO within a queue, as Bull's `RPOPLPUSH`; a queue Bull paused is skipped), reads each job's
- * `data` and deletes the job's keys. Each delivered job is recorded as a claim in one sorted set
+ * **Fair across projects** (docs/decisions/0006-fair-queues.md): each project has its own queues
+ * per (cluster, priority), and the cluster's `ring` lists the projects with jobs waiting. The
+ * script takes the project at the head of the ring, pops one job from its most urgent queue that
+ * has one (FIFO within a queue, as Bull's `RPOPLPUSH`; a queue Bull paused is skipped), and puts
+ * the project back at the tail while it has more, or out of the ring when it has none. So each
+ * project with work waiting gets one job in turn, whatever the others' backlogs; priority orders
+ * a project's own jobs. Jobs of the queues shared by every project before queues were per project
+ * (`sharedQueueName`) are taken first, so an upgrade strands none.
+ *
+ * Each delivered job's keys are deleted and the delivery is recorded as a claim in one sorted set
  * (`<prefix>:task-claims`, member `<task id>:<worker id>`, scored by Redis's clock in ms) until
  * the worker reports that its take is settled. So a worker that dies between the pop and its
  * compare-and-set in Postgres leaves a claim behind, and the reconciler re-queues that task once
  * the claim is stale ({@link staleTaskClaims}): a delivered job is never lost, at worst delivered
  * twice, and the second take finds the task no longer queued.
  *
- * KEYS: the claims set, then for each queue, most urgent first: `wait`, `meta-paused`. ARGV: the
- * most jobs to claim, the worker id, the number n of settled claims to drop, their n task ids,
- * then each queue's job key prefix (`<prefix>:<queue>:`). Returns (task id, job data) pairs.
+ * The per-project queue keys are built in the script (`<queues><project id>.p<priority>:…`) rather
+ * than passed as KEYS: fine on one Redis (or Sentinel), not for Redis Cluster, which Bull does
+ * not support either.
+ *
+ * KEYS: the claims set, the ring, the ring members, then for each shared queue, most urgent first:
+ * `wait`, `meta-paused`. ARGV: the most jobs to claim, the worker id, the number n of settled
+ * claims to drop, their n task ids, each shared queue's job key prefix (`<prefix>:<queue>:`), then
+ * the prefix of the cluster's per-project queue keys. Returns (task id, job data) pairs.
  */
 const CLAIM_TASK_JOBS_LUA = `
 local rcall = redis.call
 local claims = KEYS[1]
+local ring = KEYS[2]
+local members = KEYS[3]
 local max = tonumber(ARGV[1])
 local worker = ARGV[2]
 local settled = tonumber(ARGV[3])
 for i = 4, 3 + settled do rcall("ZREM", claims, ARGV[i] .. ":" .. worker) end
+local shared = (#KEYS - 3) / 2
+local queues = ARGV[4 + settled + shared]
 local time = rcall("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local out = {}
 local claimed = 0
-local queue = 0
-for k = 2, #KEYS, 2 do
-  queue = queue + 1
-  if claimed >= max then break end
-  if rcall("EXISTS", KEYS[k + 1]) == 0 then
-    local jobPrefix = ARGV[3 + settled + queue]
+
+-- Pops the oldest job of a wait list whose hash still exists: its id and data, or nil.
+local function pop(wait, jobPrefix)
+  while true do
+    local id = rcall("RPOP", wait)
+    if not id then return nil end
+    local jobKey = jobPrefix .. id
+    local data = rcall("HGET", jobKey, "data")
+    rcall("DEL", jobKey, jobKey .. ":logs")
+    if data then return id, data end
+  end
+end
+
+local function deliver(id, data)
+  rcall("ZADD", claims, now, id .. ":" .. worker)
+  out[#out + 1] = id
+  out[#out + 1] = data
+  claimed = claimed + 1
+end
+
+for q = 1, shared do
+  local wait = KEYS[2 + 2 * q]
+  if rcall("EXISTS", KEYS[3 + 2 * q]) == 0 then
     while claimed < max do
-      local id = rcall("RPOP", KEYS[k])
+      local id, data = pop(wait, ARGV[3 + settled + q])
       if not id then break end
-      local jobKey = jobPrefix .. id
-      local data = rcall("HGET", jobKey, "data")
-      rcall("DEL", jobKey, jobKey .. ":logs")
-      if data then
-        rcall("ZADD", claims, now, id .. ":" .. worker)
-        out[#out + 1] = id
-        out[#out + 1] = data
-        claimed = claimed + 1
-      end
+      deliver(id, data)
     end
   end
+end
+
+-- Each turn either delivers a job or takes a project out of the ring, so this ends.
+while claimed < max do
+  local project = rcall("LPOP", ring)
+  if not project then break end
+  local got = false
+  local more = false
+  for _, priority in ipairs({2, 1, 0}) do
+    local queue = queues .. project .. ".p" .. priority .. ":"
+    if rcall("EXISTS", queue .. "meta-paused") == 0 then
+      if not got then
+        local id, data = pop(queue .. "wait", queue)
+        if id then
+          deliver(id, data)
+          got = true
+        end
+      end
+      if not more and rcall("LLEN", queue .. "wait") > 0 then more = true end
+    end
+  end
+  if more then rcall("RPUSH", ring, project) else rcall("SREM", members, project) end
 end
 return out
 `;
@@ -71,31 +117,34 @@ export function taskClaimsKey(prefix: string): string {
 }
 
 /**
- * Claims up to `max` jobs from `queues` (most urgent first, all on one Redis connection) for
- * `workerId`, and first drops the claims of `settled` task ids of that worker.
+ * Claims up to `max` jobs of `cluster` for `workerId`, fairly across projects (see above), and
+ * first drops the claims of `settled` task ids of that worker. `prefix` is Bull's key prefix.
  */
 export async function claimTaskJobs(
-  queues: Queue<TaskJob>[],
-  claimsKey: string,
+  client: Redis,
+  prefix: string,
+  cluster: string,
   workerId: string,
   max: number,
   settled: string[],
 ): Promise<ClaimedJob[]> {
-  await queues[0].isReady();
-  const internals = queues.map(bullInternals);
-  const claim = scriptCommand<string[]>(internals[0].client, COMMAND, CLAIM_TASK_JOBS_LUA);
-  const keys = [
-    claimsKey,
-    ...internals.flatMap((queue) => [queue.keys.wait, queue.keys['meta-paused']]),
-  ];
+  const claim = scriptCommand<string[]>(client, COMMAND, CLAIM_TASK_JOBS_LUA);
+  const keys = clusterKeys(prefix, cluster);
+  const shared = DISPATCH_ORDER.map((priority) =>
+    queueKeys(prefix, sharedQueueName(cluster, priority)),
+  );
   const reply = await claim(
-    keys.length,
-    ...keys,
+    3 + 2 * shared.length,
+    taskClaimsKey(prefix),
+    keys.ring,
+    keys.members,
+    ...shared.flatMap((queue) => [queue.wait, queue.metaPaused]),
     max,
     workerId,
     settled.length,
     ...settled,
-    ...internals.map((queue) => queue.keys['']),
+    ...shared.map((queue) => queue.jobs),
+    keys.queues,
   );
   const jobs: ClaimedJob[] = [];
   for (let i = 0; i < reply.length; i += 2) jobs.push({ taskId: reply[i], data: reply[i + 1] });

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { getSharedConfigToken } from '@nestjs/bull';
-import Bull, { Queue, QueueOptions } from 'bull';
-import { withTimeout } from '@kiln/common';
+import type { QueueOptions } from 'bull';
 import type Redis from 'ioredis';
-import { addTaskJobs } from './bull-task-jobs';
+import { withTimeout } from '@kiln/common';
+import { JobTarget, addTaskJobs } from './bull-task-jobs';
 import {
   ClaimedJob,
   StaleClaim,
@@ -12,49 +12,41 @@ import {
   workerTaskClaims,
   taskClaimsKey,
 } from './task-claims';
-import { DISPATCH_ORDER, TaskJob, TaskPriority, taskQueueName } from './task-job';
+import { TaskJob, clusterKeys, queueKeys, sharedQueueName, taskQueueName } from './task-job';
 
 /** How long an enqueue may wait for Redis before it is left to the reconciler. */
 const ENQUEUE_TIMEOUT_MS = 2000;
 
 /**
- * The Bull queues of tasks, opened on demand (clusters are free-form names) and sharing two Redis
- * connections between them.
+ * The task queues: Bull's key layout, written and read by Kiln's own scripts
+ * (docs/decisions/0001-own-lua-on-bulls-layout.md), on the two connections Bull's shared
+ * configuration gives every process (`client` for commands, `subscriber` for the wake-ups).
+ * Queues are per (cluster, project, priority) and served fairly across projects (task-claims.ts).
  */
 @Injectable()
 export class TaskQueues implements OnApplicationShutdown {
   private readonly logger = new Logger(TaskQueues.name);
-  private readonly queues = new Map<string, Queue<TaskJob>>();
+  private readonly prefix: string;
   private readonly claimsKey: string;
+  private commands?: Redis;
+  private subscriber?: Redis;
 
   constructor(@Inject(getSharedConfigToken()) private readonly options: QueueOptions) {
-    this.claimsKey = taskClaimsKey(options.prefix ?? 'bull');
-  }
-
-  queue(cluster: string, priority: TaskPriority): Queue<TaskJob> {
-    const name = taskQueueName(cluster, priority);
-    let queue = this.queues.get(name);
-    if (!queue) {
-      queue = new Bull<TaskJob>(name, this.options);
-      queue.on('error', (error) => this.logger.warn(`queue ${name}: ${error.message}`));
-      this.queues.set(name, queue);
-    }
-    return queue;
-  }
-
-  /** The cluster's queues, most urgent first. */
-  private clusterQueues(cluster: string): Queue<TaskJob>[] {
-    return DISPATCH_ORDER.map((priority) => this.queue(cluster, priority));
+    this.prefix = options.prefix ?? 'bull';
+    this.claimsKey = taskClaimsKey(this.prefix);
   }
 
   /**
-   * Calls `listener` whenever a job of `cluster` is waiting (any priority), and resolves once the
-   * subscriptions are ready. The consumer's side of the queues: a worker never sees Bull itself.
+   * Calls `listener` whenever jobs of `cluster` are added, and resolves once the subscription is
+   * ready. The consumer's side of the queues: a worker never sees Bull itself.
    */
   async onWaiting(cluster: string, listener: () => void): Promise<void> {
-    const queues = this.clusterQueues(cluster);
-    for (const queue of queues) queue.on('global:waiting', listener);
-    await Promise.all(queues.map((queue) => queue.isReady()));
+    const channel = clusterKeys(this.prefix, cluster).waiting;
+    const subscriber = this.connection('subscriber');
+    subscriber.on('message', (from: string) => {
+      if (from === channel) listener();
+    });
+    await subscriber.subscribe(channel);
   }
 
   /**
@@ -62,22 +54,23 @@ export class TaskQueues implements OnApplicationShutdown {
    * Redis does not take them in time; the task rows are already committed, so callers leave them
    * to the reconciler.
    */
-  async enqueueMany(
-    tasks: (TaskJob & { cluster: string; priority: TaskPriority })[],
-  ): Promise<void> {
-    const batches = new Map<string, { queue: Queue<TaskJob>; projectId: string; ids: string[] }>();
+  async enqueueMany(tasks: (TaskJob & Omit<JobTarget, 'projectId'>)[]): Promise<void> {
+    const batches = new Map<string, { target: JobTarget; ids: string[] }>();
     for (const task of tasks) {
-      const key = `${taskQueueName(task.cluster, task.priority)} ${task.projectId}`;
+      const key = taskQueueName(task.cluster, task.projectId, task.priority);
       const batch = batches.get(key);
       if (batch) batch.ids.push(task.taskId);
       else {
-        const queue = this.queue(task.cluster, task.priority);
-        batches.set(key, { queue, projectId: task.projectId, ids: [task.taskId] });
+        const { cluster, projectId, priority } = task;
+        batches.set(key, { target: { cluster, projectId, priority }, ids: [task.taskId] });
       }
     }
+    const client = this.client();
     await withTimeout(
       Promise.all(
-        [...batches.values()].map((batch) => addTaskJobs(batch.queue, batch.projectId, batch.ids)),
+        [...batches.values()].map((batch) =>
+          addTaskJobs(client, this.prefix, batch.target, batch.ids),
+        ),
       ),
       ENQUEUE_TIMEOUT_MS,
       'Redis did not answer in time',
@@ -85,7 +78,7 @@ export class TaskQueues implements OnApplicationShutdown {
   }
 
   /**
-   * Delivers up to `max` jobs of `cluster` to worker `workerId`, most urgent first, first
+   * Delivers up to `max` jobs of `cluster` to worker `workerId`, a project at a time, first
    * dropping that worker's claims on the `settled` task ids (see libs/queue/src/task-claims.ts).
    * With `max` 0 it only drops them.
    */
@@ -95,45 +88,63 @@ export class TaskQueues implements OnApplicationShutdown {
     max: number,
     settled: string[],
   ): Promise<ClaimedJob[]> {
-    return claimTaskJobs(this.clusterQueues(cluster), this.claimsKey, workerId, max, settled);
+    return claimTaskJobs(this.client(), this.prefix, cluster, workerId, max, settled);
   }
 
   /** Claims older than `olderThanMs`: their workers died or hung between delivery and take. */
   async staleClaims(olderThanMs: number, limit: number): Promise<StaleClaim[]> {
-    return staleTaskClaims(await this.client(), this.claimsKey, olderThanMs, limit);
+    return staleTaskClaims(this.client(), this.claimsKey, olderThanMs, limit);
   }
 
   /** The claims `workerId` holds (at its start: those of its earlier life). */
   async claimsOf(workerId: string): Promise<StaleClaim[]> {
-    return workerTaskClaims(await this.client(), this.claimsKey, workerId);
+    return workerTaskClaims(this.client(), this.claimsKey, workerId);
   }
 
   async dropClaims(claims: StaleClaim[]): Promise<void> {
     if (claims.length === 0) return;
-    await (await this.client()).zrem(this.claimsKey, ...claims.map((claim) => claim.member));
+    await this.client().zrem(this.claimsKey, ...claims.map((claim) => claim.member));
   }
 
-  /** Which of these tasks have no job in Redis at all (in any state). */
-  async missingJobs(
-    tasks: { id: string; cluster: string; priority: TaskPriority }[],
-  ): Promise<string[]> {
-    const found = await Promise.all(
-      tasks.map(async (task) =>
-        (await this.queue(task.cluster, task.priority).getJob(task.id)) ? null : task.id,
-      ),
-    );
-    return found.filter((id): id is string => id !== null);
+  /** Which of these tasks have no job in Redis at all: in neither their queue nor the shared one. */
+  async missingJobs(tasks: (JobTarget & { id: string })[]): Promise<string[]> {
+    if (tasks.length === 0) return [];
+    const pipeline = this.client().pipeline();
+    for (const task of tasks) {
+      const own = queueKeys(
+        this.prefix,
+        taskQueueName(task.cluster, task.projectId, task.priority),
+      );
+      const shared = queueKeys(this.prefix, sharedQueueName(task.cluster, task.priority));
+      pipeline.exists(own.jobs + task.id, shared.jobs + task.id);
+    }
+    const found = (await pipeline.exec()) ?? [];
+    return tasks
+      .filter((_task, i) => {
+        const [error, count] = found[i] ?? [];
+        if (error) throw error;
+        return count === 0;
+      })
+      .map((task) => task.id);
   }
 
-  /** The Redis connection every queue of this process shares (Bull's `client`). */
-  private async client(): Promise<Redis> {
-    const queue = this.queue('default', 0);
-    await queue.isReady();
-    return queue.client;
+  private client(): Redis {
+    return (this.commands ??= this.connection('client'));
+  }
+
+  private connection(type: 'client' | 'subscriber'): Redis {
+    if (type === 'subscriber' && this.subscriber) return this.subscriber;
+    if (!this.options.createClient) {
+      throw new Error('the queue configuration gives no createClient');
+    }
+    const connection = this.options.createClient(type, {}) as unknown as Redis;
+    if (type === 'subscriber') this.subscriber = connection;
+    return connection;
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
-    this.queues.clear();
+    const connections = [this.commands, this.subscriber].filter((c): c is Redis => !!c);
+    this.commands = this.subscriber = undefined;
+    await Promise.all(connections.map((connection) => connection.quit().catch(() => undefined)));
   }
 }

@@ -69,6 +69,7 @@ export class TaskDelivery {
     const missing = await this.queues.missingJobs(
       stamped.map((task) => ({
         id: task.id,
+        projectId: task.projectId,
         cluster: task.cluster,
         priority: task.priority as TaskPriority,
       })),

@@ -58,6 +58,7 @@ describe('the API guard', () => {
       'ProjectsController.create': 'manage', // and the admin token alone (AdminGuard)
       'ProjectsController.list': 'read',
       'ProjectsController.get': 'read',
+      'ProjectsController.update': 'manage', // and the admin token alone (AdminGuard)
       'ProjectsController.listTokens': 'manage',
       'ProjectsController.issueToken': 'manage',
       'ProjectsController.revokeToken': 'manage',

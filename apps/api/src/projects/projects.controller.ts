@@ -5,12 +5,13 @@ import {
   Get,
   HttpCode,
   Param,
+  Patch,
   Post,
   Req,
   UseGuards,
 } from '@nestjs/common';
 import type { Request } from 'express';
-import { FieldReader, formatTime, requireObject } from '@kiln/common';
+import { FieldReader, KilnException, formatTime, requireObject } from '@kiln/common';
 import { Project, ProjectsService, Token, TokensService, parseTokenSpec } from '@kiln/projects';
 import { AdminGuard } from '../auth/guards';
 import { Principal } from '../auth/principal';
@@ -22,6 +23,7 @@ function projectJson(project: Project) {
   return {
     id: project.id,
     name: project.name,
+    max_running: project.maxRunning,
     created_at: formatTime(project.createdAt),
     updated_at: formatTime(project.updatedAt),
   };
@@ -66,6 +68,20 @@ export class ProjectsController {
   @Get(':projectId')
   async get(@Param('projectId', IdPipe) projectId: string) {
     return projectJson(await this.projects.get(projectId));
+  }
+
+  /**
+   * The operator's settings of a project: `max_running`, how many of its tasks may run at once in
+   * a cluster (1-1000000; 0 or null: the operator's default, `KILN_PROJECT_MAX_RUNNING`).
+   */
+  @Patch(':projectId')
+  @UseGuards(AdminGuard)
+  async update(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
+    const source = requireObject(body, 'body');
+    if (!('max_running' in source)) throw KilnException.badRequest('max_running is required');
+    const maxRunning = new FieldReader(source).int('max_running', { min: 0, max: 1_000_000 });
+    const project = await this.projects.setMaxRunning(projectId, maxRunning || null);
+    return { msg: 'Project updated', project: projectJson(project) };
   }
 
   /** The project's live tokens (expired ones included), never their secrets. */

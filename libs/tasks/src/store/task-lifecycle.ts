@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { affected, preparedQuery, rowsOf } from '@kiln/database';
@@ -36,17 +37,27 @@ export interface TaskOutcome {
  */
 @Injectable()
 export class TaskLifecycle {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  /** The operator's limit on a project's running tasks, for projects without their own; null: none. */
+  private readonly projectMaxRunning: number | null;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(KILN_CONFIG) config: KilnConfig,
+  ) {
+    this.projectMaxRunning = config.tasks.projectMaxRunning || null;
+  }
 
   /**
    * queued → preparing for this worker, counting an attempt; null when the task is gone,
    * cancelled or already taken, or must wait: its code is paused, or already runs
-   * `max_concurrency` tasks across every worker (checked under a per-code advisory lock, so two
-   * workers cannot both take the last slot). A waiting task is parked (`enqueued_at` cleared):
+   * `max_concurrency` tasks across every worker, or its project already runs `max_running` tasks
+   * in the cluster (each counted under an advisory lock, so two workers cannot both take the
+   * last slot). A waiting task is parked (`enqueued_at` cleared):
    * the reconciler enqueues it again once its code is resumed, or a second later for a slot.
    * A re-run starts with an empty log.
    *
-   * The common case, a code that is neither paused nor limited, is one statement; the rest
+   * The common case, a code that is neither paused nor limited, of a project without a limit, is
+   * one statement; the rest
    * goes through {@link takeChecked}.
    */
   async take(taskId: string, workerId: string): Promise<Task | null> {
@@ -59,16 +70,17 @@ export class TaskLifecycle {
          UPDATE tasks t
             SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
                 heartbeat_at = now(), updated_at = now()
-           FROM codes c
+           FROM codes c, projects p
           WHERE t.id = $1 AND ${TAKE_FROM}
             AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
+            AND p.id = t.project_id AND coalesce(p.max_running, $3) IS NULL
           RETURNING t.*
        ), cleared AS (
          DELETE FROM task_log_chunks
           WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
        )
        SELECT * FROM taken`,
-      [taskId, workerId],
+      [taskId, workerId, this.projectMaxRunning],
     );
     if (row) return this.taskOf(row);
     return this.takeChecked(taskId, workerId);
@@ -77,31 +89,35 @@ export class TaskLifecycle {
   private async takeChecked(taskId: string, workerId: string): Promise<Task | null> {
     return this.db.transaction(async (manager) => {
       const [row] = await manager.query<TakeRow[]>(
-        `SELECT t.status, t.code_id, c.paused, c.max_concurrency
-           FROM tasks t JOIN codes c ON c.id = t.code_id
+        `SELECT t.status, t.code_id, t.project_id, t.cluster, c.paused, c.max_concurrency,
+                coalesce(p.max_running, $2) AS max_running
+           FROM tasks t JOIN codes c ON c.id = t.code_id JOIN projects p ON p.id = t.project_id
           WHERE t.id = $1
           FOR UPDATE OF t`,
-        [taskId],
+        [taskId, this.projectMaxRunning],
       );
       if (!row || !mayChange(row.status, 'preparing', 'worker')) return null;
       if (row.paused) {
         await manager.query(`UPDATE tasks SET enqueued_at = NULL WHERE id = $1`, [taskId]);
         return null;
       }
-      if (row.max_concurrency !== null) {
-        await manager.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [row.code_id]);
-        const [{ running }] = await manager.query<{ running: number }[]>(
-          `SELECT count(*)::int AS running FROM tasks WHERE code_id = $1 AND status IN ('preparing', 'running')`,
-          [row.code_id],
+      // The project's limit first, then the code's: the same order in every worker, so the two
+      // advisory locks cannot deadlock.
+      const full =
+        (row.max_running !== null &&
+          (await this.liveCount(manager, `project_id = $1 AND cluster = $2`, [
+            row.project_id,
+            row.cluster,
+          ])) >= row.max_running) ||
+        (row.max_concurrency !== null &&
+          (await this.liveCount(manager, `code_id = $1`, [row.code_id])) >= row.max_concurrency);
+      if (full) {
+        await manager.query(
+          `UPDATE tasks SET enqueued_at = NULL, run_at = greatest(run_at, now() + interval '1 second')
+            WHERE id = $1`,
+          [taskId],
         );
-        if (running >= row.max_concurrency) {
-          await manager.query(
-            `UPDATE tasks SET enqueued_at = NULL, run_at = greatest(run_at, now() + interval '1 second')
-              WHERE id = $1`,
-            [taskId],
-          );
-          return null;
-        }
+        return null;
       }
       await manager.query(
         `UPDATE tasks
@@ -113,6 +129,27 @@ export class TaskLifecycle {
       await manager.query(`DELETE FROM task_log_chunks WHERE task_id = $1`, [taskId]);
       return manager.findOneBy(Task, { id: taskId });
     });
+  }
+
+  /**
+   * The tasks taken and not ended (`preparing`, `running`) that match `where`, counted under an
+   * advisory lock on what `params` name, held to the end of the transaction: two workers cannot
+   * both take the last slot.
+   */
+  private async liveCount(
+    manager: EntityManager,
+    where: string,
+    params: string[],
+  ): Promise<number> {
+    await manager.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+      params.join('/'),
+    ]);
+    const [{ live }] = await manager.query<{ live: number }[]>(
+      `SELECT count(*)::int AS live FROM tasks
+        WHERE ${where} AND status IN ('preparing', 'running')`,
+      params,
+    );
+    return live;
   }
 
   /** A `tasks` row as TypeORM would load it (column names and transformers from the entity). */
@@ -291,8 +328,11 @@ export class TaskLifecycle {
 interface TakeRow {
   status: TaskStatus;
   code_id: string;
+  project_id: string;
+  cluster: string;
   paused: boolean;
   max_concurrency: number | null;
+  max_running: number | null;
 }
 
 export interface FinishResult {
