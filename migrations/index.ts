@@ -3,6 +3,7 @@ import { TaskListIndexes1763892000000 } from './1763892000000-TaskListIndexes';
 import { Schedules1763899200000 } from './1763899200000-Schedules';
 import { Images1763910000000 } from './1763910000000-Images';
 import { Webhooks1763913600000 } from './1763913600000-Webhooks';
+import { ClusterGrants1764007200000 } from './1764007200000-ClusterGrants';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -11,4 +12,5 @@ export const migrations = [
   Schedules1763899200000,
   Images1763910000000,
   Webhooks1763913600000,
+  ClusterGrants1764007200000,
 ];

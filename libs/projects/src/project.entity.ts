@@ -8,6 +8,10 @@ export class Project {
   @Column({ type: 'text' })
   name!: string;
 
+  /** The admin's overrides of the operator-wide quotas, by API name (`queued_tasks`…). */
+  @Column({ type: 'jsonb', default: {} })
+  quotas!: Record<string, number>;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 
