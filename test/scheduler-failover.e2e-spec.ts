@@ -1,7 +1,15 @@
 import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
 import { Client } from 'pg';
-import { call, e2e, newProject, registerCode, TestProject, waitForTask } from './support/kiln';
+import {
+  call,
+  e2e,
+  grantCluster,
+  newProject,
+  registerCode,
+  TestProject,
+  waitForTask,
+} from './support/kiln';
 import { OwnStack } from './support/own-stack';
 import { startApp, stopApp } from './support/processes';
 
@@ -103,6 +111,7 @@ describe('Redis data loss', () => {
 
   it('FLUSHDB (Redis forgets everything) with 100 queued tasks: all 100 run, none twice', async () => {
     const cluster = `flush-${Date.now()}`;
+    await grantCluster(project, cluster);
     const ids: string[] = [];
     for (let batch = 0; batch < 2; batch++) {
       const res = await call('POST', `/2/projects/${project.projectId}/tasks`, {
