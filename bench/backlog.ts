@@ -51,7 +51,11 @@ export async function backlog(ctx: BenchContext): Promise<BenchResult> {
   if (params.backlog >= 0x1000000) throw new Error('KILN_BENCH_BACKLOG_TASKS must be < 16,777,216');
   const db = new Pool({ connectionString: ctx.infra.databaseUrl, max: 4 });
   defer('close the Postgres pool', () => db.end());
-  const kiln = await startKiln(ctx.infra, 'backlog', { profile: ctx.profile });
+  // The backlog alone is the default queued-tasks quota (1,000,000): room for what is measured.
+  const kiln = await startKiln(ctx.infra, 'backlog', {
+    profile: ctx.profile,
+    env: { KILN_QUOTA_QUEUED_TASKS: String(params.backlog + 10_000_000) },
+  });
   const project = await newProject(kiln, 'bench-backlog');
   const body = tasksBody(BATCH);
 

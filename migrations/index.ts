@@ -4,6 +4,7 @@ import { Schedules1763899200000 } from './1763899200000-Schedules';
 import { Images1763910000000 } from './1763910000000-Images';
 import { Webhooks1763913600000 } from './1763913600000-Webhooks';
 import { TokenRoles1764000000000 } from './1764000000000-TokenRoles';
+import { ClusterGrants1764007200000 } from './1764007200000-ClusterGrants';
 import { ProjectMaxRunning1764010800000 } from './1764010800000-ProjectMaxRunning';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
@@ -14,5 +15,6 @@ export const migrations = [
   Images1763910000000,
   Webhooks1763913600000,
   TokenRoles1764000000000,
+  ClusterGrants1764007200000,
   ProjectMaxRunning1764010800000,
 ];

@@ -557,6 +557,7 @@ describe('@kiln/client against a real Kiln', () => {
         hmac_header: null,
         hmac_prefix: '',
         hmac_encoding: 'hex',
+        cluster: 'default',
         created_at: expect.stringMatching(/Z$/),
       });
       const bare = `${e2e().url}/2/projects/${project.projectId}/triggers/${trigger.id}`;

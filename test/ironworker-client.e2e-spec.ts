@@ -14,6 +14,7 @@ import {
   e2e,
   expectStderrInterleaved,
   getTask,
+  grantCluster,
   newProject,
   queueTask,
   registerCode,
@@ -309,6 +310,7 @@ describe('Kiln through the iron_worker Node client', () => {
 
   describe('creating and reading tasks', () => {
     it('tasksCreate forwards priority, timeout, delay, cluster and label; tasksGet types', async () => {
+      await grantCluster(project, 'iron-client');
       const created = await ask((cb) =>
         client.tasksCreate(
           'hello',
@@ -439,6 +441,7 @@ describe('Kiln through the iron_worker Node client', () => {
       const iron = clientFor(lister);
       await registerCode(lister, 'a');
       await registerCode(lister, 'b');
+      await grantCluster(lister, 'elsewhere');
       const ok = (await ask((cb) => iron.tasksCreate('a', {}, { label: 'x' }, cb))).id;
       const failed = (await ask((cb) => iron.tasksCreate('b', { exit: 1 }, {}, cb))).id;
       const waiting = (

@@ -109,6 +109,8 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     db = new Client({ connectionString: stack.database.url });
     await db.connect();
     project = await stack.newProject('durable');
+    await stack.grant(project.id, 'a');
+    await stack.grant(project.id, 'b');
     await api('POST', `/2/projects/${project.id}/codes`, {
       name: 'durable',
       image: 'kiln-test/busybox:latest',

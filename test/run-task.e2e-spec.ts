@@ -13,6 +13,7 @@ import {
   TestProject,
   waitForTask,
   e2e,
+  grantCluster,
 } from './support/kiln';
 import { startWorker, stopApp } from './support/processes';
 
@@ -277,6 +278,7 @@ describe('running a task end to end', () => {
 
   it('KILN_CONTRACT_DELIVERY=archive copies the files in: no host mount at all', async () => {
     const cluster = `archive-${Date.now()}`;
+    await grantCluster(project, cluster);
     const workerId = await clusterWorker(cluster, { KILN_CONTRACT_DELIVERY: 'archive' });
     const id = await queueTask(project, {
       code_name: 'hello',
@@ -305,6 +307,7 @@ describe('running a task end to end', () => {
 
   it('a worker that starts removes the files its earlier life left behind', async () => {
     const cluster = `files-${Date.now()}`;
+    await grantCluster(project, cluster);
     const stale = join(e2e().env.KILN_TASK_FILES_DIR, `${cluster}-w`, '0123456789abcdef01234567.1');
     mkdirSync(stale, { recursive: true, mode: 0o700 });
     writeFileSync(join(stale, 'payload.json'), '{}');

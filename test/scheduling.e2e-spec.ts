@@ -11,6 +11,7 @@ import {
   taskLog,
   TestProject,
   waitForTask,
+  grantCluster,
 } from './support/kiln';
 import { startWorker, stopApp } from './support/processes';
 
@@ -51,6 +52,7 @@ describe('scheduling', () => {
 
   it('starts higher-priority tasks first when workers are saturated', async () => {
     const cluster = `prio-${Date.now()}`;
+    await grantCluster(project, cluster);
     const blocker = await queueTask(project, { code_name: 'job', payload: '{"sleep":3}', cluster });
     await clusterWorker(cluster, `${cluster}-w`, { KILN_WORKER_CONCURRENCY: '1' });
     await waitForTask(project, blocker, (t) => t.status === 'running');
@@ -70,6 +72,7 @@ describe('scheduling', () => {
 
   it('holds max_concurrency across all workers of a cluster: excess tasks wait, none are rejected', async () => {
     const cluster = `mc-${Date.now()}`;
+    await grantCluster(project, cluster);
     await registerCode(project, 'limited', { max_concurrency: 2 });
     await clusterWorker(cluster, `${cluster}-a`, { KILN_WORKER_CONCURRENCY: '3' });
     await clusterWorker(cluster, `${cluster}-b`, { KILN_WORKER_CONCURRENCY: '3' });
@@ -122,6 +125,7 @@ describe('scheduling', () => {
 
   it('runs a task of cluster "gpu" only on a worker started for that cluster', async () => {
     const cluster = `gpu-${Date.now()}`;
+    await grantCluster(project, cluster);
     const id = await queueTask(project, {
       code_name: 'job',
       payload: '{"env":"KILN_TEST_VARIANT"}',
@@ -136,6 +140,7 @@ describe('scheduling', () => {
 
   it('caps a huge log at the configured size, keeping head and tail, with the worker memory bounded', async () => {
     const cluster = `logcap-${Date.now()}`;
+    await grantCluster(project, cluster);
     const worker = await clusterWorker(cluster, `${cluster}-w`, { KILN_LOG_MAX_BYTES: '65536' });
     const id = await queueTask(project, { code_name: 'job', payload: '{"lines":50000}', cluster });
     const task = await waitForTask(project, id);

@@ -3,6 +3,7 @@ import {
   call,
   expectStderrInterleaved,
   getTask,
+  grantCluster,
   newProject,
   queueTask,
   registerCode,
@@ -84,6 +85,7 @@ describe('the task API', () => {
     const mixed = await newProject('mixed');
     const codeA = await registerCode(mixed, 'a', { default_priority: 2 });
     const codeB = await registerCode(mixed, 'b');
+    await grantCluster(mixed, 'gpu');
     const res = await call('POST', `/2/projects/${mixed.projectId}/tasks`, {
       token: mixed.token,
       json: {
@@ -280,6 +282,7 @@ describe('the task API', () => {
   it('lists with status flags, code_name, label, cluster, time range and paging; newest first', async () => {
     const lister = await newProject('lister');
     await registerCode(lister, 'a');
+    await grantCluster(lister, 'elsewhere');
     await registerCode(lister, 'b');
     const ok = await queueTask(lister, { code_name: 'a', payload: '{}', label: 'x' });
     const failed = await queueTask(lister, { code_name: 'b', payload: '{"exit":1}' });

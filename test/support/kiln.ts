@@ -81,6 +81,16 @@ export async function newProject(name = 'e2e'): Promise<TestProject> {
   return { projectId: created.body.id, token: issued.body.token };
 }
 
+/** Lets the project queue to `cluster`, as the operator does (`default` needs no grant). */
+export async function grantCluster(project: TestProject, cluster: string): Promise<void> {
+  const res = await call(
+    'PUT',
+    `/2/projects/${project.projectId}/clusters/${encodeURIComponent(cluster)}`,
+    { token: e2e().adminToken },
+  );
+  if (res.status !== 200) throw new Error(`cluster not granted: ${res.status} ${res.text}`);
+}
+
 export async function registerCode(
   project: TestProject,
   name: string,

@@ -90,6 +90,15 @@ export class OwnStack {
     return { id: created.body.id, token: issued.body.token };
   }
 
+  /** Lets the project queue to `cluster` (`default` needs no grant). */
+  async grant(projectId: string, cluster: string): Promise<void> {
+    const granted = await this.request(
+      'PUT',
+      `/2/projects/${projectId}/clusters/${encodeURIComponent(cluster)}`,
+    );
+    if (granted.status !== 200) throw new Error(`cluster not granted: ${granted.status}`);
+  }
+
   /** Stops every process still running, then drops the database. */
   async close(): Promise<void> {
     await Promise.all([...this.children].map((child) => stopApp(child)));

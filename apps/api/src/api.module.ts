@@ -17,8 +17,10 @@ import { imageUploadStorage } from './codes/upload-storage';
 import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
 import { KilnExceptionFilter } from './http/exception.filter';
+import { ProjectLimitsController } from './projects/project-limits.controller';
 import { ProjectsController } from './projects/projects.controller';
 import { SchedulesController } from './schedules/schedules.controller';
+import { FollowerSlots } from './tasks/follower-slots';
 import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
 import { CodeTriggersController, IncomingTriggersController } from './webhooks/triggers.controller';
@@ -47,6 +49,7 @@ import { WebhooksController } from './webhooks/webhooks.controller';
   controllers: [
     HealthController,
     ProjectsController,
+    ProjectLimitsController,
     CodesController,
     TasksController,
     SchedulesController,
@@ -55,6 +58,6 @@ import { WebhooksController } from './webhooks/webhooks.controller';
     CodeTriggersController,
     IncomingTriggersController,
   ],
-  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }, LogFollower],
+  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }, LogFollower, FollowerSlots],
 })
 export class ApiModule {}

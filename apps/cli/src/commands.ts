@@ -403,7 +403,7 @@ Shows a progress bar on a terminal.`,
     args: 'CODE (--run-every S | --cron EXPR [--tz ZONE]) [options]',
     summary: 'run a code on a schedule',
     details: `  --run-every S          every S seconds (≥ 60)
-  --cron EXPR            a cron expression (5 or 6 fields), in --tz ZONE (IANA, default UTC)
+  --cron EXPR            a cron expression (5 fields), in --tz ZONE (IANA, default UTC)
   --start-at TIME        first run (RFC 3339; default now); --end-at TIME: none after
   --run-times N          stop after N runs
 ${TASK_FLAGS_HELP}`,

@@ -26,6 +26,7 @@ export class Triggers {
         hmac_secret: options.hmacSecret,
         hmac_prefix: options.hmacPrefix,
         hmac_encoding: options.hmacEncoding,
+        cluster: options.cluster,
       }),
       idempotent: false,
     });

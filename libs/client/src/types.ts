@@ -241,7 +241,7 @@ export interface Schedule {
 export interface ScheduleOptions extends Omit<TaskOptions, 'webhook' | 'delay'> {
   /** Seconds between runs, ≥ 60 (IronWorker). Either this or `cron`. */
   runEvery?: number;
-  /** Cron expression, 5 or 6 fields (Kiln). */
+  /** Cron expression, 5 fields (Kiln); a seconds field is refused. */
   cron?: string;
   /** IANA zone of `cron`. Default `UTC`. */
   timezone?: string;
@@ -398,6 +398,8 @@ export interface Trigger {
   hmac_header: string | null;
   hmac_prefix: string;
   hmac_encoding: 'hex' | 'base64';
+  /** Cluster of the tasks it queues (`default`, or one granted to the project). */
+  cluster: string;
   created_at: Timestamp;
 }
 
@@ -415,6 +417,8 @@ export interface TriggerOptions {
   hmacPrefix?: string;
   /** Default `hex`. */
   hmacEncoding?: 'hex' | 'base64';
+  /** Cluster of the tasks it queues; default `default`, any other must be granted to the project. */
+  cluster?: string;
 }
 
 /** A project's login to a private registry, as listed (never its password). */

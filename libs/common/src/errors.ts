@@ -10,6 +10,8 @@ export enum ErrorCode {
   Conflict = 'conflict',
   PayloadTooLarge = 'payload_too_large',
   UnsupportedMediaType = 'unsupported_media_type',
+  /** A project's quota is used up (429). */
+  QuotaExceeded = 'quota_exceeded',
   Unavailable = 'unavailable',
 }
 
@@ -42,6 +44,10 @@ export class KilnException extends Error {
 
   static tooLarge(message: string): KilnException {
     return new KilnException(ErrorCode.PayloadTooLarge, message);
+  }
+
+  static quotaExceeded(message: string): KilnException {
+    return new KilnException(ErrorCode.QuotaExceeded, message);
   }
 
   static unavailable(message: string): KilnException {

@@ -11,3 +11,4 @@ export * from './recent';
 export * from './secrets';
 export * from './sleeper';
 export * from './query';
+export * from './cluster';

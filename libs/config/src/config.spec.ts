@@ -48,6 +48,34 @@ describe('loadConfig', () => {
     expect(message).toContain('KILN_WORKER_CLUSTER');
   });
 
+  it('reads the per-project quotas: defaults no normal project meets, each one settable', () => {
+    expect(loadConfig(base).quotas).toEqual({
+      queuedTasks: 1_000_000,
+      schedules: 1000,
+      webhooks: 20,
+      triggersPerCode: 20,
+      logFollowers: 50,
+    });
+    const config = loadConfig({
+      ...base,
+      KILN_QUOTA_QUEUED_TASKS: '5',
+      KILN_QUOTA_SCHEDULES: '2',
+      KILN_QUOTA_WEBHOOKS: '0',
+      KILN_QUOTA_TRIGGERS_PER_CODE: '3',
+      KILN_QUOTA_LOG_FOLLOWERS: '4',
+    });
+    expect(config.quotas).toEqual({
+      queuedTasks: 5,
+      schedules: 2,
+      webhooks: 0,
+      triggersPerCode: 3,
+      logFollowers: 4,
+    });
+    expect(() => loadConfig({ ...base, KILN_QUOTA_SCHEDULES: '-1' })).toThrow(
+      'KILN_QUOTA_SCHEDULES must be an integer from 0 to 1000000000 (got "-1")',
+    );
+  });
+
   it('refuses a default timeout above the maximum', () => {
     expect(() =>
       loadConfig({ ...base, KILN_TASK_TIMEOUT_DEFAULT: '7200', KILN_TASK_TIMEOUT_MAX: '3600' }),

@@ -151,9 +151,39 @@ export interface KilnConfig {
     /** Finished deliveries are deleted after this many days. `KILN_WEBHOOK_RETENTION_DAYS`, default 30. */
     retentionDays: number;
   };
+  /**
+   * What one project may hold at once; past it a create is refused with 429 and writes nothing.
+   * The defaults are far above what a normal project uses; the admin may set other values per
+   * project (`PUT /2/projects/{pid}/quotas`).
+   */
+  quotas: ProjectQuotas;
   /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
 }
+
+/** Per-project limits; see {@link KilnConfig.quotas}. */
+export interface ProjectQuotas {
+  /** Tasks in status `queued` (delayed ones included). `KILN_QUOTA_QUEUED_TASKS`, default 1000000. */
+  queuedTasks: number;
+  /** Live schedules (status `scheduled`). `KILN_QUOTA_SCHEDULES`, default 1000. */
+  schedules: number;
+  /** Webhook subscriptions. `KILN_QUOTA_WEBHOOKS`, default 20. */
+  webhooks: number;
+  /** Live (unrevoked) trigger URLs of one code. `KILN_QUOTA_TRIGGERS_PER_CODE`, default 20. */
+  triggersPerCode: number;
+  /** `GET …/log?follow=1` streams open at once, per API process. `KILN_QUOTA_LOG_FOLLOWERS`, default 50. */
+  logFollowers: number;
+}
+
+/** Each quota's default, and the most it may be set to (by the operator or per project). */
+export const QUOTA_DEFAULTS: ProjectQuotas = {
+  queuedTasks: 1_000_000,
+  schedules: 1000,
+  webhooks: 20,
+  triggersPerCode: 20,
+  logFollowers: 50,
+};
+export const QUOTA_MAX = 1_000_000_000;
 
 export interface PlatformRegistry {
   /** `http://host:port` or `https://host[:port]`, no trailing slash. */
@@ -244,6 +274,18 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       ),
       secretOverlapHours: read.int('KILN_WEBHOOK_SECRET_OVERLAP_HOURS', 24, 0, 24 * 30),
       retentionDays: read.int('KILN_WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
+    },
+    quotas: {
+      queuedTasks: read.int('KILN_QUOTA_QUEUED_TASKS', QUOTA_DEFAULTS.queuedTasks, 0, QUOTA_MAX),
+      schedules: read.int('KILN_QUOTA_SCHEDULES', QUOTA_DEFAULTS.schedules, 0, QUOTA_MAX),
+      webhooks: read.int('KILN_QUOTA_WEBHOOKS', QUOTA_DEFAULTS.webhooks, 0, QUOTA_MAX),
+      triggersPerCode: read.int(
+        'KILN_QUOTA_TRIGGERS_PER_CODE',
+        QUOTA_DEFAULTS.triggersPerCode,
+        0,
+        QUOTA_MAX,
+      ),
+      logFollowers: read.int('KILN_QUOTA_LOG_FOLLOWERS', QUOTA_DEFAULTS.logFollowers, 0, QUOTA_MAX),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };

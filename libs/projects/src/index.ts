@@ -5,3 +5,4 @@ export * from './projects.service';
 export * from './tokens.service';
 export * from './token-spec';
 export * from './projects.module';
+export * from './project-limits';

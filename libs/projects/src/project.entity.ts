@@ -12,6 +12,10 @@ export class Project {
   @Column({ name: 'max_running', type: 'integer', nullable: true })
   maxRunning!: number | null;
 
+  /** The admin's overrides of the operator-wide quotas, by API name (`queued_tasks`…). */
+  @Column({ type: 'jsonb', default: {} })
+  quotas!: Record<string, number>;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

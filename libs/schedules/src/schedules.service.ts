@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { KilnException, newId } from '@kiln/common';
 import { CodesService } from '@kiln/codes';
+import { ProjectLimits, checkQuota } from '@kiln/projects';
 import { Schedule } from './schedule.entity';
 import { ScheduleSpec } from './schedule-spec';
 import { firstRun } from './timing';
@@ -12,15 +13,25 @@ export class SchedulesService {
   constructor(
     @InjectRepository(Schedule) private readonly schedules: Repository<Schedule>,
     private readonly codes: CodesService,
+    private readonly limits: ProjectLimits,
   ) {}
 
-  /** Creates schedules all-or-nothing; each code must exist. */
+  /**
+   * Creates schedules all-or-nothing: each code must exist (404), each cluster be granted (403),
+   * and the project's live schedules stay within its quota (429).
+   */
   async create(projectId: string, specs: ScheduleSpec[]): Promise<Schedule[]> {
     for (const name of new Set(specs.map((spec) => spec.codeName))) {
       if (!(await this.codes.findByName(projectId, name))) {
         throw KilnException.notFound(`Code "${name}" not found`);
       }
     }
+    await this.limits.checkClusters(
+      projectId,
+      specs.map((spec) => spec.cluster),
+    );
+    const live = await this.schedules.countBy({ projectId, status: 'scheduled' });
+    checkQuota('schedules', await this.limits.quota(projectId, 'schedules'), live, specs.length);
     const now = new Date();
     const rows = specs.map((spec) => {
       const schedule = this.schedules.create({
@@ -78,6 +89,7 @@ export class SchedulesService {
     if (!(await this.codes.findByName(projectId, spec.codeName))) {
       throw KilnException.notFound(`Code "${spec.codeName}" not found`);
     }
+    await this.limits.checkClusters(projectId, [spec.cluster]);
     Object.assign(schedule, fieldsOf(spec), {
       startAt: spec.startAt ?? schedule.startAt,
       updatedAt: new Date(),

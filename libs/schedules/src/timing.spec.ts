@@ -125,8 +125,9 @@ describe('IronWorker schedules', () => {
 describe('cronProblem', () => {
   it.each([
     ['*/5 * * * *', null],
-    ['*/10 * * * * *', null],
-    ['* * *', 'cron must have 5 or 6 fields'],
+    ['*/10 * * * * *', 'a seconds field is not allowed'],
+    ['0 */5 * * * *', 'a seconds field is not allowed'],
+    ['* * *', 'cron must have 5 fields'],
     ['61 * * * *', 'cron is invalid'],
     ['a b c d e', 'cron is invalid'],
   ])('%s', (expr, problem) => {

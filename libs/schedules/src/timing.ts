@@ -55,10 +55,19 @@ export function nextRun(timing: Timing, fired: Date, runCount: number, now: Date
   return next;
 }
 
-/** Whether `cron` is a valid 5- or 6-field expression; the error message otherwise. */
+const CRON_FIELDS = 'minute hour day-of-month month day-of-week';
+
+/**
+ * Whether `cron` is a valid 5-field expression; the error message otherwise. A sixth field
+ * (cron-parser reads it as seconds) is refused: a schedule fires at most once a minute, as
+ * `run_every`'s 60 s minimum says.
+ */
 export function cronProblem(cron: string): string | null {
   const fields = cron.trim().split(/\s+/);
-  if (fields.length !== 5 && fields.length !== 6) return 'cron must have 5 or 6 fields';
+  if (fields.length === 6) {
+    return `cron must have 5 fields (${CRON_FIELDS}): a seconds field is not allowed, schedules fire at most once every 60 s`;
+  }
+  if (fields.length !== 5) return `cron must have 5 fields (${CRON_FIELDS})`;
   try {
     parseExpression(cron, { tz: 'UTC' }).next();
     return null;

@@ -13,3 +13,4 @@ export type { TaskListQuery } from './store/task-store';
 export * from './task-transitions';
 export * from './task-delivery';
 export * from './task-list-query';
+export * from './queued-tasks-quota';

@@ -1,6 +1,8 @@
 import { LIMITS } from '@kiln/client';
 import {
   AllowEntry,
+  DEFAULT_CLUSTER,
+  checkClusterName,
   FieldReader,
   JsonObject,
   KilnException,
@@ -11,7 +13,6 @@ import type { TaskPriority } from '@kiln/queue';
 
 export const MAX_TASKS_PER_REQUEST = 100;
 export const MAX_DELAY_SECONDS = LIMITS.delay[1];
-const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export interface TaskLimits {
   defaultTimeout: number;
@@ -75,13 +76,8 @@ export function parseTaskSpec(task: JsonObject, limits: TaskLimits, prefix = '')
 /** `cluster`: a worker cluster's name, `default` when absent or empty. */
 export function readCluster(read: FieldReader): string {
   const cluster = read.string('cluster') ?? '';
-  if (cluster === '') return 'default';
-  if (!CLUSTER_NAME.test(cluster)) {
-    throw KilnException.badRequest(
-      `${read.label('cluster')} must be 1-63 letters, digits, '.', '_' or '-'`,
-    );
-  }
-  return cluster;
+  if (cluster === '') return DEFAULT_CLUSTER;
+  return checkClusterName(cluster, read.label('cluster'));
 }
 
 function webhookOf(read: FieldReader, limits: TaskLimits, prefix: string): string | null {

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CodesModule } from '@kiln/codes';
+import { ProjectsModule } from '@kiln/projects';
 import { Task } from './task.entity';
 import { TaskLogChunk } from './task-log-chunk.entity';
 import { TasksService } from './tasks.service';
@@ -9,10 +10,19 @@ import { TaskStamps } from './store/task-stamps';
 import { TaskLifecycle } from './store/task-lifecycle';
 import { TaskStore } from './store/task-store';
 import { TaskLogStore } from './task-log-store';
+import { QueuedTasksQuota } from './queued-tasks-quota';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([Task, TaskLogChunk]), CodesModule],
-  providers: [TasksService, TaskStore, TaskStamps, TaskDelivery, TaskLifecycle, TaskLogStore],
+  imports: [TypeOrmModule.forFeature([Task, TaskLogChunk]), CodesModule, ProjectsModule],
+  providers: [
+    TasksService,
+    QueuedTasksQuota,
+    TaskStore,
+    TaskStamps,
+    TaskDelivery,
+    TaskLifecycle,
+    TaskLogStore,
+  ],
   exports: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore],
 })
 export class TasksModule {}

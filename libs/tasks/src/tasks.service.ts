@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
+import { ProjectLimits } from '@kiln/projects';
 import { TaskSignals } from '@kiln/redis';
 import { Task } from './task.entity';
 import { retryOf } from './task-retry';
@@ -9,6 +10,7 @@ import { TaskListQuery, TaskStore } from './store/task-store';
 import { TaskSpec } from './task-spec';
 import { TASK_STATUSES, TaskStatus } from './task-status';
 import { QueuedTask, TaskDelivery } from './task-delivery';
+import { QueuedTasksQuota } from './queued-tasks-quota';
 
 @Injectable()
 export class TasksService {
@@ -17,11 +19,15 @@ export class TasksService {
     private readonly codes: CodesService,
     private readonly signals: TaskSignals,
     private readonly delivery: TaskDelivery,
+    private readonly limits: ProjectLimits,
+    private readonly queuedQuota: QueuedTasksQuota,
   ) {}
 
   /**
-   * Queues tasks all-or-nothing: the rows are inserted by one statement (each pinned to its code's
-   * current revision), then the due ones are handed to Redis. A task whose enqueue fails is still
+   * Queues tasks all-or-nothing: each code must exist (404), each cluster be `default` or granted
+   * to the project (403), and the project's queued tasks stay within its quota (429); then the
+   * rows are inserted by one statement (each pinned to its code's current revision), and the due
+   * ones are handed to Redis. A task whose enqueue fails is still
    * accepted; the reconciler enqueues it. Returns the new tasks' ids, in order.
    *
    * This is the API's hot path (docs/benchmarks.md, ingest): each task goes to Postgres as a
@@ -37,6 +43,10 @@ export class TasksService {
       codeIndex.set(spec.codeName, codes.length);
       codes.push(code);
     }
+    await this.limits.checkClusters(
+      projectId,
+      specs.map((spec) => spec.cluster),
+    );
     const now = new Date();
     const ids: string[] = [];
     const rows: NewTaskRow[] = [];
@@ -66,9 +76,26 @@ export class TasksService {
       rev: code.rev,
       defaultPriority: code.defaultPriority,
     }));
-    await this.store.insert({ now, rows, codes: taskCodes });
+    await this.insertWithinQuota(projectId, rows.length, () =>
+      this.store.insert({ now, rows, codes: taskCodes }),
+    );
     await this.delivery.enqueueDue(due, { stamped: true });
     return ids;
+  }
+
+  /** Runs `insert` of `count` queued tasks if the project's queued-tasks quota has room for them. */
+  private async insertWithinQuota(
+    projectId: string,
+    count: number,
+    insert: () => Promise<void>,
+  ): Promise<void> {
+    await this.queuedQuota.reserve(projectId, count);
+    try {
+      await insert();
+    } catch (error) {
+      this.queuedQuota.release(projectId, count);
+      throw error;
+    }
   }
 
   async get(projectId: string, id: string): Promise<Task> {
@@ -116,8 +143,9 @@ export class TasksService {
   /** Queues a new task running `id` again (same code revision and payload), linked by `original_task_id`. */
   async retry(projectId: string, id: string, delaySeconds: number): Promise<Task> {
     const original = await this.get(projectId, id);
+    await this.limits.checkClusters(projectId, [original.cluster]);
     const retry = retryOf(original, delaySeconds);
-    await this.store.insertRetry(original, retry);
+    await this.insertWithinQuota(projectId, 1, () => this.store.insertRetry(original, retry));
     if (delaySeconds === 0) await this.delivery.enqueueDue([retry], { stamped: true });
     return retry;
   }

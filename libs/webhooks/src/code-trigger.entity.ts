@@ -32,6 +32,10 @@ export class CodeTrigger {
   @Column({ name: 'hmac_encoding', type: 'text', default: 'hex' })
   hmacEncoding!: HmacEncoding;
 
+  /** Cluster of the tasks it queues: `default`, or one granted to the project. */
+  @Column({ type: 'text', default: 'default' })
+  cluster!: string;
+
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

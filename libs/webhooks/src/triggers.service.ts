@@ -11,7 +11,8 @@ import {
   sameSecret,
 } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
-import { TaskLimits, TasksService, parseTaskSpec } from '@kiln/tasks';
+import { ProjectLimits, checkQuota } from '@kiln/projects';
+import { TaskLimits, TasksService, parseTaskSpec, readCluster } from '@kiln/tasks';
 import { CodeTrigger, HmacEncoding } from './code-trigger.entity';
 import { hmacMatches } from './trigger-signature';
 
@@ -20,6 +21,8 @@ export interface TriggerSpec {
   hmacSecret: string | null;
   hmacPrefix: string;
   hmacEncoding: HmacEncoding;
+  /** Cluster of the tasks the trigger queues. */
+  cluster: string;
 }
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$/;
@@ -39,7 +42,7 @@ export function parseTriggerSpec(body: JsonObject): TriggerSpec {
   if (encoding !== 'hex' && encoding !== 'base64') {
     throw KilnException.badRequest('hmac_encoding must be "hex" or "base64"');
   }
-  return { hmacHeader, hmacSecret, hmacPrefix, hmacEncoding: encoding };
+  return { hmacHeader, hmacSecret, hmacPrefix, hmacEncoding: encoding, cluster: readCluster(read) };
 }
 
 export interface IncomingRequest {
@@ -59,14 +62,22 @@ export class TriggersService {
     @InjectRepository(CodeTrigger) private readonly triggers: Repository<CodeTrigger>,
     private readonly codes: CodesService,
     private readonly tasks: TasksService,
+    private readonly limits: ProjectLimits,
   ) {}
 
+  /**
+   * A new trigger URL of the code: its cluster must be granted (403), and the code's live triggers
+   * stay within the project's quota per code (429).
+   */
   async create(
     projectId: string,
     codeId: string,
     spec: TriggerSpec,
   ): Promise<{ trigger: CodeTrigger; code: Code; secret: string }> {
     const code = await this.codes.get(projectId, codeId);
+    await this.limits.checkClusters(projectId, [spec.cluster]);
+    const live = await this.triggers.countBy({ projectId, codeId, revokedAt: IsNull() });
+    checkQuota('triggersPerCode', await this.limits.quota(projectId, 'triggersPerCode'), live);
     const secret = newSecret();
     const trigger = await this.triggers.save(
       this.triggers.create({
@@ -138,7 +149,7 @@ export class TriggersService {
     }
     const code = await this.codes.get(projectId, trigger.codeId);
     const spec = parseTaskSpec(
-      { code_name: code.name, payload: request.body.toString('utf8') },
+      { code_name: code.name, payload: request.body.toString('utf8'), cluster: trigger.cluster },
       limits,
     );
     const [id] = await this.tasks.create(projectId, [spec]);

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CodesModule } from '@kiln/codes';
+import { ProjectsModule } from '@kiln/projects';
 import { TasksModule } from '@kiln/tasks';
 import { CodeTrigger } from './code-trigger.entity';
 import { TriggersService } from './triggers.service';
@@ -14,7 +15,12 @@ import { WebhooksService } from './webhooks.service';
  * (used by {@link WebhookDispatcher}, which the scheduler registers), and per-code triggers.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([Webhook, CodeTrigger]), CodesModule, TasksModule],
+  imports: [
+    TypeOrmModule.forFeature([Webhook, CodeTrigger]),
+    CodesModule,
+    TasksModule,
+    ProjectsModule,
+  ],
   providers: [WebhooksService, WebhookOutbox, WebhookSender, TriggersService],
   exports: [WebhooksService, WebhookOutbox, WebhookSender, TriggersService],
 })

@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { KilnException, newId } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { ProjectLimits, checkQuota } from '@kiln/projects';
 import { DeliveryRecord, WebhookOutbox } from './webhook-outbox';
 import { Webhook } from './webhook.entity';
 import { WebhookEvent, WebhookSpec } from './webhook-spec';
@@ -15,9 +16,13 @@ export class WebhooksService {
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     private readonly outbox: WebhookOutbox,
+    private readonly limits: ProjectLimits,
   ) {}
 
+  /** A new subscription, within the project's quota of subscriptions (429 past it). */
   async create(projectId: string, spec: WebhookSpec): Promise<Webhook> {
+    const held = await this.webhooks.countBy({ projectId });
+    checkQuota('webhooks', await this.limits.quota(projectId, 'webhooks'), held);
     const now = new Date();
     const webhook = this.webhooks.create({
       id: newId(now),

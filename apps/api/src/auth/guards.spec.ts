@@ -55,6 +55,11 @@ describe('the API guard', () => {
   // needs `read` and anything else `manage`, unless the route says otherwise with `@Role(...)`.
   it('knows the role every token-guarded route needs', () => {
     const expected: Record<string, TokenRole> = {
+      'ProjectLimitsController.clusters': 'read',
+      'ProjectLimitsController.quotas': 'read',
+      'ProjectLimitsController.grant': 'manage', // and the admin token alone (AdminGuard)
+      'ProjectLimitsController.revoke': 'manage', // and the admin token alone (AdminGuard)
+      'ProjectLimitsController.setQuotas': 'manage', // and the admin token alone (AdminGuard)
       'ProjectsController.create': 'manage', // and the admin token alone (AdminGuard)
       'ProjectsController.list': 'read',
       'ProjectsController.get': 'read',

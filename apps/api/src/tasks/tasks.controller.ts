@@ -24,6 +24,7 @@ import {
   parseTaskSpecs,
 } from '@kiln/tasks';
 import { IdPipe } from '../http/params';
+import { FollowerSlots } from './follower-slots';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
@@ -36,6 +37,7 @@ export class TasksController {
     private readonly tasks: TasksService,
     private readonly logs: TaskLogStore,
     private readonly follower: LogFollower,
+    private readonly followerSlots: FollowerSlots,
   ) {}
 
   @Post()
@@ -107,7 +109,8 @@ export class TasksController {
    *
    * Kiln's `?follow=1` streams it instead (200 at once, even for a queued task): what is stored,
    * then the output as the task prints it, ending when the task ends. Plain text, or Server-Sent
-   * Events with `Accept: text/event-stream` (see `streamLog`; `Last-Event-ID` resumes).
+   * Events with `Accept: text/event-stream` (see `streamLog`; `Last-Event-ID` resumes). A project
+   * holds at most its `log_followers` quota of such streams per API process (429 past it).
    */
   @Get(':taskId/log')
   async log(
@@ -119,8 +122,13 @@ export class TasksController {
   ): Promise<void> {
     const task = await this.tasks.get(projectId, taskId);
     if (isFlagSet(follow)) {
-      const after = parsePosition(req.headers['last-event-id']);
-      await streamLog(req, res, (signal) => this.follower.follow(task, signal, after));
+      const release = await this.followerSlots.take(projectId);
+      try {
+        const after = parsePosition(req.headers['last-event-id']);
+        await streamLog(req, res, (signal) => this.follower.follow(task, signal, after));
+      } finally {
+        release();
+      }
       return;
     }
     const log = await this.logs.logOf(task);

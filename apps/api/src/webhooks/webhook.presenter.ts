@@ -45,6 +45,7 @@ export function triggerJson(trigger: CodeTrigger, codeName: string, baseUrl: str
     hmac_header: trigger.hmacHeader,
     hmac_prefix: trigger.hmacPrefix,
     hmac_encoding: trigger.hmacEncoding,
+    cluster: trigger.cluster,
     created_at: formatTime(trigger.createdAt),
   };
 }
