@@ -237,6 +237,43 @@ describe('tenancy: cluster grants and quotas', () => {
     });
   });
 
+  describe('a grant revoked after a schedule was made', () => {
+    it('the scheduler fires nothing into that cluster: each run is skipped with a msg', async () => {
+      const c = await project('tenant-c');
+      expect((await admin('PUT', `/2/projects/${c.id}/clusters/night`)).status).toBe(200);
+      const made = await as(c, 'POST', '/schedules', {
+        schedules: [
+          {
+            code_name: 'job',
+            payload: '{}',
+            cluster: 'night',
+            run_every: 60,
+            start_at: new Date(Date.now() + 2000).toISOString(),
+          },
+        ],
+      });
+      expect(made.status).toBe(200);
+      const id = made.body.schedules[0].id as string;
+      expect((await admin('DELETE', `/2/projects/${c.id}/clusters/night`)).status).toBe(200);
+      stack.start('scheduler');
+      const schedule = async () => (await as(c, 'GET', `/schedules/${id}`)).body;
+      await waitUntil(
+        async () => (await schedule()).error_count > 0,
+        60_000,
+        200,
+        'the skipped run',
+        async () => JSON.stringify(await schedule()),
+      );
+      expect(await schedule()).toMatchObject({
+        run_count: 0,
+        error_count: 1,
+        msg: 'Cluster "night" is not granted to this project: a run was skipped',
+      });
+      expect(await tasksOf(c)).toEqual([]);
+      await as(c, 'POST', `/schedules/${id}/cancel`);
+    });
+  });
+
   describe('quotas', () => {
     it('queued tasks: a request past the quota is a 429 writing nothing; the other project is not held back', async () => {
       const p = await project('queued-p');

@@ -58,8 +58,11 @@ export class ScheduleFirer {
     const advances = schedules.map((schedule): ScheduleAdvance => {
       const instant = schedule.nextStart!;
       const code = codes.get(`${schedule.projectId}/${schedule.codeName}`);
-      // A paused or deleted code does not pile up tasks: the instant passes without one.
-      const fire = code !== undefined && !code.paused;
+      // A paused or deleted code does not pile up tasks, nor does a cluster the operator revoked
+      // since the schedule was made: the instant passes without one.
+      const granted =
+        schedule.cluster === 'default' || (code?.clusters.includes(schedule.cluster) ?? false);
+      const fire = code !== undefined && !code.paused && granted;
       if (fire) tasks.push(this.taskFor(schedule, code, instant, now));
       const runCount = schedule.runCount + (fire ? 1 : 0);
       const next = nextRun(schedule, instant, runCount, now);
@@ -68,15 +71,17 @@ export class ScheduleFirer {
         id: schedule.id,
         next_start: next,
         run_count: runCount,
-        error_count: schedule.errorCount + (code ? 0 : 1),
+        error_count: schedule.errorCount + (code && granted ? 0 : 1),
         last_run_time: fire ? now : schedule.lastRunTime,
         status: next ? 'scheduled' : 'complete',
         msg: next
-          ? code
-            ? code.paused
-              ? 'Code paused: a run was skipped'
-              : ''
-            : `Code "${schedule.codeName}" not found: a run was skipped`
+          ? !code
+            ? `Code "${schedule.codeName}" not found: a run was skipped`
+            : !granted
+              ? `Cluster "${schedule.cluster}" is not granted to this project: a run was skipped`
+              : code.paused
+                ? 'Code paused: a run was skipped'
+                : ''
           : maxed
             ? 'Ran max times.'
             : 'Ended',

@@ -13,6 +13,8 @@ export interface FiringCode {
   rev: number;
   default_priority: number;
   paused: boolean;
+  /** The clusters other than `default` the code's project was granted. */
+  clusters: string[];
 }
 
 /** A schedule's state after a firing. */
@@ -87,7 +89,9 @@ export class ScheduleStore {
     schedules: Schedule[],
   ): Promise<Map<string, FiringCode>> {
     const rows = await manager.query<FiringCode[]>(
-      `SELECT c.id, c.project_id, c.name, c.latest_revision_id, c.rev, c.default_priority, c.paused
+      `SELECT c.id, c.project_id, c.name, c.latest_revision_id, c.rev, c.default_priority, c.paused,
+              ARRAY(SELECT g.cluster FROM project_clusters g WHERE g.project_id = c.project_id)
+                AS clusters
          FROM codes c
          JOIN unnest($1::text[], $2::text[]) AS wanted(project_id, name)
            ON c.project_id = wanted.project_id AND c.name = wanted.name
