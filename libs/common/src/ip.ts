@@ -198,3 +198,11 @@ export function isAllowListed(
     return inCidr(address, entry.cidr) || inCidr(embeddedIpv4(address) ?? address, entry.cidr);
   });
 }
+
+const LOCAL = ['127.0.0.0/8', '0.0.0.0/32', '::1/128', '::/128'].map((cidr) => parseCidr(cidr)!);
+
+/** Whether `ip` is this host itself: loopback, or the unspecified address (which reaches it too). */
+export function isOwnHostAddress(ip: IpAddress): boolean {
+  const v4 = embeddedIpv4(ip) ?? ip;
+  return LOCAL.some((cidr) => inCidr(v4, cidr) || inCidr(ip, cidr));
+}

@@ -2,7 +2,7 @@ import { LIMITS } from '@kiln/client';
 import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AllowEntry, parseAllowList } from '@kiln/common';
+import { AllowEntry, HostPattern, parseAllowList, parseHostPatterns } from '@kiln/common';
 
 /**
  * Kiln's whole configuration, read from the environment in one place and validated at start-up:
@@ -126,6 +126,21 @@ export interface KilnConfig {
   images: {
     /** A worker removes an image it pulled once unused this long. `KILN_IMAGE_GC_SECONDS`, default 86400 (0 = never). */
     gcSeconds: number;
+    /**
+     * Registry hosts an image reference may name (the platform registry is always allowed):
+     * `host`, `host:port`, `*.domain`, `*` (a host without a port), `host:*` (any port).
+     * A registry whose host resolves to a loopback, private, link-local or metadata address is
+     * refused unless an entry names that host literally (no `*` in its host part).
+     * `KILN_IMAGE_REGISTRIES`, comma-separated, default `*:*` (any registry on a public address).
+     */
+    registries: HostPattern[];
+    /**
+     * Images the operator shares with every project: name patterns such as `kiln-test/*` (`*`
+     * within one path component, `**` across components; a name without a registry host is
+     * Docker Hub's, as in Docker). Such images run for any project as the engine has them (pulled
+     * when missing). `KILN_SHARED_IMAGES`, comma-separated, default none.
+     */
+    sharedImages: string[];
   };
   webhooks: {
     /**
@@ -227,6 +242,8 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     credentialsKey: read.key('KILN_CREDENTIALS_KEY'),
     images: {
       gcSeconds: read.int('KILN_IMAGE_GC_SECONDS', 86400, 0, 365 * 86400),
+      registries: read.hostPatterns('KILN_IMAGE_REGISTRIES', '*:*'),
+      sharedImages: read.imagePatterns('KILN_SHARED_IMAGES'),
     },
     webhooks: {
       allowedHosts: read.allowList('WEBHOOK_ALLOWED_HOSTS'),
@@ -383,6 +400,31 @@ class EnvReader {
       );
     }
     return entries;
+  }
+
+  hostPatterns(name: string, fallback: string): HostPattern[] {
+    const { entries, bad } = parseHostPatterns(this.env[name] ?? fallback);
+    if (bad.length > 0) {
+      this.problems.push(
+        `${name}: cannot read ${bad.map((item) => `"${item}"`).join(', ')} (use host, host:port, *.domain, * or host:*)`,
+      );
+    }
+    return entries;
+  }
+
+  /** Comma-separated image name patterns: lowercase reference characters and `*`. */
+  imagePatterns(name: string): string[] {
+    const items = (this.env[name] ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+    const bad = items.filter((item) => !/^[a-z0-9*._\-/:[\]]+$/.test(item));
+    if (bad.length > 0) {
+      this.problems.push(
+        `${name}: cannot read ${bad.map((item) => `"${item}"`).join(', ')} (use image names with *, e.g. kiln-test/*)`,
+      );
+    }
+    return items.filter((item) => !bad.includes(item));
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
