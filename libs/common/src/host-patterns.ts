@@ -1,3 +1,5 @@
+import { parseCommaList } from './text';
+
 /**
  * Host patterns of `KILN_IMAGE_REGISTRIES`: `registry.example.com`, `registry.example.com:5000`,
  * `*.example.com` (any name under it), `*` (any host), `127.0.0.1:*` (any port), `[::1]:5000`.
@@ -11,16 +13,7 @@ export interface HostPattern {
 }
 
 export function parseHostPatterns(text: string): { entries: HostPattern[]; bad: string[] } {
-  const entries: HostPattern[] = [];
-  const bad: string[] = [];
-  for (const raw of text.split(',')) {
-    const item = raw.trim();
-    if (item === '') continue;
-    const entry = parseHostPattern(item);
-    if (entry) entries.push(entry);
-    else bad.push(item);
-  }
-  return { entries, bad };
+  return parseCommaList(text, parseHostPattern);
 }
 
 const NAME = /^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/;

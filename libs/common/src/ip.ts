@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseCommaList } from './text';
 
 /**
  * IP address arithmetic for the outgoing-webhook guard: addresses as bigints, CIDR ranges, the
@@ -145,16 +146,7 @@ export type AllowEntry =
  * the ones it could not read.
  */
 export function parseAllowList(text: string): { entries: AllowEntry[]; bad: string[] } {
-  const entries: AllowEntry[] = [];
-  const bad: string[] = [];
-  for (const raw of text.split(',')) {
-    const item = raw.trim();
-    if (item === '') continue;
-    const entry = parseAllowEntry(item);
-    if (entry) entries.push(entry);
-    else bad.push(item);
-  }
-  return { entries, bad };
+  return parseCommaList(text, parseAllowEntry);
 }
 
 function parseAllowEntry(item: string): AllowEntry | null {

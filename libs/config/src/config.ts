@@ -2,7 +2,13 @@ import { LIMITS } from '@kiln/client';
 import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AllowEntry, HostPattern, parseAllowList, parseHostPatterns } from '@kiln/common';
+import {
+  AllowEntry,
+  HostPattern,
+  parseAllowList,
+  parseCommaList,
+  parseHostPatterns,
+} from '@kiln/common';
 
 /**
  * Kiln's whole configuration, read from the environment in one place and validated at start-up:
@@ -393,38 +399,37 @@ class EnvReader {
   }
 
   allowList(name: string): AllowEntry[] {
-    const { entries, bad } = parseAllowList(this.env[name] ?? '');
-    if (bad.length > 0) {
-      this.problems.push(
-        `${name}: cannot read ${bad.map((item) => `"${item}"`).join(', ')} (use host names, addresses or CIDRs, each optionally :port)`,
-      );
-    }
-    return entries;
+    return this.list(
+      name,
+      parseAllowList(this.env[name] ?? ''),
+      'host names, addresses or CIDRs, each optionally :port',
+    );
   }
 
   hostPatterns(name: string, fallback: string): HostPattern[] {
-    const { entries, bad } = parseHostPatterns(this.env[name] ?? fallback);
-    if (bad.length > 0) {
-      this.problems.push(
-        `${name}: cannot read ${bad.map((item) => `"${item}"`).join(', ')} (use host, host:port, *.domain, * or host:*)`,
-      );
-    }
-    return entries;
+    return this.list(
+      name,
+      parseHostPatterns(this.env[name] ?? fallback),
+      'host, host:port, *.domain, * or host:*',
+    );
   }
 
   /** Comma-separated image name patterns: lowercase reference characters and `*`. */
   imagePatterns(name: string): string[] {
-    const items = (this.env[name] ?? '')
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item !== '');
-    const bad = items.filter((item) => !/^[a-z0-9*._\-/:[\]]+$/.test(item));
-    if (bad.length > 0) {
+    const read = parseCommaList(this.env[name] ?? '', (item) =>
+      /^[a-z0-9*._\-/:[\]]+$/.test(item) ? item : null,
+    );
+    return this.list(name, read, 'image names with *, e.g. kiln-test/*');
+  }
+
+  /** The entries of a comma-separated setting; the items it could not read are a problem. */
+  private list<T>(name: string, read: { entries: T[]; bad: string[] }, use: string): T[] {
+    if (read.bad.length > 0) {
       this.problems.push(
-        `${name}: cannot read ${bad.map((item) => `"${item}"`).join(', ')} (use image names with *, e.g. kiln-test/*)`,
+        `${name}: cannot read ${read.bad.map((item) => `"${item}"`).join(', ')} (use ${use})`,
       );
     }
-    return items.filter((item) => !bad.includes(item));
+    return read.entries;
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
