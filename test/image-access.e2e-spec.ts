@@ -3,7 +3,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
-import { AuthRegistry, startAuthRegistry } from './support/auth-registry';
+import {
+  AuthRegistry,
+  PrivateImage,
+  pushPrivateImage,
+  startAuthRegistry,
+} from './support/auth-registry';
 import { buildTestImage, docker } from './support/images';
 import {
   call,
@@ -175,29 +180,17 @@ describe('image access between projects', () => {
 
   describe("A's private image on a credentialed registry", () => {
     let auth: AuthRegistry;
-    let dockerConfig: string;
+    let pushed: PrivateImage;
     let image: string;
 
     beforeAll(async () => {
       auth = await startAuthRegistry('kiln', `secret-${run}`);
-      dockerConfig = mkdtempSync(join(tmpdir(), 'kiln-test13-docker-'));
-      docker(['login', '-u', auth.username, '--password-stdin', auth.host], {
-        dockerConfig,
-        input: auth.password,
-      });
-      image = `${auth.host}/private13/job:${run}`;
-      docker(['tag', TEST_IMAGE, image]);
-      docker(['push', image], { dockerConfig });
-      docker(['rmi', image]);
+      pushed = pushPrivateImage(auth, `private13/job:${run}`, TEST_IMAGE);
+      image = pushed.image;
     }, 120_000);
 
     afterAll(async () => {
-      try {
-        docker(['rmi', image]);
-      } catch {
-        // not pulled
-      }
-      rmSync(dockerConfig, { recursive: true, force: true });
+      pushed?.dispose();
       await auth?.stop();
     });
 
