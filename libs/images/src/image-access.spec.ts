@@ -77,6 +77,13 @@ describe('ImageAccess.checkRegistration', () => {
     });
   });
 
+  it("refuses another project's upload even when a shared pattern names it", async () => {
+    const shared = access('*:*', ['127.0.0.1:55000/**']);
+    expect(
+      await refusal(shared.checkRegistration(B, `localhost:55000/kiln/${A}/job:latest`)),
+    ).toMatchObject({ status: 'forbidden' });
+  });
+
   it("takes the project's own uploads by any spelling, and shared images", async () => {
     await access('').checkRegistration(A, `localhost:55000/kiln/${A}/job:latest`);
     await access('').checkRegistration(A, 'kiln-test/busybox:latest');

@@ -114,15 +114,19 @@ export class ImageAccess {
   private async decide(projectId: string, ref: string): Promise<Decision> {
     const idProblem = imageIdProblem(ref);
     if (idProblem) throw KilnException.badRequest(idProblem);
-    if (isSharedImage(this.config.images.sharedImages, ref)) return { kind: 'shared' };
     const host = registryHostOf(ref);
     const repository = fullName(ref).slice(host.length + 1);
-    if (await this.isPlatform(host)) {
-      if (repository.startsWith('kiln/') && !repository.startsWith(projectPrefix(projectId))) {
-        throw KilnException.forbidden(`image "${ref}" belongs to another project's uploads`);
-      }
-      return { kind: 'registry', host, repository, platform: true, vouched: true };
+    const platform = await this.isPlatform(host);
+    // Before the shared names: no pattern of the operator's hands one project's uploads to another.
+    if (
+      platform &&
+      repository.startsWith('kiln/') &&
+      !repository.startsWith(projectPrefix(projectId))
+    ) {
+      throw KilnException.forbidden(`image "${ref}" belongs to another project's uploads`);
     }
+    if (isSharedImage(this.config.images.sharedImages, ref)) return { kind: 'shared' };
+    if (platform) return { kind: 'registry', host, repository, platform, vouched: true };
     const { host: name, port } = splitHostPort(host);
     const entries = this.config.images.registries.filter((entry) =>
       hostPatternMatches(entry, name, port),
