@@ -80,7 +80,7 @@ describe('ImageAccess.checkRegistration', () => {
   it("refuses another project's upload even when a shared pattern names it", async () => {
     const shared = access('*:*', ['127.0.0.1:55000/**']);
     expect(
-      await refusal(shared.checkRegistration(B, `localhost:55000/kiln/${A}/job:latest`)),
+      await refusal(shared.checkRegistration(B, `127.0.0.1:55000/kiln/${A}/job:latest`)),
     ).toMatchObject({ status: 'forbidden' });
   });
 
