@@ -105,7 +105,8 @@ export class ImageAccess {
     }
     const confirmed =
       decision.kind === 'shared'
-        ? { image: ref, pull: ref, login: await this.login(projectId, registryHostOf(ref)) }
+        ? // Shared: run as the engine has it, pulled anonymously when missing.
+          { image: ref, pull: ref, login: undefined }
         : await this.confirmRegistryImage(projectId, ref, decision);
     this.confirmed.set(key, confirmed);
     return confirmed;
