@@ -86,10 +86,16 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
   private async ensure(image: ConfirmedImage): Promise<void> {
     // An image seen a moment ago is still there: one inspect per image per minute, not per task.
     if ((this.present.get(image.image) ?? 0) > Date.now()) return;
-    if (!(await this.docker.hasImage(image.image))) {
+    // The name as registered is pulled too when only the digest is here (from another name's
+    // pull), so the engine holds what a `docker pull` would and the collector can remove it.
+    const missing = async (ref: string) => !(await this.docker.hasImage(ref));
+    if (
+      (await missing(image.image)) ||
+      (image.pull !== image.image && (await missing(image.pull)))
+    ) {
       await this.shared(image.pull, image.login);
       // The tag moved on since the registry confirmed the digest: the digest itself, then.
-      if (!(await this.docker.hasImage(image.image))) await this.shared(image.image, image.login);
+      if (await missing(image.image)) await this.shared(image.image, image.login);
     }
     this.present.set(image.image, Date.now() + PRESENT_MS);
   }
