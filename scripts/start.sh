@@ -27,6 +27,9 @@ if [[ -z ${KILN_CREDENTIALS_KEY:-} ]]; then
   KILN_CREDENTIALS_KEY=$(cat "$KILN_HOME/credentials-key")
 fi
 export KILN_CREDENTIALS_KEY
+# The test images (scripts/build-test-images.sh builds them into the local engine; nothing is
+# pulled) run for every project.
+export KILN_SHARED_IMAGES="${KILN_SHARED_IMAGES:-kiln-test/*}"
 url="http://$KILN_API_HOST:$KILN_API_PORT"
 
 if curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1; then

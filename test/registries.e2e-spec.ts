@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Client } from 'pg';
-import { AuthRegistry, startAuthRegistry } from './support/auth-registry';
-import { docker } from './support/images';
+import {
+  AuthRegistry,
+  PrivateImage,
+  pushPrivateImage,
+  startAuthRegistry,
+} from './support/auth-registry';
 import {
   call,
   newProject,
@@ -19,7 +20,7 @@ import {
 describe('private registries', () => {
   const run = randomBytes(3).toString('hex');
   let registry: AuthRegistry;
-  let dockerConfig: string;
+  let pushed: PrivateImage;
   let image: string;
 
   const credentials = (project: TestProject) => `/2/projects/${project.projectId}/credentials`;
@@ -29,25 +30,12 @@ describe('private registries', () => {
 
   beforeAll(async () => {
     registry = await startAuthRegistry('kiln', `secret-${run}`);
-    // The CLI's login goes to a config dir of this test's own, not ~/.docker.
-    dockerConfig = mkdtempSync(join(tmpdir(), 'kiln-test5-docker-'));
-    docker(['login', '-u', registry.username, '--password-stdin', registry.host], {
-      dockerConfig,
-      input: registry.password,
-    });
-    image = `${registry.host}/private/job:${run}`;
-    docker(['tag', 'kiln-test/busybox:latest', image]);
-    docker(['push', image], { dockerConfig });
-    docker(['rmi', image]);
+    pushed = pushPrivateImage(registry, `private/job:${run}`, 'kiln-test/busybox:latest');
+    image = pushed.image;
   }, 120_000);
 
   afterAll(async () => {
-    try {
-      docker(['rmi', image]);
-    } catch {
-      // not pulled, or already removed
-    }
-    rmSync(dockerConfig, { recursive: true, force: true });
+    pushed?.dispose();
     await registry?.stop();
   });
 

@@ -66,6 +66,8 @@ export async function startKiln(
     KILN_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
     KILN_QUEUE_PREFIX: prefix,
     KILN_LOG_LEVEL: 'log',
+    // The benchmarks run the locally built test images, as `npm start` and the tests do.
+    KILN_SHARED_IMAGES: 'kiln-test/*',
     ...options.env,
   };
   defer(`delete Redis keys ${prefix}:*`, async () => {

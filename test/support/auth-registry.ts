@@ -1,6 +1,8 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { docker } from './images';
 import { freePortFrom, KILN_HOME, LOG_DIR } from './processes';
 
 /** A Docker registry with htpasswd auth on loopback, started and stopped by a test. */
@@ -73,4 +75,43 @@ export async function startAuthRegistry(username: string, password: string): Pro
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   return { host: `127.0.0.1:${port}`, username, password, stop };
+}
+
+/** An image pushed to a registry with its login, and no longer on the engine. */
+export interface PrivateImage {
+  /** `<registry host>/<repository>` */
+  image: string;
+  /** Removes the image from the engine (if a task pulled it) and the docker CLI's login. */
+  dispose(): void;
+}
+
+/**
+ * Tags `source` as `<registry>/<repository>`, pushes it with the registry's login (kept in a
+ * docker config dir of its own, not ~/.docker) and removes the tag, so the worker must pull it.
+ */
+export function pushPrivateImage(
+  registry: AuthRegistry,
+  repository: string,
+  source: string,
+): PrivateImage {
+  const dockerConfig = mkdtempSync(join(tmpdir(), 'kiln-test-docker-'));
+  docker(['login', '-u', registry.username, '--password-stdin', registry.host], {
+    dockerConfig,
+    input: registry.password,
+  });
+  const image = `${registry.host}/${repository}`;
+  docker(['tag', source, image]);
+  docker(['push', image], { dockerConfig });
+  docker(['rmi', image]);
+  return {
+    image,
+    dispose: () => {
+      try {
+        docker(['rmi', image]);
+      } catch {
+        // not pulled, or already removed
+      }
+      rmSync(dockerConfig, { recursive: true, force: true });
+    },
+  };
 }

@@ -37,6 +37,11 @@ export default async function globalSetup(): Promise<void> {
     KILN_CREDENTIALS_KEY: randomBytes(32).toString('base64'),
     // Quick enough for the image collection test to see it.
     KILN_IMAGE_GC_SECONDS: '8',
+    // The test images (built locally, never pulled) run for every project, as with `npm start`.
+    // Registries: any public one, and the credentialed registries the tests start on loopback
+    // (test/support/auth-registry.ts; a literal entry lets a loopback address through).
+    KILN_SHARED_IMAGES: 'kiln-test/*',
+    KILN_IMAGE_REGISTRIES: '*:*,127.0.0.1:*',
     // Webhook receivers of the tests listen on 127.0.0.1; retries and timeouts short enough to
     // watch (test/webhooks-guard.e2e-spec.ts runs its own stack with a narrower allow-list).
     WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',

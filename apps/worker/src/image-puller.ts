@@ -7,13 +7,7 @@ import {
 } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DockerEngine, RegistryLogin } from '@kiln/docker';
-import {
-  CredentialsService,
-  PulledImagesStore,
-  projectPrefix,
-  registryHostOf,
-  repositoryOf,
-} from '@kiln/images';
+import { accessHint, ConfirmedImage, PulledImagesStore, registryHostOf } from '@kiln/images';
 
 const PRESENT_MS = 60_000;
 /** The collector looks for unused images this often at most (sooner when the GC time is short). */
@@ -25,9 +19,10 @@ export class PullError extends Error {
 }
 
 /**
- * Makes sure a task's image is in the local engine: an image already present is not pulled, and
- * tasks of one project needing the same image share one pull. Pulls use the project's stored login
- * for the image's registry (or Kiln's own for the project's uploads in the platform registry).
+ * Makes sure a task's image, as `ImageAccess` confirmed it for the task's project, is in the local
+ * engine: an image already present is not pulled, and tasks needing the same image share one
+ * pull, made with the login `ImageAccess` chose (the project's, or Kiln's own for the project's
+ * uploads in the platform registry).
  *
  * Images this worker pulled are remembered (in Postgres, so across restarts) and removed once
  * unused for KILN_IMAGE_GC_SECONDS; images it did not pull are never touched.
@@ -47,7 +42,6 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly docker: DockerEngine,
-    private readonly credentials: CredentialsService,
     private readonly pulled: PulledImagesStore,
   ) {}
 
@@ -70,11 +64,12 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     await this.sweeping;
   }
 
-  /** Makes sure `ref` is present for a task of `projectId` and holds it until `release(ref)`. */
-  async acquire(ref: string, projectId: string): Promise<void> {
+  /** Makes sure the confirmed image is present and holds it until `release(image.pull)`. */
+  async acquire(image: ConfirmedImage): Promise<void> {
+    const ref = image.pull;
     this.inUse.set(ref, (this.inUse.get(ref) ?? 0) + 1);
     try {
-      await this.ensure(ref, projectId);
+      await this.ensure(image);
     } catch (error) {
       this.release(ref);
       throw error;
@@ -88,56 +83,41 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     this.lastUsed.set(ref, new Date());
   }
 
-  private async ensure(ref: string, projectId: string): Promise<void> {
+  private async ensure(image: ConfirmedImage): Promise<void> {
     // An image seen a moment ago is still there: one inspect per image per minute, not per task.
-    if ((this.present.get(ref) ?? 0) > Date.now()) return;
-    if (await this.docker.hasImage(ref)) {
-      this.present.set(ref, Date.now() + PRESENT_MS);
-      return;
+    if ((this.present.get(image.image) ?? 0) > Date.now()) return;
+    // The name as registered is pulled too when only the digest is here (from another name's
+    // pull), so the engine holds what a `docker pull` would and the collector can remove it.
+    const missing = async (ref: string) => !(await this.docker.hasImage(ref));
+    if (
+      (await missing(image.image)) ||
+      (image.pull !== image.image && (await missing(image.pull)))
+    ) {
+      await this.shared(image.pull, image.login);
+      // The tag moved on since the registry confirmed the digest: the digest itself, then.
+      if (await missing(image.image)) await this.shared(image.image, image.login);
     }
-    const key = `${projectId} ${ref}`;
-    let pull = this.inFlight.get(key);
+    this.present.set(image.image, Date.now() + PRESENT_MS);
+  }
+
+  /** One pull of `ref` at a time, shared by the tasks waiting for it. */
+  private async shared(ref: string, login: RegistryLogin | undefined): Promise<void> {
+    let pull = this.inFlight.get(ref);
     if (!pull) {
-      pull = this.pull(ref, projectId).finally(() => this.inFlight.delete(key));
-      this.inFlight.set(key, pull);
+      pull = this.pull(ref, login).finally(() => this.inFlight.delete(ref));
+      this.inFlight.set(ref, pull);
     }
     await pull;
   }
 
-  private async pull(ref: string, projectId: string): Promise<void> {
+  private async pull(ref: string, login: RegistryLogin | undefined): Promise<void> {
     const host = registryHostOf(ref);
-    const login = await this.loginFor(ref, host, projectId);
     try {
       await this.docker.pull(ref, login);
     } catch (error) {
       throw new PullError(pullFailure(host, (error as Error).message, login !== undefined));
     }
-    this.present.set(ref, Date.now() + PRESENT_MS);
     await this.pulled.touch(this.config.worker.id, ref, new Date());
-  }
-
-  private async loginFor(
-    ref: string,
-    host: string,
-    projectId: string,
-  ): Promise<RegistryLogin | undefined> {
-    const platform = this.config.registry;
-    if (platform && host === platform.host.toLowerCase()) {
-      const repository = repositoryOf(ref);
-      if (repository.startsWith('kiln/')) {
-        if (!repository.startsWith(projectPrefix(projectId))) {
-          throw new PullError("the image belongs to another project's uploads");
-        }
-        return platform.username !== undefined
-          ? { username: platform.username, password: platform.password ?? '', serveraddress: host }
-          : undefined;
-      }
-    }
-    try {
-      return (await this.credentials.authFor(projectId, host)) ?? undefined;
-    } catch (error) {
-      throw new PullError((error as Error).message);
-    }
   }
 
   /** Removes the images this worker pulled that no task used for KILN_IMAGE_GC_SECONDS. */
@@ -153,7 +133,8 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
       // A pull in flight is for an `acquire`, which holds the image already.
       if (this.inUse.has(ref)) continue;
       if (await this.docker.removeImage(ref)) {
-        this.present.delete(ref);
+        // `present` is keyed by the references tasks run (digests), not by what was pulled.
+        this.present.clear();
         await this.pulled.forget(workerId, ref);
         this.logger.log(`removed image ${ref}, unused since ${image.lastUsedAt.toISOString()}`);
       }
@@ -167,10 +148,7 @@ function pullFailure(host: string, reason: string, hadLogin: boolean): string {
   if (
     /unauthorized|authentication required|no basic auth credentials|denied|forbidden/i.test(detail)
   ) {
-    const hint = hadLogin
-      ? `the project's credentials for ${host} were refused`
-      : `store a login for ${host} with POST /2/projects/{project_id}/credentials`;
-    return `access denied by the registry (${hint}): ${detail}`;
+    return `access denied by the registry (${accessHint(host, hadLogin)}): ${detail}`;
   }
   if (/not found|manifest unknown|does not exist|no such/i.test(detail)) {
     return `image not found in ${host}: ${detail}`;

@@ -6,6 +6,7 @@ import { RecentValues, Sleeper, withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
 import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
+import { ConfirmedImage, ImageAccess } from '@kiln/images';
 import { TaskLogFeed } from '@kiln/redis';
 import { LogChunk, Task, TaskLifecycle, TaskLogStore, TaskOutcome } from '@kiln/tasks';
 import { containerSpec, contractArchive, contractFileContents } from './container-contract';
@@ -42,6 +43,7 @@ export class TaskRunner implements OnApplicationShutdown {
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly docker: DockerEngine,
+    private readonly access: ImageAccess,
     private readonly images: ImagePuller,
     private readonly codes: CodesService,
     private readonly lifecycle: TaskLifecycle,
@@ -85,17 +87,20 @@ export class TaskRunner implements OnApplicationShutdown {
       await this.fail(task, 'The code revision of this task no longer exists');
       return;
     }
-    const image = revision.image;
+    // The project's right to the image is decided for every task (an image already on the
+    // engine grants nothing), and the digest it confirmed is what runs.
+    let image: ConfirmedImage;
     try {
-      await this.images.acquire(image, task.projectId);
+      image = await this.access.confirm(task.projectId, revision.image);
+      await this.images.acquire(image);
     } catch (error) {
-      await this.fail(task, `Could not pull image ${image}: ${(error as Error).message}`);
+      await this.fail(task, `Could not pull image ${revision.image}: ${(error as Error).message}`);
       return;
     }
     try {
-      await this.runContainer(task, state, revision, image);
+      await this.runContainer(task, state, revision, image.image);
     } finally {
-      this.images.release(image);
+      this.images.release(image.pull);
     }
   }
 

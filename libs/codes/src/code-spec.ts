@@ -20,11 +20,11 @@ export const MAX_RETRIES_DELAY = LIMITS.retriesDelay[1];
 export const MAX_CONCURRENCY = LIMITS.maxConcurrency[1];
 const MAX_SETTING_BYTES = 64 * 1024;
 
-// A Docker reference: [host[:port]/]path[:tag][@sha256:digest], lowercase path components.
 // A Docker reference: [host[:port]/]path[:tag][@sha256:digest]. As in Docker, the first component
-// is a host only if it has a dot or a port or is "localhost"; path components are lowercase.
+// is a host only if it has a dot or a port or is "localhost" (or an IPv6 address in brackets);
+// path components are lowercase.
 const HOST =
-  '(?:(?:localhost|[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+)(?::[0-9]{1,5})?|[A-Za-z0-9-]+:[0-9]{1,5})';
+  '(?:(?:localhost|[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)+|\\[[0-9A-Fa-f:.]+\\])(?::[0-9]{1,5})?|[A-Za-z0-9-]+:[0-9]{1,5})';
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const IMAGE_REF = new RegExp(
   `^(?:${HOST}/)?${COMPONENT}(?:/${COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`,

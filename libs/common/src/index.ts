@@ -6,6 +6,8 @@ export * from './validate';
 export * from './process';
 export * from './timeout';
 export * from './ip';
+export * from './guarded-lookup';
+export * from './host-patterns';
 export * from './webhook-url';
 export * from './recent';
 export * from './secrets';

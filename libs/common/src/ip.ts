@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseCommaList } from './text';
 
 /**
  * IP address arithmetic for the outgoing-webhook guard: addresses as bigints, CIDR ranges, the
@@ -145,16 +146,7 @@ export type AllowEntry =
  * the ones it could not read.
  */
 export function parseAllowList(text: string): { entries: AllowEntry[]; bad: string[] } {
-  const entries: AllowEntry[] = [];
-  const bad: string[] = [];
-  for (const raw of text.split(',')) {
-    const item = raw.trim();
-    if (item === '') continue;
-    const entry = parseAllowEntry(item);
-    if (entry) entries.push(entry);
-    else bad.push(item);
-  }
-  return { entries, bad };
+  return parseCommaList(text, parseAllowEntry);
 }
 
 function parseAllowEntry(item: string): AllowEntry | null {
@@ -197,4 +189,12 @@ export function isAllowListed(
     if (entry.kind === 'host') return entry.host === host;
     return inCidr(address, entry.cidr) || inCidr(embeddedIpv4(address) ?? address, entry.cidr);
   });
+}
+
+const LOCAL = ['127.0.0.0/8', '0.0.0.0/32', '::1/128', '::/128'].map((cidr) => parseCidr(cidr)!);
+
+/** Whether `ip` is this host itself: loopback, or the unspecified address (which reaches it too). */
+export function isOwnHostAddress(ip: IpAddress): boolean {
+  const v4 = embeddedIpv4(ip) ?? ip;
+  return LOCAL.some((cidr) => inCidr(v4, cidr) || inCidr(ip, cidr));
 }

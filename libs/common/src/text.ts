@@ -6,3 +6,23 @@
 export function stripNul(value: string): string {
   return value.includes('\u0000') ? value.replaceAll('\u0000', '\u2400') : value;
 }
+
+/**
+ * Reads a comma-separated setting: each non-empty item through `parse`; the items it could not
+ * read (null) come back as `bad`, for a start-up message naming them.
+ */
+export function parseCommaList<T>(
+  text: string,
+  parse: (item: string) => T | null,
+): { entries: T[]; bad: string[] } {
+  const entries: T[] = [];
+  const bad: string[] = [];
+  for (const raw of text.split(',')) {
+    const item = raw.trim();
+    if (item === '') continue;
+    const entry = parse(item);
+    if (entry === null) bad.push(item);
+    else entries.push(entry);
+  }
+  return { entries, bad };
+}

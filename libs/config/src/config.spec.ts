@@ -134,4 +134,27 @@ describe('loadConfig', () => {
       /KILN_WEBHOOK_RETRY_SCHEDULE must be/,
     );
   });
+
+  it('reads the image registry allow-list and the shared images, naming bad entries', () => {
+    expect(loadConfig(base).images.registries).toEqual([{ host: '*', port: '*' }]);
+    expect(loadConfig(base).images.sharedImages).toEqual([]);
+    const config = loadConfig({
+      ...base,
+      KILN_IMAGE_REGISTRIES: 'docker.io, *.example.com:5000, 127.0.0.1:*, [::1]:55000',
+      KILN_SHARED_IMAGES: 'kiln-test/*, registry.example.com/base/**',
+    });
+    expect(config.images.registries).toEqual([
+      { host: 'docker.io', port: null },
+      { host: '*.example.com', port: 5000 },
+      { host: '127.0.0.1', port: '*' },
+      { host: '::1', port: 55000 },
+    ]);
+    expect(config.images.sharedImages).toEqual(['kiln-test/*', 'registry.example.com/base/**']);
+    expect(() => loadConfig({ ...base, KILN_IMAGE_REGISTRIES: 'ok.host,bad host:x' })).toThrow(
+      /KILN_IMAGE_REGISTRIES: cannot read "bad host:x"/,
+    );
+    expect(() => loadConfig({ ...base, KILN_SHARED_IMAGES: 'Kiln Test/*' })).toThrow(
+      /KILN_SHARED_IMAGES: cannot read "Kiln Test\/\*"/,
+    );
+  });
 });

@@ -2,7 +2,13 @@ import { LIMITS } from '@kiln/client';
 import { existsSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AllowEntry, parseAllowList } from '@kiln/common';
+import {
+  AllowEntry,
+  HostPattern,
+  parseAllowList,
+  parseCommaList,
+  parseHostPatterns,
+} from '@kiln/common';
 
 /**
  * Kiln's whole configuration, read from the environment in one place and validated at start-up:
@@ -128,6 +134,21 @@ export interface KilnConfig {
   images: {
     /** A worker removes an image it pulled once unused this long. `KILN_IMAGE_GC_SECONDS`, default 86400 (0 = never). */
     gcSeconds: number;
+    /**
+     * Registry hosts an image reference may name (the platform registry is always allowed):
+     * `host`, `host:port`, `*.domain`, `*` (a host without a port), `host:*` (any port).
+     * A registry whose host resolves to a loopback, private, link-local or metadata address is
+     * refused unless an entry names that host literally (no `*` in its host part).
+     * `KILN_IMAGE_REGISTRIES`, comma-separated, default `*:*` (any registry on a public address).
+     */
+    registries: HostPattern[];
+    /**
+     * Images the operator shares with every project: name patterns such as `kiln-test/*` (`*`
+     * within one path component, `**` across components; a name without a registry host is
+     * Docker Hub's, as in Docker). Such images run for any project as the engine has them (pulled
+     * when missing). `KILN_SHARED_IMAGES`, comma-separated, default none.
+     */
+    sharedImages: string[];
   };
   webhooks: {
     /**
@@ -260,6 +281,8 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     credentialsKey: read.key('KILN_CREDENTIALS_KEY'),
     images: {
       gcSeconds: read.int('KILN_IMAGE_GC_SECONDS', 86400, 0, 365 * 86400),
+      registries: read.hostPatterns('KILN_IMAGE_REGISTRIES', '*:*'),
+      sharedImages: read.imagePatterns('KILN_SHARED_IMAGES'),
     },
     webhooks: {
       allowedHosts: read.allowList('WEBHOOK_ALLOWED_HOSTS'),
@@ -421,13 +444,37 @@ class EnvReader {
   }
 
   allowList(name: string): AllowEntry[] {
-    const { entries, bad } = parseAllowList(this.env[name] ?? '');
-    if (bad.length > 0) {
+    return this.list(
+      name,
+      parseAllowList(this.env[name] ?? ''),
+      'host names, addresses or CIDRs, each optionally :port',
+    );
+  }
+
+  hostPatterns(name: string, fallback: string): HostPattern[] {
+    return this.list(
+      name,
+      parseHostPatterns(this.env[name] ?? fallback),
+      'host, host:port, *.domain, * or host:*',
+    );
+  }
+
+  /** Comma-separated image name patterns: lowercase reference characters and `*`. */
+  imagePatterns(name: string): string[] {
+    const read = parseCommaList(this.env[name] ?? '', (item) =>
+      /^[a-z0-9*._\-/:[\]]+$/.test(item) ? item : null,
+    );
+    return this.list(name, read, 'image names with *, e.g. kiln-test/*');
+  }
+
+  /** The entries of a comma-separated setting; the items it could not read are a problem. */
+  private list<T>(name: string, read: { entries: T[]; bad: string[] }, use: string): T[] {
+    if (read.bad.length > 0) {
       this.problems.push(
-        `${name}: cannot read ${bad.map((item) => `"${item}"`).join(', ')} (use host names, addresses or CIDRs, each optionally :port)`,
+        `${name}: cannot read ${read.bad.map((item) => `"${item}"`).join(', ')} (use ${use})`,
       );
     }
-    return entries;
+    return read.entries;
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {

@@ -75,3 +75,53 @@ function normalizeHost(host: string): string {
     ? 'docker.io'
     : lower;
 }
+
+/**
+ * Why `ref` names an image by its id rather than by a name, or null. The engine runs an image id
+ * (`sha256:<hex>`, 64 bare hex digits, or any bare hex prefix of an id) whoever put the image
+ * there, so such references are never taken: an image is run by name, checked per project.
+ */
+export function imageIdProblem(ref: string): string | null {
+  if (/^sha256:/i.test(ref)) {
+    return `image "${ref}" is an image id (sha256:…): register an image by its name (repository[:tag] or repository@sha256:digest)`;
+  }
+  if (/^[a-f0-9]+$/.test(ref)) {
+    return `image "${ref}" is all hex digits, which the engine reads as an image id: register an image by its name (repository[:tag])`;
+  }
+  return null;
+}
+
+/**
+ * `<registry>/<repository>` as Docker reads a reference: Docker Hub's names get `docker.io/` and,
+ * for a single component, `library/` (`busybox` → `docker.io/library/busybox`).
+ */
+export function fullName(ref: string): string {
+  const host = registryHostOf(ref);
+  const repository = repositoryOf(ref);
+  return host === 'docker.io' && !repository.includes('/')
+    ? `docker.io/library/${repository}`
+    : `${host}/${repository}`;
+}
+
+/**
+ * Whether `ref` is named by one of the `KILN_SHARED_IMAGES` patterns (any tag or digest of it):
+ * `*` matches within one path component, `**` across components.
+ */
+export function isSharedImage(patterns: readonly string[], ref: string): boolean {
+  const name = fullName(ref);
+  return patterns.some((pattern) => namePattern(pattern).test(name));
+}
+
+function namePattern(pattern: string): RegExp {
+  const source = fullName(pattern);
+  const regex = source
+    .split('**')
+    .map((part) =>
+      part
+        .split('*')
+        .map((text) => text.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('[^/]*'),
+    )
+    .join('.*');
+  return new RegExp(`^${regex}$`);
+}

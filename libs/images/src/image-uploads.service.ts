@@ -5,7 +5,7 @@ import { Code, CodeSpec, CodesService } from '@kiln/codes';
 import { KilnException } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig, PlatformRegistry } from '@kiln/config';
 import { ImageArchive, readImageArchive } from './image-archive';
-import { projectPrefix, registryHostOf, repositoryOf, uploadRepository } from './image-names';
+import { uploadRepository } from './image-names';
 import { RegistryClient, RegistryError } from './registry-client';
 
 const MANIFEST_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -67,19 +67,6 @@ export class ImageUploadsService {
   ): Promise<UploadedCode> {
     const image = await this.publish(projectId, defaults.name, archive);
     return { code: await this.codes.registerImage(projectId, defaults, image), image };
-  }
-
-  /**
-   * Refuses a registration by reference that names another project's uploads: the platform
-   * registry is Kiln's, and its `kiln/<project id>/` paths belong to their projects.
-   */
-  checkReference(projectId: string, image: string): void {
-    const registry = this.config.registry;
-    if (!registry || registryHostOf(image) !== registry.host.toLowerCase()) return;
-    const repository = repositoryOf(image);
-    if (repository.startsWith('kiln/') && !repository.startsWith(projectPrefix(projectId))) {
-      throw KilnException.forbidden(`image "${image}" belongs to another project's uploads`);
-    }
   }
 
   private async publish(

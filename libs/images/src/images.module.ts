@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CodesModule } from '@kiln/codes';
 import { CredentialsService } from './credentials.service';
+import { ImageAccess } from './image-access';
 import { ImageUploadsService } from './image-uploads.service';
 import { PulledImage } from './pulled-image.entity';
 import { PulledImagesStore } from './pulled-images.store';
@@ -9,7 +10,7 @@ import { RegistryCredential } from './registry-credential.entity';
 
 @Module({
   imports: [CodesModule, TypeOrmModule.forFeature([RegistryCredential, PulledImage])],
-  providers: [CredentialsService, ImageUploadsService, PulledImagesStore],
-  exports: [CredentialsService, ImageUploadsService, PulledImagesStore],
+  providers: [CredentialsService, ImageAccess, ImageUploadsService, PulledImagesStore],
+  exports: [CredentialsService, ImageAccess, ImageUploadsService, PulledImagesStore],
 })
 export class ImagesModule {}

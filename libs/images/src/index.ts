@@ -1,4 +1,5 @@
 export * from './credentials.service';
+export * from './image-access';
 export * from './image-archive';
 export * from './image-names';
 export * from './image-uploads.service';

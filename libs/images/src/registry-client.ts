@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import http, { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
 
 export interface RegistryAuth {
@@ -17,6 +18,21 @@ interface Answer {
 /** Bodies of answers are read into memory up to this size (errors, token answers, manifests). */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
+/** Every manifest type Docker pulls, so the registry answers the digest Docker would record. */
+const MANIFEST_TYPES = [
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+].join(', ');
+
+export interface RegistryClientOptions {
+  /** Resolves host names for every connection (the registry's and a token realm's). */
+  lookup?: LookupFunction;
+  /** A request with no answer this long fails. */
+  timeoutMs?: number;
+}
+
 export class RegistryError extends Error {
   override name = 'RegistryError';
   constructor(
@@ -28,9 +44,10 @@ export class RegistryError extends Error {
 }
 
 /**
- * The registry HTTP API (distribution v2), as far as a push needs it: blob existence, monolithic
- * blob upload streamed from a file, manifest upload. Authenticates with Basic credentials, or
- * with a Bearer token fetched from the realm a 401 names (Harbor, GCR, ECR's token service).
+ * The registry HTTP API (distribution v2), as far as a push needs it (blob existence, monolithic
+ * blob upload streamed from a file, manifest upload) and a pull's first step (a manifest's
+ * digest). Authenticates with Basic credentials, or with a Bearer token fetched from the realm a
+ * 401 names (Harbor, GCR, ECR's token service; anonymously when it has no credentials).
  */
 export class RegistryClient {
   private authorization: string | undefined;
@@ -39,7 +56,25 @@ export class RegistryClient {
     /** `http(s)://host[:port]` */
     private readonly baseUrl: string,
     private readonly auth?: RegistryAuth,
+    private readonly options: RegistryClientOptions = {},
   ) {}
+
+  /**
+   * The digest of the manifest `reference` (a tag or a digest) of `repository`, as a pull would
+   * get it, with pull rights only: a `RegistryError` with the registry's status when it refuses
+   * (401, 403) or has no such manifest (404).
+   */
+  async manifestDigest(repository: string, reference: string): Promise<string> {
+    const answer = await this.call('HEAD', `/v2/${repository}/manifests/${reference}`, repository, {
+      headers: { accept: MANIFEST_TYPES },
+      actions: 'pull',
+    });
+    if (answer.status !== 200) throw this.failure(answer, `checking the manifest ${reference}`);
+    const digest = answer.headers['docker-content-digest'];
+    if (typeof digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(digest)) return digest;
+    if (/^sha256:[a-f0-9]{64}$/.test(reference)) return reference;
+    throw new RegistryError('the registry answered no Docker-Content-Digest for the manifest');
+  }
 
   async hasBlob(repository: string, digest: string): Promise<boolean> {
     const answer = await this.call('HEAD', `/v2/${repository}/blobs/${digest}`, repository);
@@ -103,7 +138,7 @@ export class RegistryClient {
     method: string,
     path: string,
     repository: string,
-    options: { headers?: Record<string, string>; body?: () => Readable } = {},
+    options: { headers?: Record<string, string>; body?: () => Readable; actions?: string } = {},
   ): Promise<Answer> {
     const url = new URL(path, this.baseUrl);
     const send = () =>
@@ -115,22 +150,31 @@ export class RegistryClient {
           ...(this.authorization ? { authorization: this.authorization } : {}),
         },
         options.body?.(),
+        this.options,
       );
     let answer = await send();
-    if (answer.status === 401 && this.auth) {
+    if (answer.status === 401) {
       const challenge = answer.headers['www-authenticate'];
-      if (typeof challenge === 'string' && (await this.authenticate(challenge, repository))) {
+      if (
+        typeof challenge === 'string' &&
+        (await this.authenticate(challenge, repository, options.actions ?? 'pull,push'))
+      ) {
         answer = await send();
       }
     }
     return answer;
   }
 
-  private async authenticate(challenge: string, repository: string): Promise<boolean> {
-    const { username, password } = this.auth!;
-    const basic = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+  private async authenticate(
+    challenge: string,
+    repository: string,
+    actions: string,
+  ): Promise<boolean> {
+    const basic = this.auth
+      ? `Basic ${Buffer.from(`${this.auth.username}:${this.auth.password}`).toString('base64')}`
+      : undefined;
     if (/^basic/i.test(challenge)) {
-      if (this.authorization === basic) return false;
+      if (!basic || this.authorization === basic) return false;
       this.authorization = basic;
       return true;
     }
@@ -144,8 +188,14 @@ export class RegistryClient {
     if (!params.realm) return false;
     const realm = new URL(params.realm);
     if (params.service) realm.searchParams.set('service', params.service);
-    realm.searchParams.set('scope', params.scope ?? `repository:${repository}:pull,push`);
-    const answer = await request('GET', realm, { authorization: basic });
+    realm.searchParams.set('scope', params.scope ?? `repository:${repository}:${actions}`);
+    const answer = await request(
+      'GET',
+      realm,
+      basic ? { authorization: basic } : {},
+      undefined,
+      this.options,
+    );
     if (answer.status !== 200) throw this.failure(answer, 'to the token request');
     const token = JSON.parse(answer.body.toString('utf8')) as {
       token?: string;
@@ -163,10 +213,11 @@ function request(
   url: URL,
   headers: Record<string, string>,
   body?: Readable,
+  options: RegistryClientOptions = {},
 ): Promise<Answer> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<Answer>((resolve, reject) => {
-    const req = transport.request(url, { method, headers }, (res) => {
+    const req = transport.request(url, { method, headers, lookup: options.lookup }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -179,6 +230,11 @@ function request(
       );
     });
     req.on('error', (error) => reject(new RegistryError(`registry unreachable: ${error.message}`)));
+    if (options.timeoutMs) {
+      req.setTimeout(options.timeoutMs, () =>
+        req.destroy(new Error(`no answer within ${options.timeoutMs} ms`)),
+      );
+    }
     if (body) {
       body.on('error', (error) => req.destroy(error));
       body.pipe(req);

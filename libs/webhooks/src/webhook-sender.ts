@@ -1,10 +1,18 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import { LookupAddress, lookup as dnsLookup } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { LookupFunction } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { AllowEntry, formatIp, isAllowListed, parseIp, refusedAddressReason } from '@kiln/common';
+import {
+  AllowEntry,
+  formatIp,
+  guardedLookup,
+  isAllowListed,
+  parseIp,
+  RefusedDestination,
+  refusedAddressReason,
+  Resolver,
+} from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 
 /** What one POST got: a status code, or an error that kept it from getting one. */
@@ -24,13 +32,6 @@ export interface SendOptions {
   allowedHosts: readonly AllowEntry[];
 }
 
-/** Thrown (through the lookup callback) when a destination must not be reached. */
-export class RefusedDestination extends Error {
-  override name = 'RefusedDestination';
-}
-
-type Resolver = typeof dnsLookup;
-
 /**
  * Why `hostname:port` at `address` must not be reached, or null: private, loopback, link-local
  * (metadata), CGNAT, multicast, unspecified and their IPv6 forms (IPv4-mapped included) are
@@ -48,36 +49,6 @@ export function refusal(
   if (why === null || isAllowListed(allowed, hostname, port, ip)) return null;
   return `refused: ${hostname} resolves to ${formatIp(ip)}, ${why} (not in WEBHOOK_ALLOWED_HOSTS)`;
 }
-
-/**
- * A `lookup` for `net.connect` that resolves, then keeps only the addresses the guard lets
- * through: the check is on the address the socket is about to connect to, so DNS rebinding
- * between registration and delivery gains nothing.
- */
-export function guardedLookup(
-  allowed: readonly AllowEntry[],
-  port: number,
-  resolve: Resolver = dnsLookup,
-): LookupFunction {
-  return (hostname, options, callback) => {
-    resolve(hostname, { ...options, all: true }, (error, addresses: LookupAddress[]) => {
-      if (error) return callback(error, '', 0);
-      const reasons: string[] = [];
-      const usable = addresses.filter((entry) => {
-        const why = refusal(allowed, hostname, port, entry.address);
-        if (why) reasons.push(why);
-        return why === null;
-      });
-      if (usable.length === 0) {
-        return callback(new RefusedDestination(reasons[0] ?? `${hostname}: no address`), '', 0);
-      }
-      if (options.all) return (callback as unknown as AllCallback)(null, usable);
-      callback(null, usable[0].address, usable[0].family);
-    });
-  };
-}
-
-type AllCallback = (error: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void;
 
 /**
  * POSTs a webhook: no redirects followed (Node's http never does), a connect timeout and a total
@@ -113,7 +84,10 @@ export async function postWebhook(
       method: 'POST',
       headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
       agent: url.protocol === 'https:' ? agents.https : agents.http,
-      lookup: guardedLookup(options.allowedHosts, port, resolve),
+      lookup: guardedLookup(
+        (hostname, address) => refusal(options.allowedHosts, hostname, port, address),
+        resolve,
+      ),
     });
     const total = setTimeout(() => {
       request.destroy(new Error(`timed out after ${options.timeoutMs} ms`));

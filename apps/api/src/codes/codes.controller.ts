@@ -23,7 +23,7 @@ import {
 } from '@kiln/common';
 import type { Request, Response } from 'express';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
-import { ImageUploadsService, UploadedCode, tarballTypeProblem } from '@kiln/images';
+import { ImageAccess, ImageUploadsService, UploadedCode, tarballTypeProblem } from '@kiln/images';
 import { TasksService, parseStatsWindow } from '@kiln/tasks';
 import { IdPipe } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
@@ -37,6 +37,7 @@ export class CodesController {
     private readonly codes: CodesService,
     private readonly tasks: TasksService,
     private readonly uploads: ImageUploadsService,
+    private readonly access: ImageAccess,
   ) {}
 
   /**
@@ -65,7 +66,7 @@ export class CodesController {
         return uploadAnswer(await this.uploads.register(projectId, spec, upload));
       }
       const spec = parseCodeSpec(data);
-      this.uploads.checkReference(projectId, spec.image);
+      await this.access.checkRegistration(projectId, spec.image);
       const code = await this.codes.register(projectId, spec);
       return { id: code.id, msg: 'Upload successful.' };
     } finally {
