@@ -70,7 +70,7 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     return `tasks ${JSON.stringify(rows)}; events ${JSON.stringify(heard)}`;
   };
   const until = (what: string, check: () => Promise<boolean>, timeoutMs: number) =>
-    waitUntil(check, timeoutMs, 100, what, state);
+    waitUntil(what, check, { timeoutMs, state });
 
   const log = async (id: string) => {
     const rows = await db.query(
@@ -161,6 +161,8 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
       },
       10_000,
     );
+    // The outage's timeline, fixed waits (nothing to wait for: Postgres is away): 15 s in, worker
+    // b is killed; 3 s later it starts again; at OUTAGE_MS Postgres comes back.
     const lostAt = Date.now();
     await proxy.cut();
     proxyUp = false;

@@ -210,7 +210,10 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     await enqueue(queues, [id]);
     expect(await processed).toEqual({ taskId: id, projectId });
     // removeOnComplete: the job is gone once Bull's worker completed it.
-    await waitUntil(async () => (await bull.getJob(id)) === null, 10_000, 50, 'job removed');
+    await waitUntil('job removed', async () => (await bull.getJob(id)) === null, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
   });
 
   it('wakes the workers of the job’s cluster, and only those', async () => {
@@ -220,11 +223,11 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     await queues.onWaiting('default', () => defaultWakes++);
     await queues.onWaiting('other', () => otherWakes++);
     await enqueue(queues, [newId(), newId()]);
-    await waitUntil(async () => defaultWakes > 0, 10_000, 20, 'default woken');
+    await waitUntil('default woken', () => defaultWakes > 0, { timeoutMs: 10_000, intervalMs: 20 });
     expect(defaultWakes).toBe(1);
     expect(otherWakes).toBe(0);
     await enqueue(queues, [newId()], 0, projectId, 'other');
-    await waitUntil(async () => otherWakes > 0, 10_000, 20, 'other woken');
+    await waitUntil('other woken', () => otherWakes > 0, { timeoutMs: 10_000, intervalMs: 20 });
     expect(defaultWakes).toBe(1);
   });
 
