@@ -179,6 +179,7 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     expect(await queues.claim('default', 'w1', 0, [ids[0]])).toEqual([]);
     // Another worker's settlement does not drop w1's claim.
     await queues.claim('default', 'w2', 0, [ids[1]]);
+    // A fixed pause, nothing to poll for: w1's claim grows older than the 10 ms asked below.
     await new Promise((resolve) => setTimeout(resolve, 20));
     const stale = await queues.staleClaims(10, 10);
     expect(stale).toEqual([{ taskId: ids[1], member: `${ids[1]}:w1` }]);
