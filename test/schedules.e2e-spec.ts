@@ -9,6 +9,7 @@ import {
   TestProject,
   waitForTask,
   grantCluster,
+  waitUntil,
 } from './support/kiln';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -159,11 +160,12 @@ describe('schedules', () => {
         WHERE id = $1`,
       [id],
     );
-    let schedule = (await get(`/schedules/${id}`)).body;
-    for (let i = 0; i < 200 && schedule.status === 'scheduled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      schedule = (await get(`/schedules/${id}`)).body;
-    }
+    let schedule: any;
+    await waitUntil(
+      'the schedule done',
+      async () => (schedule = (await get(`/schedules/${id}`)).body).status !== 'scheduled',
+      { timeoutMs: 20_000, state: () => JSON.stringify(schedule) },
+    );
     expect(schedule).toMatchObject({
       status: 'complete',
       msg: 'Ran max times.',
@@ -189,6 +191,7 @@ describe('schedules', () => {
       schedules: [{ code_name: 'paused-tick', payload: '{}', run_every: 60 }],
     });
     const id = res.body.schedules[0].id;
+    // A fixed window, not a wait for something: the schedule falls due within it and may fire no task.
     await new Promise((resolve) => setTimeout(resolve, 3500));
     expect(await firedBy(id)).toEqual([]);
     expect((await get(`/schedules/${id}`)).body.msg).toMatch(/paused/);
