@@ -13,7 +13,7 @@ import {
   waitUntil,
 } from './support/kiln';
 import { OwnStack } from './support/own-stack';
-import { startApp, stopApp } from './support/processes';
+import { startWorker, stopApp } from './support/processes';
 
 /**
  * Two scheduler replicas against a database of their own (so the suite's shared scheduler stays
@@ -157,8 +157,7 @@ describe('Redis data loss', () => {
     } finally {
       redis.disconnect();
     }
-    const worker = startApp(
-      'worker',
+    const worker = await startWorker(
       {
         ...e2e().env,
         KILN_WORKER_ID: `${cluster}-w`,

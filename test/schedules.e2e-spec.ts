@@ -11,6 +11,7 @@ import {
   grantCluster,
   waitUntil,
 } from './support/kiln';
+import { startWorker, stopApp } from './support/processes';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ironWorker = require('iron_worker') as { Client: new (options: object) => any };
@@ -236,7 +237,6 @@ describe('schedules', () => {
   });
 
   it('re-queues the task of a worker killed mid-run; its restart reaps the orphan container', async () => {
-    const { startApp, stopApp } = await import('./support/processes');
     const cluster = `lapse-${Date.now()}`;
     await grantCluster(project, cluster);
     const workerEnv = {
@@ -245,7 +245,7 @@ describe('schedules', () => {
       KILN_WORKER_CLUSTER: cluster,
       KILN_WORKER_HEARTBEAT_SECONDS: '1',
     };
-    const first = startApp('worker', workerEnv, `${cluster}-1`);
+    const first = await startWorker(workerEnv, `${cluster}-1`);
     const queued = await post('/tasks', {
       tasks: [{ code_name: 'tick', payload: '{"sleep":4}', cluster }],
     });
@@ -255,7 +255,7 @@ describe('schedules', () => {
     // The scheduler notices the lapsed heartbeat (6 s in these tests) and puts the task back.
     const requeued = await waitForTask(project, id, (t) => t.status === 'queued', 30_000);
     expect(requeued.start_time).toBe(ZERO);
-    const second = startApp('worker', workerEnv, `${cluster}-2`);
+    const second = await startWorker(workerEnv, `${cluster}-2`);
     try {
       const done = await waitForTask(project, id);
       expect(done).toMatchObject({ status: 'complete', run_times: 2 });
