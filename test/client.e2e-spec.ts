@@ -19,7 +19,7 @@ import {
 } from '@kiln/client';
 import { buildTestImage, docker } from './support/images';
 import { call, e2e, newProject, TEST_IMAGE, TestProject, waitUntil } from './support/kiln';
-import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { sleep, startApp, stopApp, waitForHealthy } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
 /**
@@ -537,7 +537,7 @@ describe('@kiln/client against a real Kiln', () => {
       expect((await kiln.tasks.wait(id, { timeoutMs: 60_000 })).status).toBe('error');
       await receiver.waitFor(() => to('/task').length >= 1);
       // A fixed window, not a wait for something: no second call may arrive within it.
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await sleep(500);
       expect(to('/task')).toHaveLength(1);
       const secret = await kiln.webhooks.taskSecret();
       expect(secret).toMatch(/^whsec_/);

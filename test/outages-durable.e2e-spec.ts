@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { waitUntil } from './support/kiln';
 import { OwnStack } from './support/own-stack';
+import { sleep } from './support/processes';
 import { TcpProxy } from './support/proxy';
 import { Receiver } from './support/receiver';
 
@@ -166,11 +167,11 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     const lostAt = Date.now();
     await proxy.cut();
     proxyUp = false;
-    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    await sleep(15_000);
     await killWorker('b');
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await sleep(3000);
     worker('b'); // waits for Postgres; b2's container exits while it does
-    await new Promise((resolve) => setTimeout(resolve, lostAt + OUTAGE_MS - Date.now()));
+    await sleep(lostAt + OUTAGE_MS - Date.now());
     await proxy.restore();
     proxyUp = true;
 

@@ -13,7 +13,7 @@ import {
   waitUntil,
 } from './support/kiln';
 import { OwnStack } from './support/own-stack';
-import { startWorker, stopApp } from './support/processes';
+import { sleep, startWorker, stopApp } from './support/processes';
 
 /**
  * Two scheduler replicas against a database of their own (so the suite's shared scheduler stays
@@ -84,7 +84,7 @@ describe('scheduler failover', () => {
       [scheduleId, `*/${EVERY_SECONDS} * * * * *`, EVERY_SECONDS],
     );
     // A fixed stretch, not a wait for something: two periods of the schedule under the first leader.
-    await new Promise((resolve) => setTimeout(resolve, 2 * EVERY_SECONDS * 1000));
+    await sleep(2 * EVERY_SECONDS * 1000);
 
     const killedAt = Date.now();
     replicas.get(first!.holder)!.kill('SIGKILL');
@@ -103,7 +103,7 @@ describe('scheduler failover', () => {
     expect(next!.term).toBe(first!.term + 1);
 
     // A fixed stretch again: three more periods, under the new leader.
-    await new Promise((resolve) => setTimeout(resolve, 3 * EVERY_SECONDS * 1000));
+    await sleep(3 * EVERY_SECONDS * 1000);
     await api('POST', `/2/projects/${project.id}/schedules/${scheduleId}/cancel`, token);
     const rows = await db.query(
       'SELECT scheduled_for FROM tasks WHERE schedule_id = $1 ORDER BY scheduled_for',

@@ -11,7 +11,7 @@ import {
   grantCluster,
   waitUntil,
 } from './support/kiln';
-import { startWorker, stopApp } from './support/processes';
+import { sleep, startWorker, stopApp } from './support/processes';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ironWorker = require('iron_worker') as { Client: new (options: object) => any };
@@ -192,8 +192,9 @@ describe('schedules', () => {
       schedules: [{ code_name: 'paused-tick', payload: '{}', run_every: 60 }],
     });
     const id = res.body.schedules[0].id;
-    // A fixed window, not a wait for something: the schedule falls due within it and may fire no task.
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    // A fixed window, not a wait for something: the schedule falls due within it and may fire
+    // no task.
+    await sleep(3500);
     expect(await firedBy(id)).toEqual([]);
     expect((await get(`/schedules/${id}`)).body.msg).toMatch(/paused/);
     await post(`/schedules/${id}/cancel`);

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitUntil } from './support/kiln';
-import { ROOT } from './support/processes';
+import { ROOT, sleep } from './support/processes';
 
 /**
  * `npm start` runs each Kiln process under scripts/supervise.sh: one that exits on its own is
@@ -42,7 +42,7 @@ describe('scripts/supervise.sh', () => {
     expect(stderr).toContain('[kiln] demo exited unexpectedly (exit code 3); restarting it in 2 s');
     // A fixed grace, nothing to poll for: the third run installs its SIGTERM handler right after
     // it wrote its pid.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     const exited = new Promise<number | null>((resolve) => supervisor.once('exit', resolve));
     const stoppingAt = Date.now();
     supervisor.kill('SIGTERM');

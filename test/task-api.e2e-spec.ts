@@ -12,6 +12,7 @@ import {
   waitForTask,
   waitUntil,
 } from './support/kiln';
+import { sleep } from './support/processes';
 
 const ZERO = '0001-01-01T00:00:00Z';
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/;
@@ -159,7 +160,7 @@ describe('the task API', () => {
     }
     // A fixed window, not a wait for something: the delayed task falls due within it, and
     // neither may start.
-    await new Promise((resolve) => setTimeout(resolve, 4500));
+    await sleep(4500);
     for (const id of [queued, delayed]) {
       const task = await getTask(project, id);
       expect(task.status).toBe('cancelled');

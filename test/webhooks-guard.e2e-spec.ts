@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { Client } from 'pg';
 import { waitUntil } from './support/kiln';
 import { OwnStack } from './support/own-stack';
+import { sleep } from './support/processes';
 import { Receiver } from './support/receiver';
 
 /**
@@ -141,7 +142,7 @@ describe('webhook delivery guard and durability', () => {
     );
     expect(row).toMatchObject({ state: 'delivered', attempt: 2, status_code: 200 });
     // A fixed window, not a wait for something: no third attempt may arrive within it.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
     expect(allowed.received).toHaveLength(2);
     await api('DELETE', `/webhooks/${webhook.id}`);
   });

@@ -7,6 +7,7 @@ import {
   waitForTask,
   waitUntil,
 } from './support/kiln';
+import { sleep } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
 /**
@@ -202,7 +203,7 @@ describe('outgoing webhooks', () => {
     await waitForTask(project, taskId);
     const [got] = await hooks.waitFor((all) => all.length >= 1);
     // A fixed window, not a wait for something: no second call may arrive within it.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     expect(hooks.received).toHaveLength(1);
     expect(got.path).toBe('/mine');
     expect(got.json).toMatchObject({
@@ -223,7 +224,7 @@ describe('outgoing webhooks', () => {
     const taskId = await cancelledTask();
     await hooks.waitFor((all) => all.length >= 3);
     // A fixed window, not a wait for something: no fourth try may arrive within it.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await sleep(2500);
     expect(hooks.received).toHaveLength(3);
     expect(new Set(hooks.received.map((r) => r.headers['webhook-id'])).size).toBe(1);
     expect(new Set(hooks.received.map((r) => r.body)).size).toBe(1);
@@ -268,7 +269,7 @@ describe('outgoing webhooks', () => {
     expect(webhook.disabled_reason).toContain('410');
     await cancelledTask();
     // A fixed window, not a wait for something: the disabled endpoint may get nothing within it.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await sleep(1500);
     expect(hooks.received).toHaveLength(1);
     expect(await deliveries(webhookId)).toHaveLength(1);
     // Enabling it again clears the reason.
@@ -350,7 +351,7 @@ describe('outgoing webhooks', () => {
     const taskId = await cancelledTask();
     await hooks.waitFor((got) => got.filter((r) => r.path === '/all').length >= 2);
     // A fixed window, not a wait for something: no other subscription may get anything within it.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
     expect(hooks.received.map((r) => `${r.path} ${r.json.type}`).sort()).toEqual([
       '/all task.cancelled',
       '/all task.queued',

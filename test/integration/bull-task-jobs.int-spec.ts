@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { newId } from '@kiln/common';
 import { TaskJob, TaskQueues, taskQueueName } from '@kiln/queue';
 import { waitUntil } from '../support/kiln';
+import { sleep } from '../support/processes';
 import { kilnQueueOptions, testRedisUrl } from '../support/redis';
 
 /**
@@ -180,7 +181,7 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     // Another worker's settlement does not drop w1's claim.
     await queues.claim('default', 'w2', 0, [ids[1]]);
     // A fixed pause, nothing to poll for: w1's claim grows older than the 10 ms asked below.
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
     const stale = await queues.staleClaims(10, 10);
     expect(stale).toEqual([{ taskId: ids[1], member: `${ids[1]}:w1` }]);
     await queues.dropClaims(stale);

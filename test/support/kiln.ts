@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_IMAGE } from './images';
-import { KILN_HOME } from './processes';
+import { KILN_HOME, sleep } from './processes';
 
 export { TEST_IMAGE };
 
@@ -180,7 +180,7 @@ export async function waitUntil(
       const seen = state ? `; ${await state()}` : '';
       throw new Error(`waited ${timeoutMs} ms for ${what}${seen}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await sleep(intervalMs);
   }
 }
 
