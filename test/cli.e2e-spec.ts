@@ -427,7 +427,7 @@ describe('the kiln CLI (the built binary)', () => {
       expect(got.json).toMatchObject({ type: 'task.error', data: { task_id: taskId } });
 
       let deliveries: { id: string; state: string }[] = [];
-      await waitUntil(async () => {
+      await waitUntil('the delivery made', async () => {
         deliveries = JSON.parse((await kiln(['webhooks', 'deliveries', id, '--json'], env)).stdout);
         return deliveries[0]?.state === 'delivered';
       });

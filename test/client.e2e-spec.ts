@@ -19,7 +19,7 @@ import {
 } from '@kiln/client';
 import { buildTestImage, docker } from './support/images';
 import { call, e2e, newProject, TEST_IMAGE, TestProject, waitUntil } from './support/kiln';
-import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { sleep, startApp, stopApp, waitForHealthy } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
 /**
@@ -196,7 +196,10 @@ describe('@kiln/client against a real Kiln', () => {
 
     it('setProgress and cancel a running task; retry queues a new one', async () => {
       const { id } = await kiln.tasks.create('hello', { sleep: 60 });
-      await waitUntil(async () => (await kiln.tasks.get(id)).status === 'running');
+      await waitUntil(
+        'the task running',
+        async () => (await kiln.tasks.get(id)).status === 'running',
+      );
       expect(await kiln.tasks.setProgress(id, 42, 'half way')).toEqual({ msg: 'Progress set' });
       expect(await kiln.tasks.get(id)).toMatchObject({ percent: 42 });
       expect(await kiln.tasks.cancel(id)).toEqual({ msg: 'Cancelled' });
@@ -478,7 +481,9 @@ describe('@kiln/client against a real Kiln', () => {
         for await (const d of kiln.webhooks.deliveries(hook.id, { perPage: 2 })) all.push(d);
         return all;
       };
-      await waitUntil(async () => (await deliveries()).every((d) => d.state === 'delivered'));
+      await waitUntil('every delivery made', async () =>
+        (await deliveries()).every((d) => d.state === 'delivered'),
+      );
       const log = await deliveries();
       expect(log.map((d) => d.event_type)).toEqual([
         'task.complete',
@@ -513,7 +518,7 @@ describe('@kiln/client against a real Kiln', () => {
       // Signed with the new secret and, during the overlap, the old one.
       expect(verifyWebhook(again.body, again.headers, rotated.secret).type).toBe('task.complete');
       expect(verifyWebhook(again.body, again.headers, hook.secret).type).toBe('task.complete');
-      await waitUntil(async () => (await deliveries())[0].attempt === 2);
+      await waitUntil('the redelivery', async () => (await deliveries())[0].attempt === 2);
       expect((await deliveries())[0]).toMatchObject({ id: log[0].id, state: 'delivered' });
 
       await expect(kiln.webhooks.redeliver(hook.id, 'f'.repeat(24))).rejects.toMatchObject({
@@ -531,7 +536,8 @@ describe('@kiln/client against a real Kiln', () => {
       expect((await kiln.tasks.get(id)).webhook).toBe(receiver.url('/task'));
       expect((await kiln.tasks.wait(id, { timeoutMs: 60_000 })).status).toBe('error');
       await receiver.waitFor(() => to('/task').length >= 1);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // A fixed window, not a wait for something: no second call may arrive within it.
+      await sleep(500);
       expect(to('/task')).toHaveLength(1);
       const secret = await kiln.webhooks.taskSecret();
       expect(secret).toMatch(/^whsec_/);

@@ -12,6 +12,7 @@ import {
   TestProject,
   waitForTask,
 } from './support/kiln';
+import { sleep } from './support/processes';
 
 describe('the code API', () => {
   let project: TestProject;
@@ -64,7 +65,8 @@ describe('the code API', () => {
     expect((await post(`/codes/${id}/pause_task_queue`)).body).toEqual({ msg: 'Already paused' });
     expect((await get(`/codes/${id}`)).body.max_concurrency).toBe(-1);
     const task = await queueTask(project, { code_name: 'pausable', payload: '{}' });
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // A fixed window, not a wait for something: paused, the task must not start within it.
+    await sleep(3000);
     expect((await getTask(project, task)).status).toBe('queued');
     expect((await post(`/codes/${id}/resume_task_queue`)).body).toEqual({ msg: 'Resumed' });
     expect((await post(`/codes/${id}/resume_task_queue`)).body).toEqual({ msg: 'Already resumed' });

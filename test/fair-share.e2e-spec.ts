@@ -55,10 +55,9 @@ describe('fair sharing between projects', () => {
     const backlog = await queueMany(a, 60, { code_name: 'sleeper', payload: '{}', priority: 2 });
     // A's backlog fills the worker first.
     await waitUntil(
-      async () => (await startedOf(a, backlog.slice(0, 8))).length >= 4,
-      60_000,
-      200,
       "A's tasks running",
+      async () => (await startedOf(a, backlog.slice(0, 8))).length >= 4,
+      { timeoutMs: 60_000, intervalMs: 200 },
     );
     const mine = await queueTask(b, { code_name: 'quick', payload: '{}', priority: 0 });
     const done = await waitForTask(b, mine);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { waitUntil } from './support/kiln';
 import { OwnStack } from './support/own-stack';
+import { sleep } from './support/processes';
 import { TcpProxy } from './support/proxy';
 import { Receiver } from './support/receiver';
 
@@ -70,7 +71,7 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
     return `tasks ${JSON.stringify(rows)}; events ${JSON.stringify(heard)}`;
   };
   const until = (what: string, check: () => Promise<boolean>, timeoutMs: number) =>
-    waitUntil(check, timeoutMs, 100, what, state);
+    waitUntil(what, check, { timeoutMs, state });
 
   const log = async (id: string) => {
     const rows = await db.query(
@@ -161,14 +162,16 @@ describe('outcomes survive outages; restarted workers recover at once', () => {
       },
       10_000,
     );
+    // The outage's timeline, fixed waits (nothing to wait for: Postgres is away): 15 s in, worker
+    // b is killed; 3 s later it starts again; at OUTAGE_MS Postgres comes back.
     const lostAt = Date.now();
     await proxy.cut();
     proxyUp = false;
-    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    await sleep(15_000);
     await killWorker('b');
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await sleep(3000);
     worker('b'); // waits for Postgres; b2's container exits while it does
-    await new Promise((resolve) => setTimeout(resolve, lostAt + OUTAGE_MS - Date.now()));
+    await sleep(lostAt + OUTAGE_MS - Date.now());
     await proxy.restore();
     proxyUp = true;
 

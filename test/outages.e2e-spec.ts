@@ -1,63 +1,42 @@
-import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
 import { Client } from 'pg';
-import {
-  call,
-  e2e,
-  getTask,
-  newProject,
-  registerCode,
-  TestProject,
-  waitForTask,
-} from './support/kiln';
-import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { call, e2e, getTask, registerCode, TestProject, waitForTask } from './support/kiln';
+import { OwnStack } from './support/own-stack';
+import { waitForHealthy } from './support/processes';
 import { TcpProxy } from './support/proxy';
 
 /**
- * Postgres or Redis going away answers 503 (clients retry), never 500. A second API talks to them
- * through proxies that this test cuts, so the other suites are not disturbed.
+ * Postgres or Redis going away answers 503 (clients retry), never 500. A stack of its own (API,
+ * worker and scheduler) whose API talks to them through proxies that this test cuts, so the other
+ * suites are not disturbed; its worker and scheduler reach them directly.
  */
 describe('health and outages', () => {
+  const stack = new OwnStack('outages', 10);
   let project: TestProject;
-  let api: ChildProcess;
   let pg: TcpProxy;
   let redis: TcpProxy;
-  const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 10;
-  const url = `http://127.0.0.1:${port}`;
 
-  const request = async (method: string, path: string, json?: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers: { authorization: `OAuth ${project.token}`, 'content-type': 'application/json' },
-      body: json === undefined ? undefined : JSON.stringify(json),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const request = async (method: string, path: string, json?: unknown) =>
+    stack.request(method, path, json, project.token);
 
   beforeAll(async () => {
-    project = await newProject('outages');
-    await registerCode(project, 'outage');
-    const pgUrl = new URL(process.env.TEST_DATABASE_URL!);
-    const redisUrl = new URL(e2e().env.REDIS_URL);
+    await stack.create();
+    const pgUrl = new URL(stack.env.DATABASE_URL);
+    const redisUrl = new URL(stack.env.REDIS_URL);
     pg = new TcpProxy(pgUrl.hostname, Number(pgUrl.port));
     redis = new TcpProxy(redisUrl.hostname, Number(redisUrl.port));
     pgUrl.port = String(await pg.start());
     redisUrl.port = String(await redis.start());
-    api = startApp(
-      'api',
-      {
-        ...e2e().env,
-        DATABASE_URL: pgUrl.toString(),
-        REDIS_URL: redisUrl.toString(),
-        KILN_API_PORT: String(port),
-      },
-      'api-outages',
-    );
-    await waitForHealthy(`${url}/healthz`);
+    await stack.startApi({ DATABASE_URL: pgUrl.toString(), REDIS_URL: redisUrl.toString() });
+    stack.start('scheduler');
+    await stack.startWorker();
+    const { id, token } = await stack.newProject('outages');
+    project = { projectId: id, token, url: stack.url };
+    await registerCode(project, 'outage');
   });
 
   afterAll(async () => {
-    await stopApp(api);
+    await stack.close();
     await pg.close();
     await redis.close();
   });
@@ -91,7 +70,7 @@ describe('health and outages', () => {
     } finally {
       await pg.restore();
     }
-    await waitForHealthy(`${url}/healthz`);
+    await waitForHealthy(`${stack.url}/healthz`);
     const list = await request('GET', `/2/projects/${project.projectId}/tasks`);
     expect(list.status).toBe(200);
     expect(list.body.tasks).toEqual([]);
@@ -124,7 +103,7 @@ describe('health and outages', () => {
    */
   async function plantStampedTask(marker: string, stampedAgo: string): Promise<string> {
     const id = `${Math.floor(Date.now() / 1000).toString(16)}${marker.repeat(16)}`;
-    const db = new Client({ connectionString: process.env.TEST_DATABASE_URL });
+    const db = new Client({ connectionString: stack.database.url });
     await db.connect();
     try {
       await db.query(
@@ -152,10 +131,10 @@ describe('health and outages', () => {
     // What such a worker leaves behind: a task queued long ago (past the API check's two-minute
     // window), its job gone from Redis, and the worker's claim on it.
     const id = await plantStampedTask('b', '10 minutes');
-    const redis = new Redis(e2e().env.REDIS_URL);
+    const redis = new Redis(stack.env.REDIS_URL);
     try {
       const [seconds] = await redis.time();
-      const claims = `${e2e().env.KILN_QUEUE_PREFIX}:task-claims`;
+      const claims = `${stack.env.KILN_QUEUE_PREFIX}:task-claims`;
       await redis.zadd(claims, (Number(seconds) - 1) * 1000, `${id}:dead-worker`);
       const task = await waitForTask(project, id, undefined, 60_000);
       expect(task).toMatchObject({ status: 'complete', run_times: 1 });

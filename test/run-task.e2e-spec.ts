@@ -12,6 +12,7 @@ import {
   taskLog,
   TestProject,
   waitForTask,
+  waitUntil,
   e2e,
   grantCluster,
 } from './support/kiln';
@@ -100,11 +101,11 @@ describe('running a task end to end', () => {
     // The container is removed right after the outcome is recorded.
     const containers = () =>
       docker.listContainers({ all: true, filters: { label: [`kiln.task=${id}`] } });
-    let left = await containers();
-    for (let i = 0; i < 50 && left.length > 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      left = await containers();
-    }
+    let left: Docker.ContainerInfo[] = [];
+    await waitUntil('its container gone', async () => (left = await containers()).length === 0, {
+      timeoutMs: 5000,
+      state: () => `left: ${JSON.stringify(left)}`,
+    });
     expect(left).toEqual([]);
   });
 
@@ -195,9 +196,7 @@ describe('running a task end to end', () => {
     expect(task.status).toBe('complete');
     expect((await taskLog(project, id)).text).toContain('id: uid=65534');
     // The files go with the container.
-    for (let i = 0; i < 50 && existsSync(filesDir); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil(`${filesDir} gone`, () => !existsSync(filesDir), { timeoutMs: 5000 });
     expect(existsSync(filesDir)).toBe(false);
   });
 
@@ -313,9 +312,10 @@ describe('running a task end to end', () => {
     writeFileSync(join(stale, 'payload.json'), '{}');
     await clusterWorker(cluster);
     // Removed during the worker's start-up, before it takes any task.
-    for (let i = 0; i < 100 && existsSync(stale); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await waitUntil(`${stale} gone`, () => !existsSync(stale), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
     expect(existsSync(stale)).toBe(false);
     const id = await queueTask(project, { code_name: 'hello', cluster, payload: '{"n":1}' });
     expect((await waitForTask(project, id)).status).toBe('complete');

@@ -10,9 +10,10 @@ import {
   registerCode,
   TestProject,
   waitForTask,
+  waitUntil,
 } from './support/kiln';
 import { OwnStack } from './support/own-stack';
-import { startApp, stopApp } from './support/processes';
+import { sleep, startWorker, stopApp } from './support/processes';
 
 /**
  * Two scheduler replicas against a database of their own (so the suite's shared scheduler stays
@@ -40,7 +41,12 @@ describe('scheduler failover', () => {
   const api = async (method: string, path: string, token: string, json?: unknown) =>
     (await stack.request(method, path, json, token)).body;
 
-  async function lease(): Promise<{ holder: string; term: number } | undefined> {
+  interface Lease {
+    holder: string;
+    term: number;
+  }
+
+  async function lease(): Promise<Lease | undefined> {
     const rows = await db.query(
       `SELECT holder, term FROM leader_leases WHERE name = 'scheduler' AND expires_at > now()`,
     );
@@ -60,11 +66,10 @@ describe('scheduler failover', () => {
     for (const name of ['sched-a', 'sched-b']) {
       replicas.set(name, stack.start('scheduler', { KILN_SCHEDULER_ID: name }, name));
     }
-    let first = await lease();
-    for (let i = 0; i < 100 && !first; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      first = await lease();
-    }
+    let first!: Lease | undefined;
+    await waitUntil('a leader', async () => (first = await lease()) !== undefined, {
+      timeoutMs: 10_000,
+    });
     expect(first).toBeDefined();
     const created = await api('POST', `/2/projects/${project.id}/schedules`, token, {
       schedules: [{ code_name: 'tick', payload: '{}', cron: '* * * * *' }],
@@ -78,21 +83,27 @@ describe('scheduler failover', () => {
         WHERE id = $1`,
       [scheduleId, `*/${EVERY_SECONDS} * * * * *`, EVERY_SECONDS],
     );
-    await new Promise((resolve) => setTimeout(resolve, 2 * EVERY_SECONDS * 1000));
+    // A fixed stretch, not a wait for something: two periods of the schedule under the first leader.
+    await sleep(2 * EVERY_SECONDS * 1000);
 
     const killedAt = Date.now();
     replicas.get(first!.holder)!.kill('SIGKILL');
-    let next = await lease();
-    while (!next || next.holder === first!.holder) {
-      expect(Date.now() - killedAt).toBeLessThan((LEASE_SECONDS + 2) * 1000);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      next = await lease();
-    }
+    let next!: Lease | undefined;
+    await waitUntil(
+      'the other replica leading',
+      async () => (next = await lease()) !== undefined && next.holder !== first!.holder,
+      {
+        timeoutMs: killedAt + (LEASE_SECONDS + 2) * 1000 - Date.now(),
+        intervalMs: 50,
+        state: () => `lease ${JSON.stringify(next)}`,
+      },
+    );
     const takeover = Date.now() - killedAt;
     expect(takeover).toBeLessThanOrEqual(LEASE_SECONDS * 1000);
-    expect(next.term).toBe(first!.term + 1);
+    expect(next!.term).toBe(first!.term + 1);
 
-    await new Promise((resolve) => setTimeout(resolve, 3 * EVERY_SECONDS * 1000));
+    // A fixed stretch again: three more periods, under the new leader.
+    await sleep(3 * EVERY_SECONDS * 1000);
     await api('POST', `/2/projects/${project.id}/schedules/${scheduleId}/cancel`, token);
     const rows = await db.query(
       'SELECT scheduled_for FROM tasks WHERE schedule_id = $1 ORDER BY scheduled_for',
@@ -146,8 +157,7 @@ describe('Redis data loss', () => {
     } finally {
       redis.disconnect();
     }
-    const worker = startApp(
-      'worker',
+    const worker = await startWorker(
       {
         ...e2e().env,
         KILN_WORKER_ID: `${cluster}-w`,

@@ -9,7 +9,9 @@ import {
   TestProject,
   waitForTask,
   grantCluster,
+  waitUntil,
 } from './support/kiln';
+import { sleep, startWorker, stopApp } from './support/processes';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const ironWorker = require('iron_worker') as { Client: new (options: object) => any };
@@ -159,11 +161,12 @@ describe('schedules', () => {
         WHERE id = $1`,
       [id],
     );
-    let schedule = (await get(`/schedules/${id}`)).body;
-    for (let i = 0; i < 200 && schedule.status === 'scheduled'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      schedule = (await get(`/schedules/${id}`)).body;
-    }
+    let schedule: any;
+    await waitUntil(
+      'the schedule done',
+      async () => (schedule = (await get(`/schedules/${id}`)).body).status !== 'scheduled',
+      { timeoutMs: 20_000, state: () => JSON.stringify(schedule) },
+    );
     expect(schedule).toMatchObject({
       status: 'complete',
       msg: 'Ran max times.',
@@ -189,7 +192,9 @@ describe('schedules', () => {
       schedules: [{ code_name: 'paused-tick', payload: '{}', run_every: 60 }],
     });
     const id = res.body.schedules[0].id;
-    await new Promise((resolve) => setTimeout(resolve, 3500));
+    // A fixed window, not a wait for something: the schedule falls due within it and may fire
+    // no task.
+    await sleep(3500);
     expect(await firedBy(id)).toEqual([]);
     expect((await get(`/schedules/${id}`)).body.msg).toMatch(/paused/);
     await post(`/schedules/${id}/cancel`);
@@ -233,7 +238,6 @@ describe('schedules', () => {
   });
 
   it('re-queues the task of a worker killed mid-run; its restart reaps the orphan container', async () => {
-    const { startApp, stopApp } = await import('./support/processes');
     const cluster = `lapse-${Date.now()}`;
     await grantCluster(project, cluster);
     const workerEnv = {
@@ -242,7 +246,7 @@ describe('schedules', () => {
       KILN_WORKER_CLUSTER: cluster,
       KILN_WORKER_HEARTBEAT_SECONDS: '1',
     };
-    const first = startApp('worker', workerEnv, `${cluster}-1`);
+    const first = await startWorker(workerEnv, `${cluster}-1`);
     const queued = await post('/tasks', {
       tasks: [{ code_name: 'tick', payload: '{"sleep":4}', cluster }],
     });
@@ -252,7 +256,7 @@ describe('schedules', () => {
     // The scheduler notices the lapsed heartbeat (6 s in these tests) and puts the task back.
     const requeued = await waitForTask(project, id, (t) => t.status === 'queued', 30_000);
     expect(requeued.start_time).toBe(ZERO);
-    const second = startApp('worker', workerEnv, `${cluster}-2`);
+    const second = await startWorker(workerEnv, `${cluster}-2`);
     try {
       const done = await waitForTask(project, id);
       expect(done).toMatchObject({ status: 'complete', run_times: 2 });

@@ -12,6 +12,7 @@ import {
   TestProject,
   waitForTask,
   grantCluster,
+  waitUntil,
 } from './support/kiln';
 import { startWorker, stopApp } from './support/processes';
 
@@ -81,17 +82,22 @@ describe('scheduling', () => {
         queueTask(project, { code_name: 'limited', payload: '{"sleep":2}', cluster }),
       ),
     );
+    // Sampled at every check: the most tasks running at once, and no task rejected meanwhile.
     let most = 0;
-    for (;;) {
-      const tasks = await Promise.all(ids.map((id) => getTask(project, id)));
-      const live = tasks.filter((t) => t.status === 'running' || t.status === 'preparing').length;
-      most = Math.max(most, live);
-      if (tasks.every((t) => t.status === 'complete')) break;
-      expect(
-        tasks.every((t) => ['queued', 'preparing', 'running', 'complete'].includes(t.status)),
-      ).toBe(true);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    let tasks: any[] = [];
+    await waitUntil(
+      'all six complete',
+      async () => {
+        tasks = await Promise.all(ids.map((id) => getTask(project, id)));
+        const live = tasks.filter((t) => t.status === 'running' || t.status === 'preparing');
+        most = Math.max(most, live.length);
+        expect(
+          tasks.every((t) => ['queued', 'preparing', 'running', 'complete'].includes(t.status)),
+        ).toBe(true);
+        return tasks.every((t) => t.status === 'complete');
+      },
+      { timeoutMs: 90_000, state: () => tasks.map((t) => t.status).join(' ') },
+    );
     expect(most).toBe(2);
     // Every run overlapped with at most one other run.
     const runs = (await Promise.all(ids.map((id) => getTask(project, id)))).map((t) => [
@@ -165,14 +171,16 @@ describe('scheduling', () => {
     await container.start();
     await clusterWorker(`reap-${Date.now()}`, id);
     // The worker reaps while it boots; allow for a slow boot on a busy machine.
-    let left = await docker.listContainers({
-      all: true,
-      filters: { label: [`kiln.worker=${id}`] },
-    });
-    for (let i = 0; i < 100 && left.length > 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      left = await docker.listContainers({ all: true, filters: { label: [`kiln.worker=${id}`] } });
-    }
+    let left: Docker.ContainerInfo[] = [];
+    await waitUntil(
+      'the container reaped',
+      async () =>
+        (left = await docker.listContainers({
+          all: true,
+          filters: { label: [`kiln.worker=${id}`] },
+        })).length === 0,
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
     expect(left).toEqual([]);
   });
 
@@ -188,9 +196,9 @@ describe('scheduling', () => {
         { taskId: id, projectId: project.projectId },
         { jobId: id, removeOnComplete: true },
       );
-      for (let i = 0; i < 50 && (await queue.getJob(id)); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await waitUntil('the job gone', async () => !(await queue.getJob(id)), {
+        timeoutMs: 5000,
+      });
       expect(await queue.getJob(id)).toBeNull();
     } finally {
       await queue.close();

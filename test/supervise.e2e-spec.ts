@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './support/processes';
+import { waitUntil } from './support/kiln';
+import { ROOT, sleep } from './support/processes';
 
 /**
  * `npm start` runs each Kiln process under scripts/supervise.sh: one that exits on its own is
@@ -33,14 +34,15 @@ describe('scripts/supervise.sh', () => {
     let stderr = '';
     supervisor.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const lines = () => readFileSync(runs, 'utf8').trim().split('\n');
-    const deadline = Date.now() + 15_000;
-    while (!(safe(lines).length >= 3)) {
-      if (Date.now() > deadline) throw new Error(`not restarted twice: ${stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil('two restarts', () => safe(lines).length >= 3, {
+      timeoutMs: 15_000,
+      state: () => `stderr: ${stderr}`,
+    });
     expect(stderr).toContain('[kiln] demo exited unexpectedly (exit code 3); restarting it in 1 s');
     expect(stderr).toContain('[kiln] demo exited unexpectedly (exit code 3); restarting it in 2 s');
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the third run installs its handler
+    // A fixed grace, nothing to poll for: the third run installs its SIGTERM handler right after
+    // it wrote its pid.
+    await sleep(300);
     const exited = new Promise<number | null>((resolve) => supervisor.once('exit', resolve));
     const stoppingAt = Date.now();
     supervisor.kill('SIGTERM');

@@ -10,7 +10,9 @@ import {
   taskLog,
   TestProject,
   waitForTask,
+  waitUntil,
 } from './support/kiln';
+import { sleep } from './support/processes';
 
 const ZERO = '0001-01-01T00:00:00Z';
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/;
@@ -156,7 +158,9 @@ describe('the task API', () => {
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ msg: 'Cancelled' });
     }
-    await new Promise((resolve) => setTimeout(resolve, 4500));
+    // A fixed window, not a wait for something: the delayed task falls due within it, and
+    // neither may start.
+    await sleep(4500);
     for (const id of [queued, delayed]) {
       const task = await getTask(project, id);
       expect(task.status).toBe('cancelled');
@@ -170,15 +174,14 @@ describe('the task API', () => {
     const started = Date.now();
     expect((await post(`/tasks/${id}/cancel`)).body).toEqual({ msg: 'Cancelled' });
     expect((await getTask(project, id)).status).toBe('cancelled');
-    for (;;) {
-      const left = await docker.listContainers({
-        all: true,
-        filters: { label: [`kiln.task=${id}`] },
-      });
-      if (left.length === 0) break;
-      expect(Date.now() - started).toBeLessThan(15_000);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    // Gone within 15 s of the cancel.
+    await waitUntil(
+      'its container gone',
+      async () =>
+        (await docker.listContainers({ all: true, filters: { label: [`kiln.task=${id}`] } }))
+          .length === 0,
+      { timeoutMs: started + 15_000 - Date.now(), intervalMs: 200 },
+    );
     const task = await waitForTask(project, id, (t) => t.duration > 0);
     expect(task.status).toBe('cancelled');
     expect(task.duration).toBeLessThan(15_000);
@@ -256,10 +259,11 @@ describe('the task API', () => {
     const id = await queueTask(project, { code_name: 'api', payload: '{"lines":4,"interval":1}' });
     await waitForTask(project, id, (t) => t.status === 'running');
     let partial = '';
-    for (let i = 0; i < 40 && !partial.includes('line 2'); i++) {
-      partial = (await taskLog(project, id)).text;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntil(
+      'line 2 in the log',
+      async () => (partial = (await taskLog(project, id)).text).includes('line 2'),
+      { timeoutMs: 4000, state: () => `log: ${JSON.stringify(partial)}` },
+    );
     expect(partial).toContain('line 2');
     expect(partial).not.toContain('line 4');
     expect((await getTask(project, id)).status).toBe('running');

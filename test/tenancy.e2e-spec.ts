@@ -257,13 +257,11 @@ describe('tenancy: cluster grants and quotas', () => {
       expect((await admin('DELETE', `/2/projects/${c.id}/clusters/night`)).status).toBe(200);
       stack.start('scheduler');
       const schedule = async () => (await as(c, 'GET', `/schedules/${id}`)).body;
-      await waitUntil(
-        async () => (await schedule()).error_count > 0,
-        60_000,
-        200,
-        'the skipped run',
-        async () => JSON.stringify(await schedule()),
-      );
+      await waitUntil('the skipped run', async () => (await schedule()).error_count > 0, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        state: async () => JSON.stringify(await schedule()),
+      });
       expect(await schedule()).toMatchObject({
         run_count: 0,
         error_count: 1,
@@ -302,12 +300,10 @@ describe('tenancy: cluster grants and quotas', () => {
 
       // A cancelled task leaves room once the count is taken again (within a second or so).
       await as(p, 'POST', `/tasks/${listed[0].id}/cancel`);
-      await waitUntil(
-        async () => (await queue(p, 1)).status === 200,
-        5000,
-        200,
-        'room after a cancel',
-      );
+      await waitUntil('room after a cancel', async () => (await queue(p, 1)).status === 200, {
+        timeoutMs: 5000,
+        intervalMs: 200,
+      });
       expect((await tasksOf(p, '&queued=1')).length).toBe(5);
     });
 
@@ -456,6 +452,7 @@ describe('tenancy: cluster grants and quotas', () => {
 
         streams[0].abort();
         await waitUntil(
+          'a follower slot freed',
           async () => {
             const next = new AbortController();
             closers.push(next);
@@ -463,9 +460,7 @@ describe('tenancy: cluster grants and quotas', () => {
             if (res.status !== 200) await res.text();
             return res.status === 200;
           },
-          5000,
-          200,
-          'a follower slot freed',
+          { timeoutMs: 5000, intervalMs: 200 },
         );
       } finally {
         for (const closer of closers) closer.abort();

@@ -8,6 +8,7 @@ import {
   registerCode,
   TestProject,
   waitForTask,
+  waitUntil,
 } from './support/kiln';
 import { OwnStack, StackAnswer } from './support/own-stack';
 import { sleep, waitForHealthy } from './support/processes';
@@ -278,6 +279,7 @@ describe('tokens with a role and a lifecycle', () => {
       expect((await call('GET', path, { token })).status).toBe(200);
       await sleep(100);
     }
+    // A fixed pause, nothing to poll for: past the expiry by a little.
     await sleep(50);
     const expired = await call('GET', path, { token });
     expect(expired.status).toBe(401);
@@ -292,13 +294,13 @@ describe('tokens with a role and a lifecycle', () => {
     const lastUsed = async () =>
       (await listTokens(a)).body.tokens.find((t: { id: string }) => t.id === id).last_used_at;
     let first: string | null = null;
-    for (let i = 0; i < 50 && !first; i++) {
-      first = await lastUsed();
-      if (!first) await sleep(100);
-    }
+    await waitUntil('last_used_at recorded', async () => Boolean((first = await lastUsed())), {
+      timeoutMs: 5000,
+    });
     expect(first).not.toBeNull();
     expect(Math.abs(new Date(first!).getTime() - before)).toBeLessThan(5000);
     for (let i = 0; i < 20; i++) expect((await call('GET', path, { token })).status).toBe(200);
+    // A fixed window, not a wait for something: last_used_at may not be rewritten within it.
     await sleep(300);
     expect(await lastUsed()).toBe(first);
   });
@@ -374,14 +376,14 @@ describe('revocation across API replicas', () => {
       const revokedAt = Date.now();
       const refusedAfter: number[] = [];
       for (const url of urls) {
-        while ((await status(url, path, token)) !== 401) {
-          expect(Date.now() - revokedAt).toBeLessThan(1000);
-          await sleep(20);
-        }
+        await waitUntil(`401 on ${url}`, async () => (await status(url, path, token)) === 401, {
+          timeoutMs: revokedAt + 1000 - Date.now(),
+          intervalMs: 20,
+        });
         refusedAfter.push(Date.now() - revokedAt);
       }
       expect(Math.max(...refusedAfter)).toBeLessThan(1000);
-      // And it stays refused.
+      // And it stays refused: a fixed window, not a wait for something.
       await sleep(1200);
       for (const url of urls) expect(await status(url, path, token)).toBe(401);
     }

@@ -14,6 +14,7 @@ import {
   taskLog,
   TestProject,
   waitForTask,
+  waitUntil,
 } from './support/kiln';
 import { buildTestImage, craftTar, docker, registryGet, tarHeader } from './support/images';
 
@@ -392,10 +393,10 @@ describe('image uploads', () => {
     expect((await waitForTask(project, id)).status).toBe('complete');
     expect(await present(res.body.image)).toBe(true);
     const gcMs = Number(e2e().env.KILN_IMAGE_GC_SECONDS) * 1000;
-    const deadline = Date.now() + 3 * gcMs + 30_000;
-    while ((await present(res.body.image)) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    await waitUntil('the image removed', async () => !(await present(res.body.image)), {
+      timeoutMs: 3 * gcMs + 30_000,
+      intervalMs: 500,
+    });
     expect(await present(res.body.image)).toBe(false);
     // Images the worker did not pull stay, however long unused.
     expect(await present('kiln-test/busybox:latest')).toBe(true);

@@ -1,9 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { e2e } from './support/kiln';
-import { OwnDatabase } from './support/database';
-import { startApp, stopApp, waitForHealthy } from './support/processes';
+import { waitUntil } from './support/kiln';
+import { OwnStack } from './support/own-stack';
+import { sleep } from './support/processes';
 import { Receiver } from './support/receiver';
 
 /**
@@ -13,64 +12,43 @@ import { Receiver } from './support/receiver';
  */
 describe('webhook delivery guard and durability', () => {
   const TIMEOUT_MS = 3000;
-  const database = new OwnDatabase('kiln_hooks');
-  const port = Number(process.env.KILN_TEST_API_PORT ?? 18080) + 30;
-  const adminToken = `admin-${randomBytes(8).toString('hex')}`;
+  const stack = new OwnStack('hooks', 30);
   const allowed = new Receiver();
   const refused = new Receiver();
-  const children: ChildProcess[] = [];
-  let env: Record<string, string>;
+  const schedulers: ChildProcess[] = [];
   let db: Client;
   let projectId: string;
   let token: string;
 
-  const api = async (method: string, path: string, json?: unknown) => {
-    const res = await fetch(`http://127.0.0.1:${port}/2/projects/${projectId}${path}`, {
-      method,
-      headers: { authorization: `OAuth ${token}`, 'content-type': 'application/json' },
-      body: json === undefined ? undefined : JSON.stringify(json),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = (method: string, path: string, json?: unknown) =>
+    stack.request(method, `/2/projects/${projectId}${path}`, json, token);
 
   const scheduler = (label: string) => {
-    const child = startApp('scheduler', env, `hooks-${label}`);
-    children.push(child);
+    const child = stack.start('scheduler', {}, label);
+    schedulers.push(child);
     return child;
   };
 
   beforeAll(async () => {
     await allowed.start();
     await refused.start();
-    env = {
-      ...e2e().env,
-      DATABASE_URL: database.url,
-      KILN_API_PORT: String(port),
-      KILN_ADMIN_TOKEN: adminToken,
-      KILN_QUEUE_PREFIX: `kiln-hooks-${randomBytes(3).toString('hex')}`,
+    await stack.create({
       WEBHOOK_ALLOWED_HOSTS: `127.0.0.1:${allowed.port}`,
       KILN_WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
       KILN_WEBHOOK_RETRY_SCHEDULE: '1,1,1,1,1',
-    };
-    await database.create();
-    children.push(startApp('api', env, 'hooks-api'));
-    await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
-    db = new Client({ connectionString: database.url });
+    });
+    await stack.startApi();
+    db = new Client({ connectionString: stack.database.url });
     await db.connect();
-    const headers = { authorization: `OAuth ${adminToken}`, 'content-type': 'application/json' };
-    const post = async (path: string, body: string): Promise<any> =>
-      (await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body })).json();
-    projectId = (await post('/2/projects', '{"name":"hooks"}')).id;
-    token = (await post(`/2/projects/${projectId}/tokens`, '{}')).token;
+    ({ id: projectId, token } = await stack.newProject('hooks'));
     await api('POST', '/codes', { name: 'guarded', image: 'kiln-test/busybox:latest' });
   });
 
   afterAll(async () => {
-    await Promise.all(children.map((child) => stopApp(child)));
     await db?.end();
+    await stack.close();
     await allowed.close();
     await refused.close();
-    await database.drop();
   });
 
   /** A delayed task, cancelled at once: one task.cancelled event. */
@@ -116,10 +94,14 @@ describe('webhook delivery guard and durability', () => {
     expect(created.status).toBe(200);
     const taskId = await cancelledTask();
     let row: any;
-    for (let i = 0; i < 200 && !row?.error; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      row = await deliveryRow(taskId);
-    }
+    await waitUntil(
+      'the attempt refused',
+      async () => Boolean((row = await deliveryRow(taskId))?.error),
+      {
+        timeoutMs: 20_000,
+        state: () => `delivery ${JSON.stringify(row)}`,
+      },
+    );
     expect(row.error).toMatch(
       /refused: localhost resolves to .*(127\.0\.0\.1|0:0:0:0:0:0:0:1).*loopback/,
     );
@@ -140,9 +122,7 @@ describe('webhook delivery guard and durability', () => {
     });
     const taskId = await cancelledTask();
     await allowed.waitFor((all) => all.length >= 1, 20_000, 'the first attempt');
-    const delivering = children.find(
-      (child) => child.exitCode === null && child.spawnargs.join(' ').includes('scheduler'),
-    )!;
+    const delivering = schedulers.find((child) => child.exitCode === null)!;
     delivering.kill('SIGKILL');
     await new Promise((resolve) => delivering.once('exit', resolve));
     const mid = await deliveryRow(taskId);
@@ -154,13 +134,15 @@ describe('webhook delivery guard and durability', () => {
     expect(second.headers['webhook-id']).toBe(first.headers['webhook-id']);
     expect(second.body).toBe(first.body);
     expect(second.json).toMatchObject({ type: 'task.cancelled', data: { task_id: taskId } });
-    let row = await deliveryRow(taskId);
-    for (let i = 0; i < 50 && row.state !== 'delivered'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      row = await deliveryRow(taskId);
-    }
+    let row: any;
+    await waitUntil(
+      'the delivery recorded',
+      async () => (row = await deliveryRow(taskId)).state === 'delivered',
+      { timeoutMs: 5000, state: () => `delivery ${JSON.stringify(row)}` },
+    );
     expect(row).toMatchObject({ state: 'delivered', attempt: 2, status_code: 200 });
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // A fixed window, not a wait for something: no third attempt may arrive within it.
+    await sleep(1000);
     expect(allowed.received).toHaveLength(2);
     await api('DELETE', `/webhooks/${webhook.id}`);
   });

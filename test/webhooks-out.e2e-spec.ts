@@ -5,7 +5,9 @@ import {
   registerCode,
   TestProject,
   waitForTask,
+  waitUntil,
 } from './support/kiln';
+import { sleep } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
 /**
@@ -58,13 +60,13 @@ describe('outgoing webhooks', () => {
   }
 
   async function waitForDelivery(webhookId: string, until: (d: any) => boolean, ms = 20_000) {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const found = (await deliveries(webhookId)).find(until);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no such delivery of ${webhookId} in ${ms} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    let seen: any[] = [];
+    await waitUntil(
+      `such a delivery of ${webhookId}`,
+      async () => (seen = await deliveries(webhookId)).some(until),
+      { timeoutMs: ms, state: () => `deliveries ${JSON.stringify(seen)}` },
+    );
+    return seen.find(until);
   }
 
   it('creates, lists, reads, updates and deletes subscriptions; the secret is shown at creation only', async () => {
@@ -200,7 +202,8 @@ describe('outgoing webhooks', () => {
     expect((await api('GET', `/tasks/${taskId}`)).body.webhook).toBe(hooks.url('/mine'));
     await waitForTask(project, taskId);
     const [got] = await hooks.waitFor((all) => all.length >= 1);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // A fixed window, not a wait for something: no second call may arrive within it.
+    await sleep(500);
     expect(hooks.received).toHaveLength(1);
     expect(got.path).toBe('/mine');
     expect(got.json).toMatchObject({
@@ -220,7 +223,8 @@ describe('outgoing webhooks', () => {
     const { id: webhookId } = await subscribe(hooks.url(), { events: ['task.cancelled'] });
     const taskId = await cancelledTask();
     await hooks.waitFor((all) => all.length >= 3);
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // A fixed window, not a wait for something: no fourth try may arrive within it.
+    await sleep(2500);
     expect(hooks.received).toHaveLength(3);
     expect(new Set(hooks.received.map((r) => r.headers['webhook-id'])).size).toBe(1);
     expect(new Set(hooks.received.map((r) => r.body)).size).toBe(1);
@@ -264,7 +268,8 @@ describe('outgoing webhooks', () => {
     expect(webhook.enabled).toBe(false);
     expect(webhook.disabled_reason).toContain('410');
     await cancelledTask();
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // A fixed window, not a wait for something: the disabled endpoint may get nothing within it.
+    await sleep(1500);
     expect(hooks.received).toHaveLength(1);
     expect(await deliveries(webhookId)).toHaveLength(1);
     // Enabling it again clears the reason.
@@ -345,7 +350,8 @@ describe('outgoing webhooks', () => {
     const all = await subscribe(hooks.url('/all'));
     const taskId = await cancelledTask();
     await hooks.waitFor((got) => got.filter((r) => r.path === '/all').length >= 2);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // A fixed window, not a wait for something: no other subscription may get anything within it.
+    await sleep(1000);
     expect(hooks.received.map((r) => `${r.path} ${r.json.type}`).sort()).toEqual([
       '/all task.cancelled',
       '/all task.queued',

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { newId } from '@kiln/common';
 import { TaskJob, TaskQueues, taskQueueName } from '@kiln/queue';
 import { waitUntil } from '../support/kiln';
+import { sleep } from '../support/processes';
 import { kilnQueueOptions, testRedisUrl } from '../support/redis';
 
 /**
@@ -179,7 +180,8 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     expect(await queues.claim('default', 'w1', 0, [ids[0]])).toEqual([]);
     // Another worker's settlement does not drop w1's claim.
     await queues.claim('default', 'w2', 0, [ids[1]]);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A fixed pause, nothing to poll for: w1's claim grows older than the 10 ms asked below.
+    await sleep(20);
     const stale = await queues.staleClaims(10, 10);
     expect(stale).toEqual([{ taskId: ids[1], member: `${ids[1]}:w1` }]);
     await queues.dropClaims(stale);
@@ -210,7 +212,10 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     await enqueue(queues, [id]);
     expect(await processed).toEqual({ taskId: id, projectId });
     // removeOnComplete: the job is gone once Bull's worker completed it.
-    await waitUntil(async () => (await bull.getJob(id)) === null, 10_000, 50, 'job removed');
+    await waitUntil('job removed', async () => (await bull.getJob(id)) === null, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
   });
 
   it('wakes the workers of the job’s cluster, and only those', async () => {
@@ -220,11 +225,11 @@ describe('task jobs written by Kiln’s Lua script are Bull jobs', () => {
     await queues.onWaiting('default', () => defaultWakes++);
     await queues.onWaiting('other', () => otherWakes++);
     await enqueue(queues, [newId(), newId()]);
-    await waitUntil(async () => defaultWakes > 0, 10_000, 20, 'default woken');
+    await waitUntil('default woken', () => defaultWakes > 0, { timeoutMs: 10_000, intervalMs: 20 });
     expect(defaultWakes).toBe(1);
     expect(otherWakes).toBe(0);
     await enqueue(queues, [newId()], 0, projectId, 'other');
-    await waitUntil(async () => otherWakes > 0, 10_000, 20, 'other woken');
+    await waitUntil('other woken', () => otherWakes > 0, { timeoutMs: 10_000, intervalMs: 20 });
     expect(defaultWakes).toBe(1);
   });
 

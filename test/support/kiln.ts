@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_IMAGE } from './images';
-import { KILN_HOME } from './processes';
+import { KILN_HOME, sleep } from './processes';
 
 export { TEST_IMAGE };
 
@@ -24,6 +24,8 @@ export interface Answer<T = any> {
 }
 
 export interface RequestOptions {
+  /** The Kiln to call; default the shared one of the suite. */
+  url?: string;
   token?: string;
   /** How the token is sent; default the IronWorker header `Authorization: OAuth <token>`. */
   auth?: 'oauth' | 'bearer' | 'query' | 'none';
@@ -38,7 +40,7 @@ export async function call(
   path: string,
   options: RequestOptions = {},
 ): Promise<Answer> {
-  const { url } = e2e();
+  const url = options.url ?? e2e().url;
   const headers: Record<string, string> = { ...options.headers };
   let target = `${url}${path}`;
   const auth = options.auth ?? 'oauth';
@@ -64,6 +66,8 @@ export async function call(
 export interface TestProject {
   projectId: string;
   token: string;
+  /** The Kiln the project lives on (a suite's own stack); default the shared one. */
+  url?: string;
 }
 
 /** A project of its own for each test file, so tests never see each other's codes and tasks. */
@@ -97,6 +101,7 @@ export async function registerCode(
   settings: Record<string, unknown> = {},
 ): Promise<string> {
   const res = await call('POST', `/2/projects/${project.projectId}/codes`, {
+    url: project.url,
     token: project.token,
     json: { name, image: TEST_IMAGE, ...settings },
   });
@@ -109,6 +114,7 @@ export async function queueTask(
   task: Record<string, unknown>,
 ): Promise<string> {
   const res = await call('POST', `/2/projects/${project.projectId}/tasks`, {
+    url: project.url,
     token: project.token,
     json: { tasks: [task] },
   });
@@ -118,6 +124,7 @@ export async function queueTask(
 
 export async function getTask(project: TestProject, id: string): Promise<any> {
   const res = await call('GET', `/2/projects/${project.projectId}/tasks/${id}`, {
+    url: project.url,
     token: project.token,
   });
   if (res.status !== 200) throw new Error(`task not read: ${res.status} ${res.text}`);
@@ -126,46 +133,54 @@ export async function getTask(project: TestProject, id: string): Promise<any> {
 
 const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
 
-/** Polls a task until it reaches a final status (or `until` holds). */
+/** Polls a task until it reaches a final status (or `until` holds); resolves with it. */
 export async function waitForTask(
   project: TestProject,
   id: string,
   until: (task: any) => boolean = (task) => FINAL.includes(task.status),
   timeoutMs = 90_000,
 ): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const task = await getTask(project, id);
-    if (until(task)) return task;
-    if (Date.now() > deadline) {
-      throw new Error(`task ${id} still ${task.status} after ${timeoutMs} ms`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  let task: any;
+  await waitUntil(`task ${id}`, async () => until((task = await getTask(project, id))), {
+    timeoutMs,
+    state: () => `it is ${task.status}`,
+  });
+  return task;
 }
 
 export async function taskLog(project: TestProject, id: string): Promise<Answer<string>> {
-  return call('GET', `/2/projects/${project.projectId}/tasks/${id}/log`, { token: project.token });
+  return call('GET', `/2/projects/${project.projectId}/tasks/${id}/log`, {
+    url: project.url,
+    token: project.token,
+  });
+}
+
+export interface WaitOptions {
+  /** How long to wait at most; default 60 s. */
+  timeoutMs?: number;
+  /** How long to sleep between checks; default 100 ms. */
+  intervalMs?: number;
+  /** How things stand, for the error on timeout. */
+  state?: () => string | Promise<string>;
 }
 
 /**
- * Resolves once `check` is true, polling every `intervalMs`; throws after `timeoutMs`, saying
- * `what` was awaited and, from `state`, how things stood.
+ * The one polling loop of the tests: resolves once `check` is true, checking every `intervalMs`;
+ * throws after `timeoutMs`, saying `what` was awaited and, from `state`, how things stood. What
+ * the last check saw, `check` leaves in a variable of the caller's.
  */
 export async function waitUntil(
-  check: () => Promise<boolean>,
-  timeoutMs = 60_000,
-  intervalMs = 100,
-  what = 'condition',
-  state?: () => Promise<string>,
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  { timeoutMs = 60_000, intervalMs = 100, state }: WaitOptions = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) {
       const seen = state ? `; ${await state()}` : '';
-      throw new Error(`${what} not true after ${timeoutMs} ms${seen}`);
+      throw new Error(`waited ${timeoutMs} ms for ${what}${seen}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    await sleep(intervalMs);
   }
 }
 

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { OwnDatabase } from './database';
 import { e2e } from './kiln';
-import { AppName, startApp, stopApp, waitForHealthy } from './processes';
+import { AppName, startApp, startWorker, stopApp, waitForHealthy } from './processes';
 
 export interface StackAnswer {
   status: number;
@@ -46,17 +46,24 @@ export class OwnStack {
   }
 
   start(app: AppName, extra: Record<string, string> = {}, label: string = app): ChildProcess {
-    const child = startApp(app, { ...this.env, ...extra }, `${this.name}-${label}`);
-    this.children.add(child);
-    child.once('exit', () => this.children.delete(child));
-    return child;
+    return this.track(startApp(app, { ...this.env, ...extra }, `${this.name}-${label}`));
   }
 
   /** Starts the API and resolves once it is healthy. */
-  async startApi(): Promise<ChildProcess> {
-    const api = this.start('api');
+  async startApi(extra: Record<string, string> = {}): Promise<ChildProcess> {
+    const api = this.start('api', extra);
     await waitForHealthy(`${this.url}/healthz`);
     return api;
+  }
+
+  /**
+   * Starts a worker on a health port of its own and resolves once it is healthy. Its id is the
+   * stack's queue prefix and `label` unless `extra` names one: no other run's worker reaps its
+   * containers.
+   */
+  async startWorker(extra: Record<string, string> = {}, label = 'worker'): Promise<ChildProcess> {
+    const env = { KILN_WORKER_ID: `${this.env.KILN_QUEUE_PREFIX}-${label}`, ...this.env, ...extra };
+    return this.track(await startWorker(env, `${this.name}-${label}`));
   }
 
   async request(
@@ -97,6 +104,12 @@ export class OwnStack {
       `/2/projects/${projectId}/clusters/${encodeURIComponent(cluster)}`,
     );
     if (granted.status !== 200) throw new Error(`cluster not granted: ${granted.status}`);
+  }
+
+  private track(child: ChildProcess): ChildProcess {
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    return child;
   }
 
   /** Stops every process still running, then drops the database. */
