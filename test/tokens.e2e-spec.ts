@@ -286,6 +286,29 @@ describe('tokens with a role and a lifecycle', () => {
     expect(expired.body.msg).toBe('The OAuth token has expired');
   });
 
+  it('a token cannot make one that outlives it: an expiring or leaked token mints no permanent one', async () => {
+    const expiresAt = new Date(Date.now() + 3_600_000);
+    const { token } = await issue(a, 'manage', { expires_at: expiresAt.toISOString() });
+    const path = `/2/projects/${a.projectId}/tokens`;
+    const before = (await listTokens(a)).body.tokens.length;
+    for (const json of [{}, { expires_at: new Date(expiresAt.getTime() + 1000).toISOString() }]) {
+      const refused = await call('POST', path, { token, json });
+      expect(refused.status).toBe(400);
+      expect(refused.body.msg).toBe(
+        `expires_at must be at most ${expiresAt.toISOString()}, when the token making it expires`,
+      );
+    }
+    expect((await listTokens(a)).body.tokens).toHaveLength(before);
+    const shorter = new Date(expiresAt.getTime() - 60_000).toISOString();
+    const made = await call('POST', path, { token, json: { role: 'read', expires_at: shorter } });
+    expect(made.status).toBe(200);
+    expect(made.body.expires_at).toBe(shorter);
+    // The admin's tokens have no such bound.
+    const byAdmin = await call('POST', path, { token: e2e().adminToken, json: {} });
+    expect(byAdmin.status).toBe(200);
+    expect(byAdmin.body.expires_at).toBeNull();
+  });
+
   it('last_used_at is recorded on use, and not rewritten on every request', async () => {
     const { id, token } = await issue(a, 'read');
     const path = `/2/projects/${a.projectId}/tasks`;

@@ -41,11 +41,8 @@ export class ScheduleFirer {
         (schedules, codes, now) => this.plan(schedules, codes, now),
       );
       total += fired.length;
-      // Hand the due ones (stamped by the insert) to Redis now; the reconciler would also do it.
-      await this.delivery.enqueueDue(
-        fired.filter((task) => task.delay === 0),
-        { stamped: true },
-      );
+      // Hand the due ones to Redis now; the reconciler would also do it on its next pass.
+      await this.delivery.enqueueDue(fired.filter((task) => task.delay === 0));
       if (due < BATCH) break;
     }
     if (total > 0) this.logger.log(`fired ${total} scheduled tasks`);

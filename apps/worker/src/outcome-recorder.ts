@@ -102,9 +102,9 @@ export class OutcomeRecorder implements OnApplicationShutdown {
     await this.feed.ended(taskId, attempt).catch((error: Error) => {
       this.logger.warn(`followers of task ${taskId} not told it ended: ${error.message}`);
     });
-    // A retry not enqueued now is enqueued by the reconciler (stamped with no job in Redis).
+    // A retry not enqueued now is enqueued by the reconciler (its enqueued_at is empty).
     if (retry && retry.delay === 0) {
-      await this.delivery.enqueueDue([retry], { stamped: true }).catch((error: Error) => {
+      await this.delivery.enqueueDue([retry]).catch((error: Error) => {
         this.logger.warn(`retry ${retry.id} left to the reconciler: ${error.message}`);
       });
     }

@@ -111,7 +111,8 @@ export class FieldReader {
   }
 
   /**
-   * An RFC3339 time with any offset or fraction (Python's isoformat too); absent, `""` and the
+   * An RFC3339 time with any offset or fraction (Python's isoformat too; without an offset, UTC);
+   * absent, `""` and the
    * zero time (`0001-01-01…`) mean unset. A date that does not exist (February 30, 24:00) is
    * refused rather than rolled over, and so is an instant outside
    * 1970-01-01T00:00:00Z..9999-12-31T23:59:59Z.
@@ -131,7 +132,8 @@ export class FieldReader {
       minute <= 59 &&
       (parts[6] === undefined || second <= 59) &&
       (parts[8] === undefined || /^(Z|[+-](0\d|1\d|2[0-3]):?[0-5]\d)$/.test(parts[8]));
-    const parsed = new Date(valid ? value : NaN);
+    // No offset means UTC, whatever the server's time zone.
+    const parsed = new Date(valid ? (parts[8] === undefined ? `${value}Z` : value) : NaN);
     if (Number.isNaN(parsed.getTime())) {
       throw KilnException.badRequest(`${this.label(name)} must be an RFC3339 time`);
     }

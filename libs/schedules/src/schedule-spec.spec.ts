@@ -24,6 +24,9 @@ describe('parseScheduleSpec', () => {
     ['2024-01-01T00:00:00.123456Z', '2024-01-01T00:00:00.123Z'],
     ['1970-01-01T00:00:00Z', '1970-01-01T00:00:00.000Z'],
     ['9999-12-31T23:59:59Z', '9999-12-31T23:59:59.000Z'],
+    // Without an offset: UTC, whatever the server's time zone.
+    ['2024-01-01T00:00:00', '2024-01-01T00:00:00.000Z'],
+    ['2024-01-01T00:00', '2024-01-01T00:00:00.000Z'],
   ])('takes start_at %s', (value, expected) => {
     expect(parse({ start_at: value }).startAt?.toISOString()).toBe(expected);
   });

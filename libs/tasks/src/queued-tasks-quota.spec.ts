@@ -32,11 +32,35 @@ describe('QueuedTasksQuota', () => {
   it('counts once, adds what this process queues, and refuses past the quota with a 429', async () => {
     const { quota, counts } = setup(() => 3, 10);
     await quota.reserve('p', 5);
-    await quota.reserve('p', 2);
+    const release = await quota.reserve('p', 2);
     await expect(quota.reserve('p', 1)).rejects.toThrow('Quota exceeded: queued_tasks is 10');
     expect(counts.n).toBe(1);
-    quota.release('p', 2);
+    release();
     await quota.reserve('p', 2);
+  });
+
+  it('requests arriving together share one count, so together they cannot pass the quota', async () => {
+    const { quota, counts } = setup(() => 90, 100);
+    const answers = await Promise.allSettled(
+      Array.from({ length: 20 }, () => quota.reserve('p', 1)),
+    );
+    expect(answers.filter((answer) => answer.status === 'fulfilled')).toHaveLength(10);
+    expect(counts.n).toBe(1);
+  });
+
+  it('a reservation made before a new count gives nothing back to it', async () => {
+    jest.useFakeTimers({ now: 0 });
+    try {
+      const { quota } = setup(() => 5, 10);
+      const release = await quota.reserve('p', 5);
+      jest.setSystemTime(RECOUNT_MIN_MS);
+      await quota.reserve('p', 5);
+      // The new count (5) holds the second reservation: 10, full. The first gives back nothing.
+      release();
+      await expect(quota.reserve('p', 1)).rejects.toThrow(/queued_tasks/);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('counts each project on its own', async () => {

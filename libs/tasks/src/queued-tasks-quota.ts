@@ -30,32 +30,56 @@ export function recountAfterMs(headroom: number): number {
  * API process queues, and to within what the others queue between two counts; a project at its
  * quota is refused until a count sees room again (at most a second).
  */
+interface Count {
+  /** Queued tasks: the last count, plus what this process reserved since. */
+  held: number;
+  until: number;
+}
+
 @Injectable()
 export class QueuedTasksQuota {
-  private readonly counts = new Map<string, { held: number; until: number }>();
+  private readonly counts = new Map<string, Count>();
+  /** Counts under way, so that requests arriving together wait for one and share it. */
+  private readonly counting = new Map<string, Promise<Count>>();
 
   constructor(
     private readonly store: TaskStore,
     private readonly limits: ProjectLimits,
   ) {}
 
-  /** Reserves room for `adding` more queued tasks, or refuses with a 429. */
-  async reserve(projectId: string, adding: number): Promise<void> {
+  /**
+   * Reserves room for `adding` more queued tasks, or refuses with a 429. Returns what gives the
+   * room back if the tasks are not written.
+   */
+  async reserve(projectId: string, adding: number): Promise<() => void> {
     const limit = await this.limits.quota(projectId, 'queuedTasks');
     let seen = this.counts.get(projectId);
-    if (!seen || seen.until <= Date.now()) {
-      const held = await this.store.countQueued(projectId);
-      seen = { held, until: Date.now() + recountAfterMs(limit - held) };
-      if (this.counts.size >= COUNTS_MAX) this.counts.clear();
-      this.counts.set(projectId, seen);
-    }
+    if (!seen || seen.until <= Date.now()) seen = await this.recount(projectId, limit);
     checkQuota('queuedTasks', limit, seen.held, adding);
     seen.held += adding;
+    const reservedIn = seen;
+    return () => {
+      // A count taken since does not hold this reservation: nothing to give back there.
+      if (this.counts.get(projectId) === reservedIn) {
+        reservedIn.held = Math.max(0, reservedIn.held - adding);
+      }
+    };
   }
 
-  /** Gives back a reservation whose tasks were not written. */
-  release(projectId: string, count: number): void {
-    const seen = this.counts.get(projectId);
-    if (seen) seen.held = Math.max(0, seen.held - count);
+  private recount(projectId: string, limit: number): Promise<Count> {
+    let pending = this.counting.get(projectId);
+    if (!pending) {
+      pending = this.store
+        .countQueued(projectId)
+        .then((held) => {
+          const seen = { held, until: Date.now() + recountAfterMs(limit - held) };
+          if (this.counts.size >= COUNTS_MAX) this.counts.clear();
+          this.counts.set(projectId, seen);
+          return seen;
+        })
+        .finally(() => this.counting.delete(projectId));
+      this.counting.set(projectId, pending);
+    }
+    return pending;
   }
 }

@@ -54,7 +54,7 @@ export class TaskDelivery {
    * a worker (paused code, concurrency limit) or released by one, automatic retries, and tasks
    * whose enqueue failed. Tasks of paused codes wait. Oldest due first.
    */
-  async findUnenqueued(limit: number): Promise<Task[]> {
+  async findUnenqueued(limit: number): Promise<QueuedTask[]> {
     return this.stamps.unstamped(limit);
   }
 

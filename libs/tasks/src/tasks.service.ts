@@ -77,7 +77,7 @@ export class TasksService {
       defaultPriority: code.defaultPriority,
     }));
     await this.insertWithinQuota(projectId, rows.length, () =>
-      this.store.insert({ now, rows, codes: taskCodes }),
+      this.store.insert({ now, rows, codes: taskCodes, stampDue: true }),
     );
     await this.delivery.enqueueDue(due, { stamped: true });
     return ids;
@@ -89,11 +89,11 @@ export class TasksService {
     count: number,
     insert: () => Promise<void>,
   ): Promise<void> {
-    await this.queuedQuota.reserve(projectId, count);
+    const release = await this.queuedQuota.reserve(projectId, count);
     try {
       await insert();
     } catch (error) {
-      this.queuedQuota.release(projectId, count);
+      release();
       throw error;
     }
   }
@@ -146,7 +146,7 @@ export class TasksService {
     await this.limits.checkClusters(projectId, [original.cluster]);
     const retry = retryOf(original, delaySeconds);
     await this.insertWithinQuota(projectId, 1, () => this.store.insertRetry(original, retry));
-    if (delaySeconds === 0) await this.delivery.enqueueDue([retry], { stamped: true });
+    if (delaySeconds === 0) await this.delivery.enqueueDue([retry]);
     return retry;
   }
 

@@ -46,6 +46,7 @@ export class TokenStrategy extends PassportStrategy(Strategy, 'kiln-token') {
       projectId: access.projectId,
       tokenId: access.tokenId,
       role: access.role,
+      expiresAt: access.expiresAt,
     };
   }
 }

@@ -95,8 +95,24 @@ export class ProjectsController {
   /** Issues a token for the project (the admin, or a `manage` token); the secret is in this answer only. */
   @Post(':projectId/tokens')
   @HttpCode(200)
-  async issueToken(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
-    const { token, secret } = await this.tokens.issue(projectId, parseTokenSpec(body));
+  async issueToken(
+    @Param('projectId', IdPipe) projectId: string,
+    @Body() body: unknown,
+    @Req() req: Request & { user: Principal },
+  ) {
+    const spec = parseTokenSpec(body);
+    // A token cannot outlive the token that made it: an expiring or leaked token would mint a
+    // permanent one. The admin's have no such bound.
+    const caller = req.user;
+    if (!caller.admin && caller.expiresAt) {
+      const bound = caller.expiresAt;
+      if (!spec.expiresAt || spec.expiresAt > bound) {
+        throw KilnException.badRequest(
+          `expires_at must be at most ${bound.toISOString()}, when the token making it expires`,
+        );
+      }
+    }
+    const { token, secret } = await this.tokens.issue(projectId, spec);
     return { msg: 'Token created', project_id: projectId, token: secret, ...tokenJson(token) };
   }
 

@@ -48,18 +48,25 @@ export interface NewTaskRow {
   f?: string;
 }
 
-/** A batch of new tasks, all created at `now`. */
+/**
+ * A batch of new tasks, all created at `now`. With `stampDue` (the API's creates, enqueued right
+ * after) the due ones are stamped `enqueued_at` by the insert; without it (schedule fires and
+ * retries, written inside a larger transaction) they are stamped when enqueued, so a lost enqueue
+ * leaves them unstamped for the reconciler to find, however long the outage.
+ */
 export interface NewTasks {
   now: Date;
   rows: NewTaskRow[];
   codes: NewTaskCode[];
+  stampDue?: boolean;
 }
 
 /**
  * The one statement that writes new tasks, for API creates, schedule fires and retries alike.
  * `$1` the batch's time, `$2` the tasks (`NewTaskRow[]` as JSON), `$3` their codes
- * (`NewTaskCode[]` as JSON). Due tasks are stamped `enqueued_at` in the insert itself
- * (TaskDelivery.enqueueDue says why); the other columns take the defaults of a new task. A task
+ * (`NewTaskCode[]` as JSON), `$4` whether due tasks are stamped `enqueued_at` in the insert itself
+ * (TaskDelivery.enqueueDue says why), by the database's clock as every stamp; the other columns
+ * take the defaults of a new task. A task
  * that exists already (a schedule's instant fired twice: unique per schedule and instant) is
  * skipped.
  */
@@ -72,7 +79,7 @@ const INSERT_TASKS_SQL = `
          'queued', coalesce(t.r, (c.v->>'defaultPriority')::smallint), t.p, t.t, coalesce(t.d, 0),
          coalesce(t.c, 'default'), coalesce(t.l, ''), t.w,
          $1::timestamptz + coalesce(t.d, 0) * interval '1 second',
-         CASE WHEN coalesce(t.d, 0) = 0 THEN $1::timestamptz END,
+         CASE WHEN $4 AND coalesce(t.d, 0) = 0 THEN now() END,
          $1, $1,
          coalesce(t.n, 0), t.o, t.s, t.f
     FROM json_to_recordset($2) AS t(i text, p text, t int, r smallint, d int, c text, l text,
@@ -88,7 +95,7 @@ const INSERT_TASKS_SQL = `
  */
 export async function insertTasks(
   db: DataSource | EntityManager,
-  { now, rows, codes }: NewTasks,
+  { now, rows, codes, stampDue = false }: NewTasks,
 ): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
   const inserted = rowsOf<{ id: string }>(
@@ -96,6 +103,7 @@ export async function insertTasks(
       now.toISOString(),
       JSON.stringify(rows),
       JSON.stringify(codes),
+      stampDue,
     ]),
   );
   return new Set(inserted.map((row) => row.id));
