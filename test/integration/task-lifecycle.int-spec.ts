@@ -7,7 +7,7 @@ import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
-import { TaskLifecycle, TasksModule, TasksService, eventOf } from '@kiln/tasks';
+import { TaskDelivery, TaskLifecycle, TasksModule, TasksService, eventOf } from '@kiln/tasks';
 import { OwnDatabase } from '../support/database';
 import { testRedisUrl } from '../support/redis';
 
@@ -203,6 +203,22 @@ describe('TaskLifecycle against Postgres', () => {
       expect(await lifecycle.take(waiting[1], 'w9')).toBeNull();
     } finally {
       await db.query(`UPDATE projects SET max_running = NULL WHERE id = $1`, [projectId]);
+    }
+  });
+
+  it("the reconciler hands a max_running project's backlog to Redis a slot's worth at a time", async () => {
+    const delivery = app.get(TaskDelivery);
+    await db.query(`UPDATE tasks SET status = 'complete' WHERE status = 'queued'`);
+    const ids = await Promise.all([queued(), queued(), queued(), queued(), queued()]);
+    const found = async () =>
+      (await delivery.findUnenqueued(100)).filter((task) => ids.includes(task.id)).length;
+    expect(await found()).toBe(5);
+    await db.query(`UPDATE projects SET max_running = 2 WHERE id = $1`, [projectId]);
+    try {
+      expect(await found()).toBe(2);
+    } finally {
+      await db.query(`UPDATE projects SET max_running = NULL WHERE id = $1`, [projectId]);
+      await db.query(`UPDATE tasks SET status = 'complete' WHERE id = ANY($1)`, [ids]);
     }
   });
 
