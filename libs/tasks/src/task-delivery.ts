@@ -1,10 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { TaskPriority, TaskQueues } from '@kiln/queue';
-import { Task } from './task.entity';
-import { TaskStamps } from './store/task-stamps';
+import { QueuedTask, TaskStamps } from './store/task-stamps';
 
-/** What enqueueing a task needs to know of it. */
-export type QueuedTask = Pick<Task, 'id' | 'projectId' | 'cluster' | 'priority'>;
+export type { QueuedTask };
 
 /**
  * How a task gets from Postgres to a worker, and back when something was lost on the way: the

@@ -4,7 +4,9 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { affected } from '@kiln/database';
 import { Task } from '../task.entity';
-import type { QueuedTask } from '../task-delivery';
+
+/** What enqueueing a task needs to know of it. */
+export type QueuedTask = Pick<Task, 'id' | 'projectId' | 'cluster' | 'priority'>;
 
 /**
  * The SQL of task delivery: the `enqueued_at` stamp that says a task's job is in Redis, and the
