@@ -24,7 +24,7 @@ export function recountAfterMs(headroom: number): number {
 
 /**
  * The queued-tasks quota on the task create path. Counting a project's queued tasks is an
- * index-only count (`TaskStore.countQueued`: 0.1 ms for ten, about 50 ms for a million), so it is
+ * index-only count (`TaskStore.countQueued`: 0.1 ms for ten, about 210 ms for a million), so it is
  * not taken per request: a count is reused for 1-10 s ({@link recountAfterMs}), and the tasks
  * this process queues meanwhile are added to it. The quota therefore holds exactly for what one
  * API process queues, and to within what the others queue between two counts; a project at its
