@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { newId } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { mayQueueTo } from '@kiln/projects';
 import {
   FiringCode,
   FiringPlan,
@@ -57,8 +58,7 @@ export class ScheduleFirer {
       const code = codes.get(`${schedule.projectId}/${schedule.codeName}`);
       // A paused or deleted code does not pile up tasks, nor does a cluster the operator revoked
       // since the schedule was made: the instant passes without one.
-      const granted =
-        schedule.cluster === 'default' || (code?.clusters.includes(schedule.cluster) ?? false);
+      const granted = code !== undefined && mayQueueTo(schedule.cluster, code.clusters);
       const fire = code !== undefined && !code.paused && granted;
       if (fire) tasks.push(this.taskFor(schedule, code, instant, now));
       const runCount = schedule.runCount + (fire ? 1 : 0);

@@ -51,6 +51,11 @@ export interface GrantedCluster {
   grantedAt: Date;
 }
 
+/** Whether a project whose grants are `granted` may queue to `cluster`: `default` needs none. */
+export function mayQueueTo(cluster: string, granted: { has(cluster: string): boolean }): boolean {
+  return cluster === DEFAULT_CLUSTER || granted.has(cluster);
+}
+
 /** 429 when a project holding `held` would pass its `name` quota by adding `adding` more. */
 export function checkQuota(name: QuotaName, limit: number, held: number, adding = 1): void {
   if (held + adding > limit) {
@@ -104,7 +109,7 @@ export class ProjectLimits {
     const asked = [...new Set(clusters)].filter((cluster) => cluster !== DEFAULT_CLUSTER);
     if (asked.length === 0) return;
     const { clusters: granted } = await this.policyOf(projectId);
-    const refused = asked.find((cluster) => !granted.has(cluster));
+    const refused = asked.find((cluster) => !mayQueueTo(cluster, granted));
     if (refused !== undefined) {
       throw KilnException.forbidden(
         `cluster "${refused}" is not granted to this project (the operator grants clusters; "default" needs no grant)`,

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { getSharedConfigToken } from '@nestjs/bull';
 import type { QueueOptions } from 'bull';
 import type Redis from 'ioredis';
@@ -25,7 +25,6 @@ const ENQUEUE_TIMEOUT_MS = 2000;
  */
 @Injectable()
 export class TaskQueues implements OnApplicationShutdown {
-  private readonly logger = new Logger(TaskQueues.name);
   private readonly prefix: string;
   private readonly claimsKey: string;
   private commands?: Redis;

@@ -14,7 +14,7 @@ export interface FiringCode {
   default_priority: number;
   paused: boolean;
   /** The clusters other than `default` the code's project was granted. */
-  clusters: string[];
+  clusters: ReadonlySet<string>;
 }
 
 /** A schedule's state after a firing. */
@@ -88,7 +88,7 @@ export class ScheduleStore {
     manager: EntityManager,
     schedules: Schedule[],
   ): Promise<Map<string, FiringCode>> {
-    const rows = await manager.query<FiringCode[]>(
+    const rows = await manager.query<(Omit<FiringCode, 'clusters'> & { clusters: string[] })[]>(
       `SELECT c.id, c.project_id, c.name, c.latest_revision_id, c.rev, c.default_priority, c.paused,
               ARRAY(SELECT g.cluster FROM project_clusters g WHERE g.project_id = c.project_id)
                 AS clusters
@@ -98,6 +98,11 @@ export class ScheduleStore {
         WHERE c.deleted_at IS NULL`,
       [schedules.map((s) => s.projectId), schedules.map((s) => s.codeName)],
     );
-    return new Map(rows.map((row) => [`${row.project_id}/${row.name}`, row]));
+    return new Map(
+      rows.map((row) => [
+        `${row.project_id}/${row.name}`,
+        { ...row, clusters: new Set(row.clusters) },
+      ]),
+    );
   }
 }
