@@ -6,6 +6,7 @@ import { Webhooks1763913600000 } from './1763913600000-Webhooks';
 import { TokenRoles1764000000000 } from './1764000000000-TokenRoles';
 import { ClusterGrants1764007200000 } from './1764007200000-ClusterGrants';
 import { ProjectMaxRunning1764010800000 } from './1764010800000-ProjectMaxRunning';
+import { WebhookCircuits1764100000000 } from './1764100000000-WebhookCircuits';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -17,4 +18,5 @@ export const migrations = [
   TokenRoles1764000000000,
   ClusterGrants1764007200000,
   ProjectMaxRunning1764010800000,
+  WebhookCircuits1764100000000,
 ];

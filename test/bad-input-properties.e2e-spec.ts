@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { Kiln, KilnError } from '@kiln/client';
 import { ProjectFingerprints } from './support/database';
+import { Receiver } from './support/receiver';
 import {
   Answer,
   call,
@@ -108,6 +109,7 @@ const CODE = 'fz';
 
 describe('no bad input gets a 500 (property-based)', () => {
   const fingerprints = new ProjectFingerprints();
+  const receiver = new Receiver();
   let a: Resources;
   let b: Resources;
 
@@ -134,7 +136,9 @@ describe('no bad input gets a 500 (property-based)', () => {
     const webhook = await expectOk(
       call('POST', `${base}/webhooks`, {
         token: project.token,
-        json: { url: 'http://127.0.0.1:9/hook', events: ['task.complete'] },
+        // A receiver that answers: a failing endpoint would be parked and then disabled by the
+        // delivery loop (webhooks.enabled moves) while a probe checks that nothing was written.
+        json: { url: receiver.url(), events: ['task.complete'] },
       }),
     );
     const trigger = await expectOk(
@@ -159,11 +163,15 @@ describe('no bad input gets a 500 (property-based)', () => {
 
   beforeAll(async () => {
     await fingerprints.connect();
+    await receiver.start();
     a = await resources('fuzz-a');
     b = await resources('fuzz-b');
   });
 
-  afterAll(() => fingerprints.end());
+  afterAll(async () => {
+    await fingerprints.end();
+    await receiver.close();
+  });
 
   /** Makes the request; a 5xx fails, and so does a 4xx that changed either project. */
   async function probe(request: Probe): Promise<Answer> {

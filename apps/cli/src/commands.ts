@@ -530,9 +530,14 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
         case 'ls': {
           operands(args, [], 'webhooks list');
           const hooks = await kiln.webhooks.list();
-          return listing(ctx, hooks, ['ID', 'STATE', 'EVENTS', 'CODE', 'URL'], (h) => [
+          return listing(ctx, hooks, ['ID', 'STATE', 'PENDING', 'EVENTS', 'CODE', 'URL'], (h) => [
             h.id,
-            h.enabled ? 'on' : `off${h.disabled_reason ? ` (${h.disabled_reason})` : ''}`,
+            !h.enabled
+              ? `off${h.disabled_reason ? ` (${h.disabled_reason})` : ''}`
+              : h.circuit === 'open'
+                ? `parked (${h.last_error ?? 'failing'})`
+                : 'on',
+            h.dropped > 0 ? `${h.pending} (${h.dropped} dropped)` : String(h.pending),
             h.events.length === WEBHOOK_EVENTS.length ? 'all' : h.events.join(','),
             h.code_name ?? '*',
             h.url,

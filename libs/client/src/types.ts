@@ -282,11 +282,29 @@ export interface Webhook {
   /** Only events of this code's tasks and schedules; null = every code. */
   code_name: string | null;
   enabled: boolean;
-  /** Why Kiln switched it off (the endpoint answered 410); null otherwise. */
+  /**
+   * Why Kiln switched it off (the endpoint answered 410, or failed for the whole retry window);
+   * null otherwise.
+   */
   disabled_reason: string | null;
   description: string;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /**
+   * The endpoint's circuit: `closed` (deliveries flow), `open` (parked after failing: deliveries
+   * wait, one probe goes out on the retry schedule, and the backlog resumes when it answers) or
+   * `disabled`.
+   */
+  circuit: 'closed' | 'open' | 'disabled';
+  /** Failures in a row since a delivery last got through. */
+  failures: number;
+  /** When an open circuit's next probe goes out; null otherwise. */
+  next_probe_at: Timestamp | null;
+  last_error: string | null;
+  /** Deliveries waiting to go out. */
+  pending: number;
+  /** Deliveries dropped because more than the server's cap were pending. */
+  dropped: number;
 }
 
 /** What `webhooks.create` answers: the subscription and, this once, its signing secret. */
@@ -318,7 +336,8 @@ export interface RotatedSecret {
   msg: string;
 }
 
-export type DeliveryState = 'pending' | 'delivered' | 'failed';
+/** `dropped`: beyond the server's cap of pending deliveries per endpoint, the oldest are dropped. */
+export type DeliveryState = 'pending' | 'delivered' | 'failed' | 'dropped';
 
 /** One message to one endpoint, in the delivery log (`webhooks.deliveries`). */
 export interface WebhookDelivery {

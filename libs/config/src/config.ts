@@ -158,6 +158,23 @@ export interface KilnConfig {
     allowedHosts: AllowEntry[];
     /** Deliveries this process makes at once (0 = none). `KILN_WEBHOOK_CONCURRENCY`, default 64. */
     concurrency: number;
+    /**
+     * Of those, at most this many for one project, so that a project with a backlog leaves the rest
+     * to others. `KILN_WEBHOOK_PROJECT_CONCURRENCY`, default 16.
+     */
+    projectConcurrency: number;
+    /** And at most this many to one endpoint. `KILN_WEBHOOK_ENDPOINT_CONCURRENCY`, default 8. */
+    endpointConcurrency: number;
+    /**
+     * Failures in a row that park an endpoint (open its circuit); a connect time-out, refused
+     * connection or DNS failure parks it at once. `KILN_WEBHOOK_CIRCUIT_FAILURES`, default 5.
+     */
+    circuitFailures: number;
+    /**
+     * Pending deliveries one endpoint may hold; beyond it the oldest are dropped (state `dropped`)
+     * and counted. `KILN_WEBHOOK_MAX_PENDING`, default 10000.
+     */
+    maxPending: number;
     /** `KILN_WEBHOOK_CONNECT_TIMEOUT_MS`, default 5000. */
     connectTimeoutMs: number;
     /** Whole request, connect to last response byte. `KILN_WEBHOOK_TIMEOUT_MS`, default 15000. */
@@ -287,6 +304,10 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     webhooks: {
       allowedHosts: read.allowList('WEBHOOK_ALLOWED_HOSTS'),
       concurrency: read.int('KILN_WEBHOOK_CONCURRENCY', 64, 0, 1000),
+      projectConcurrency: read.int('KILN_WEBHOOK_PROJECT_CONCURRENCY', 16, 1, 1000),
+      endpointConcurrency: read.int('KILN_WEBHOOK_ENDPOINT_CONCURRENCY', 8, 1, 1000),
+      circuitFailures: read.int('KILN_WEBHOOK_CIRCUIT_FAILURES', 5, 1, 1000),
+      maxPending: read.int('KILN_WEBHOOK_MAX_PENDING', 10_000, 1, 10_000_000),
       connectTimeoutMs: read.int('KILN_WEBHOOK_CONNECT_TIMEOUT_MS', 5000, 100, 60_000),
       timeoutMs: read.int('KILN_WEBHOOK_TIMEOUT_MS', 15_000, 100, 300_000),
       retrySchedule: read.intList(

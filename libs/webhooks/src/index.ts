@@ -1,4 +1,6 @@
 export * from './backoff';
+export * from './circuit';
+export * from './fair-pick';
 export * from './signing';
 export * from './webhook-spec';
 export * from './webhook.entity';

@@ -41,6 +41,17 @@ describe('outcomeOf', () => {
   });
 
   it('gives up once the schedule is used up', () => {
-    expect(outcomeOf(answer(503), 3, SCHEDULE)).toMatchObject({ state: 'failed', gone: false });
+    const outcome = outcomeOf(answer(503), 3, SCHEDULE);
+    expect(outcome).toMatchObject({ state: 'failed', unreachable: false });
+    expect(outcome.gone).toBeUndefined();
+  });
+
+  it('says when the endpoint could not be reached at all (which parks it at once)', () => {
+    const refused = { ...answer(null, 'connect ECONNREFUSED 127.0.0.1:9'), unreachable: true };
+    expect(outcomeOf(refused, 0, SCHEDULE)).toMatchObject({ state: 'pending', unreachable: true });
+    expect(outcomeOf(answer(null, 'socket hang up'), 0, SCHEDULE)).toMatchObject({
+      state: 'pending',
+      unreachable: false,
+    });
   });
 });

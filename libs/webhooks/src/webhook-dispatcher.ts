@@ -15,6 +15,8 @@ import { SendResult, WebhookSender } from './webhook-sender';
 /** Poll for due deliveries (retries coming due, missed notifications) at least this often. */
 const POLL_MS = 1000;
 const PRUNE_EVERY_MS = 3600_000;
+/** How often backlogs over `KILN_WEBHOOK_MAX_PENDING` are cut back. */
+const CAP_EVERY_MS = 5000;
 /** A lease outlives the request's total timeout by this much before another process may retry. */
 const LEASE_MARGIN_SECONDS = 5;
 
@@ -27,11 +29,11 @@ export function outcomeOf(
   result: SendResult,
   failures: number,
   schedule: readonly number[],
-): AttemptOutcome & { gone: boolean } {
+): AttemptOutcome {
   const base = { statusCode: result.statusCode, durationMs: result.durationMs };
   const code = result.statusCode;
   if (code !== null && code >= 200 && code < 300) {
-    return { ...base, state: 'delivered', error: null, gone: false };
+    return { ...base, state: 'delivered', error: null };
   }
   if (code === 410) {
     return { ...base, state: 'failed', error: 'Endpoint answered 410 Gone: disabled', gone: true };
@@ -41,15 +43,20 @@ export function outcomeOf(
     (code !== null && code >= 300 && code < 400
       ? `Redirect (${code}) not followed`
       : `Endpoint answered ${code}`);
+  const unreachable = result.unreachable === true;
   const retryIn = retryDelaySeconds(failures + 1, schedule);
   return retryIn === null
-    ? { ...base, state: 'failed', error, gone: false }
-    : { ...base, state: 'pending', error, retryInSeconds: retryIn, gone: false };
+    ? { ...base, state: 'failed', error, unreachable }
+    : { ...base, state: 'pending', error, retryInSeconds: retryIn, unreachable };
 }
 
 /**
- * Delivers webhooks from the outbox, `KILN_WEBHOOK_CONCURRENCY` at a time. It wakes on
- * Postgres NOTIFY from the triggers that fill the outbox, when a slot frees, and every second.
+ * Delivers webhooks from the outbox, `KILN_WEBHOOK_CONCURRENCY` at a time, of which at most
+ * `KILN_WEBHOOK_PROJECT_CONCURRENCY` for one project and `KILN_WEBHOOK_ENDPOINT_CONCURRENCY` to one
+ * endpoint, so that one project's backlog or dead endpoints cannot hold every slot. Endpoints
+ * that keep failing are parked by their circuit (see {@link nextCircuit}); every 5 s backlogs over
+ * `KILN_WEBHOOK_MAX_PENDING` lose their oldest deliveries. It wakes on Postgres NOTIFY from the
+ * triggers that fill the outbox, when a slot frees, and every second.
  * Runs in every scheduler replica (not only the leader): claims are leases, so replicas share the
  * work, and a replica killed mid-delivery only delays that delivery until its lease runs out.
  */
@@ -63,6 +70,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private lastPrune = 0;
+  private lastCap = 0;
+  /** Attempts in flight in this process, by project and by endpoint. */
+  private readonly load = {
+    projects: new Map<string, number>(),
+    endpoints: new Map<string, number>(),
+  };
   /** Outcomes waiting to be written: one UPDATE for all that finished meanwhile (group commit). */
   private outcomes: {
     delivery: ClaimedDelivery;
@@ -139,7 +152,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   }
 
   private async run(): Promise<void> {
-    const { concurrency, timeoutMs } = this.config.webhooks;
+    const { concurrency, timeoutMs, projectConcurrency, endpointConcurrency } =
+      this.config.webhooks;
     const leaseSeconds = Math.ceil(timeoutMs / 1000) + LEASE_MARGIN_SECONDS;
     while (!this.stopped) {
       this.woken = false;
@@ -147,23 +161,33 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
       let claimed = 0;
       if (free > 0) {
         try {
-          const batch = await this.outbox.claim(free, leaseSeconds);
+          const limits = { free, perProject: projectConcurrency, perEndpoint: endpointConcurrency };
+          const batch = await this.outbox.claim(limits, this.load, leaseSeconds);
           claimed = batch.length;
-          for (const delivery of batch) this.track(this.deliver(delivery));
+          for (const delivery of batch) this.track(delivery, this.deliver(delivery));
         } catch (error) {
           this.logger.warn(`claiming deliveries failed: ${(error as Error).message}`);
         }
       }
-      await this.prune();
+      await this.keepHouse();
       // Until a notification, a free slot (a full batch may have left more behind) or the poll.
       if (claimed < free || this.inFlight.size >= concurrency) await this.sleep(POLL_MS);
     }
   }
 
-  private track(work: Promise<void>): void {
+  private track(delivery: ClaimedDelivery, work: Promise<void>): void {
+    const count = (map: Map<string, number>, key: string, by: number) => {
+      const next = (map.get(key) ?? 0) + by;
+      if (next > 0) map.set(key, next);
+      else map.delete(key);
+    };
+    count(this.load.projects, delivery.projectId, 1);
+    count(this.load.endpoints, delivery.endpointKey, 1);
     this.inFlight.add(work);
     void work.finally(() => {
       this.inFlight.delete(work);
+      count(this.load.projects, delivery.projectId, -1);
+      count(this.load.endpoints, delivery.endpointKey, -1);
       this.wake();
     });
   }
@@ -171,11 +195,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   private async deliver(delivery: ClaimedDelivery): Promise<void> {
     try {
       const outcome = await this.attempt(delivery);
-      const recorded = await this.record(delivery, outcome);
-      if (recorded && outcome.gone && delivery.webhookId) {
-        await this.outbox.disable(delivery.webhookId, 'Endpoint answered 410 Gone');
-        this.logger.warn(`webhook ${delivery.webhookId} answered 410: disabled`);
-      }
+      await this.record(delivery, outcome);
     } catch (error) {
       // Not recorded: the lease runs out and the delivery is tried again.
       this.logger.warn(`delivery ${delivery.id} not recorded: ${(error as Error).message}`);
@@ -191,10 +211,15 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
 
   private async flush(): Promise<void> {
     this.flushing = true;
+    const settings = {
+      failures: this.config.webhooks.circuitFailures,
+      schedule: this.config.webhooks.retrySchedule,
+    };
     while (this.outcomes.length > 0) {
       const batch = this.outcomes.splice(0, 500);
       try {
-        const recorded = await this.outbox.record(batch);
+        const { recorded, disabled } = await this.outbox.record(batch, settings);
+        for (const endpoint of disabled) await this.disable(endpoint.key, endpoint.reason);
         for (const item of batch) item.done(recorded.has(item.delivery.id));
       } catch (error) {
         for (const item of batch) item.failed(error);
@@ -203,15 +228,20 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     this.flushing = false;
   }
 
-  private async attempt(delivery: ClaimedDelivery): Promise<AttemptOutcome & { gone: boolean }> {
+  /** A circuit just disabled: the subscription, its backlog and the notice to the project. */
+  private async disable(key: string, reason: string): Promise<void> {
+    try {
+      await this.outbox.disableEndpoint(key, reason);
+      this.logger.warn(`webhook endpoint ${key} disabled: ${reason}`);
+    } catch (error) {
+      // The circuit stays disabled, so nothing more is sent there; the backlog waits for its owner.
+      this.logger.error(`disabling webhook endpoint ${key} failed: ${(error as Error).message}`);
+    }
+  }
+
+  private async attempt(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
     if (!delivery.endpointEnabled) {
-      return {
-        state: 'failed',
-        statusCode: null,
-        error: 'Endpoint disabled',
-        durationMs: 0,
-        gone: false,
-      };
+      return { state: 'failed', statusCode: null, error: 'Endpoint disabled', durationMs: 0 };
     }
     const secrets =
       delivery.secrets.length > 0
@@ -226,16 +256,28 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     try {
       url = new URL(delivery.url);
     } catch {
-      return {
-        state: 'failed',
-        statusCode: null,
-        error: 'Invalid URL',
-        durationMs: 0,
-        gone: false,
-      };
+      return { state: 'failed', statusCode: null, error: 'Invalid URL', durationMs: 0 };
     }
     const result = await this.sender.post(url, headers, delivery.body);
     return outcomeOf(result, delivery.failures, this.config.webhooks.retrySchedule);
+  }
+
+  /** Cuts backlogs over the cap back (every 5 s) and prunes old deliveries (hourly). */
+  private async keepHouse(): Promise<void> {
+    if (Date.now() - this.lastCap >= CAP_EVERY_MS) {
+      this.lastCap = Date.now();
+      try {
+        const dropped = await this.outbox.dropOverflow(this.config.webhooks.maxPending);
+        if (dropped > 0) {
+          this.logger.warn(
+            `dropped ${dropped} webhook deliveries beyond ${this.config.webhooks.maxPending} pending per endpoint`,
+          );
+        }
+      } catch (error) {
+        this.logger.warn(`capping webhook backlogs failed: ${(error as Error).message}`);
+      }
+    }
+    await this.prune();
   }
 
   private async prune(): Promise<void> {

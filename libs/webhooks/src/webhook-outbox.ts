@@ -1,13 +1,22 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { affected, rowsOf } from '@kiln/database';
+import {
+  AttemptReport,
+  CLOSED,
+  Circuit,
+  CircuitSettings,
+  CircuitState,
+  nextCircuit,
+} from './circuit';
+import { Candidate, FairLimits, InFlight, pickFair } from './fair-pick';
 import { newWebhookSecret } from './signing';
 
 /** The Postgres NOTIFY channel that wakes the delivery loop (the outbox triggers notify it too). */
 export const WEBHOOK_CHANNEL = 'kiln_webhooks';
 
-export type DeliveryState = 'pending' | 'delivered' | 'failed';
+export type DeliveryState = 'pending' | 'delivered' | 'failed' | 'dropped';
 
 /** A delivery as the delivery log shows it. */
 export interface DeliveryRecord {
@@ -30,6 +39,10 @@ export interface DeliveryRecord {
 export interface ClaimedDelivery {
   id: string;
   projectId: string;
+  /** The endpoint it goes to: the subscription's id, or `url:<project>:<origin>`. */
+  endpointKey: string;
+  /** Taken as the probe of the endpoint's open circuit. */
+  probe: boolean;
   webhookId: string | null;
   messageId: string;
   body: string;
@@ -52,11 +65,53 @@ export interface AttemptOutcome {
   durationMs: number;
   /** For `pending`: seconds until the next try. */
   retryInSeconds?: number;
+  /** No connection could be made: parks the endpoint at once. */
+  unreachable?: boolean;
+  /** A 410 Gone: the endpoint asked to be forgotten. */
+  gone?: boolean;
 }
+
+/** An endpoint's circuit and backlog, as a subscription shows them. */
+export interface EndpointState {
+  circuit: CircuitState;
+  failures: number;
+  nextProbeAt: Date | null;
+  lastError: string | null;
+  pending: number;
+  dropped: number;
+}
+
+/** An endpoint whose circuit was disabled by the outcomes just recorded. */
+export interface DisabledEndpoint {
+  key: string;
+  reason: string;
+}
+
+interface EndpointRow {
+  key: string;
+  circuit: CircuitState;
+  failures: number;
+  probes: number;
+  opened_at: Date | null;
+  probe_at: Date | null;
+  last_error: string | null;
+}
+
+/** The endpoints with pending deliveries, one index probe each (a loose index scan). */
+const PENDING_ENDPOINTS = `
+  RECURSIVE pending_endpoints(key) AS (
+    (SELECT endpoint_key FROM webhook_deliveries WHERE state = 'pending'
+      ORDER BY endpoint_key LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_key FROM webhook_deliveries d
+             WHERE d.state = 'pending' AND d.endpoint_key > p.key
+             ORDER BY d.endpoint_key LIMIT 1)
+      FROM pending_endpoints p WHERE p.key IS NOT NULL)`;
 
 interface ClaimRow {
   id: string;
   project_id: string;
+  endpoint_key: string;
   webhook_id: string | null;
   message_id: string;
   body: string;
@@ -97,42 +152,89 @@ export class WebhookOutbox {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   /**
-   * Leases up to `limit` due deliveries for `leaseSeconds`, counting an attempt. A delivery waits
-   * while an earlier one of the same task to the same endpoint is pending, so that a task's events
-   * reach each endpoint one at a time, in order.
+   * Leases due deliveries for `leaseSeconds`, counting an attempt, shared fairly: it looks at the
+   * endpoints that have pending deliveries (not at the backlog behind them), offers from each up
+   * to `limits.perEndpoint` of its oldest due ones, and takes them by {@link pickFair}. A parked
+   * endpoint (open circuit) offers one delivery, its probe, once `probe_at` has come; a disabled one
+   * offers none. A delivery waits while an earlier one of the same task to the same endpoint is
+   * pending, so that a task's events reach each endpoint one at a time, in order. Nothing is
+   * locked while choosing: the UPDATE takes a row only if it is still due, so that of two
+   * processes choosing the same row one gets it.
    */
-  async claim(limit: number, leaseSeconds: number): Promise<ClaimedDelivery[]> {
+  async claim(
+    limits: FairLimits,
+    inFlight: InFlight,
+    leaseSeconds: number,
+  ): Promise<ClaimedDelivery[]> {
+    if (limits.free <= 0) return [];
+    const full = [...inFlight.endpoints]
+      .filter(([, count]) => count >= limits.perEndpoint)
+      .map(([key]) => key);
+    const offered = await this.db.query<(Candidate & { probe: boolean })[]>(
+      `WITH ${PENDING_ENDPOINTS}
+       SELECT c.id, c.project_id AS "projectId", c.endpoint_key AS "endpointKey",
+              coalesce(e.circuit = 'open', false) AS probe
+         FROM pending_endpoints p
+         LEFT JOIN webhook_endpoints e ON e.key = p.key
+        CROSS JOIN LATERAL (
+          SELECT d.id, d.project_id, d.endpoint_key FROM webhook_deliveries d
+           WHERE d.endpoint_key = p.key AND d.state = 'pending' AND d.next_attempt_at <= now()
+             AND NOT EXISTS (
+               SELECT 1 FROM webhook_deliveries o
+                WHERE o.endpoint_key = d.endpoint_key AND o.task_id = d.task_id
+                  AND o.state = 'pending' AND o.seq < d.seq
+               OFFSET 0)
+           ORDER BY d.next_attempt_at, d.seq
+           LIMIT CASE WHEN e.circuit = 'open' THEN 1 ELSE $1 END) c
+        WHERE p.key IS NOT NULL AND NOT (p.key = ANY ($2::text[]))
+          AND e.circuit IS DISTINCT FROM 'disabled'
+          AND (e.circuit IS DISTINCT FROM 'open' OR e.probe_at <= now())`,
+      [limits.perEndpoint, full],
+    );
+    const picked = pickFair(offered, inFlight, limits);
+    if (picked.length === 0) return [];
+    const probes = new Set(
+      offered.filter((c) => c.probe && picked.includes(c)).map((c) => c.endpointKey),
+    );
+    let won = new Set<string>();
+    if (probes.size > 0) {
+      // The probe's turn is taken with the delivery: probe_at moves past the lease, so that no
+      // other process (or the next claim) sends a second probe meanwhile.
+      const rows = await this.db.query<{ key: string }[]>(
+        `UPDATE webhook_endpoints SET probe_at = now() + make_interval(secs => $2), updated_at = now()
+          WHERE key = ANY ($1::text[]) AND circuit = 'open' AND probe_at <= now()
+          RETURNING key`,
+        [[...probes], leaseSeconds],
+      );
+      won = new Set(rows.map((row) => row.key));
+    }
+    const ids = picked
+      .filter((c) => !probes.has(c.endpointKey) || won.has(c.endpointKey))
+      .map((c) => c.id);
+    if (ids.length === 0) return [];
     const rows = await this.db.query<ClaimRow[]>(
-      `WITH next AS (
-         SELECT d.id FROM webhook_deliveries d
-          WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-            AND NOT EXISTS (
-              SELECT 1 FROM webhook_deliveries e
-               WHERE e.state = 'pending' AND coalesce(e.webhook_id, '') = coalesce(d.webhook_id, '')
-                 AND e.task_id = d.task_id AND e.seq < d.seq)
-          ORDER BY d.next_attempt_at, d.seq
-          LIMIT $1
-          FOR UPDATE OF d SKIP LOCKED),
-       claimed AS (
+      `WITH claimed AS (
          UPDATE webhook_deliveries d
             SET attempt = d.attempt + 1, updated_at = now(),
                 next_attempt_at = now() + make_interval(secs => $2)
-           FROM next WHERE d.id = next.id
-         RETURNING d.id, d.seq, d.project_id, d.webhook_id, d.url, d.message_id, d.body, d.attempt,
-                   d.retry_base)
-       SELECT c.id, c.project_id, c.webhook_id, c.message_id, c.body, c.attempt, c.retry_base,
-              c.url AS task_url, w.url AS webhook_url, w.enabled, w.secret,
+          WHERE d.id = ANY ($1::bpchar[]) AND d.state = 'pending' AND d.next_attempt_at <= now()
+         RETURNING d.id, d.seq, d.project_id, d.endpoint_key, d.webhook_id, d.url, d.message_id,
+                   d.body, d.attempt, d.retry_base)
+       SELECT c.id, c.project_id, c.endpoint_key, c.webhook_id, c.message_id, c.body, c.attempt,
+              c.retry_base, c.url AS task_url, w.url AS webhook_url, w.enabled, w.secret,
               CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret,
               s.secret AS project_secret
          FROM claimed c
          LEFT JOIN webhooks w ON w.id = c.webhook_id
          LEFT JOIN project_webhook_secrets s ON c.webhook_id IS NULL AND s.project_id = c.project_id
         ORDER BY c.seq`,
-      [limit, leaseSeconds],
+      [ids, leaseSeconds],
     );
     return rows.map((row) => ({
       id: row.id,
       projectId: row.project_id,
+      endpointKey: row.endpoint_key,
+      probe: probes.has(row.endpoint_key),
       webhookId: row.webhook_id,
       messageId: row.message_id,
       body: row.body,
@@ -149,46 +251,289 @@ export class WebhookOutbox {
   }
 
   /**
-   * Records attempts' outcomes in one statement, each unless its lease was lost meanwhile
-   * (compare-and-set on the attempt); returns the ids recorded.
+   * Records attempts' outcomes, each unless its lease was lost meanwhile (compare-and-set on the
+   * attempt), and moves the circuits of their endpoints by {@link nextCircuit} in the same
+   * transaction. Returns the ids recorded and the endpoints this disabled (for
+   * {@link disableEndpoint}, which the caller runs next).
    */
   async record(
     items: { delivery: ClaimedDelivery; outcome: AttemptOutcome }[],
-  ): Promise<Set<string>> {
-    if (items.length === 0) return new Set();
-    const rows = rowsOf<{ id: string }>(
-      await this.db.query(
-        `UPDATE webhook_deliveries d
-            SET state = u.state, status_code = u.status_code, error = u.error,
-                duration_ms = u.duration_ms, updated_at = now(),
-                next_attempt_at = CASE WHEN u.state = 'pending'
-                                       THEN now() + make_interval(secs => u.retry_in) END,
-                delivered_at = CASE WHEN u.state = 'delivered' THEN now() END
-           FROM unnest($1::bpchar[], $2::int[], $3::text[], $4::int[], $5::text[], $6::int[],
-                       $7::float8[]) AS u(id, attempt, state, status_code, error, duration_ms, retry_in)
-          WHERE d.id = u.id AND d.attempt = u.attempt AND d.state = 'pending'
-          RETURNING d.id`,
-        [
-          items.map((item) => item.delivery.id),
-          items.map((item) => item.delivery.attempt),
-          items.map((item) => item.outcome.state),
-          items.map((item) => item.outcome.statusCode),
-          items.map((item) => item.outcome.error),
-          items.map((item) => Math.round(item.outcome.durationMs)),
-          items.map((item) => item.outcome.retryInSeconds ?? 0),
-        ],
-      ),
-    );
-    return new Set(rows.map((row) => row.id));
+    settings: CircuitSettings,
+  ): Promise<{ recorded: Set<string>; disabled: DisabledEndpoint[] }> {
+    if (items.length === 0) return { recorded: new Set(), disabled: [] };
+    return this.db.transaction(async (tx) => {
+      const rows = rowsOf<{ id: string }>(
+        await tx.query(
+          `UPDATE webhook_deliveries d
+              SET state = u.state, status_code = u.status_code, error = u.error,
+                  duration_ms = u.duration_ms, updated_at = now(),
+                  next_attempt_at = CASE WHEN u.state = 'pending'
+                                         THEN now() + make_interval(secs => u.retry_in) END,
+                  delivered_at = CASE WHEN u.state = 'delivered' THEN now() END
+             FROM unnest($1::bpchar[], $2::int[], $3::text[], $4::int[], $5::text[], $6::int[],
+                         $7::float8[]) AS u(id, attempt, state, status_code, error, duration_ms, retry_in)
+            WHERE d.id = u.id AND d.attempt = u.attempt AND d.state = 'pending'
+            RETURNING d.id`,
+          [
+            items.map((item) => item.delivery.id),
+            items.map((item) => item.delivery.attempt),
+            items.map((item) => item.outcome.state),
+            items.map((item) => item.outcome.statusCode),
+            items.map((item) => item.outcome.error),
+            items.map((item) => Math.round(item.outcome.durationMs)),
+            items.map((item) => item.outcome.retryInSeconds ?? 0),
+          ],
+        ),
+      );
+      const recorded = new Set(rows.map((row) => row.id));
+      const settled = items.filter((item) => recorded.has(item.delivery.id));
+      const disabled = await this.settle(tx, settled, settings);
+      return { recorded, disabled };
+    });
   }
 
-  /** A 410 Gone: the endpoint asked to be forgotten. */
-  async disable(webhookId: string, reason: string): Promise<void> {
-    await this.db.query(
-      `UPDATE webhooks SET enabled = false, disabled_reason = $2, updated_at = now()
-        WHERE id = $1 AND enabled`,
-      [webhookId, reason],
+  /**
+   * The circuits after `items`. An endpoint that only delivered is closed with one UPDATE that
+   * finds nothing to change in the common case (no row: never failed); one that failed has its
+   * row made if missing and locked (in key order, so that two processes cannot deadlock).
+   */
+  private async settle(
+    tx: EntityManager,
+    items: { delivery: ClaimedDelivery; outcome: AttemptOutcome }[],
+    settings: CircuitSettings,
+  ): Promise<DisabledEndpoint[]> {
+    const byKey = new Map<string, { delivery: ClaimedDelivery; outcome: AttemptOutcome }[]>();
+    for (const item of items) {
+      const list = byKey.get(item.delivery.endpointKey) ?? [];
+      byKey.set(item.delivery.endpointKey, list);
+      list.push(item);
+    }
+    const healthy = [...byKey]
+      .filter(([, list]) => list.every((item) => item.outcome.state === 'delivered'))
+      .map(([key]) => key);
+    if (healthy.length > 0) {
+      await tx.query(
+        `UPDATE webhook_endpoints
+            SET circuit = 'closed', failures = 0, probes = 0, opened_at = NULL, probe_at = NULL,
+                last_error = NULL, updated_at = now()
+          WHERE key = ANY ($1::text[]) AND circuit <> 'disabled'
+            AND (circuit <> 'closed' OR failures > 0)`,
+        [healthy],
+      );
+    }
+    const failing = [...byKey.keys()].filter((key) => !healthy.includes(key)).sort();
+    if (failing.length === 0) return [];
+    const first = (key: string) => byKey.get(key)![0].delivery;
+    await tx.query(
+      `INSERT INTO webhook_endpoints (key, project_id, webhook_id)
+       SELECT * FROM unnest($1::text[], $2::bpchar[], $3::bpchar[]) ORDER BY 1
+       ON CONFLICT (key) DO NOTHING`,
+      [
+        failing,
+        failing.map((key) => first(key).projectId),
+        failing.map((key) => first(key).webhookId),
+      ],
     );
+    const current = await tx.query<EndpointRow[]>(
+      `SELECT key, circuit, failures, probes, opened_at, probe_at, last_error
+         FROM webhook_endpoints WHERE key = ANY ($1::text[]) ORDER BY key FOR UPDATE`,
+      [failing],
+    );
+    const now = new Date();
+    const next: (Circuit & { key: string })[] = [];
+    const disabled: DisabledEndpoint[] = [];
+    for (const row of current) {
+      const before: Circuit = {
+        state: row.circuit,
+        failures: row.failures,
+        probes: row.probes,
+        openedAt: row.opened_at,
+        probeAt: row.probe_at,
+        lastError: row.last_error,
+      };
+      let circuit = before;
+      for (const { delivery, outcome } of byKey.get(row.key) ?? []) {
+        const report: AttemptReport = {
+          delivered: outcome.state === 'delivered',
+          unreachable: outcome.unreachable === true,
+          gone: outcome.gone === true,
+          probe: delivery.probe,
+          error: outcome.error,
+        };
+        circuit = nextCircuit(circuit, report, settings, now);
+      }
+      if (circuit.state === 'disabled' && before.state !== 'disabled') {
+        disabled.push({ key: row.key, reason: circuit.reason ?? 'Endpoint disabled' });
+      }
+      next.push({ ...circuit, key: row.key });
+    }
+    await tx.query(
+      `UPDATE webhook_endpoints e
+          SET circuit = u.circuit, failures = u.failures, probes = u.probes,
+              opened_at = u.opened_at, probe_at = u.probe_at, last_error = u.last_error,
+              updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::timestamptz[],
+                     $6::timestamptz[], $7::text[])
+              AS u(key, circuit, failures, probes, opened_at, probe_at, last_error)
+        WHERE e.key = u.key`,
+      [
+        next.map((c) => c.key),
+        next.map((c) => c.state),
+        next.map((c) => c.failures),
+        next.map((c) => c.probes),
+        next.map((c) => c.openedAt),
+        next.map((c) => c.probeAt),
+        next.map((c) => c.lastError),
+      ],
+    );
+    return disabled;
+  }
+
+  /**
+   * Ends an endpoint whose circuit was disabled: a subscription is disabled with `reason` (unless
+   * its owner disabled it already); its pending deliveries fail with `Endpoint disabled`; every
+   * other enabled subscription of the project gets a signed `webhook.disabled` event. A per-task
+   * URL's endpoint is then forgotten, so that a later task's `webhook` there starts afresh.
+   */
+  async disableEndpoint(key: string, reason: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const [endpoint] = await tx.query<{ project_id: string; webhook_id: string | null }[]>(
+        `SELECT project_id, webhook_id FROM webhook_endpoints WHERE key = $1`,
+        [key],
+      );
+      if (!endpoint) return;
+      let url: string | null = null;
+      if (endpoint.webhook_id) {
+        const [webhook] = await tx.query<{ url: string }[]>(
+          `UPDATE webhooks SET enabled = false, disabled_reason = $2, updated_at = now()
+            WHERE id = $1 RETURNING url`,
+          [endpoint.webhook_id, reason],
+        );
+        url = webhook?.url ?? null;
+      } else {
+        const [row] = await tx.query<{ url: string }[]>(
+          `SELECT url FROM webhook_deliveries WHERE endpoint_key = $1 LIMIT 1`,
+          [key],
+        );
+        url = row?.url ?? null;
+        await tx.query(`DELETE FROM webhook_endpoints WHERE key = $1`, [key]);
+      }
+      await tx.query(
+        `UPDATE webhook_deliveries
+            SET state = 'failed', error = 'Endpoint disabled', next_attempt_at = NULL,
+                updated_at = now()
+          WHERE endpoint_key = $1 AND state = 'pending'`,
+        [key],
+      );
+      const body = {
+        type: 'webhook.disabled',
+        timestamp: new Date().toISOString(),
+        data: { project_id: endpoint.project_id, webhook_id: endpoint.webhook_id, url, reason },
+      };
+      await tx.query(
+        `INSERT INTO webhook_deliveries
+                (id, seq, project_id, webhook_id, message_id, event_type, body, state,
+                 created_at, updated_at, next_attempt_at)
+         SELECT kiln_delivery_id(s.seq), s.seq, $1, s.webhook_id,
+                'msg_' || $2 || '_disabled_' || s.seq, 'webhook.disabled', $3, 'pending',
+                now(), now(), now()
+           FROM (SELECT nextval('webhook_delivery_seq') AS seq, w.id AS webhook_id
+                   FROM webhooks w
+                  WHERE w.project_id = $1 AND w.enabled AND w.id IS DISTINCT FROM $4
+                  ORDER BY w.id) s`,
+        [
+          endpoint.project_id,
+          endpoint.webhook_id ?? 'url',
+          JSON.stringify(body),
+          endpoint.webhook_id,
+        ],
+      );
+      await tx.query(`SELECT pg_notify($1, '')`, [WEBHOOK_CHANNEL]);
+    });
+  }
+
+  /**
+   * Closes a subscription's circuit (its owner enabled it again or changed its URL): what it had
+   * failed is forgotten; what it dropped stays counted.
+   */
+  async resetCircuit(webhookId: string): Promise<void> {
+    await this.db.query(
+      `UPDATE webhook_endpoints
+          SET circuit = 'closed', failures = 0, probes = 0, opened_at = NULL, probe_at = NULL,
+              last_error = NULL, updated_at = now()
+        WHERE key = $1`,
+      [webhookId],
+    );
+    await this.db.query(`SELECT pg_notify($1, '')`, [WEBHOOK_CHANNEL]);
+  }
+
+  /**
+   * Drops, from every endpoint holding more than `max` pending deliveries, the oldest beyond the
+   * newest `max` (state `dropped`, counted on the endpoint); at most `limit` per endpoint a call.
+   * Returns how many were dropped.
+   */
+  async dropOverflow(max: number, limit = 10_000): Promise<number> {
+    const rows = await this.db.query<{ dropped: string }[]>(
+      `WITH ${PENDING_ENDPOINTS},
+       over AS (
+         SELECT o.id FROM pending_endpoints p
+          CROSS JOIN LATERAL (
+            SELECT d.id FROM webhook_deliveries d
+             WHERE d.endpoint_key = p.key AND d.state = 'pending'
+             ORDER BY d.seq DESC OFFSET $1 LIMIT $2) o
+          WHERE p.key IS NOT NULL),
+       dropped AS (
+         UPDATE webhook_deliveries d
+            SET state = 'dropped', next_attempt_at = NULL, updated_at = now(),
+                error = 'Dropped: the endpoint had more than ' || $1 || ' pending deliveries'
+           FROM over WHERE d.id = over.id AND d.state = 'pending'
+         RETURNING d.endpoint_key, d.project_id, d.webhook_id),
+       counted AS (
+         INSERT INTO webhook_endpoints (key, project_id, webhook_id, dropped)
+         SELECT endpoint_key, min(project_id), min(webhook_id), count(*) FROM dropped
+          GROUP BY endpoint_key
+         ON CONFLICT (key) DO UPDATE
+           SET dropped = webhook_endpoints.dropped + excluded.dropped, updated_at = now()
+         RETURNING excluded.dropped)
+       SELECT coalesce(sum(dropped), 0)::text AS dropped FROM counted`,
+      [max, limit],
+    );
+    return Number(rows[0]?.dropped ?? 0);
+  }
+
+  /** The circuit and backlog of each of `webhookIds` (closed and empty when never used). */
+  async endpointStates(webhookIds: string[]): Promise<Map<string, EndpointState>> {
+    const states = new Map<string, EndpointState>();
+    for (const id of webhookIds) {
+      states.set(id, {
+        circuit: CLOSED.state,
+        failures: 0,
+        nextProbeAt: null,
+        lastError: null,
+        pending: 0,
+        dropped: 0,
+      });
+    }
+    if (webhookIds.length === 0) return states;
+    const rows = await this.db.query<(EndpointRow & { dropped: string | null; pending: string })[]>(
+      `SELECT k.key, e.circuit, e.failures, e.probe_at, e.last_error, e.dropped::text,
+              (SELECT count(*) FROM webhook_deliveries d
+                WHERE d.endpoint_key = k.key AND d.state = 'pending')::text AS pending
+         FROM unnest($1::text[]) AS k(key)
+         LEFT JOIN webhook_endpoints e ON e.key = k.key`,
+      [webhookIds],
+    );
+    for (const row of rows) {
+      states.set(row.key, {
+        circuit: row.circuit ?? 'closed',
+        failures: row.failures ?? 0,
+        nextProbeAt: row.circuit === 'open' ? row.probe_at : null,
+        lastError: row.last_error ?? null,
+        pending: Number(row.pending),
+        dropped: Number(row.dropped ?? 0),
+      });
+    }
+    return states;
   }
 
   /** The secret that signs a project's per-task `webhook` calls, made on first use. */
@@ -216,6 +561,15 @@ export class WebhookOutbox {
          RETURNING id`,
         [days, limit],
       ),
+    );
+    // Per-task URLs' endpoints that have long been healthy and hold nothing (a subscription's row
+    // goes with the subscription).
+    await this.db.query(
+      `DELETE FROM webhook_endpoints e
+        WHERE e.webhook_id IS NULL AND e.circuit = 'closed' AND e.dropped = 0
+          AND e.updated_at < now() - make_interval(days => 1)
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                           WHERE d.endpoint_key = e.key AND d.state = 'pending')`,
     );
     return rows.length;
   }

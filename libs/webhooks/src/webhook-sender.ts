@@ -22,7 +22,27 @@ export interface SendResult {
   durationMs: number;
   /** Set when the request was refused before any connection was made (SSRF guard). */
   refused: boolean;
+  /**
+   * Set when no connection could be made at all: a connect time-out, a refused connection, a
+   * host that does not resolve or cannot be routed to. Such an endpoint is parked at once.
+   */
+  unreachable?: boolean;
 }
+
+/** The `code` of our own connect time-out error. */
+const CONNECT_TIMEOUT_CODE = 'KILN_CONNECT_TIMEOUT';
+
+/** Error codes meaning that the endpoint could not be connected to. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EAI_FAIL',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  CONNECT_TIMEOUT_CODE,
+]);
 
 export interface SendOptions {
   connectTimeoutMs: number;
@@ -95,16 +115,19 @@ export async function postWebhook(
     request.on('socket', (socket) => {
       if (!socket.connecting) return;
       const connect = setTimeout(() => {
-        request.destroy(new Error(`connect timed out after ${options.connectTimeoutMs} ms`));
+        const error = new Error(`connect timed out after ${options.connectTimeoutMs} ms`);
+        request.destroy(Object.assign(error, { code: CONNECT_TIMEOUT_CODE }));
       }, options.connectTimeoutMs);
       socket.once('connect', () => clearTimeout(connect));
       socket.once('close', () => clearTimeout(connect));
     });
     request.on('error', (error) => {
+      const code = (error as NodeJS.ErrnoException).code;
       finish({
         statusCode: null,
         error: error.message,
         refused: error instanceof RefusedDestination,
+        unreachable: code !== undefined && UNREACHABLE_CODES.has(code),
       });
     });
     request.on('response', (response) => {

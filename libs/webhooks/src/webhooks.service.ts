@@ -4,10 +4,16 @@ import { Repository } from 'typeorm';
 import { KilnException, newId } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { ProjectLimits, checkQuota } from '@kiln/projects';
-import { DeliveryRecord, WebhookOutbox } from './webhook-outbox';
+import { DeliveryRecord, EndpointState, WebhookOutbox } from './webhook-outbox';
 import { Webhook } from './webhook.entity';
 import { WebhookEvent, WebhookSpec } from './webhook-spec';
 import { newWebhookSecret } from './signing';
+
+/** A subscription with its endpoint's circuit and backlog. */
+export interface WebhookView {
+  webhook: Webhook;
+  endpoint: EndpointState;
+}
 
 /** A project's webhook subscriptions, their secrets and their delivery logs. */
 @Injectable()
@@ -52,9 +58,30 @@ export class WebhooksService {
     return webhook;
   }
 
-  /** Applies the fields given; enabling clears the reason Kiln disabled it for. */
-  async update(projectId: string, id: string, spec: WebhookSpec): Promise<Webhook> {
+  /** Subscriptions as shown: each with its circuit, pending and dropped deliveries. */
+  async views(webhooks: Webhook[]): Promise<WebhookView[]> {
+    const states = await this.outbox.endpointStates(webhooks.map((webhook) => webhook.id));
+    return webhooks.map((webhook) => ({ webhook, endpoint: states.get(webhook.id)! }));
+  }
+
+  async listViews(projectId: string): Promise<WebhookView[]> {
+    return this.views(await this.list(projectId));
+  }
+
+  async getView(projectId: string, id: string): Promise<WebhookView> {
+    const [view] = await this.views([await this.get(projectId, id)]);
+    return view;
+  }
+
+  /**
+   * Applies the fields given; enabling clears the reason Kiln disabled it for. Enabling it or
+   * changing its URL closes its circuit: the endpoint gets a fresh chance.
+   */
+  async update(projectId: string, id: string, spec: WebhookSpec): Promise<WebhookView> {
     const webhook = await this.get(projectId, id);
+    const fresh =
+      (spec.url !== undefined && spec.url !== webhook.url) ||
+      (spec.enabled === true && !webhook.enabled);
     if (spec.url !== undefined) webhook.url = spec.url;
     if (spec.events !== undefined) webhook.events = spec.events;
     if (spec.codeName !== undefined) webhook.codeName = spec.codeName;
@@ -64,7 +91,9 @@ export class WebhooksService {
       webhook.disabledReason = null;
     }
     webhook.updatedAt = new Date();
-    return this.webhooks.save(webhook);
+    await this.webhooks.save(webhook);
+    if (fresh) await this.outbox.resetCircuit(id);
+    return this.getView(projectId, id);
   }
 
   async delete(projectId: string, id: string): Promise<void> {

@@ -1,8 +1,30 @@
 import { formatTime } from '@kiln/common';
-import type { CodeTrigger, DeliveryRecord, Webhook } from '@kiln/webhooks';
+import type { CodeTrigger, DeliveryRecord, Webhook, WebhookView } from '@kiln/webhooks';
 
-/** A subscription; its secret only when it was just made. */
-export function webhookJson(webhook: Webhook, withSecret = false) {
+/** A subscription made just now: closed circuit, nothing pending, and its secret. */
+export function newWebhookJson(webhook: Webhook) {
+  return webhookJson(
+    {
+      webhook,
+      endpoint: {
+        circuit: 'closed',
+        failures: 0,
+        nextProbeAt: null,
+        lastError: null,
+        pending: 0,
+        dropped: 0,
+      },
+    },
+    true,
+  );
+}
+
+/**
+ * A subscription with its endpoint's circuit (`closed`, `open` while parked, `disabled`), its
+ * failures in a row, the next probe of an open circuit, the last error, and its backlog: pending
+ * deliveries and those dropped beyond `KILN_WEBHOOK_MAX_PENDING`. Its secret only when just made.
+ */
+export function webhookJson({ webhook, endpoint }: WebhookView, withSecret = false) {
   return {
     id: webhook.id,
     url: webhook.url,
@@ -13,6 +35,12 @@ export function webhookJson(webhook: Webhook, withSecret = false) {
     description: webhook.description,
     created_at: formatTime(webhook.createdAt),
     updated_at: formatTime(webhook.updatedAt),
+    circuit: endpoint.circuit,
+    failures: endpoint.failures,
+    next_probe_at: endpoint.nextProbeAt ? formatTime(endpoint.nextProbeAt) : null,
+    last_error: endpoint.lastError,
+    pending: endpoint.pending,
+    dropped: endpoint.dropped,
     ...(withSecret ? { secret: webhook.secret } : {}),
   };
 }

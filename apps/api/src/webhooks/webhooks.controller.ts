@@ -14,7 +14,7 @@ import { parsePage, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { WebhooksService, parseWebhookSpec } from '@kiln/webhooks';
 import { IdPipe } from '../http/params';
-import { deliveryJson, webhookJson } from './webhook.presenter';
+import { deliveryJson, newWebhookJson, webhookJson } from './webhook.presenter';
 import { Role } from '../auth/roles';
 
 /** Project webhook subscriptions (Kiln's extension; Standard Webhooks signing). */
@@ -33,12 +33,12 @@ export class WebhooksController {
       this.config.webhooks.allowedHosts,
       false,
     );
-    return webhookJson(await this.webhooks.create(projectId, spec), true);
+    return newWebhookJson(await this.webhooks.create(projectId, spec));
   }
 
   @Get()
   async list(@Param('projectId', IdPipe) projectId: string) {
-    return { webhooks: (await this.webhooks.list(projectId)).map((w) => webhookJson(w)) };
+    return { webhooks: (await this.webhooks.listViews(projectId)).map((w) => webhookJson(w)) };
   }
 
   /** The secret signing per-task `webhook` calls (one per project, made on first use). */
@@ -53,7 +53,7 @@ export class WebhooksController {
     @Param('projectId', IdPipe) projectId: string,
     @Param('webhookId', IdPipe) webhookId: string,
   ) {
-    return webhookJson(await this.webhooks.get(projectId, webhookId));
+    return webhookJson(await this.webhooks.getView(projectId, webhookId));
   }
 
   @Patch(':webhookId')
