@@ -401,8 +401,8 @@ describe('the kiln CLI (the built binary)', () => {
 
       const table = await kiln(['webhooks', 'list'], env);
       expect(table.stdout).toBe(
-        `ID${' '.repeat(24)}STATE  EVENTS${' '.repeat(20)}CODE   URL\n` +
-          `${id}  on     task.complete,task.error  hello  ${receiver.url('/cli')}\n`,
+        `ID${' '.repeat(24)}STATE  PENDING  EVENTS${' '.repeat(20)}CODE   URL\n` +
+          `${id}  on     0        task.complete,task.error  hello  ${receiver.url('/cli')}\n`,
       );
       expect(JSON.parse((await kiln(['webhooks', 'list', '--json'], env)).stdout)).toEqual([
         {
@@ -415,6 +415,12 @@ describe('the kiln CLI (the built binary)', () => {
           description: '',
           created_at: expect.any(String),
           updated_at: expect.any(String),
+          circuit: 'closed',
+          failures: 0,
+          next_probe_at: null,
+          last_error: null,
+          pending: 0,
+          dropped: 0,
         },
       ]);
 

@@ -394,6 +394,12 @@ describe('@kiln/client against a real Kiln', () => {
         description: 'client',
         created_at: expect.stringMatching(/Z$/),
         updated_at: expect.stringMatching(/Z$/),
+        circuit: 'closed',
+        failures: 0,
+        next_probe_at: null,
+        last_error: null,
+        pending: 0,
+        dropped: 0,
       });
       expect(await kiln.webhooks.list()).toEqual([webhook]);
       expect(await kiln.webhooks.get(webhook.id)).toEqual(webhook);

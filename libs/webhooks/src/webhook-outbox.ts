@@ -144,7 +144,7 @@ interface DeliveryRow {
 /**
  * The `webhook_deliveries` outbox in Postgres, which is also the delivery queue: the triggers of
  * the migration fill it in the transaction of each status change; {@link claim} leases due rows
- * with `SKIP LOCKED` (several processes may deliver), and a lease that runs out — its process
+ * with a compare-and-set (several processes may deliver), and a lease that runs out — its process
  * died mid-delivery — makes the row due again. Nothing about a delivery lives only in memory.
  */
 @Injectable()
