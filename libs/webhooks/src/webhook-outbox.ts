@@ -468,20 +468,27 @@ export class WebhookOutbox {
   }
 
   /**
-   * Drops, from every endpoint holding more than `max` pending deliveries, the oldest beyond the
-   * newest `max` (state `dropped`, counted on the endpoint); at most `limit` per endpoint a call.
-   * Returns how many were dropped.
+   * Drops, from every endpoint holding more than `max` pending deliveries, those due earliest
+   * beyond the `max` due last (for deliveries never tried, the oldest): state `dropped`, counted on
+   * the endpoint; at most `limit` per endpoint a call. Returns how many were dropped. Endpoints
+   * under the cap cost an index-only count that stops at `max + 1`.
    */
   async dropOverflow(max: number, limit = 10_000): Promise<number> {
     const rows = await this.db.query<{ dropped: string }[]>(
       `WITH ${PENDING_ENDPOINTS},
+       crowded AS (
+         SELECT p.key FROM pending_endpoints p
+          WHERE p.key IS NOT NULL
+            AND (SELECT count(*) FROM (
+                   SELECT 1 FROM webhook_deliveries d
+                    WHERE d.endpoint_key = p.key AND d.state = 'pending'
+                    LIMIT $1::int + 1) n) > $1::int),
        over AS (
-         SELECT o.id FROM pending_endpoints p
+         SELECT o.id FROM crowded c
           CROSS JOIN LATERAL (
             SELECT d.id FROM webhook_deliveries d
-             WHERE d.endpoint_key = p.key AND d.state = 'pending'
-             ORDER BY d.seq DESC OFFSET $1 LIMIT $2) o
-          WHERE p.key IS NOT NULL),
+             WHERE d.endpoint_key = c.key AND d.state = 'pending'
+             ORDER BY d.next_attempt_at DESC, d.seq DESC OFFSET $1 LIMIT $2) o),
        dropped AS (
          UPDATE webhook_deliveries d
             SET state = 'dropped', next_attempt_at = NULL, updated_at = now(),
@@ -493,9 +500,8 @@ export class WebhookOutbox {
          SELECT endpoint_key, min(project_id), min(webhook_id), count(*) FROM dropped
           GROUP BY endpoint_key
          ON CONFLICT (key) DO UPDATE
-           SET dropped = webhook_endpoints.dropped + excluded.dropped, updated_at = now()
-         RETURNING excluded.dropped)
-       SELECT coalesce(sum(dropped), 0)::text AS dropped FROM counted`,
+           SET dropped = webhook_endpoints.dropped + excluded.dropped, updated_at = now())
+       SELECT count(*)::text AS dropped FROM dropped`,
       [max, limit],
     );
     return Number(rows[0]?.dropped ?? 0);
