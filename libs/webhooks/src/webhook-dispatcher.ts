@@ -70,7 +70,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private lastPrune = 0;
-  private lastCap = 0;
+  /** The housekeeping pass in progress, and the timer of the next (off the delivery loop). */
+  private house: Promise<void> | undefined;
+  private houseTimer: NodeJS.Timeout | undefined;
   /** Attempts in flight in this process, by project and by endpoint. */
   private readonly load = {
     projects: new Map<string, number>(),
@@ -95,13 +97,16 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     if (this.config.webhooks.concurrency === 0) return;
     await this.listen();
     this.loop = this.run();
+    this.scheduleHouse();
     this.logger.log(`delivering webhooks, ${this.config.webhooks.concurrency} at a time`);
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.wake();
+    clearTimeout(this.houseTimer);
     await this.loop;
+    await this.house;
     // Deliveries in flight finish (each is bounded by the request timeout); an unfinished one
     // would be retried after its lease anyway.
     await Promise.all(this.inFlight);
@@ -169,7 +174,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
           this.logger.warn(`claiming deliveries failed: ${(error as Error).message}`);
         }
       }
-      await this.keepHouse();
       // Until a notification, a free slot (a full batch may have left more behind) or the poll.
       if (claimed < free || this.inFlight.size >= concurrency) await this.sleep(POLL_MS);
     }
@@ -262,20 +266,27 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     return outcomeOf(result, delivery.failures, this.config.webhooks.retrySchedule);
   }
 
-  /** Cuts backlogs over the cap back (every 5 s) and prunes old deliveries (hourly). */
+  /**
+   * Every 5 s, beside the delivery loop (a slow sweep must never hold deliveries up): cuts
+   * backlogs over the cap back and, hourly, prunes old deliveries.
+   */
+  private scheduleHouse(): void {
+    if (this.stopped) return;
+    this.houseTimer = setTimeout(() => {
+      this.house = this.keepHouse().finally(() => this.scheduleHouse());
+    }, CAP_EVERY_MS);
+  }
+
   private async keepHouse(): Promise<void> {
-    if (Date.now() - this.lastCap >= CAP_EVERY_MS) {
-      this.lastCap = Date.now();
-      try {
-        const dropped = await this.outbox.dropOverflow(this.config.webhooks.maxPending);
-        if (dropped > 0) {
-          this.logger.warn(
-            `dropped ${dropped} webhook deliveries beyond ${this.config.webhooks.maxPending} pending per endpoint`,
-          );
-        }
-      } catch (error) {
-        this.logger.warn(`capping webhook backlogs failed: ${(error as Error).message}`);
+    try {
+      const dropped = await this.outbox.dropOverflow(this.config.webhooks.maxPending);
+      if (dropped > 0) {
+        this.logger.warn(
+          `dropped ${dropped} webhook deliveries beyond ${this.config.webhooks.maxPending} pending per endpoint`,
+        );
       }
+    } catch (error) {
+      this.logger.warn(`capping webhook backlogs failed: ${(error as Error).message}`);
     }
     await this.prune();
   }

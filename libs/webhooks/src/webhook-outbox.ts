@@ -474,26 +474,32 @@ export class WebhookOutbox {
    * under the cap cost an index-only count that stops at `max + 1`.
    */
   async dropOverflow(max: number, limit = 10_000): Promise<number> {
-    const rows = await this.db.query<{ dropped: string }[]>(
+    // Two statements: chosen by ids first, then updated by primary key. As one statement, a
+    // planner misled by stale statistics (a backlog grown since the last ANALYZE) joined the
+    // choice back to the table row by row: minutes for a sweep of 60,000 rows.
+    const over = await this.db.query<{ id: string }[]>(
       `WITH ${PENDING_ENDPOINTS},
-       crowded AS (
+       crowded AS MATERIALIZED (
          SELECT p.key FROM pending_endpoints p
           WHERE p.key IS NOT NULL
             AND (SELECT count(*) FROM (
                    SELECT 1 FROM webhook_deliveries d
                     WHERE d.endpoint_key = p.key AND d.state = 'pending'
-                    LIMIT $1::int + 1) n) > $1::int),
-       over AS (
-         SELECT o.id FROM crowded c
-          CROSS JOIN LATERAL (
-            SELECT d.id FROM webhook_deliveries d
-             WHERE d.endpoint_key = c.key AND d.state = 'pending'
-             ORDER BY d.next_attempt_at DESC, d.seq DESC OFFSET $1 LIMIT $2) o),
-       dropped AS (
+                    LIMIT $1::int + 1) n) > $1::int)
+       SELECT o.id FROM crowded c
+        CROSS JOIN LATERAL (
+          SELECT d.id FROM webhook_deliveries d
+           WHERE d.endpoint_key = c.key AND d.state = 'pending'
+           ORDER BY d.next_attempt_at DESC, d.seq DESC OFFSET $1 LIMIT $2) o`,
+      [max, limit],
+    );
+    if (over.length === 0) return 0;
+    const rows = await this.db.query<{ dropped: string }[]>(
+      `WITH dropped AS (
          UPDATE webhook_deliveries d
             SET state = 'dropped', next_attempt_at = NULL, updated_at = now(),
-                error = 'Dropped: the endpoint had more than ' || $1 || ' pending deliveries'
-           FROM over WHERE d.id = over.id AND d.state = 'pending'
+                error = 'Dropped: the endpoint had more than ' || $2::int || ' pending deliveries'
+          WHERE d.id = ANY ($1::bpchar[]) AND d.state = 'pending'
          RETURNING d.endpoint_key, d.project_id, d.webhook_id),
        counted AS (
          INSERT INTO webhook_endpoints (key, project_id, webhook_id, dropped)
@@ -502,7 +508,7 @@ export class WebhookOutbox {
          ON CONFLICT (key) DO UPDATE
            SET dropped = webhook_endpoints.dropped + excluded.dropped, updated_at = now())
        SELECT count(*)::text AS dropped FROM dropped`,
-      [max, limit],
+      [over.map((row) => row.id), max],
     );
     return Number(rows[0]?.dropped ?? 0);
   }
