@@ -200,11 +200,14 @@ export class WebhookOutbox {
     if (probes.size > 0) {
       // The probe's turn is taken with the delivery: probe_at moves past the lease, so that no
       // other process (or the next claim) sends a second probe meanwhile.
-      const rows = await this.db.query<{ key: string }[]>(
-        `UPDATE webhook_endpoints SET probe_at = now() + make_interval(secs => $2), updated_at = now()
-          WHERE key = ANY ($1::text[]) AND circuit = 'open' AND probe_at <= now()
-          RETURNING key`,
-        [[...probes], leaseSeconds],
+      // An UPDATE's result is `[rows, rowCount]`: read through rowsOf, or no probe is ever won.
+      const rows = rowsOf<{ key: string }>(
+        await this.db.query(
+          `UPDATE webhook_endpoints SET probe_at = now() + make_interval(secs => $2), updated_at = now()
+            WHERE key = ANY ($1::text[]) AND circuit = 'open' AND probe_at <= now()
+            RETURNING key`,
+          [[...probes], leaseSeconds],
+        ),
       );
       won = new Set(rows.map((row) => row.key));
     }
