@@ -407,10 +407,12 @@ export class WebhookOutbox {
       if (!endpoint) return;
       let url: string | null = null;
       if (endpoint.webhook_id) {
-        const [webhook] = await tx.query<{ url: string }[]>(
-          `UPDATE webhooks SET enabled = false, disabled_reason = $2, updated_at = now()
-            WHERE id = $1 RETURNING url`,
-          [endpoint.webhook_id, reason],
+        const [webhook] = rowsOf<{ url: string }>(
+          await tx.query(
+            `UPDATE webhooks SET enabled = false, disabled_reason = $2, updated_at = now()
+              WHERE id = $1 RETURNING url`,
+            [endpoint.webhook_id, reason],
+          ),
         );
         url = webhook?.url ?? null;
       } else {
