@@ -498,9 +498,8 @@ export class WebhookOutbox {
          SELECT endpoint_key, min(project_id), min(webhook_id), count(*) FROM dropped
           GROUP BY endpoint_key
          ON CONFLICT (key) DO UPDATE
-           SET dropped = webhook_endpoints.dropped + excluded.dropped, updated_at = now()
-         RETURNING excluded.dropped)
-       SELECT coalesce(sum(dropped), 0)::text AS dropped FROM counted`,
+           SET dropped = webhook_endpoints.dropped + excluded.dropped, updated_at = now())
+       SELECT count(*)::text AS dropped FROM dropped`,
       [max, limit],
     );
     return Number(rows[0]?.dropped ?? 0);
