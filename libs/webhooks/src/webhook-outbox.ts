@@ -255,8 +255,8 @@ export class WebhookOutbox {
 
   /**
    * Records attempts' outcomes, each unless its lease was lost meanwhile (compare-and-set on the
-   * attempt), and moves the circuits of their endpoints by {@link nextCircuit} in the same
-   * transaction. Returns the ids recorded and the endpoints this disabled (for
+   * attempt), and moves the circuits of the endpoints they were sent to by {@link nextCircuit}
+   * in the same transaction. Returns the ids recorded and the endpoints this disabled (for
    * {@link disableEndpoint}, which the caller runs next).
    */
   async record(
@@ -289,7 +289,12 @@ export class WebhookOutbox {
         ),
       );
       const recorded = new Set(rows.map((row) => row.id));
-      const settled = items.filter((item) => recorded.has(item.delivery.id));
+      // A delivery failed unsent because its owner disabled the subscription says nothing of the
+      // endpoint: counted, a backlog of them would open the circuit, probe, and end in a
+      // webhook.disabled notice and a reason overwriting the owner's.
+      const settled = items.filter(
+        (item) => recorded.has(item.delivery.id) && item.delivery.endpointEnabled,
+      );
       const disabled = await this.settle(tx, settled, settings);
       return { recorded, disabled };
     });
