@@ -154,9 +154,11 @@ export class WebhookOutbox {
   /**
    * Leases due deliveries for `leaseSeconds`, counting an attempt, shared fairly: it looks at the
    * endpoints that have pending deliveries (not at the backlog behind them), offers from each up
-   * to `limits.perEndpoint` of its oldest due ones, and takes them by {@link pickFair}. A parked
-   * endpoint (open circuit) offers one delivery, its probe, once `probe_at` has come; a disabled one
-   * offers none. A delivery waits while an earlier one of the same task to the same endpoint is
+   * to `limits.perEndpoint` of its oldest due ones, and takes them by {@link pickFair}. They are
+   * offered in due order, so that of projects (or endpoints) with as many in flight the one that
+   * has waited longest goes first (in key order, an endpoint whose key sorts late would starve
+   * while others of its project keep freeing and retaking their slots). A parked endpoint (open
+   * circuit) offers one delivery, its probe, once `probe_at` has come; a disabled one offers none. A delivery waits while an earlier one of the same task to the same endpoint is
    * pending, so that a task's events reach each endpoint one at a time, in order. Nothing is
    * locked while choosing: the UPDATE takes a row only if it is still due, so that of two
    * processes choosing the same row one gets it.
@@ -177,7 +179,8 @@ export class WebhookOutbox {
          FROM pending_endpoints p
          LEFT JOIN webhook_endpoints e ON e.key = p.key
         CROSS JOIN LATERAL (
-          SELECT d.id, d.project_id, d.endpoint_key FROM webhook_deliveries d
+          SELECT d.id, d.project_id, d.endpoint_key, d.next_attempt_at, d.seq
+            FROM webhook_deliveries d
            WHERE d.endpoint_key = p.key AND d.state = 'pending' AND d.next_attempt_at <= now()
              AND NOT EXISTS (
                SELECT 1 FROM webhook_deliveries o
@@ -188,7 +191,8 @@ export class WebhookOutbox {
            LIMIT CASE WHEN e.circuit = 'open' THEN 1 ELSE $1 END) c
         WHERE p.key IS NOT NULL AND NOT (p.key = ANY ($2::text[]))
           AND e.circuit IS DISTINCT FROM 'disabled'
-          AND (e.circuit IS DISTINCT FROM 'open' OR e.probe_at <= now())`,
+          AND (e.circuit IS DISTINCT FROM 'open' OR e.probe_at <= now())
+        ORDER BY c.next_attempt_at, c.seq`,
       [limits.perEndpoint, full],
     );
     const picked = pickFair(offered, inFlight, limits);
