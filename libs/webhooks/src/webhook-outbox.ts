@@ -154,9 +154,11 @@ export class WebhookOutbox {
   /**
    * Leases due deliveries for `leaseSeconds`, counting an attempt, shared fairly: it looks at the
    * endpoints that have pending deliveries (not at the backlog behind them), offers from each up
-   * to `limits.perEndpoint` of its oldest due ones, and takes them by {@link pickFair}. A parked
-   * endpoint (open circuit) offers one delivery, its probe, once `probe_at` has come; a disabled one
-   * offers none. A delivery waits while an earlier one of the same task to the same endpoint is
+   * to `limits.perEndpoint` of its oldest due ones, and takes them by {@link pickFair}. They are
+   * offered in due order, so that of projects (or endpoints) with as many in flight the one that
+   * has waited longest goes first (in key order, an endpoint whose key sorts late would starve
+   * while others of its project keep freeing and retaking their slots). A parked endpoint (open
+   * circuit) offers one delivery, its probe, once `probe_at` has come; a disabled one offers none. A delivery waits while an earlier one of the same task to the same endpoint is
    * pending, so that a task's events reach each endpoint one at a time, in order. Nothing is
    * locked while choosing: the UPDATE takes a row only if it is still due, so that of two
    * processes choosing the same row one gets it.
@@ -177,7 +179,8 @@ export class WebhookOutbox {
          FROM pending_endpoints p
          LEFT JOIN webhook_endpoints e ON e.key = p.key
         CROSS JOIN LATERAL (
-          SELECT d.id, d.project_id, d.endpoint_key FROM webhook_deliveries d
+          SELECT d.id, d.project_id, d.endpoint_key, d.next_attempt_at, d.seq
+            FROM webhook_deliveries d
            WHERE d.endpoint_key = p.key AND d.state = 'pending' AND d.next_attempt_at <= now()
              AND NOT EXISTS (
                SELECT 1 FROM webhook_deliveries o
@@ -188,7 +191,8 @@ export class WebhookOutbox {
            LIMIT CASE WHEN e.circuit = 'open' THEN 1 ELSE $1 END) c
         WHERE p.key IS NOT NULL AND NOT (p.key = ANY ($2::text[]))
           AND e.circuit IS DISTINCT FROM 'disabled'
-          AND (e.circuit IS DISTINCT FROM 'open' OR e.probe_at <= now())`,
+          AND (e.circuit IS DISTINCT FROM 'open' OR e.probe_at <= now())
+        ORDER BY c.next_attempt_at, c.seq`,
       [limits.perEndpoint, full],
     );
     const picked = pickFair(offered, inFlight, limits);
@@ -200,11 +204,14 @@ export class WebhookOutbox {
     if (probes.size > 0) {
       // The probe's turn is taken with the delivery: probe_at moves past the lease, so that no
       // other process (or the next claim) sends a second probe meanwhile.
-      const rows = await this.db.query<{ key: string }[]>(
-        `UPDATE webhook_endpoints SET probe_at = now() + make_interval(secs => $2), updated_at = now()
-          WHERE key = ANY ($1::text[]) AND circuit = 'open' AND probe_at <= now()
-          RETURNING key`,
-        [[...probes], leaseSeconds],
+      // An UPDATE's result is `[rows, rowCount]`: read through rowsOf, or no probe is ever won.
+      const rows = rowsOf<{ key: string }>(
+        await this.db.query(
+          `UPDATE webhook_endpoints SET probe_at = now() + make_interval(secs => $2), updated_at = now()
+            WHERE key = ANY ($1::text[]) AND circuit = 'open' AND probe_at <= now()
+            RETURNING key`,
+          [[...probes], leaseSeconds],
+        ),
       );
       won = new Set(rows.map((row) => row.key));
     }
@@ -252,8 +259,8 @@ export class WebhookOutbox {
 
   /**
    * Records attempts' outcomes, each unless its lease was lost meanwhile (compare-and-set on the
-   * attempt), and moves the circuits of their endpoints by {@link nextCircuit} in the same
-   * transaction. Returns the ids recorded and the endpoints this disabled (for
+   * attempt), and moves the circuits of the endpoints they were sent to by {@link nextCircuit}
+   * in the same transaction. Returns the ids recorded and the endpoints this disabled (for
    * {@link disableEndpoint}, which the caller runs next).
    */
   async record(
@@ -286,7 +293,12 @@ export class WebhookOutbox {
         ),
       );
       const recorded = new Set(rows.map((row) => row.id));
-      const settled = items.filter((item) => recorded.has(item.delivery.id));
+      // A delivery failed unsent because its owner disabled the subscription says nothing of the
+      // endpoint: counted, a backlog of them would open the circuit, probe, and end in a
+      // webhook.disabled notice and a reason overwriting the owner's.
+      const settled = items.filter(
+        (item) => recorded.has(item.delivery.id) && item.delivery.endpointEnabled,
+      );
       const disabled = await this.settle(tx, settled, settings);
       return { recorded, disabled };
     });
@@ -390,10 +402,12 @@ export class WebhookOutbox {
   }
 
   /**
-   * Ends an endpoint whose circuit was disabled: a subscription is disabled with `reason` (unless
-   * its owner disabled it already); its pending deliveries fail with `Endpoint disabled`; every
-   * other enabled subscription of the project gets a signed `webhook.disabled` event. A per-task
-   * URL's endpoint is then forgotten, so that a later task's `webhook` there starts afresh.
+   * Ends an endpoint whose circuit was disabled: a subscription is disabled with `reason`; its
+   * pending deliveries fail with `Endpoint disabled`; every other enabled subscription of the
+   * project gets a signed `webhook.disabled` event. A subscription its owner disabled meanwhile
+   * keeps the owner's word (no reason, no notice: they know). A per-task URL's endpoint is then
+   * forgotten, so that a later task's `webhook` there starts afresh; its notice names the origin
+   * only (a task's full URL may carry a secret of that task's).
    */
   async disableEndpoint(key: string, reason: string): Promise<void> {
     await this.db.transaction(async (tx) => {
@@ -402,20 +416,18 @@ export class WebhookOutbox {
         [key],
       );
       if (!endpoint) return;
-      let url: string | null = null;
+      let url: string | null;
       if (endpoint.webhook_id) {
-        const [webhook] = await tx.query<{ url: string }[]>(
-          `UPDATE webhooks SET enabled = false, disabled_reason = $2, updated_at = now()
-            WHERE id = $1 RETURNING url`,
-          [endpoint.webhook_id, reason],
+        const [webhook] = rowsOf<{ url: string }>(
+          await tx.query(
+            `UPDATE webhooks SET enabled = false, disabled_reason = $2, updated_at = now()
+              WHERE id = $1 AND enabled RETURNING url`,
+            [endpoint.webhook_id, reason],
+          ),
         );
         url = webhook?.url ?? null;
       } else {
-        const [row] = await tx.query<{ url: string }[]>(
-          `SELECT url FROM webhook_deliveries WHERE endpoint_key = $1 LIMIT 1`,
-          [key],
-        );
-        url = row?.url ?? null;
+        url = key.slice(`url:${endpoint.project_id}:`.length);
         await tx.query(`DELETE FROM webhook_endpoints WHERE key = $1`, [key]);
       }
       await tx.query(
@@ -425,6 +437,10 @@ export class WebhookOutbox {
           WHERE endpoint_key = $1 AND state = 'pending'`,
         [key],
       );
+      if (url === null) {
+        await tx.query(`SELECT pg_notify($1, '')`, [WEBHOOK_CHANNEL]);
+        return;
+      }
       const body = {
         type: 'webhook.disabled',
         timestamp: new Date().toISOString(),
