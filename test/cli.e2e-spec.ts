@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildTestImage, docker } from './support/images';
-import { e2e, newProject, TestProject, waitUntil } from './support/kiln';
+import { e2e, HEALTHY_ENDPOINT, newProject, TestProject, waitUntil } from './support/kiln';
 import { ROOT } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
@@ -415,12 +415,7 @@ describe('the kiln CLI (the built binary)', () => {
           description: '',
           created_at: expect.any(String),
           updated_at: expect.any(String),
-          circuit: 'closed',
-          failures: 0,
-          next_probe_at: null,
-          last_error: null,
-          pending: 0,
-          dropped: 0,
+          ...HEALTHY_ENDPOINT,
         },
       ]);
 

@@ -18,7 +18,15 @@ import {
   verifyWebhook,
 } from '@kiln/client';
 import { buildTestImage, docker } from './support/images';
-import { call, e2e, newProject, TEST_IMAGE, TestProject, waitUntil } from './support/kiln';
+import {
+  call,
+  e2e,
+  HEALTHY_ENDPOINT,
+  newProject,
+  TEST_IMAGE,
+  TestProject,
+  waitUntil,
+} from './support/kiln';
 import { sleep, startApp, stopApp, waitForHealthy } from './support/processes';
 import { Receiver, validSignatures } from './support/receiver';
 
@@ -394,12 +402,7 @@ describe('@kiln/client against a real Kiln', () => {
         description: 'client',
         created_at: expect.stringMatching(/Z$/),
         updated_at: expect.stringMatching(/Z$/),
-        circuit: 'closed',
-        failures: 0,
-        next_probe_at: null,
-        last_error: null,
-        pending: 0,
-        dropped: 0,
+        ...HEALTHY_ENDPOINT,
       });
       expect(await kiln.webhooks.list()).toEqual([webhook]);
       expect(await kiln.webhooks.get(webhook.id)).toEqual(webhook);

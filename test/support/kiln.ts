@@ -164,6 +164,16 @@ export interface WaitOptions {
   state?: () => string | Promise<string>;
 }
 
+/** A subscription's endpoint fields while nothing has failed or waits (GET …/webhooks/{id}). */
+export const HEALTHY_ENDPOINT = {
+  circuit: 'closed',
+  failures: 0,
+  next_probe_at: null,
+  last_error: null,
+  pending: 0,
+  dropped: 0,
+};
+
 /**
  * The one polling loop of the tests: resolves once `check` is true, checking every `intervalMs`;
  * throws after `timeoutMs`, saying `what` was awaited and, from `state`, how things stood. What

@@ -2,14 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { affected, rowsOf } from '@kiln/database';
-import {
-  AttemptReport,
-  CLOSED,
-  Circuit,
-  CircuitSettings,
-  CircuitState,
-  nextCircuit,
-} from './circuit';
+import { AttemptReport, Circuit, CircuitSettings, CircuitState, nextCircuit } from './circuit';
 import { Candidate, FairLimits, InFlight, pickFair } from './fair-pick';
 import { newWebhookSecret } from './signing';
 
@@ -80,6 +73,16 @@ export interface EndpointState {
   pending: number;
   dropped: number;
 }
+
+/** An endpoint that has never failed and holds nothing (no `webhook_endpoints` row). */
+export const FRESH_ENDPOINT: EndpointState = {
+  circuit: 'closed',
+  failures: 0,
+  nextProbeAt: null,
+  lastError: null,
+  pending: 0,
+  dropped: 0,
+};
 
 /** An endpoint whose circuit was disabled by the outcomes just recorded. */
 export interface DisabledEndpoint {
@@ -532,16 +535,7 @@ export class WebhookOutbox {
   /** The circuit and backlog of each of `webhookIds` (closed and empty when never used). */
   async endpointStates(webhookIds: string[]): Promise<Map<string, EndpointState>> {
     const states = new Map<string, EndpointState>();
-    for (const id of webhookIds) {
-      states.set(id, {
-        circuit: CLOSED.state,
-        failures: 0,
-        nextProbeAt: null,
-        lastError: null,
-        pending: 0,
-        dropped: 0,
-      });
-    }
+    for (const id of webhookIds) states.set(id, FRESH_ENDPOINT);
     if (webhookIds.length === 0) return states;
     const rows = await this.db.query<(EndpointRow & { dropped: string | null; pending: string })[]>(
       `SELECT k.key, e.circuit, e.failures, e.probe_at, e.last_error, e.dropped::text,

@@ -1,22 +1,10 @@
 import { formatTime } from '@kiln/common';
+import { FRESH_ENDPOINT } from '@kiln/webhooks';
 import type { CodeTrigger, DeliveryRecord, Webhook, WebhookView } from '@kiln/webhooks';
 
 /** A subscription made just now: closed circuit, nothing pending, and its secret. */
 export function newWebhookJson(webhook: Webhook) {
-  return webhookJson(
-    {
-      webhook,
-      endpoint: {
-        circuit: 'closed',
-        failures: 0,
-        nextProbeAt: null,
-        lastError: null,
-        pending: 0,
-        dropped: 0,
-      },
-    },
-    true,
-  );
+  return webhookJson({ webhook, endpoint: FRESH_ENDPOINT }, true);
 }
 
 /**
