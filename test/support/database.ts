@@ -79,7 +79,11 @@ const REQUEST_WRITTEN: Record<string, string> = {
   schedules:
     'id, code_name, payload, start_at, run_every, cron, timezone, end_at, run_times, priority, ' +
     'timeout, delay, task_delay, cluster, label',
-  webhooks: 'id, url, events, code_name, enabled, description, secret, previous_secret',
+  // `enabled` as its owner left it: the delivery loop disables a failing endpoint on its own (with
+  // a `disabled_reason`; a request that disables one clears the reason).
+  webhooks:
+    'id, url, events, code_name, enabled OR disabled_reason IS NOT NULL AS owner_enabled, ' +
+    'description, secret, previous_secret',
   code_triggers: 'id, code_id, hmac_header, hmac_secret, hmac_prefix, hmac_encoding, revoked_at',
   registry_credentials: 'server_address, username, secret',
   project_webhook_secrets: 'secret',
