@@ -14,3 +14,5 @@ export * from './secrets';
 export * from './sleeper';
 export * from './query';
 export * from './cluster';
+export * from './secret-box';
+export * from './sealed-columns';
