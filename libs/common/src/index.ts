@@ -16,3 +16,4 @@ export * from './query';
 export * from './cluster';
 export * from './secret-box';
 export * from './sealed-columns';
+export * from './redact';
