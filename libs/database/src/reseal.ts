@@ -81,8 +81,9 @@ export async function reseal(
   box: SecretBox,
   batch = 500,
 ): Promise<Record<string, number>> {
-  if (!box.sealing)
+  if (!box.sealing) {
     throw new Error('KILN_CREDENTIALS_KEY is not set: there is no key to seal with');
+  }
   const counts: Record<string, number> = {};
   for (const spec of COLUMNS) {
     counts[`${spec.table}.${spec.column}`] = await resealColumn(db, box, spec, batch);
