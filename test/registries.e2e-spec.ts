@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import {
   AuthRegistry,
@@ -8,6 +8,7 @@ import {
 } from './support/auth-registry';
 import {
   call,
+  e2e,
   newProject,
   queueTask,
   registerCode,
@@ -102,7 +103,12 @@ describe('private registries', () => {
       ]);
       expect(rows.rowCount).toBe(1);
       expect(JSON.stringify(rows.rows)).not.toContain(registry.password);
-      expect(rows.rows[0].secret).toMatch(/^v1\./);
+      // Sealed under the stack's key, named by its id (the first 8 hex of its SHA-256).
+      const kid = createHash('sha256')
+        .update(Buffer.from(e2e().env.KILN_CREDENTIALS_KEY, 'base64'))
+        .digest('hex')
+        .slice(0, 8);
+      expect(rows.rows[0].secret).toMatch(new RegExp(`^v2\\.${kid}\\.`));
     } finally {
       await db.end();
     }

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { newId } from '@kiln/common';
+import { newId, SecretBox, SecretKeys, sealedContext } from '@kiln/common';
 import {
   AttemptOutcome,
   ClaimedDelivery,
@@ -30,6 +31,7 @@ describe('WebhookOutbox against Postgres', () => {
   const LIMITS: FairLimits = { free: 64, perProject: 16, perEndpoint: 8 };
   const LEASE_SECONDS = 30;
   const IDLE: InFlight = { projects: new Map(), endpoints: new Map() };
+  const KEYS: SecretKeys = { credentialsKey: randomBytes(32), credentialsOldKeys: [] };
 
   beforeAll(async () => {
     await database.create();
@@ -37,8 +39,8 @@ describe('WebhookOutbox against Postgres', () => {
     rivalDb = new DataSource({ type: 'postgres', url: database.url, extra: { max: 5 } });
     await db.initialize();
     await rivalDb.initialize();
-    outbox = new WebhookOutbox(db);
-    rival = new WebhookOutbox(rivalDb);
+    outbox = new WebhookOutbox(db, KEYS);
+    rival = new WebhookOutbox(rivalDb, KEYS);
   });
 
   afterAll(async () => {
@@ -677,6 +679,53 @@ describe('WebhookOutbox against Postgres', () => {
       const later = (await claim()).filter((d) => d.endpointKey === key);
       expect(later).toHaveLength(1);
       expect(later[0].probe).toBe(false);
+    });
+  });
+
+  describe('sealed secrets', () => {
+    it('a claim opens sealed signing secrets (and legacy plain ones); a project secret is stored sealed', async () => {
+      const box = SecretBox.from(KEYS);
+      const projectId = await newProject();
+      const legacy = await subscribe(projectId);
+      const sealed = await subscribe(projectId);
+      await db.query(
+        `UPDATE webhooks SET secret = $2, previous_secret = $3, previous_secret_until = now() + interval '1 hour' WHERE id = $1`,
+        [
+          sealed,
+          box.seal('whsec_bmV3', sealedContext.webhookSecret(projectId, sealed)),
+          box.seal('whsec_b2xk', sealedContext.webhookPreviousSecret(projectId, sealed)),
+        ],
+      );
+      await pending(projectId, { webhookId: legacy }, 1);
+      await pending(projectId, { webhookId: sealed }, 1);
+      const claimed = await claim();
+      expect(Object.fromEntries(claimed.map((d) => [d.webhookId, d.secrets]))).toEqual({
+        [legacy]: ['whsec_aW50LW91dGJveA=='],
+        [sealed]: ['whsec_bmV3', 'whsec_b2xk'],
+      });
+
+      const secret = await outbox.projectSecret(projectId);
+      expect(secret).toMatch(/^whsec_/);
+      const [row] = await db.query<{ secret: string }[]>(
+        `SELECT secret FROM project_webhook_secrets WHERE project_id = $1`,
+        [projectId],
+      );
+      expect(row.secret).toMatch(/^v2\./);
+      expect(row.secret).not.toContain(secret.slice(6));
+      expect(await rival.projectSecret(projectId)).toBe(secret);
+    });
+
+    it('a secret sealed for another project does not open: the claim fails rather than sign with it', async () => {
+      const box = SecretBox.from(KEYS);
+      const projectId = await newProject();
+      const other = await newProject();
+      const webhookId = await subscribe(projectId);
+      await db.query(`UPDATE webhooks SET secret = $2 WHERE id = $1`, [
+        webhookId,
+        box.seal('whsec_bmV3', sealedContext.webhookSecret(other, webhookId)),
+      ]);
+      await pending(projectId, { webhookId }, 1);
+      await expect(claim()).rejects.toThrow(/does not open/);
     });
   });
 });

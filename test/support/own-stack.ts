@@ -112,9 +112,14 @@ export class OwnStack {
     return child;
   }
 
+  /** Stops every process still running, keeping the database (a restart with other settings). */
+  async stopProcesses(): Promise<void> {
+    await Promise.all([...this.children].map((child) => stopApp(child)));
+  }
+
   /** Stops every process still running, then drops the database. */
   async close(): Promise<void> {
-    await Promise.all([...this.children].map((child) => stopApp(child)));
+    await this.stopProcesses();
     await this.database.drop();
   }
 }

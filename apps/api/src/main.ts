@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
-import { logLevels, runProcess } from '@kiln/common';
+import { kilnLogger, runProcess } from '@kiln/common';
 import { loadConfig } from '@kiln/config';
 import { ApiModule } from './api.module';
 import { answerFor } from './http/exception.filter';
@@ -13,7 +13,7 @@ runProcess('api', async () => {
   const config = loadConfig();
   const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
     bodyParser: false,
-    logger: logLevels(config.logLevel),
+    logger: kilnLogger(config.logLevel),
   });
   app.disable('x-powered-by');
   app.set('etag', false);

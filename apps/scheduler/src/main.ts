@@ -1,13 +1,13 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { logLevels, runProcess } from '@kiln/common';
+import { kilnLogger, runProcess } from '@kiln/common';
 import { loadConfig } from '@kiln/config';
 import { SchedulerModule } from './scheduler.module';
 
 runProcess('scheduler', async () => {
   const config = loadConfig();
   const app = await NestFactory.createApplicationContext(SchedulerModule, {
-    logger: logLevels(config.logLevel),
+    logger: kilnLogger(config.logLevel),
   });
   app.enableShutdownHooks();
   return app;

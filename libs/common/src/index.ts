@@ -14,3 +14,6 @@ export * from './secrets';
 export * from './sleeper';
 export * from './query';
 export * from './cluster';
+export * from './secret-box';
+export * from './sealed-columns';
+export * from './redact';

@@ -1,4 +1,5 @@
 import type { LogLevel } from '@nestjs/common';
+import { RedactingLogger, redactSecrets } from './redact';
 
 type Closable = { close(): Promise<void> };
 
@@ -8,11 +9,15 @@ type Closable = { close(): Promise<void> };
  */
 export function runProcess(name: string, boot: () => Promise<Closable>): void {
   process.on('unhandledRejection', (reason) => {
-    console.error(`[kiln ${name}] unhandled rejection:`, reason);
+    console.error(
+      redactSecrets(
+        `[kiln ${name}] unhandled rejection: ${String((reason as Error)?.stack ?? reason)}`,
+      ),
+    );
   });
   boot().catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
-    console.error(`[kiln ${name}] cannot start: ${message}`);
+    console.error(redactSecrets(`[kiln ${name}] cannot start: ${message}`));
     process.exit(error instanceof Error && error.name === 'ConfigError' ? 2 : 1);
   });
 }
@@ -22,4 +27,9 @@ const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose']
 /** Nest's logger levels up to and including `level`. */
 export function logLevels(level: 'error' | 'warn' | 'log' | 'debug'): LogLevel[] {
   return LEVELS.slice(0, LEVELS.indexOf(level) + 1);
+}
+
+/** The logger of Kiln's processes: Nest's, up to `level`, with secrets redacted. */
+export function kilnLogger(level: 'error' | 'warn' | 'log' | 'debug'): RedactingLogger {
+  return new RedactingLogger({ logLevels: logLevels(level) });
 }

@@ -103,12 +103,23 @@ describe('loadConfig', () => {
       loadConfig({ ...base, KILN_CREDENTIALS_KEY: key.toString('hex') }).credentialsKey,
     ).toEqual(key);
     expect(loadConfig(base).registry).toBeUndefined();
+    expect(loadConfig(base).credentialsOldKeys).toEqual([]);
+    const old = Buffer.alloc(32, 9);
+    expect(
+      loadConfig({
+        ...base,
+        KILN_CREDENTIALS_OLD_KEYS: ` ${old.toString('hex')}, ${key.toString('base64')} `,
+      }).credentialsOldKeys,
+    ).toEqual([old, key]);
     expect(loadConfig(base).uploads.maxBytes).toBe(4 * 1024 ** 3);
   });
 
   it('refuses a short credentials key and a registry URL with a path', () => {
     expect(() => loadConfig({ ...base, KILN_CREDENTIALS_KEY: 'c2hvcnQ=' })).toThrow(
       /KILN_CREDENTIALS_KEY must be 32 bytes/,
+    );
+    expect(() => loadConfig({ ...base, KILN_CREDENTIALS_OLD_KEYS: 'c2hvcnQ=' })).toThrow(
+      /KILN_CREDENTIALS_OLD_KEYS must be 32 bytes/,
     );
     expect(() => loadConfig({ ...base, REGISTRY_URL: 'https://r.example.com/v2' })).toThrow(
       /REGISTRY_URL must be host:port or an http\(s\):\/\/ URL without a path/,

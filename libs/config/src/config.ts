@@ -129,8 +129,14 @@ export interface KilnConfig {
     /** Where an upload is spooled while it is checked; removed afterwards. `KILN_UPLOAD_SPOOL_DIR`, default `<tmpdir>/kiln-uploads`. */
     spoolDir: string;
   };
-  /** AES-256-GCM key of stored registry credentials (32 bytes, hex or base64). `KILN_CREDENTIALS_KEY`; credentials are refused when unset. */
+  /**
+   * AES-256-GCM key sealing secrets at rest: registry credentials, webhook signing secrets,
+   * trigger HMAC secrets and code `env_vars` (32 bytes, hex or base64). `KILN_CREDENTIALS_KEY`;
+   * when unset, registry credentials are refused and the other secrets are stored in plain text.
+   */
   credentialsKey: Buffer | undefined;
+  /** Former keys, which open what they sealed but seal nothing (key rotation). `KILN_CREDENTIALS_OLD_KEYS`, comma-separated, default none. */
+  credentialsOldKeys: Buffer[];
   images: {
     /** A worker removes an image it pulled once unused this long. `KILN_IMAGE_GC_SECONDS`, default 86400 (0 = never). */
     gcSeconds: number;
@@ -296,6 +302,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       spoolDir: read.string('KILN_UPLOAD_SPOOL_DIR', join(tmpdir(), 'kiln-uploads')),
     },
     credentialsKey: read.key('KILN_CREDENTIALS_KEY'),
+    credentialsOldKeys: read.keyList('KILN_CREDENTIALS_OLD_KEYS'),
     images: {
       gcSeconds: read.int('KILN_IMAGE_GC_SECONDS', 86400, 0, 365 * 86400),
       registries: read.hostPatterns('KILN_IMAGE_REGISTRIES', '*:*'),
@@ -407,7 +414,20 @@ class EnvReader {
   /** A 32-byte key given as 64 hex digits or base64. */
   key(name: string): Buffer | undefined {
     const raw = this.optional(name);
-    if (raw === undefined) return undefined;
+    return raw === undefined ? undefined : this.keyFrom(name, raw);
+  }
+
+  /** Comma-separated 32-byte keys; empty means none. */
+  keyList(name: string): Buffer[] {
+    return (this.env[name] ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '')
+      .map((item) => this.keyFrom(name, item))
+      .filter((key): key is Buffer => key !== undefined);
+  }
+
+  private keyFrom(name: string, raw: string): Buffer | undefined {
     const key = /^[0-9a-fA-F]{64}$/.test(raw)
       ? Buffer.from(raw, 'hex')
       : Buffer.from(raw, 'base64');

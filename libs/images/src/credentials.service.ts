@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
-import { FieldReader, isPlainObject, KilnException } from '@kiln/common';
+import { FieldReader, isPlainObject, KilnException, SecretBox, sealedContext } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { normalizeServerAddress } from './image-names';
 import { RegistryCredential } from './registry-credential.entity';
-import { open, seal } from './secret-box';
 
 /** What the Docker engine takes to pull from a registry that wants a login. */
 export interface PullAuth {
@@ -64,18 +63,25 @@ export function parseCredentials(body: unknown): CredentialSpec {
 /** Registry logins per project, sealed at rest with KILN_CREDENTIALS_KEY (AES-256-GCM). */
 @Injectable()
 export class CredentialsService {
+  private readonly box: SecretBox;
+
   constructor(
-    @Inject(KILN_CONFIG) private readonly config: KilnConfig,
+    @Inject(KILN_CONFIG) config: KilnConfig,
     @InjectRepository(RegistryCredential) private readonly rows: Repository<RegistryCredential>,
-  ) {}
+  ) {
+    this.box = SecretBox.from(config);
+  }
 
   /** Stores a login; a second one for the same registry replaces the first. */
   async store(projectId: string, spec: CredentialSpec): Promise<void> {
-    const key = this.key();
-    const secret = seal(
-      key,
+    if (!this.box.sealing) {
+      throw KilnException.unavailable(
+        'Registry credentials are off on this server: KILN_CREDENTIALS_KEY is not set',
+      );
+    }
+    const secret = this.box.seal(
       JSON.stringify({ password: spec.password, email: spec.email }),
-      context(projectId, spec.serverAddress),
+      sealedContext.registryCredential(projectId, spec.serverAddress),
     );
     await this.rows.query(
       `INSERT INTO registry_credentials (project_id, server_address, username, secret)
@@ -102,7 +108,7 @@ export class CredentialsService {
   async authFor(projectId: string, host: string): Promise<PullAuth | null> {
     const row = await this.rows.findOneBy({ projectId, serverAddress: host });
     if (!row) return null;
-    if (!this.config.credentialsKey) {
+    if (!this.box.sealing) {
       throw new Error(
         'KILN_CREDENTIALS_KEY is not set: the stored registry credentials cannot be read',
       );
@@ -110,26 +116,15 @@ export class CredentialsService {
     let password: string;
     try {
       ({ password } = JSON.parse(
-        open(this.config.credentialsKey, row.secret, context(projectId, host)),
-      ) as { password: string });
-    } catch {
+        this.box.open(row.secret, sealedContext.registryCredential(projectId, host)),
+      ) as {
+        password: string;
+      });
+    } catch (error) {
       throw new Error(
-        `the stored credentials for ${host} do not decrypt with KILN_CREDENTIALS_KEY (was the key changed?)`,
+        `the stored credentials for ${host} do not decrypt: ${error instanceof Error ? error.message : String(error)}`,
       );
     }
     return { username: row.username, password, serveraddress: host };
   }
-
-  private key(): Buffer {
-    if (!this.config.credentialsKey) {
-      throw KilnException.unavailable(
-        'Registry credentials are off on this server: KILN_CREDENTIALS_KEY is not set',
-      );
-    }
-    return this.config.credentialsKey;
-  }
-}
-
-function context(projectId: string, serverAddress: string): string {
-  return `registry-credential\n${projectId}\n${serverAddress}`;
 }

@@ -8,5 +8,4 @@ export * from './pulled-image.entity';
 export * from './pulled-images.store';
 export * from './registry-client';
 export * from './registry-credential.entity';
-export * from './secret-box';
 export * from './tar-reader';

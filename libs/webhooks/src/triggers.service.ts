@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { IsNull, Repository } from 'typeorm';
 import {
@@ -9,7 +9,11 @@ import {
   newId,
   newSecret,
   sameSecret,
+  SecretBox,
+  SecretKeys,
+  sealedContext,
 } from '@kiln/common';
+import { KILN_CONFIG } from '@kiln/config';
 import { Code, CodesService } from '@kiln/codes';
 import { ProjectLimits, checkQuota } from '@kiln/projects';
 import { TaskLimits, TasksService, parseTaskSpec, readCluster } from '@kiln/tasks';
@@ -58,12 +62,17 @@ export interface IncomingRequest {
  */
 @Injectable()
 export class TriggersService {
+  private readonly box: SecretBox;
+
   constructor(
+    @Inject(KILN_CONFIG) keys: SecretKeys,
     @InjectRepository(CodeTrigger) private readonly triggers: Repository<CodeTrigger>,
     private readonly codes: CodesService,
     private readonly tasks: TasksService,
     private readonly limits: ProjectLimits,
-  ) {}
+  ) {
+    this.box = SecretBox.from(keys);
+  }
 
   /**
    * A new trigger URL of the code: its cluster must be granted (403), and the code's live triggers
@@ -79,13 +88,19 @@ export class TriggersService {
     const live = await this.triggers.countBy({ projectId, codeId, revokedAt: IsNull() });
     checkQuota('triggersPerCode', await this.limits.quota(projectId, 'triggersPerCode'), live);
     const secret = newSecret();
+    const id = newId();
     const trigger = await this.triggers.save(
       this.triggers.create({
-        id: newId(),
+        id,
         projectId,
         codeId,
         secretHash: hashSecret(secret),
         ...spec,
+        // The HMAC key must stay readable to check signatures: sealed, not hashed.
+        hmacSecret:
+          spec.hmacSecret === null
+            ? null
+            : this.box.store(spec.hmacSecret, sealedContext.triggerHmacSecret(projectId, id)),
         createdAt: new Date(),
         revokedAt: null,
       }),
@@ -137,7 +152,10 @@ export class TriggersService {
       trigger.hmacHeader !== null &&
       !hmacMatches(
         request.header(trigger.hmacHeader),
-        trigger.hmacSecret ?? '',
+        this.box.read(
+          trigger.hmacSecret ?? '',
+          sealedContext.triggerHmacSecret(projectId, trigger.id),
+        ),
         request.body,
         trigger.hmacPrefix,
         trigger.hmacEncoding,

@@ -1,6 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { SecretBox, SecretKeys, sealedContext } from '@kiln/common';
+import { KILN_CONFIG } from '@kiln/config';
 import { affected, rowsOf } from '@kiln/database';
 import { AttemptReport, Circuit, CircuitSettings, CircuitState, nextCircuit } from './circuit';
 import { Candidate, FairLimits, InFlight, pickFair } from './fair-pick';
@@ -152,7 +154,14 @@ interface DeliveryRow {
  */
 @Injectable()
 export class WebhookOutbox {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  private readonly box: SecretBox;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(KILN_CONFIG) keys: SecretKeys,
+  ) {
+    this.box = SecretBox.from(keys);
+  }
 
   /**
    * Leases due deliveries for `leaseSeconds`, counting an attempt, shared fairly: it looks at the
@@ -251,11 +260,7 @@ export class WebhookOutbox {
       attempt: row.attempt,
       failures: row.attempt - row.retry_base - 1,
       url: row.webhook_id ? (row.webhook_url ?? '') : row.task_url!,
-      secrets: row.webhook_id
-        ? [row.secret, row.previous_secret].filter((s): s is string => !!s)
-        : row.project_secret
-          ? [row.project_secret]
-          : [],
+      secrets: this.openSecrets(row),
       endpointEnabled: row.webhook_id ? row.enabled === true : true,
     }));
   }
@@ -558,18 +563,47 @@ export class WebhookOutbox {
     return states;
   }
 
+  /**
+   * A claimed row's signing secrets, opened (they are sealed at rest; see SecretBox). One that
+   * does not open (its key was removed) throws: the claim fails loudly rather than sign with
+   * something else, and the deliveries are retried when their lease lapses.
+   */
+  private openSecrets(row: ClaimRow): string[] {
+    if (row.webhook_id) {
+      const secrets = [
+        this.box.read(
+          row.secret ?? '',
+          sealedContext.webhookSecret(row.project_id, row.webhook_id),
+        ),
+      ];
+      if (row.previous_secret) {
+        secrets.push(
+          this.box.read(
+            row.previous_secret,
+            sealedContext.webhookPreviousSecret(row.project_id, row.webhook_id),
+          ),
+        );
+      }
+      return secrets.filter((s) => !!s);
+    }
+    return row.project_secret
+      ? [this.box.read(row.project_secret, sealedContext.projectWebhookSecret(row.project_id))]
+      : [];
+  }
+
   /** The secret that signs a project's per-task `webhook` calls, made on first use. */
   async projectSecret(projectId: string): Promise<string> {
+    const context = sealedContext.projectWebhookSecret(projectId);
     await this.db.query(
       `INSERT INTO project_webhook_secrets (project_id, secret) VALUES ($1, $2)
        ON CONFLICT (project_id) DO NOTHING`,
-      [projectId, newWebhookSecret()],
+      [projectId, this.box.store(newWebhookSecret(), context)],
     );
     const [row] = await this.db.query<{ secret: string }[]>(
       `SELECT secret FROM project_webhook_secrets WHERE project_id = $1`,
       [projectId],
     );
-    return row.secret;
+    return this.box.read(row.secret, context);
   }
 
   /** Deletes finished deliveries last changed before `days` ago; returns how many. */

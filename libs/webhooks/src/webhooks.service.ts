@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
-import { KilnException, newId } from '@kiln/common';
+import { KilnException, newId, SecretBox, sealedContext } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { ProjectLimits, checkQuota } from '@kiln/projects';
 import { DeliveryRecord, EndpointState, WebhookOutbox } from './webhook-outbox';
@@ -18,20 +18,29 @@ export interface WebhookView {
 /** A project's webhook subscriptions, their secrets and their delivery logs. */
 @Injectable()
 export class WebhooksService {
+  private readonly box: SecretBox;
+
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     private readonly outbox: WebhookOutbox,
     private readonly limits: ProjectLimits,
-  ) {}
+  ) {
+    this.box = SecretBox.from(config);
+  }
 
-  /** A new subscription, within the project's quota of subscriptions (429 past it). */
+  /**
+   * A new subscription, within the project's quota of subscriptions (429 past it). The entity
+   * returned holds the secret in plain text, to be shown this once; the row holds it sealed.
+   */
   async create(projectId: string, spec: WebhookSpec): Promise<Webhook> {
     const held = await this.webhooks.countBy({ projectId });
     checkQuota('webhooks', await this.limits.quota(projectId, 'webhooks'), held);
     const now = new Date();
+    const id = newId(now);
+    const secret = newWebhookSecret();
     const webhook = this.webhooks.create({
-      id: newId(now),
+      id,
       projectId,
       url: spec.url!,
       events: spec.events as WebhookEvent[],
@@ -39,13 +48,14 @@ export class WebhooksService {
       enabled: spec.enabled ?? true,
       disabledReason: null,
       description: spec.description ?? '',
-      secret: newWebhookSecret(),
+      secret: this.box.store(secret, sealedContext.webhookSecret(projectId, id)),
       previousSecret: null,
       previousSecretUntil: null,
       createdAt: now,
       updatedAt: now,
     });
-    return this.webhooks.save(webhook);
+    const saved = await this.webhooks.save(webhook);
+    return Object.assign(saved, { secret });
   }
 
   async list(projectId: string): Promise<Webhook[]> {
@@ -108,14 +118,19 @@ export class WebhooksService {
   async rotateSecret(projectId: string, id: string): Promise<string> {
     const webhook = await this.get(projectId, id);
     const now = Date.now();
-    webhook.previousSecret = webhook.secret;
+    const previous = this.box.read(webhook.secret, sealedContext.webhookSecret(projectId, id));
+    const secret = newWebhookSecret();
+    webhook.previousSecret = this.box.store(
+      previous,
+      sealedContext.webhookPreviousSecret(projectId, id),
+    );
     webhook.previousSecretUntil = new Date(
       now + this.config.webhooks.secretOverlapHours * 3600_000,
     );
-    webhook.secret = newWebhookSecret();
+    webhook.secret = this.box.store(secret, sealedContext.webhookSecret(projectId, id));
     webhook.updatedAt = new Date(now);
     await this.webhooks.save(webhook);
-    return webhook.secret;
+    return secret;
   }
 
   async deliveries(
