@@ -45,6 +45,8 @@ export class CodeStore {
         command: spec.command,
         config: spec.config,
         envVars: spec.envVars,
+        cpus: spec.cpus,
+        memoryMb: spec.memoryMb,
       });
       Object.assign(code, {
         rev: revision.rev,
@@ -57,6 +59,8 @@ export class CodeStore {
         retries: spec.retries,
         retriesDelay: spec.retriesDelay,
         defaultPriority: spec.defaultPriority,
+        cpus: spec.cpus,
+        memoryMb: spec.memoryMb,
       });
       await manager.save(code);
       await manager.save(revision);
