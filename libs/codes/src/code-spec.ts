@@ -118,8 +118,9 @@ function parseCpus(value: unknown, max: number): number | null {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw KilnException.badRequest(`cpus must be ${range}`);
   }
-  if (value < MIN_CPUS)
+  if (value < MIN_CPUS) {
     throw KilnException.badRequest(`cpus must be at least ${MIN_CPUS} (${range})`);
+  }
   if (value > max) throw KilnException.badRequest(`cpus must be at most ${max} (${range})`);
   return value;
 }
