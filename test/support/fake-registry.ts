@@ -13,7 +13,8 @@ const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).d
 
 /**
  * A registry (distribution API v2, anonymous) on 127.0.0.1 serving any repository and tag as one
- * small image: a config and one gzipped layer holding `layerBytes` random bytes. With `trickle`
+ * small image: a config and one gzipped layer holding `layerBytes` random bytes (or zeros, which
+ * gzip to almost nothing: `compressible`). With `trickle`
  * it answers the version check, manifests and the config at once but sends the layer a
  * kilobyte a second, so a pull stays in progress; it counts the layer downloads open, so a test
  * sees when the engine gives one up.
@@ -34,8 +35,10 @@ export class FakeRegistry {
   constructor(
     public layerMode: LayerMode,
     layerBytes = 64 * 1024,
+    compressible = false,
   ) {
-    const tar = craftTar([{ path: 'data/random', content: randomBytes(layerBytes) }]);
+    const content = compressible ? Buffer.alloc(layerBytes) : randomBytes(layerBytes);
+    const tar = craftTar([{ path: 'data/random', content }]);
     this.layer = gzipSync(tar);
     this.config = Buffer.from(
       JSON.stringify({
@@ -161,6 +164,8 @@ export class SilentServer {
     this.sockets.add(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => this.sockets.delete(socket));
+    // Reads (and drops) what comes: a socket never read would not see its peer hang up.
+    socket.resume();
   });
 
   async start(): Promise<this> {

@@ -222,7 +222,7 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
 /** The refusal of an image over KILN_IMAGE_MAX_BYTES, naming its size and the cap. */
 function tooBig(bytes: number, cap: number, downloading = false): string {
   const size = downloading
-    ? `its layers add up to more than ${formatBytes(bytes)} (${bytes} bytes) compressed`
+    ? `its layers add up to at least ${formatBytes(bytes)} (${bytes} bytes) compressed`
     : `it is ${formatBytes(bytes)} (${bytes} bytes)`;
   return `the image is too big: ${size}, over this server's cap of ${formatBytes(cap)} (${cap} bytes, KILN_IMAGE_MAX_BYTES)`;
 }
