@@ -14,6 +14,7 @@ import { cli } from './cli';
 import { dispatch } from './dispatch';
 import { fairness } from './fairness';
 import { ingest } from './ingest';
+import { limits } from './limits';
 import { schedules } from './schedules';
 import { upload } from './upload';
 import { webhooks } from './webhooks';
@@ -49,6 +50,7 @@ const BENCHMARKS: Record<
   cli: { run: cli, minutes: 10 },
   webhooks: { run: webhooks, minutes: 10 },
   fairness: { run: fairness, minutes: 10 },
+  limits: { run: limits, minutes: 15 },
 };
 
 async function main(): Promise<number> {
