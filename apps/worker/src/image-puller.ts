@@ -119,8 +119,9 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     }
     const size = await this.docker.imageSize(image.image);
     // Removed meanwhile (found too big by another task waiting for the same pull, or collected).
-    if (size === undefined)
+    if (size === undefined) {
       throw new PullError('the image went away from the engine after its pull');
+    }
     const cap = this.config.images.maxBytes;
     if (size > cap) {
       // Only what this worker just pulled goes: an image someone else put there is theirs.
