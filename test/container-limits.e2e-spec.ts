@@ -3,6 +3,7 @@ import { statfsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitUntil } from './support/kiln';
 import { OwnStack, StackAnswer } from './support/own-stack';
+import { buildImage, docker as dockerCli } from './support/images';
 import { LOG_DIR } from './support/processes';
 
 const MIB = 1024 * 1024;
@@ -237,6 +238,35 @@ describe('container limits: a tenant cannot fill the disk nor take the CPUs', ()
     const after = { docker: free(dockerRoot), files: free(filesDir) };
     expect(before.docker - after.docker).toBeLessThan(1024 * MIB);
     expect(before.files - after.files).toBeLessThan(1024 * MIB);
+  });
+
+  it("an image's VOLUME gets a size-capped tmpfs, not a volume on the engine's disk", async () => {
+    const image = `kiln-test/limits-volume-${stack.env.KILN_QUEUE_PREFIX}:latest`;
+    buildImage(image, { cmd: ['/bin/sh'], volumes: ['/data'] });
+    try {
+      await scriptCode(a, 'volume', { image });
+      const id = await queue(
+        a,
+        'volume',
+        'busybox dd if=/dev/zero of=/data/fill bs=1M count=20480; sleep 2',
+      );
+      await waitUntil('its container', async () => (await containerOf(id)) !== undefined, {
+        timeoutMs: 60_000,
+      });
+      const info = await docker.getContainer((await containerOf(id)).Id).inspect();
+      expect(Object.keys(info.HostConfig.Tmpfs ?? {}).sort()).toEqual([
+        '/data',
+        '/mnt/task',
+        '/tmp',
+      ]);
+      expect(info.HostConfig.Tmpfs!['/data'].split(',')).toContain(`size=${8 * MIB}`);
+      expect(info.Mounts.filter((mount) => mount.Type === 'volume')).toEqual([]);
+      const done = await finished(a, id);
+      expect(done.status).toBe('complete');
+      expect(await log(a, id)).toMatch(/No space left on device[\s\S]*\b8\+0 records out/);
+    } finally {
+      dockerCli(['rmi', '-f', image]);
+    }
   });
 
   it('what a task writes to its tmpfs counts in its memory: past it, the task is killed', async () => {

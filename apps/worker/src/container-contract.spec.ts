@@ -71,6 +71,25 @@ describe('containerSpec', () => {
     ]);
   });
 
+  it("the image's VOLUMEs get a size-capped tmpfs each, not a volume on the engine's disk", () => {
+    const spec = containerSpec(
+      task,
+      revision(),
+      'img',
+      'w',
+      container,
+      '/dev/shm/x',
+      { cpus: 1, memoryMb: 512 },
+      ['/data', 'var/lib/db/', '/tmp', '/mnt/kiln/x', '/mnt/task', '/data/', '/'],
+    );
+    expect(spec.tmpfs.map((tmpfs) => [tmpfs.target, tmpfs.mode, tmpfs.sizeBytes])).toEqual([
+      ['/mnt/task', '0700', 8 * 1024 * 1024],
+      ['/tmp', '1777', 4 * 1024 * 1024],
+      ['/data', '1777', 4 * 1024 * 1024],
+      ['/var/lib/db', '1777', 4 * 1024 * 1024],
+    ]);
+  });
+
   it('archive delivery: a volume at /mnt/kiln for the files instead of a host directory', () => {
     const spec = containerSpec(task, revision(), 'img', 'w', container, undefined, {
       cpus: 1,

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { CodeRevision } from '@kiln/codes';
 import type { KilnConfig } from '@kiln/config';
 import type { ContainerSpec, TarEntry } from '@kiln/docker';
@@ -53,6 +54,10 @@ export function contractFileContents(
  * at `/mnt/kiln`; without it `/mnt/kiln` is an empty volume of the container's own, read-only
  * inside it, that the worker fills with {@link contractArchive} before the start (`archive`
  * delivery: the archive API cannot write to a read-only root, nor into a tmpfs).
+ *
+ * `imageVolumes` are the image's `VOLUME` paths: Docker would give each a writable volume on its
+ * own disk, with no size limit, so each gets a tmpfs like `/tmp` instead (empty: what the image
+ * holds there is not copied in).
  */
 export function containerSpec(
   task: Task,
@@ -62,6 +67,7 @@ export function containerSpec(
   config: KilnConfig['container'],
   filesDir: string | undefined,
   limits: TaskLimits,
+  imageVolumes: string[] = [],
 ): ContainerSpec {
   const [uid, gid] = parseUser(config.user);
   const contractEnv: Record<string, string> = {
@@ -98,7 +104,13 @@ export function containerSpec(
         mode: '0700',
         sizeBytes: config.taskDirMb * MIB,
       },
-      { target: CONTRACT_PATHS.tmp, uid: 0, gid: 0, mode: '1777', sizeBytes: config.tmpMb * MIB },
+      ...[CONTRACT_PATHS.tmp, ...volumesOutsideContract(imageVolumes)].map((target) => ({
+        target,
+        uid: 0,
+        gid: 0,
+        mode: '1777',
+        sizeBytes: config.tmpMb * MIB,
+      })),
     ],
     writableRootBytes: config.writableRootMb > 0 ? config.writableRootMb * MIB : undefined,
     readOnlyBind: filesDir ? { source: filesDir, target: CONTRACT_PATHS.filesDir } : undefined,
@@ -107,6 +119,20 @@ export function containerSpec(
 }
 
 const MIB = 1024 * 1024;
+
+/**
+ * The image's volume paths, normalized, but for `/tmp` and the contract's own mounts and what is
+ * under them (a mount point inside the read-only files directory would have to be made in it).
+ */
+function volumesOutsideContract(volumes: string[]): string[] {
+  const ours = [CONTRACT_PATHS.tmp, CONTRACT_PATHS.filesDir, CONTRACT_PATHS.taskDir];
+  const paths = volumes
+    .map((volume) => posix.normalize(`/${volume}`).replace(/(.)\/$/, '$1'))
+    .filter(
+      (path) => path !== '/' && !ours.some((own) => path === own || path.startsWith(`${own}/`)),
+    );
+  return [...new Set(paths)];
+}
 
 /**
  * The read-only payload and config files (root's, readable by all), for Docker's archive API, to

@@ -19,8 +19,9 @@ class FakeEngine {
   hasImage(ref: string): Promise<boolean> {
     return Promise.resolve(this.images.has(ref));
   }
-  imageSize(ref: string): Promise<number | undefined> {
-    return Promise.resolve(this.images.get(ref));
+  image(ref: string): Promise<{ size: number; volumes: string[] } | undefined> {
+    const size = this.images.get(ref);
+    return Promise.resolve(size === undefined ? undefined : { size, volumes: ['/data'] });
   }
   pull(
     ref: string,
@@ -79,7 +80,7 @@ describe('ImagePuller', () => {
     await expect(a).rejects.toThrow('cancelled');
     expect(engine.pulls[0].signal.aborted).toBe(false);
     engine.pulls[0].finish(1000);
-    await expect(b).resolves.toBeUndefined();
+    await expect(b).resolves.toEqual({ size: 1000, volumes: ['/data'] });
   });
 
   it('the pull is stopped at the engine once no task waits for it, and a new task starts another', async () => {

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { untilAborted } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { DockerEngine, RegistryLogin } from '@kiln/docker';
+import { DockerEngine, ImageFacts, RegistryLogin } from '@kiln/docker';
 import { accessHint, ConfirmedImage, PulledImagesStore, registryHostOf } from '@kiln/images';
 
 const PRESENT_MS = 60_000;
@@ -46,7 +46,8 @@ interface SharedPull {
 export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ImagePuller.name);
   private readonly inFlight = new Map<string, SharedPull>();
-  private readonly present = new Map<string, number>();
+  /** Images seen present, until when, with their facts. */
+  private readonly present = new Map<string, { until: number; facts: ImageFacts }>();
   /** Tasks holding each image now (between `acquire` and `release`). */
   private readonly inUse = new Map<string, number>();
   /** When each image was last released, not yet written to Postgres. */
@@ -80,14 +81,14 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   /**
-   * Makes sure the confirmed image is present and holds it until `release(image.pull)`. Rejects
-   * with `signal`'s reason once it is aborted.
+   * Makes sure the confirmed image is present and holds it until `release(image.pull)`; resolves
+   * with what the container needs to know of it. Rejects with `signal`'s reason once it is aborted.
    */
-  async acquire(image: ConfirmedImage, signal: AbortSignal): Promise<void> {
+  async acquire(image: ConfirmedImage, signal: AbortSignal): Promise<ImageFacts> {
     const ref = image.pull;
     this.inUse.set(ref, (this.inUse.get(ref) ?? 0) + 1);
     try {
-      await this.ensure(image, signal);
+      return await this.ensure(image, signal);
     } catch (error) {
       this.release(ref);
       throw error;
@@ -101,9 +102,10 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     this.lastUsed.set(ref, new Date());
   }
 
-  private async ensure(image: ConfirmedImage, signal: AbortSignal): Promise<void> {
+  private async ensure(image: ConfirmedImage, signal: AbortSignal): Promise<ImageFacts> {
     // An image seen a moment ago is still there: one inspect per image per minute, not per task.
-    if ((this.present.get(image.image) ?? 0) > Date.now()) return;
+    const known = this.present.get(image.image);
+    if (known && known.until > Date.now()) return known.facts;
     // The name as registered is pulled too when only the digest is here (from another name's
     // pull), so the engine holds what a `docker pull` would and the collector can remove it.
     const missing = async (ref: string) => !(await this.docker.hasImage(ref));
@@ -117,18 +119,17 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
       if (await missing(image.image)) await this.shared(image.image, image.login, signal);
       pulled = true;
     }
-    const size = await this.docker.imageSize(image.image);
+    const facts = await this.docker.image(image.image);
     // Removed meanwhile (found too big by another task waiting for the same pull, or collected).
-    if (size === undefined) {
-      throw new PullError('the image went away from the engine after its pull');
-    }
+    if (!facts) throw new PullError('the image went away from the engine after its pull');
     const cap = this.config.images.maxBytes;
-    if (size > cap) {
+    if (facts.size > cap) {
       // Only what this worker just pulled goes: an image someone else put there is theirs.
       if (pulled) await this.removeOversized(image);
-      throw new PullError(tooBig(size, cap));
+      throw new PullError(tooBig(facts.size, cap));
     }
-    this.present.set(image.image, Date.now() + PRESENT_MS);
+    this.present.set(image.image, { until: Date.now() + PRESENT_MS, facts });
+    return facts;
   }
 
   /**

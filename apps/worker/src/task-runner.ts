@@ -5,7 +5,7 @@ import { CodeRevision, CodesService } from '@kiln/codes';
 import { RecentValues, Sleeper, withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
-import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
+import { DockerEngine, FrameDemuxer, ImageFacts, tarArchive } from '@kiln/docker';
 import { ConfirmedImage, ImageAccess } from '@kiln/images';
 import { TaskLogFeed } from '@kiln/redis';
 import { LogChunk, Task, TaskLifecycle, TaskLogStore, TaskOutcome } from '@kiln/tasks';
@@ -107,10 +107,11 @@ export class TaskRunner implements OnApplicationShutdown {
       await this.fail(task, 'The code revision of this task no longer exists');
       return;
     }
-    const image = await this.prepareImage(task, state, revision);
-    if (!image) return;
+    const prepared = await this.prepareImage(task, state, revision);
+    if (!prepared) return;
+    const { image, facts } = prepared;
     try {
-      await this.runContainer(task, state, revision, image.image);
+      await this.runContainer(task, state, revision, image.image, facts.volumes);
     } finally {
       this.images.release(image.pull);
     }
@@ -127,7 +128,7 @@ export class TaskRunner implements OnApplicationShutdown {
     task: Task,
     state: Running,
     revision: CodeRevision,
-  ): Promise<ConfirmedImage | undefined> {
+  ): Promise<{ image: ConfirmedImage; facts: ImageFacts } | undefined> {
     const seconds = this.config.images.pullTimeoutSeconds;
     const signal = state.preparing.signal;
     const deadline = setTimeout(
@@ -136,8 +137,7 @@ export class TaskRunner implements OnApplicationShutdown {
     );
     try {
       const image = await this.access.confirm(task.projectId, revision.image, signal);
-      await this.images.acquire(image, signal);
-      return image;
+      return { image, facts: await this.images.acquire(image, signal) };
     } catch (error) {
       if (state.stoppedBy) return undefined;
       const reason: unknown = signal.aborted ? signal.reason : error;
@@ -158,6 +158,7 @@ export class TaskRunner implements OnApplicationShutdown {
     state: Running,
     revision: CodeRevision,
     image: string,
+    imageVolumes: string[],
   ): Promise<void> {
     if (state.stoppedBy) return; // cancelled while the image was pulled
     const bind = this.config.container.contractDelivery === 'bind';
@@ -182,6 +183,7 @@ export class TaskRunner implements OnApplicationShutdown {
           this.config.container,
           filesDir,
           taskLimits(revision, this.config.container, await this.limits.engineCpus()),
+          imageVolumes,
         ),
       );
     } catch (error) {

@@ -42,6 +42,13 @@ export interface TmpfsSpec {
   sizeBytes: number;
 }
 
+export interface ImageFacts {
+  /** As the engine stores it: all its layers, uncompressed. */
+  size: number;
+  /** The paths its `VOLUME`s declare: Docker would give each a volume on its own disk. */
+  volumes: string[];
+}
+
 /** What the worker needs to know of its engine. */
 export interface EngineInfo {
   cpus: number;
@@ -125,13 +132,14 @@ export class DockerEngine {
   }
 
   async hasImage(ref: string): Promise<boolean> {
-    return (await this.imageSize(ref)) !== undefined;
+    return (await this.image(ref)) !== undefined;
   }
 
-  /** The image's size as the engine stores it (all its layers, uncompressed); undefined if absent. */
-  async imageSize(ref: string): Promise<number | undefined> {
+  /** What the worker needs of an image the engine has; undefined if absent. */
+  async image(ref: string): Promise<ImageFacts | undefined> {
     try {
-      return (await this.docker.getImage(ref).inspect()).Size;
+      const info = await this.docker.getImage(ref).inspect();
+      return { size: info.Size, volumes: Object.keys(info.Config?.Volumes ?? {}) };
     } catch (error) {
       if (statusOf(error) === 404) return undefined;
       throw error;
