@@ -14,6 +14,7 @@ import { cli } from './cli';
 import { dispatch } from './dispatch';
 import { fairness } from './fairness';
 import { ingest } from './ingest';
+import { limits } from './limits';
 import { schedules } from './schedules';
 import { upload } from './upload';
 import { webhooks } from './webhooks';
@@ -51,6 +52,7 @@ const BENCHMARKS: Record<
   // beside A 10 min and 30 s after.
   webhooks: { run: webhooks, minutes: 20 },
   fairness: { run: fairness, minutes: 10 },
+  limits: { run: limits, minutes: 15 },
 };
 
 async function main(): Promise<number> {

@@ -77,6 +77,8 @@ const CODE_FIELDS = [
   'retries_delay',
   'default_priority',
   'priority',
+  'cpus',
+  'memory',
 ];
 const SCHEDULE_FIELDS = [
   'code_name',

@@ -180,11 +180,21 @@ describe('running a task end to end', () => {
         RW: false,
       }),
     ]);
-    expect(Object.keys(info.HostConfig.Tmpfs ?? {})).toEqual(['/mnt/task']);
+    expect(Object.keys(info.HostConfig.Tmpfs ?? {}).sort()).toEqual(['/mnt/task', '/tmp']);
     expect(info.HostConfig.Tmpfs!['/mnt/task'].split(',')).toEqual(
       expect.arrayContaining(['nosuid', 'nodev', 'mode=0700', 'uid=65534', 'gid=65534']),
     );
     expect(info.HostConfig.Tmpfs!['/mnt/task']).toMatch(/(^|,)size=\d+(,|$)/);
+    // Issue 14: a read-only root, /tmp a size-capped tmpfs, a CPU limit, nofile, no core dumps.
+    expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(info.HostConfig.Tmpfs!['/tmp'].split(',')).toEqual(
+      expect.arrayContaining(['nosuid', 'nodev', 'mode=1777', 'size=67108864']),
+    );
+    expect(info.HostConfig.NanoCpus).toBe(1e9);
+    expect(info.HostConfig.Ulimits).toEqual([
+      { Name: 'nofile', Soft: 4096, Hard: 4096 },
+      { Name: 'core', Soft: 0, Hard: 0 },
+    ]);
     // On the host: only the payload and the config, world-readable, read-only.
     expect(readdirSync(filesDir).sort()).toEqual(['config.json', 'payload.json']);
     expect(statSync(filesDir).mode & 0o777).toBe(0o755);
@@ -200,7 +210,7 @@ describe('running a task end to end', () => {
     expect(existsSync(filesDir)).toBe(false);
   });
 
-  it('TASK_DIR is the task user’s own writable, executable tmpfs; /mnt/kiln is read-only', async () => {
+  it('TASK_DIR is the task user’s own writable, executable tmpfs; /mnt/kiln and / are read-only, /tmp writable', async () => {
     // The payload is the script: `sh $PAYLOAD_FILE`.
     await registerCode(project, 'contract-dirs', { command: 'sh /mnt/kiln/payload.json' });
     const script = [
@@ -213,6 +223,8 @@ describe('running a task end to end', () => {
       '{ echo more >> /mnt/kiln/payload.json; } 2>/dev/null || echo "payload read-only"',
       'grep " /mnt/kiln " /proc/mounts | cut -d" " -f4 | cut -d, -f1',
       'ls /mnt/kiln | tr "\n" " "; echo',
+      'touch /new 2>/dev/null || echo "root read-only"',
+      'echo t > /tmp/t && cat /tmp/t && stat -c "%a" /tmp',
     ].join('\n');
     const id = await queueTask(project, { code_name: 'contract-dirs', payload: script });
     const task = await waitForTask(project, id);
@@ -228,6 +240,9 @@ describe('running a task end to end', () => {
         'payload read-only',
         'ro',
         'config.json payload.json ',
+        'root read-only',
+        't',
+        '1777',
         '',
       ].join('\n'),
     );
@@ -292,16 +307,62 @@ describe('running a task end to end', () => {
     const info = await docker.getContainer(container.Id).inspect();
     expect(info.Config.Labels['kiln.worker']).toBe(workerId);
     expect(info.HostConfig.Binds ?? []).toEqual([]);
-    expect(info.HostConfig.Mounts ?? []).toEqual([]);
-    expect(info.Mounts).toEqual([]);
-    expect(Object.keys(info.HostConfig.Tmpfs ?? {})).toEqual(['/mnt/task']);
+    // With a read-only root the archive API needs a writable place: a volume of the container's
+    // own (not a host directory), read-only inside the container, removed with it.
+    expect(info.HostConfig.Mounts).toEqual([
+      expect.objectContaining({ Type: 'volume', Target: '/mnt/kiln' }),
+    ]);
+    expect(info.Mounts).toEqual([
+      expect.objectContaining({ Type: 'volume', Destination: '/mnt/kiln', Driver: 'local' }),
+    ]);
+    expect(info.HostConfig.ReadonlyPaths).toContain('/mnt/kiln');
+    expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(Object.keys(info.HostConfig.Tmpfs ?? {}).sort()).toEqual(['/mnt/task', '/tmp']);
     expect(existsSync(join(e2e().env.KILN_TASK_FILES_DIR, workerId))).toBe(false);
+    const volume = info.Mounts[0].Name!;
     const task = await waitForTask(project, id);
     expect(task.status).toBe('complete');
     const log = (await taskLog(project, id)).text;
     expect(log).toContain('config: {"answer":42}');
     expect(log).toContain('stdin: {"config":true,"stdin":true,"id":true,"sleep":3}');
     expect(log).toContain('id: uid=65534');
+    await waitUntil(`volume ${volume} removed with its container`, async () => {
+      const volumes = await docker.listVolumes();
+      return !(volumes.Volumes ?? []).some((v) => v.Name === volume);
+    });
+  });
+
+  it('archive delivery: /mnt/kiln is read-only inside the container, even for root', async () => {
+    const cluster = `archive-ro-${Date.now()}`;
+    await grantCluster(project, cluster);
+    await clusterWorker(cluster, { KILN_CONTRACT_DELIVERY: 'archive', KILN_CONTAINER_USER: '0:0' });
+    await registerCode(project, 'archive-dirs', { command: 'sh /mnt/kiln/payload.json' });
+    const script = [
+      'id -u',
+      'ls /mnt/kiln | tr "\n" " "; echo',
+      'stat -c "%a %u" /mnt/kiln/payload.json',
+      'touch /mnt/kiln/new 2>/dev/null || echo "kiln dir read-only"',
+      'chmod 777 /mnt/kiln 2>/dev/null || echo "kiln dir mode unchangeable"',
+      'touch /new 2>/dev/null || echo "root read-only"',
+      'echo t > /tmp/t && cat /tmp/t',
+      'echo d > "$TASK_DIR/d" && cat "$TASK_DIR/d"',
+    ].join('\n');
+    const id = await queueTask(project, { code_name: 'archive-dirs', cluster, payload: script });
+    const task = await waitForTask(project, id);
+    expect(task.status).toBe('complete');
+    expect((await taskLog(project, id)).text).toBe(
+      [
+        '0',
+        'config.json payload.json ',
+        '444 0',
+        'kiln dir read-only',
+        'kiln dir mode unchangeable',
+        'root read-only',
+        't',
+        'd',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('a worker that starts removes the files its earlier life left behind', async () => {

@@ -50,6 +50,8 @@ export interface ImageSpec {
   random?: { file: string; bytes: number };
   /** The image's CMD. */
   cmd: string[];
+  /** Paths the image declares as `VOLUME`s. */
+  volumes?: string[];
   /** The engine (DOCKER_SOCKET unless given). */
   socket?: string;
   /** Where the build context is made (the system's temporary folder unless given). */
@@ -80,6 +82,7 @@ export function buildImage(tag: string, spec: ImageSpec): void {
       ]);
       lines.push('COPY data/ /data/');
     }
+    if (spec.volumes) lines.push(`VOLUME ${JSON.stringify(spec.volumes)}`);
     lines.push(`CMD ${JSON.stringify(spec.cmd)}`);
     writeFileSync(join(ctx, 'Dockerfile'), lines.join('\n') + '\n');
     docker(['build', '-q', '--pull=false', '-t', tag, ctx], {

@@ -124,7 +124,9 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
   --max-concurrency N    tasks of this code running at once
   --retries N            automatic retries of a failed task (0-10)
   --retries-delay S      seconds before a retry
-  --default-priority P   priority of tasks queued without one`,
+  --default-priority P   priority of tasks queued without one
+  --cpus N               CPUs its tasks may use, e.g. 0.5 (default and maximum: the server's)
+  --memory MB            memory limit of its tasks (default and maximum: the server's)`,
     examples: [
       'kiln register kiln-test/busybox:latest --name hello',
       'kiln register repo/app:1.2 -e MODE=prod --retries 2',
@@ -139,6 +141,8 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
       retries: { type: 'string' },
       'retries-delay': { type: 'string' },
       'default-priority': { type: 'string' },
+      cpus: { type: 'string' },
+      memory: { type: 'string' },
     },
     run: async (ctx) => {
       const image = one(ctx, 'IMAGE');
@@ -167,6 +171,8 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
         retries: int(ctx, 'retries'),
         retriesDelay: int(ctx, 'retries-delay'),
         defaultPriority: priority(ctx, 'default-priority'),
+        cpus: positive(ctx, 'cpus'),
+        memory: positive(ctx, 'memory'),
       });
       ctx.out(
         ctx.values.json ? json({ ...answer, name }) : `Registered ${name} (code ${answer.id})\n`,
@@ -784,6 +790,15 @@ function int(ctx: Context, name: string): number | undefined {
   if (!Number.isSafeInteger(number) || number < min || number > max) {
     throw new UsageError(`--${name} wants a whole number from ${min} to ${max}, got "${value}"`);
   }
+  return number;
+}
+
+/** A positive number flag (`--cpus 0.5`); the server checks it against its maximum. */
+function positive(ctx: Context, name: string): number | undefined {
+  const value = str(ctx, name);
+  if (value === undefined) return undefined;
+  const number = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
+  if (!(number > 0)) throw new UsageError(`--${name} wants a positive number, got "${value}"`);
   return number;
 }
 

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { CodeRevision } from '@kiln/codes';
 import type { KilnConfig } from '@kiln/config';
 import type { ContainerSpec, TarEntry } from '@kiln/docker';
@@ -9,7 +10,28 @@ export const CONTRACT_PATHS = {
   payload: '/mnt/kiln/payload.json',
   config: '/mnt/kiln/config.json',
   taskDir: '/mnt/task',
+  tmp: '/tmp',
 } as const;
+
+/** The CPUs and memory one task gets. */
+export interface TaskLimits {
+  cpus: number;
+  memoryMb: number;
+}
+
+/**
+ * What a task of `revision` runs with: the code's own `cpus` and `memory`, else the operator's
+ * defaults; never above the operator's maxima (the API refuses more, but a revision made under
+ * another setting may ask for it), nor above the CPUs the engine has (Docker refuses more).
+ */
+export function taskLimits(
+  revision: Pick<CodeRevision, 'cpus' | 'memoryMb'>,
+  config: KilnConfig['container'],
+  engineCpus: number | undefined,
+): TaskLimits {
+  const cpus = Math.min(revision.cpus ?? config.cpus, config.cpusMax, engineCpus ?? Infinity);
+  return { cpus, memoryMb: Math.min(revision.memoryMb ?? config.memoryMb, config.memoryMbMax) };
+}
 
 /** The contract's read-only files, by their name in `CONTRACT_PATHS.filesDir`. */
 export function contractFileContents(
@@ -25,9 +47,17 @@ export function contractFileContents(
  * code's `command` is split on whitespace into Docker's `Cmd`, as IronWorker's runner does; the
  * image's ENTRYPOINT is kept.
  *
- * `TASK_DIR` is a tmpfs owned by the task's user. `filesDir` is the host directory holding this
- * task's payload and config (`bind` delivery), mounted read-only at `/mnt/kiln`; without it the
- * files are copied in with {@link contractArchive} (`archive` delivery).
+ * The root filesystem is read-only (unless the operator allows a size-capped writable one): the
+ * task writes to `TASK_DIR`, a tmpfs owned by the task's user, and `/tmp`, a tmpfs for everyone
+ * (sticky, as a `/tmp` is); both are size-capped and count in the memory limit. `filesDir` is
+ * the host directory holding this task's payload and config (`bind` delivery), mounted read-only
+ * at `/mnt/kiln`; without it `/mnt/kiln` is an empty volume of the container's own, read-only
+ * inside it, that the worker fills with {@link contractArchive} before the start (`archive`
+ * delivery: the archive API cannot write to a read-only root, nor into a tmpfs).
+ *
+ * `imageVolumes` are the image's `VOLUME` paths: Docker would give each a writable volume on its
+ * own disk, with no size limit, so each gets a tmpfs like `/tmp` instead (empty: what the image
+ * holds there is not copied in).
  */
 export function containerSpec(
   task: Task,
@@ -36,6 +66,8 @@ export function containerSpec(
   workerId: string,
   config: KilnConfig['container'],
   filesDir: string | undefined,
+  limits: TaskLimits,
+  imageVolumes: string[] = [],
 ): ContainerSpec {
   const [uid, gid] = parseUser(config.user);
   const contractEnv: Record<string, string> = {
@@ -60,26 +92,60 @@ export function containerSpec(
     workingDir: CONTRACT_PATHS.taskDir,
     user: config.user,
     network: config.network,
-    memoryBytes: config.memoryMb * 1024 * 1024,
+    memoryBytes: limits.memoryMb * MIB,
+    nanoCpus: Math.round(limits.cpus * 1e9),
     pidsLimit: config.pidsLimit,
-    tmpfs: { target: CONTRACT_PATHS.taskDir, uid, gid, sizeBytes: config.taskDirMb * 1024 * 1024 },
+    nofile: config.nofile,
+    tmpfs: [
+      {
+        target: CONTRACT_PATHS.taskDir,
+        uid,
+        gid,
+        mode: '0700',
+        sizeBytes: config.taskDirMb * MIB,
+      },
+      ...[CONTRACT_PATHS.tmp, ...volumesOutsideContract(imageVolumes)].map((target) => ({
+        target,
+        uid: 0,
+        gid: 0,
+        mode: '1777',
+        sizeBytes: config.tmpMb * MIB,
+      })),
+    ],
+    writableRootBytes: config.writableRootMb > 0 ? config.writableRootMb * MIB : undefined,
     readOnlyBind: filesDir ? { source: filesDir, target: CONTRACT_PATHS.filesDir } : undefined,
+    deliveryVolume: filesDir ? undefined : CONTRACT_PATHS.filesDir,
   };
 }
 
-/** The read-only payload and config files (root's, readable by all), for Docker's archive API. */
+const MIB = 1024 * 1024;
+
+/**
+ * The image's volume paths, normalized, but for `/tmp` and the contract's own mounts and what is
+ * under them (a mount point inside the read-only files directory would have to be made in it).
+ */
+function volumesOutsideContract(volumes: string[]): string[] {
+  const ours = [CONTRACT_PATHS.tmp, CONTRACT_PATHS.filesDir, CONTRACT_PATHS.taskDir];
+  const paths = volumes
+    .map((volume) => posix.normalize(`/${volume}`).replace(/(.)\/$/, '$1'))
+    .filter(
+      (path) => path !== '/' && !ours.some((own) => path === own || path.startsWith(`${own}/`)),
+    );
+  return [...new Set(paths)];
+}
+
+/**
+ * The read-only payload and config files (root's, readable by all), for Docker's archive API, to
+ * be extracted at `CONTRACT_PATHS.filesDir`.
+ */
 export function contractArchive(task: Task, revision: CodeRevision): TarEntry[] {
-  const path = (absolute: string): string => absolute.replace(/^\//, '');
-  return [
-    { path: path(CONTRACT_PATHS.filesDir), mode: 0o755, uid: 0, gid: 0 },
-    ...Object.entries(contractFileContents(task, revision)).map(([name, content]) => ({
-      path: `${path(CONTRACT_PATHS.filesDir)}/${name}`,
-      content: Buffer.from(content, 'utf8'),
-      mode: 0o444,
-      uid: 0,
-      gid: 0,
-    })),
-  ];
+  return Object.entries(contractFileContents(task, revision)).map(([name, content]) => ({
+    path: name,
+    content: Buffer.from(content, 'utf8'),
+    mode: 0o444,
+    uid: 0,
+    gid: 0,
+  }));
 }
 
 /** `uid[:gid]` as numbers; a named or empty user leaves the files to root (the image's user is root then too). */

@@ -5,8 +5,9 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
+import { untilAborted } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { DockerEngine, RegistryLogin } from '@kiln/docker';
+import { DockerEngine, ImageFacts, RegistryLogin } from '@kiln/docker';
 import { accessHint, ConfirmedImage, PulledImagesStore, registryHostOf } from '@kiln/images';
 
 const PRESENT_MS = 60_000;
@@ -18,11 +19,25 @@ export class PullError extends Error {
   override name = 'PullError';
 }
 
+/** One pull of a reference, shared by the tasks waiting for it. */
+interface SharedPull {
+  done: Promise<void>;
+  /** Tasks waiting for it now; when none is left before it ends, it is stopped. */
+  waiters: number;
+  settled: boolean;
+  abort: AbortController;
+}
+
 /**
  * Makes sure a task's image, as `ImageAccess` confirmed it for the task's project, is in the local
  * engine: an image already present is not pulled, and tasks needing the same image share one
  * pull, made with the login `ImageAccess` chose (the project's, or Kiln's own for the project's
  * uploads in the platform registry).
+ *
+ * A task stops waiting when its signal is aborted (cancelled, or past KILN_PULL_TIMEOUT_SECONDS);
+ * a pull goes on while another task waits for it, and is stopped at the engine once none does.
+ * No image over KILN_IMAGE_MAX_BYTES runs: a pull stops as soon as the sizes of the layers it
+ * downloads add up to more, and an image found bigger once pulled (layers compress) is removed.
  *
  * Images this worker pulled are remembered (in Postgres, so across restarts) and removed once
  * unused for KILN_IMAGE_GC_SECONDS; images it did not pull are never touched.
@@ -30,8 +45,9 @@ export class PullError extends Error {
 @Injectable()
 export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ImagePuller.name);
-  private readonly inFlight = new Map<string, Promise<void>>();
-  private readonly present = new Map<string, number>();
+  private readonly inFlight = new Map<string, SharedPull>();
+  /** Images seen present, until when, with their facts. */
+  private readonly present = new Map<string, { until: number; facts: ImageFacts }>();
   /** Tasks holding each image now (between `acquire` and `release`). */
   private readonly inUse = new Map<string, number>();
   /** When each image was last released, not yet written to Postgres. */
@@ -64,12 +80,15 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     await this.sweeping;
   }
 
-  /** Makes sure the confirmed image is present and holds it until `release(image.pull)`. */
-  async acquire(image: ConfirmedImage): Promise<void> {
+  /**
+   * Makes sure the confirmed image is present and holds it until `release(image.pull)`; resolves
+   * with what the container needs to know of it. Rejects with `signal`'s reason once it is aborted.
+   */
+  async acquire(image: ConfirmedImage, signal: AbortSignal): Promise<ImageFacts> {
     const ref = image.pull;
     this.inUse.set(ref, (this.inUse.get(ref) ?? 0) + 1);
     try {
-      await this.ensure(image);
+      return await this.ensure(image, signal);
     } catch (error) {
       this.release(ref);
       throw error;
@@ -83,41 +102,104 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     this.lastUsed.set(ref, new Date());
   }
 
-  private async ensure(image: ConfirmedImage): Promise<void> {
+  private async ensure(image: ConfirmedImage, signal: AbortSignal): Promise<ImageFacts> {
     // An image seen a moment ago is still there: one inspect per image per minute, not per task.
-    if ((this.present.get(image.image) ?? 0) > Date.now()) return;
+    const known = this.present.get(image.image);
+    if (known && known.until > Date.now()) return known.facts;
     // The name as registered is pulled too when only the digest is here (from another name's
     // pull), so the engine holds what a `docker pull` would and the collector can remove it.
     const missing = async (ref: string) => !(await this.docker.hasImage(ref));
+    let pulled = false;
     if (
       (await missing(image.image)) ||
       (image.pull !== image.image && (await missing(image.pull)))
     ) {
-      await this.shared(image.pull, image.login);
+      await this.shared(image.pull, image.login, signal);
       // The tag moved on since the registry confirmed the digest: the digest itself, then.
-      if (await missing(image.image)) await this.shared(image.image, image.login);
+      if (await missing(image.image)) await this.shared(image.image, image.login, signal);
+      pulled = true;
     }
-    this.present.set(image.image, Date.now() + PRESENT_MS);
+    const facts = await this.docker.image(image.image);
+    // Removed meanwhile (found too big by another task waiting for the same pull, or collected).
+    if (!facts) throw new PullError('the image went away from the engine after its pull');
+    const cap = this.config.images.maxBytes;
+    if (facts.size > cap) {
+      // Only what this worker just pulled goes: an image someone else put there is theirs.
+      if (pulled) await this.removeOversized(image);
+      throw new PullError(tooBig(facts.size, cap));
+    }
+    this.present.set(image.image, { until: Date.now() + PRESENT_MS, facts });
+    return facts;
   }
 
-  /** One pull of `ref` at a time, shared by the tasks waiting for it. */
-  private async shared(ref: string, login: RegistryLogin | undefined): Promise<void> {
+  /**
+   * One pull of `ref` at a time, shared by the tasks waiting for it; this task stops waiting when
+   * `signal` is aborted, and the pull is stopped when no task waits for it any more.
+   */
+  private async shared(
+    ref: string,
+    login: RegistryLogin | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    signal.throwIfAborted();
     let pull = this.inFlight.get(ref);
     if (!pull) {
-      pull = this.pull(ref, login).finally(() => this.inFlight.delete(ref));
-      this.inFlight.set(ref, pull);
+      const abort = new AbortController();
+      const started: SharedPull = { done: Promise.resolve(), waiters: 0, settled: false, abort };
+      // Settled before any waiter hears of it, so that the last one out does not stop it.
+      started.done = this.pull(ref, login, abort).finally(() => {
+        started.settled = true;
+        if (this.inFlight.get(ref) === started) this.inFlight.delete(ref);
+      });
+      // Its end is heard by the tasks waiting; one stopped with no task left is heard by none.
+      started.done.catch(() => undefined);
+      this.inFlight.set(ref, started);
+      pull = started;
     }
-    await pull;
+    pull.waiters++;
+    try {
+      await untilAborted(pull.done, signal);
+    } finally {
+      pull.waiters--;
+      if (pull.waiters === 0 && !pull.settled) {
+        this.inFlight.delete(ref);
+        pull.abort.abort(new PullError('no task waits for this pull any more'));
+        this.logger.log(`stopped pulling ${ref}: no task waits for it any more`);
+      }
+    }
   }
 
-  private async pull(ref: string, login: RegistryLogin | undefined): Promise<void> {
+  private async pull(
+    ref: string,
+    login: RegistryLogin | undefined,
+    abort: AbortController,
+  ): Promise<void> {
     const host = registryHostOf(ref);
+    const cap = this.config.images.maxBytes;
     try {
-      await this.docker.pull(ref, login);
+      await this.docker.pull(ref, login, abort.signal, (downloadBytes) => {
+        // Compressed sizes: the image is at least this big once unpacked.
+        if (downloadBytes > cap) abort.abort(new PullError(tooBig(downloadBytes, cap, true)));
+      });
     } catch (error) {
+      if (abort.signal.aborted && abort.signal.reason instanceof PullError) {
+        throw abort.signal.reason;
+      }
       throw new PullError(pullFailure(host, (error as Error).message, login !== undefined));
     }
     await this.pulled.touch(this.config.worker.id, ref, new Date());
+  }
+
+  /** Removes an image this worker pulled that is over the size cap (kept if a container uses it). */
+  private async removeOversized(image: ConfirmedImage): Promise<void> {
+    const workerId = this.config.worker.id;
+    for (const ref of new Set([image.pull, image.image])) {
+      try {
+        if (await this.docker.removeImage(ref)) await this.pulled.forget(workerId, ref);
+      } catch (error) {
+        this.logger.warn(`oversized image ${ref} not removed: ${(error as Error).message}`);
+      }
+    }
   }
 
   /** Removes the images this worker pulled that no task used for KILN_IMAGE_GC_SECONDS. */
@@ -140,6 +222,25 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
       }
     }
   }
+}
+
+/** The refusal of an image over KILN_IMAGE_MAX_BYTES, naming its size and the cap. */
+function tooBig(bytes: number, cap: number, downloading = false): string {
+  const size = downloading
+    ? `its layers add up to at least ${formatBytes(bytes)} (${bytes} bytes) compressed`
+    : `it is ${formatBytes(bytes)} (${bytes} bytes)`;
+  return `the image is too big: ${size}, over this server's cap of ${formatBytes(cap)} (${cap} bytes, KILN_IMAGE_MAX_BYTES)`;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} bytes` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** What went wrong with a pull, in words a user can act on, the engine's own message after. */

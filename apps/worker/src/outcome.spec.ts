@@ -1,5 +1,5 @@
 import { LogStream } from '@kiln/tasks';
-import { WORKER_RESTARTED_NOTE, exitedOutcome, hasExited, verdict } from './outcome';
+import { WORKER_RESTARTED_NOTE, exitedOutcome, hasExited, limitHint, verdict } from './outcome';
 
 describe('verdict', () => {
   it.each([
@@ -48,5 +48,36 @@ describe('hasExited', () => {
     expect(hasExited({ Status: 'exited', StartedAt: '0001-01-01T00:00:00Z' })).toBe(false);
     expect(hasExited({ Status: 'created', StartedAt: '0001-01-01T00:00:00Z' })).toBe(false);
     expect(hasExited({ Status: 'running', StartedAt: '2026-11-30T10:00:00Z' })).toBe(false);
+  });
+});
+
+describe('limitHint', () => {
+  const limits = { taskDirMb: 8, tmpMb: 4, writableRootMb: 0, nofile: 4096 };
+
+  it.each([
+    [
+      "dd: error writing '/tmp/fill': No space left on device\n",
+      ": a write failed, no space left on device (TASK_DIR holds at most 8 MiB, /tmp 4 MiB; files in TASK_DIR and /tmp count in the task's memory)",
+    ],
+    [
+      "dd: can't open '/fill': Read-only file system\n",
+      ': a write failed, the root filesystem is read-only (write to TASK_DIR or /tmp)',
+    ],
+    ["sh: can't open x: Too many open files\n", ': too many open files (at most 4096 per process)'],
+    ['something else went wrong\n', ''],
+    ['', ''],
+  ])('%j → %j', (stderr, hint) => {
+    expect(limitHint(stderr, limits)).toBe(hint);
+  });
+
+  it('reads only the last lines: an early complaint the task got over is not the reason', () => {
+    const stderr = `No space left on device\n${'later output\n'.repeat(100)}`;
+    expect(limitHint(stderr, limits)).toBe('');
+  });
+
+  it('names the root cap when the root is writable', () => {
+    expect(limitHint('No space left on device', { ...limits, writableRootMb: 100 })).toContain(
+      'the root filesystem 100 MiB',
+    );
   });
 });

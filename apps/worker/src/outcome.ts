@@ -29,6 +29,38 @@ export function verdict(
   return { status: 'error', msg: `exit code ${exit.exitCode}` };
 }
 
+/** The container limits a failed write can meet; `KilnConfig['container']` fits. */
+export interface WriteLimits {
+  taskDirMb: number;
+  tmpMb: number;
+  writableRootMb: number;
+  nofile: number;
+}
+
+/**
+ * Which limit a task that failed most likely met, from the last lines it printed to STDERR (a
+ * full tmpfs, the read-only root, the open-file limit: the exit code alone does not say), as a
+ * suffix for its `msg`; '' when nothing is recognised.
+ */
+export function limitHint(stderrTail: string, limits: WriteLimits): string {
+  const tail = stderrTail.slice(-LAST_WORDS);
+  if (/No space left on device|Disk quota exceeded/i.test(tail)) {
+    const root =
+      limits.writableRootMb > 0 ? `, the root filesystem ${limits.writableRootMb} MiB` : '';
+    return `: a write failed, no space left on device (TASK_DIR holds at most ${limits.taskDirMb} MiB, /tmp ${limits.tmpMb} MiB${root}; files in TASK_DIR and /tmp count in the task's memory)`;
+  }
+  if (/Read-only file system/i.test(tail)) {
+    return ': a write failed, the root filesystem is read-only (write to TASK_DIR or /tmp)';
+  }
+  if (/Too many open files/i.test(tail)) {
+    return `: too many open files (at most ${limits.nofile} per process)`;
+  }
+  return '';
+}
+
+/** How much of the end of STDERR is read for {@link limitHint}: the last few lines. */
+const LAST_WORDS = 512;
+
 /** What Docker tells of a container that ended while no worker watched it. */
 export interface ExitedContainer {
   exitCode: number;

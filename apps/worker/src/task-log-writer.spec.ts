@@ -19,10 +19,31 @@ async function run(
   await new Promise<void>((resolve, reject) =>
     writer.end((error?: Error | null) => (error ? reject(error) : resolve())),
   );
-  return { stored, text: stored.map((c) => c.data).join(''), size: writer.size };
+  return {
+    stored,
+    text: stored.map((c) => c.data).join(''),
+    size: writer.size,
+    stderrTail: writer.stderrTail,
+  };
 }
 
 describe('TaskLogWriter', () => {
+  it('keeps the last KiB of STDERR, past the log cap too, for the reason a task failed', async () => {
+    const { stderrTail } = await run(
+      [
+        [2, 'early\n'],
+        [1, 'x'.repeat(4096)],
+        [2, 'y'.repeat(2000)],
+        [1, 'out\n'],
+        [2, "dd: error writing '/tmp/f': No space left on device\n"],
+      ],
+      1024,
+    );
+    expect(stderrTail).toHaveLength(1024);
+    expect(stderrTail.endsWith("dd: error writing '/tmp/f': No space left on device\n")).toBe(true);
+    expect(stderrTail).not.toContain('out');
+  });
+
   it('keeps STDOUT and STDERR interleaved as printed, with ordered seqs', async () => {
     const { stored, text } = await run([
       [1, 'a\n'],

@@ -17,6 +17,8 @@ export interface LogWriterOptions {
   flushIntervalMs?: number;
 }
 
+const STDERR_TAIL = 1024;
+
 interface Piece {
   stream: LogStream;
   text: string;
@@ -53,6 +55,7 @@ export class TaskLogWriter extends Writable {
   private timer: NodeJS.Timeout | undefined;
   private flushedAt = 0;
   private flushing: Promise<void> = Promise.resolve();
+  private lastStderr = '';
 
   constructor(
     private readonly sink: LogSink,
@@ -68,6 +71,11 @@ export class TaskLogWriter extends Writable {
   /** Bytes of the log so far (after the cap, stored or kept to store), i.e. the task's `log_size`. */
   get size(): number {
     return this.producedBytes;
+  }
+
+  /** The last ~1 KiB the task wrote to STDERR, where a failed write or a killed process says why. */
+  get stderrTail(): string {
+    return this.lastStderr;
   }
 
   override _write(
@@ -118,6 +126,7 @@ export class TaskLogWriter extends Writable {
   private accept(stream: LogStream, raw: string): void {
     if (raw === '') return;
     let text = stripNul(raw);
+    if (stream === LogStream.Stderr) this.lastStderr = (this.lastStderr + text).slice(-STDERR_TAIL);
     if (!this.truncating) {
       const room = this.headLimit - this.headBytes;
       const bytes = Buffer.byteLength(text);

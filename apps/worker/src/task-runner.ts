@@ -5,14 +5,21 @@ import { CodeRevision, CodesService } from '@kiln/codes';
 import { RecentValues, Sleeper, withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
-import { DockerEngine, FrameDemuxer, tarArchive } from '@kiln/docker';
+import { DockerEngine, FrameDemuxer, ImageFacts, tarArchive } from '@kiln/docker';
 import { ConfirmedImage, ImageAccess } from '@kiln/images';
 import { TaskLogFeed } from '@kiln/redis';
 import { LogChunk, Task, TaskLifecycle, TaskLogStore, TaskOutcome } from '@kiln/tasks';
-import { containerSpec, contractArchive, contractFileContents } from './container-contract';
+import {
+  CONTRACT_PATHS,
+  containerSpec,
+  contractArchive,
+  contractFileContents,
+  taskLimits,
+} from './container-contract';
+import { ContainerLimits } from './container-limits';
 import { ImagePuller } from './image-puller';
 import { OutcomeRecorder } from './outcome-recorder';
-import { StopReason, verdict } from './outcome';
+import { limitHint, StopReason, verdict } from './outcome';
 import { TaskFiles } from './task-files';
 import { TaskLogWriter } from './task-log-writer';
 
@@ -25,6 +32,13 @@ interface Running {
   attempt: number;
   containerId?: string;
   stoppedBy?: StopReason;
+  /** Aborted when the task is stopped while it waits for its image. */
+  preparing: AbortController;
+}
+
+/** Why a task stopped waiting for its image: its pull deadline passed. */
+class PullTimeout extends Error {
+  override name = 'PullTimeout';
 }
 
 /**
@@ -51,6 +65,7 @@ export class TaskRunner implements OnApplicationShutdown {
     private readonly feed: TaskLogFeed,
     private readonly files: TaskFiles,
     private readonly outcomes: OutcomeRecorder,
+    private readonly limits: ContainerLimits,
   ) {}
 
   /** Ids of the tasks this worker is running now. */
@@ -59,7 +74,7 @@ export class TaskRunner implements OnApplicationShutdown {
   }
 
   async run(task: Task): Promise<void> {
-    const state: Running = { attempt: task.attempt };
+    const state: Running = { attempt: task.attempt, preparing: new AbortController() };
     this.running.set(task.id, state);
     try {
       await this.execute(task, state);
@@ -73,11 +88,16 @@ export class TaskRunner implements OnApplicationShutdown {
     await Promise.all([...this.removals]);
   }
 
-  /** Kills a running task's container; `run` then records `reason` as the task's status. */
+  /**
+   * Kills a running task's container; `run` then records `reason` as the task's status. A task
+   * still waiting for its image stops waiting at once (its slot is free), the pull going on only
+   * for other tasks waiting for it.
+   */
   async stop(taskId: string, reason: StopReason): Promise<void> {
     const state = this.running.get(taskId);
     if (!state) return;
     state.stoppedBy ??= reason;
+    state.preparing.abort(new Error(`task ${reason}`));
     if (state.containerId) await this.docker.kill(state.containerId);
   }
 
@@ -87,20 +107,49 @@ export class TaskRunner implements OnApplicationShutdown {
       await this.fail(task, 'The code revision of this task no longer exists');
       return;
     }
-    // The project's right to the image is decided for every task (an image already on the
-    // engine grants nothing), and the digest it confirmed is what runs.
-    let image: ConfirmedImage;
+    const prepared = await this.prepareImage(task, state, revision);
+    if (!prepared) return;
+    const { image, facts } = prepared;
     try {
-      image = await this.access.confirm(task.projectId, revision.image);
-      await this.images.acquire(image);
-    } catch (error) {
-      await this.fail(task, `Could not pull image ${revision.image}: ${(error as Error).message}`);
-      return;
-    }
-    try {
-      await this.runContainer(task, state, revision, image.image);
+      await this.runContainer(task, state, revision, image.image, facts.volumes);
     } finally {
       this.images.release(image.pull);
+    }
+  }
+
+  /**
+   * The project's right to the image is decided for every task (an image already on the engine
+   * grants nothing), and the digest it confirmed is what runs, once present. The registry's answer
+   * and the pull together get KILN_PULL_TIMEOUT_SECONDS; a task stopped meanwhile (cancelled,
+   * taken over) stops waiting at once, its status written by whoever stopped it. Undefined when
+   * the task ends here.
+   */
+  private async prepareImage(
+    task: Task,
+    state: Running,
+    revision: CodeRevision,
+  ): Promise<{ image: ConfirmedImage; facts: ImageFacts } | undefined> {
+    const seconds = this.config.images.pullTimeoutSeconds;
+    const signal = state.preparing.signal;
+    const deadline = setTimeout(
+      () => state.preparing.abort(new PullTimeout(`Image pull timed out after ${seconds} s`)),
+      seconds * 1000,
+    );
+    try {
+      const image = await this.access.confirm(task.projectId, revision.image, signal);
+      return { image, facts: await this.images.acquire(image, signal) };
+    } catch (error) {
+      if (state.stoppedBy) return undefined;
+      const reason: unknown = signal.aborted ? signal.reason : error;
+      await this.fail(
+        task,
+        reason instanceof PullTimeout
+          ? `${reason.message} (image ${revision.image})`
+          : `Could not pull image ${revision.image}: ${(reason as Error).message}`,
+      );
+      return undefined;
+    } finally {
+      clearTimeout(deadline);
     }
   }
 
@@ -109,6 +158,7 @@ export class TaskRunner implements OnApplicationShutdown {
     state: Running,
     revision: CodeRevision,
     image: string,
+    imageVolumes: string[],
   ): Promise<void> {
     if (state.stoppedBy) return; // cancelled while the image was pulled
     const bind = this.config.container.contractDelivery === 'bind';
@@ -132,6 +182,8 @@ export class TaskRunner implements OnApplicationShutdown {
           this.config.worker.id,
           this.config.container,
           filesDir,
+          taskLimits(revision, this.config.container, await this.limits.engineCpus()),
+          imageVolumes,
         ),
       );
     } catch (error) {
@@ -199,7 +251,11 @@ export class TaskRunner implements OnApplicationShutdown {
     let output: Promise<void>;
     try {
       if (archive) {
-        await this.docker.putArchive(containerId, tarArchive(contractArchive(task, archive)));
+        await this.docker.putArchive(
+          containerId,
+          tarArchive(contractArchive(task, archive)),
+          CONTRACT_PATHS.filesDir,
+        );
       }
       const io = await this.docker.attach(containerId);
       // Caught at once: a broken stream must not become an unhandled rejection mid-run.
@@ -236,10 +292,11 @@ export class TaskRunner implements OnApplicationShutdown {
       },
     );
     const { status, msg } = verdict(exit, state.stoppedBy, task.timeout);
+    const hint = status === 'error' ? limitHint(writer.stderrTail, this.config.container) : '';
     const chunks = await writer.takeUnstored();
     await this.finish(
       task,
-      { status, msg, exitCode: exit.exitCode, durationMs, logSize: writer.size },
+      { status, msg: msg + hint, exitCode: exit.exitCode, durationMs, logSize: writer.size },
       chunks,
     );
   }

@@ -8,6 +8,7 @@ import { ImagesModule } from '@kiln/images';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
 import { TasksModule } from '@kiln/tasks';
+import { ContainerLimits } from './container-limits';
 import { HealthServer } from './health-server';
 import { ImagePuller } from './image-puller';
 import { OutcomeRecorder } from './outcome-recorder';
@@ -27,6 +28,14 @@ import { TaskRunner } from './task-runner';
     ImagesModule,
     HealthModule.register({ withDocker: true }),
   ],
-  providers: [ImagePuller, TaskFiles, OutcomeRecorder, TaskRunner, TaskDispatcher, HealthServer],
+  providers: [
+    ContainerLimits,
+    ImagePuller,
+    TaskFiles,
+    OutcomeRecorder,
+    TaskRunner,
+    TaskDispatcher,
+    HealthServer,
+  ],
 })
 export class WorkerModule {}

@@ -101,6 +101,8 @@ function codeSettings(code: CodeOptions): Record<string, unknown> {
     retries: code.retries,
     retries_delay: code.retriesDelay,
     default_priority: code.defaultPriority,
+    cpus: code.cpus,
+    memory: code.memory,
   };
 }
 

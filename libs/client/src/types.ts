@@ -153,6 +153,10 @@ export interface Code {
   retries_delay: number;
   priority: number;
   default_priority: number;
+  /** CPUs its tasks may use; null: the server's default. */
+  cpus: number | null;
+  /** Memory limit of its tasks, MB; null: the server's default. */
+  memory: number | null;
 }
 
 export interface CodeOptions {
@@ -169,6 +173,10 @@ export interface CodeOptions {
   retriesDelay?: number;
   /** Priority of tasks queued without one. Default 0. */
   defaultPriority?: 0 | 1 | 2;
+  /** CPUs its tasks may use, e.g. 0.5, up to the server's maximum. Default the server's (1). */
+  cpus?: number;
+  /** Memory limit of its tasks, MB, up to the server's maximum. Default the server's (512). */
+  memory?: number;
 }
 
 export interface NewCode extends CodeOptions {

@@ -27,6 +27,14 @@ export class CodeRevision {
   @Column({ name: 'env_vars', type: 'jsonb', default: () => "'{}'" })
   envVars!: Record<string, string>;
 
+  /** CPUs its tasks may use; null: the operator's default (`KILN_CONTAINER_CPUS`). */
+  @Column({ type: 'double precision', nullable: true })
+  cpus!: number | null;
+
+  /** Memory limit of its tasks, MiB; null: the operator's default (`KILN_CONTAINER_MEMORY_MB`). */
+  @Column({ name: 'memory_mb', type: 'int', nullable: true })
+  memoryMb!: number | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 }

@@ -1,17 +1,22 @@
 import { isImageReference, parseCodeSpec } from './code-spec';
 
+const limits = { cpusMax: 2, memoryMbMax: 1024 };
+
 describe('parseCodeSpec', () => {
   it('accepts exactly what `iron register` sends', () => {
-    const spec = parseCodeSpec({
-      name: 'user/hello',
-      runtime: '',
-      file_name: '',
-      stack: '',
-      image: 'user/hello:0.0.1',
-      command: '',
-      env_vars: null,
-      default_priority: -1000,
-    });
+    const spec = parseCodeSpec(
+      {
+        name: 'user/hello',
+        runtime: '',
+        file_name: '',
+        stack: '',
+        image: 'user/hello:0.0.1',
+        command: '',
+        env_vars: null,
+        default_priority: -1000,
+      },
+      limits,
+    );
     expect(spec).toEqual({
       name: 'user/hello',
       image: 'user/hello:0.0.1',
@@ -22,20 +27,25 @@ describe('parseCodeSpec', () => {
       retries: 0,
       retriesDelay: 0,
       defaultPriority: 0,
+      cpus: null,
+      memoryMb: null,
     });
   });
 
   it('keeps settings and turns an object config into JSON', () => {
-    const spec = parseCodeSpec({
-      name: 'n',
-      image: '127.0.0.1:5000/team/job@sha256:' + 'a'.repeat(64),
-      config: { key: 'v' },
-      env_vars: { A: '1' },
-      max_concurrency: 3,
-      retries: 2,
-      retries_delay: 10,
-      default_priority: 2,
-    });
+    const spec = parseCodeSpec(
+      {
+        name: 'n',
+        image: '127.0.0.1:5000/team/job@sha256:' + 'a'.repeat(64),
+        config: { key: 'v' },
+        env_vars: { A: '1' },
+        max_concurrency: 3,
+        retries: 2,
+        retries_delay: 10,
+        default_priority: 2,
+      },
+      limits,
+    );
     expect(spec).toMatchObject({
       config: '{"key":"v"}',
       envVars: { A: '1' },
@@ -61,8 +71,37 @@ describe('parseCodeSpec', () => {
       'max_concurrency must be at least -1 (an integer from -1 to 100000)',
     ],
     [{ name: 'n', image: 'x', env_vars: { A: 'a\u0000' } }, 'env_vars.A must not contain NUL'],
+    [
+      { name: 'n', image: 'x', cpus: 2.5 },
+      "cpus must be at most 2 (a number of CPUs from 0.01 to 2, this server's maximum)",
+    ],
+    [{ name: 'n', image: 'x', cpus: 0 }, 'cpus must be at least 0.01'],
+    [{ name: 'n', image: 'x', cpus: -1 }, 'cpus must be at least 0.01'],
+    [{ name: 'n', image: 'x', cpus: '1' }, 'cpus must be a number of CPUs from 0.01 to 2'],
+    [{ name: 'n', image: 'x', cpus: 'lots' }, 'cpus must be a number of CPUs'],
+    [{ name: 'n', image: 'x', cpus: true }, 'cpus must be a number of CPUs'],
+    [
+      { name: 'n', image: 'x', memory: 1025 },
+      "memory must be at most 1024 (a whole number of MB from 6 to 1024, this server's maximum)",
+    ],
+    [{ name: 'n', image: 'x', memory: 0 }, 'memory must be at least 6'],
+    [{ name: 'n', image: 'x', memory: -512 }, 'memory must be at least 6'],
+    [{ name: 'n', image: 'x', memory: 256.5 }, 'memory must be a whole number of MB'],
+    [{ name: 'n', image: 'x', memory: '512M' }, 'memory must be a whole number of MB'],
   ])('%j is refused: %s', (data, message) => {
-    expect(() => parseCodeSpec(data)).toThrow(message);
+    expect(() => parseCodeSpec(data, limits)).toThrow(message);
+  });
+
+  it('takes cpus and memory up to the operator maximum; null means the default', () => {
+    const spec = parseCodeSpec({ name: 'n', image: 'x', cpus: 0.5, memory: 1024 }, limits);
+    expect(spec).toMatchObject({ cpus: 0.5, memoryMb: 1024 });
+    expect(parseCodeSpec({ name: 'n', image: 'x', cpus: 2, memory: 6 }, limits)).toMatchObject({
+      cpus: 2,
+      memoryMb: 6,
+    });
+    expect(
+      parseCodeSpec({ name: 'n', image: 'x', cpus: null, memory: null }, limits),
+    ).toMatchObject({ cpus: null, memoryMb: null });
   });
 });
 

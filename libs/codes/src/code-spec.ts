@@ -1,5 +1,6 @@
 import { LIMITS } from '@kiln/client';
 import { FieldReader, JsonObject, KilnException } from '@kiln/common';
+import { MIN_CPUS, MIN_MEMORY_MB } from '@kiln/config';
 
 /** What a registration asks for; each registration is a whole new revision of the code. */
 export interface CodeSpec {
@@ -12,6 +13,19 @@ export interface CodeSpec {
   retries: number;
   retriesDelay: number;
   defaultPriority: number;
+  /** CPUs its tasks may use; null: the operator's default. */
+  cpus: number | null;
+  /** Memory limit of its tasks, MiB; null: the operator's default. */
+  memoryMb: number | null;
+}
+
+/**
+ * The most a code may ask for: `KILN_CONTAINER_CPUS_MAX` and `KILN_CONTAINER_MEMORY_MB_MAX`
+ * (`KilnConfig['container']` fits).
+ */
+export interface CodeLimits {
+  cpusMax: number;
+  memoryMbMax: number;
 }
 
 export const MAX_RETRIES = LIMITS.retries[1];
@@ -52,6 +66,7 @@ export function parseCodeName(name: string): string {
  */
 export function parseCodeSpec(
   data: JsonObject,
+  limits: CodeLimits,
   options: { imageOptional?: boolean } = {},
 ): CodeSpec {
   const read = new FieldReader(data);
@@ -88,5 +103,38 @@ export function parseCodeSpec(
       read.lenientInt('default_priority', ...LIMITS.priority) ??
       read.lenientInt('priority', ...LIMITS.priority) ??
       0,
+    cpus: parseCpus(data.cpus, limits.cpusMax),
+    memoryMb: parseMemory(data.memory, limits.memoryMbMax),
   };
+}
+
+/**
+ * A code's `cpus`: a number such as `0.5` or `2`, from Docker's smallest CPU limit to the
+ * operator's maximum. Absent or null: the operator's default.
+ */
+function parseCpus(value: unknown, max: number): number | null {
+  if (value === undefined || value === null) return null;
+  const range = `a number of CPUs from ${MIN_CPUS} to ${max}, this server's maximum`;
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw KilnException.badRequest(`cpus must be ${range}`);
+  }
+  if (value < MIN_CPUS) {
+    throw KilnException.badRequest(`cpus must be at least ${MIN_CPUS} (${range})`);
+  }
+  if (value > max) throw KilnException.badRequest(`cpus must be at most ${max} (${range})`);
+  return value;
+}
+
+/** A code's `memory`, whole MiB, from Docker's smallest limit to the operator's maximum. */
+function parseMemory(value: unknown, max: number): number | null {
+  if (value === undefined || value === null) return null;
+  const range = `a whole number of MB from ${MIN_MEMORY_MB} to ${max}, this server's maximum`;
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw KilnException.badRequest(`memory must be ${range}`);
+  }
+  if (value < MIN_MEMORY_MB) {
+    throw KilnException.badRequest(`memory must be at least ${MIN_MEMORY_MB} (${range})`);
+  }
+  if (value > max) throw KilnException.badRequest(`memory must be at most ${max} (${range})`);
+  return value;
 }

@@ -58,6 +58,8 @@ export class CodeStore {
         command: spec.command,
         config: spec.config,
         envVars,
+        cpus: spec.cpus,
+        memoryMb: spec.memoryMb,
       });
       Object.assign(code, {
         rev: revision.rev,
@@ -70,6 +72,8 @@ export class CodeStore {
         retries: spec.retries,
         retriesDelay: spec.retriesDelay,
         defaultPriority: spec.defaultPriority,
+        cpus: spec.cpus,
+        memoryMb: spec.memoryMb,
       });
       await manager.save(code);
       await manager.save(revision);

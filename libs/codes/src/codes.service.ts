@@ -39,6 +39,8 @@ export class CodesService {
             retries: existing.retries,
             retriesDelay: existing.retriesDelay,
             defaultPriority: existing.defaultPriority,
+            cpus: existing.cpus,
+            memoryMb: existing.memoryMb,
           }
         : { ...defaults, image },
     );

@@ -20,6 +20,54 @@ describe('loadConfig', () => {
     expect(config.container.taskDirMb).toBe(256);
   });
 
+  it('container limits, image cap and pull deadline: the documented defaults', () => {
+    const config = loadConfig(base);
+    expect(config.container).toMatchObject({
+      cpus: 1,
+      cpusMax: 2,
+      memoryMb: 512,
+      memoryMbMax: 2048,
+      nofile: 4096,
+      tmpMb: 64,
+      writableRootMb: 0,
+    });
+    expect(config.images.maxBytes).toBe(8 * 1024 ** 3);
+    expect(config.images.pullTimeoutSeconds).toBe(600);
+    // A default above the default maximum raises the maximum, so an old setting keeps working.
+    expect(loadConfig({ ...base, KILN_CONTAINER_MEMORY_MB: '4096' }).container.memoryMbMax).toBe(
+      4096,
+    );
+    expect(loadConfig({ ...base, KILN_CONTAINER_CPUS: '0.5' }).container.cpus).toBe(0.5);
+  });
+
+  it('refuses bad container limits, naming each variable', () => {
+    expect(() => loadConfig({ ...base, KILN_CONTAINER_CPUS: '0' })).toThrow(
+      /KILN_CONTAINER_CPUS must be a number from 0.01 to 1024 \(got "0"\)/,
+    );
+    expect(() => loadConfig({ ...base, KILN_CONTAINER_CPUS_MAX: 'two' })).toThrow(
+      /KILN_CONTAINER_CPUS_MAX must be a number/,
+    );
+    expect(() =>
+      loadConfig({ ...base, KILN_CONTAINER_CPUS: '2', KILN_CONTAINER_CPUS_MAX: '1' }),
+    ).toThrow(/KILN_CONTAINER_CPUS must not exceed KILN_CONTAINER_CPUS_MAX/);
+    expect(() =>
+      loadConfig({
+        ...base,
+        KILN_CONTAINER_MEMORY_MB: '1024',
+        KILN_CONTAINER_MEMORY_MB_MAX: '512',
+      }),
+    ).toThrow(/KILN_CONTAINER_MEMORY_MB must not exceed KILN_CONTAINER_MEMORY_MB_MAX/);
+    expect(() => loadConfig({ ...base, KILN_CONTAINER_NOFILE: '10' })).toThrow(
+      /KILN_CONTAINER_NOFILE must be an integer from 64/,
+    );
+    expect(() => loadConfig({ ...base, KILN_PULL_TIMEOUT_SECONDS: '0' })).toThrow(
+      /KILN_PULL_TIMEOUT_SECONDS must be an integer from 1/,
+    );
+    expect(() => loadConfig({ ...base, KILN_IMAGE_MAX_BYTES: '-1' })).toThrow(
+      /KILN_IMAGE_MAX_BYTES must be an integer/,
+    );
+  });
+
   it('refuses an unknown contract delivery and a relative task files directory', () => {
     expect(() => loadConfig({ ...base, KILN_CONTRACT_DELIVERY: 'copy' })).toThrow(
       /KILN_CONTRACT_DELIVERY must be one of bind, archive/,

@@ -67,8 +67,37 @@ export interface KilnConfig {
   container: {
     /** Docker network mode of task containers. `KILN_CONTAINER_NETWORK`, default `none`. */
     network: string;
-    /** Memory limit in MiB. `KILN_CONTAINER_MEMORY_MB`, default 512. */
+    /**
+     * Memory limit in MiB, unless a code asks for its own `memory`. Everything the task writes to
+     * its tmpfs mounts (`TASK_DIR`, `/tmp`) counts in it. `KILN_CONTAINER_MEMORY_MB`, default 512.
+     */
     memoryMb: number;
+    /**
+     * The most `memory` a code may ask for, MiB. `KILN_CONTAINER_MEMORY_MB_MAX`, default 2048 (or
+     * `KILN_CONTAINER_MEMORY_MB` when that is larger).
+     */
+    memoryMbMax: number;
+    /**
+     * CPUs a task may use (Docker `NanoCpus`: a CFS quota, so `1` is one core's time however many
+     * threads run), unless a code asks for its own `cpus`. `KILN_CONTAINER_CPUS`, default 1.
+     */
+    cpus: number;
+    /**
+     * The most `cpus` a code may ask for. `KILN_CONTAINER_CPUS_MAX`, default 2 (or
+     * `KILN_CONTAINER_CPUS` when that is larger). A worker gives a task at most its engine's CPUs.
+     */
+    cpusMax: number;
+    /** Open files per process (`nofile` ulimit, soft and hard). `KILN_CONTAINER_NOFILE`, default 4096. */
+    nofile: number;
+    /** Size limit of the task's `/tmp`, a tmpfs (it counts against the memory limit). `KILN_CONTAINER_TMP_MB`, default 64. */
+    tmpMb: number;
+    /**
+     * 0 (default): the task's root filesystem is read-only; it writes to `TASK_DIR` and `/tmp`,
+     * both size-capped tmpfs. N: the root is writable, capped at N MiB by the engine's storage
+     * driver (`StorageOpt size`); a worker whose engine cannot cap it (overlay2 needs xfs mounted
+     * with `pquota`) refuses to start. `KILN_CONTAINER_WRITABLE_ROOT_MB`.
+     */
+    writableRootMb: number;
     /** Process limit. `KILN_CONTAINER_PIDS_LIMIT`, default 256. */
     pidsLimit: number;
     /** User the task runs as (`uid:gid`; empty = the image's user). `KILN_CONTAINER_USER`, default `65534:65534`. */
@@ -140,6 +169,17 @@ export interface KilnConfig {
   images: {
     /** A worker removes an image it pulled once unused this long. `KILN_IMAGE_GC_SECONDS`, default 86400 (0 = never). */
     gcSeconds: number;
+    /**
+     * Largest image a task may run, bytes as the engine stores it (`docker image inspect` Size): a
+     * pull whose layers add up to more is stopped, a bigger image ends its task `error`, and an
+     * upload whose layers add up to more is refused (413). `KILN_IMAGE_MAX_BYTES`, default 8 GiB.
+     */
+    maxBytes: number;
+    /**
+     * How long a task may wait for its image (the registry's answer, then the pull) before it ends
+     * `error`: "Image pull timed out after N s". `KILN_PULL_TIMEOUT_SECONDS`, default 600.
+     */
+    pullTimeoutSeconds: number;
     /**
      * Registry hosts an image reference may name (the platform registry is always allowed):
      * `host`, `host:port`, `*.domain`, `*` (a host without a port), `host:*` (any port).
@@ -229,6 +269,12 @@ export const QUOTA_DEFAULTS: ProjectQuotas = {
 };
 export const QUOTA_MAX = 1_000_000_000;
 
+/** Docker's smallest memory limit, MiB. */
+export const MIN_MEMORY_MB = 6;
+/** Docker's smallest CPU limit (`NanoCpus` 10,000,000), and a bound no host reaches. */
+export const MIN_CPUS = 0.01;
+const MAX_CPUS = 1024;
+
 export interface PlatformRegistry {
   /** `http://host:port` or `https://host[:port]`, no trailing slash. */
   baseUrl: string;
@@ -249,6 +295,8 @@ export function loadConfig(env: Env = process.env): KilnConfig {
   const problems: string[] = [];
   const read = new EnvReader(env, problems);
   const cluster = read.name('KILN_WORKER_CLUSTER', 'default');
+  const memoryMb = read.int('KILN_CONTAINER_MEMORY_MB', 512, MIN_MEMORY_MB, 1024 * 1024);
+  const cpus = read.decimal('KILN_CONTAINER_CPUS', 1, MIN_CPUS, MAX_CPUS);
   const config: KilnConfig = {
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
@@ -277,7 +325,18 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     },
     container: {
       network: read.string('KILN_CONTAINER_NETWORK', 'none'),
-      memoryMb: read.int('KILN_CONTAINER_MEMORY_MB', 512, 6, 1024 * 1024),
+      memoryMb,
+      memoryMbMax: read.int(
+        'KILN_CONTAINER_MEMORY_MB_MAX',
+        Math.max(2048, memoryMb),
+        MIN_MEMORY_MB,
+        1024 * 1024,
+      ),
+      cpus,
+      cpusMax: read.decimal('KILN_CONTAINER_CPUS_MAX', Math.max(2, cpus), MIN_CPUS, MAX_CPUS),
+      nofile: read.int('KILN_CONTAINER_NOFILE', 4096, 64, 1024 * 1024),
+      tmpMb: read.int('KILN_CONTAINER_TMP_MB', 64, 1, 1024 * 1024),
+      writableRootMb: read.int('KILN_CONTAINER_WRITABLE_ROOT_MB', 0, 0, 1024 * 1024 * 1024),
       pidsLimit: read.int('KILN_CONTAINER_PIDS_LIMIT', 256, 8, 1_000_000),
       user: read.string('KILN_CONTAINER_USER', '65534:65534', true),
       contractDelivery: read.oneOf('KILN_CONTRACT_DELIVERY', ['bind', 'archive'] as const, 'bind'),
@@ -305,6 +364,8 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     credentialsOldKeys: read.keyList('KILN_CREDENTIALS_OLD_KEYS'),
     images: {
       gcSeconds: read.int('KILN_IMAGE_GC_SECONDS', 86400, 0, 365 * 86400),
+      maxBytes: read.int('KILN_IMAGE_MAX_BYTES', 8 * 1024 ** 3, 1024 * 1024, 2 ** 50),
+      pullTimeoutSeconds: read.int('KILN_PULL_TIMEOUT_SECONDS', 600, 1, 24 * 3600),
       registries: read.hostPatterns('KILN_IMAGE_REGISTRIES', '*:*'),
       sharedImages: read.imagePatterns('KILN_SHARED_IMAGES'),
     },
@@ -342,6 +403,12 @@ export function loadConfig(env: Env = process.env): KilnConfig {
   };
   if (config.tasks.defaultTimeout > config.tasks.maxTimeout) {
     problems.push('KILN_TASK_TIMEOUT_DEFAULT must not exceed KILN_TASK_TIMEOUT_MAX');
+  }
+  if (config.container.memoryMb > config.container.memoryMbMax) {
+    problems.push('KILN_CONTAINER_MEMORY_MB must not exceed KILN_CONTAINER_MEMORY_MB_MAX');
+  }
+  if (config.container.cpus > config.container.cpusMax) {
+    problems.push('KILN_CONTAINER_CPUS must not exceed KILN_CONTAINER_CPUS_MAX');
   }
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -381,6 +448,18 @@ class EnvReader {
     const value = Number(raw);
     if (!Number.isInteger(value) || value < min || value > max) {
       this.problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  }
+
+  /** A decimal number in [min, max], e.g. `0.5`. */
+  decimal(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+    if (!(value >= min && value <= max)) {
+      this.problems.push(`${name} must be a number from ${min} to ${max} (got "${raw}")`);
       return fallback;
     }
     return value;

@@ -90,9 +90,9 @@ export class ImageAccess {
   /**
    * Before a task runs: the image to give the engine and the login to pull it with, or an
    * `ImageAccessError`. A registry image is confirmed with a manifest request as the project
-   * (remembered for a minute per project and reference).
+   * (remembered for a minute per project and reference). Aborting `signal` fails that request.
    */
-  async confirm(projectId: string, ref: string): Promise<ConfirmedImage> {
+  async confirm(projectId: string, ref: string, signal?: AbortSignal): Promise<ConfirmedImage> {
     const key = `${projectId} ${ref}`;
     const known = this.confirmed.get(key);
     if (known) return known;
@@ -107,7 +107,7 @@ export class ImageAccess {
       decision.kind === 'shared'
         ? // Shared: run as the engine has it, pulled anonymously when missing.
           { image: ref, pull: ref, login: undefined }
-        : await this.confirmRegistryImage(projectId, ref, decision);
+        : await this.confirmRegistryImage(projectId, ref, decision, signal);
     this.confirmed.set(key, confirmed);
     return confirmed;
   }
@@ -150,6 +150,7 @@ export class ImageAccess {
     projectId: string,
     ref: string,
     decision: Extract<Decision, { kind: 'registry' }>,
+    signal: AbortSignal | undefined,
   ): Promise<ConfirmedImage> {
     const platform = this.config.registry;
     const own = decision.platform && decision.repository.startsWith(projectPrefix(projectId));
@@ -170,6 +171,7 @@ export class ImageAccess {
       login && { username: login.username, password: login.password },
       {
         timeoutMs: REGISTRY_TIMEOUT_MS,
+        signal,
         lookup: decision.vouched
           ? undefined
           : guardedLookup((hostname, address) => {

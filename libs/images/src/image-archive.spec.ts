@@ -96,6 +96,24 @@ describe('readImageArchive', () => {
     ).rejects.toThrow(/2 layers; at most 1/);
     expect(readdirSync(spool)).toEqual([]);
   });
+
+  it('refuses an image whose layers add up to more than KILN_IMAGE_MAX_BYTES (413)', async () => {
+    const imageBytes = 2 * layer.length;
+    await expect(
+      readImageArchive(Readable.from([archive]), { ...limits, maxImageBytes: imageBytes - 1 }),
+    ).rejects.toMatchObject({
+      code: ErrorCode.PayloadTooLarge,
+      message: expect.stringContaining(
+        `the image is ${imageBytes} bytes (its layers, un-gzipped), over this server's cap of ${imageBytes - 1} bytes (KILN_IMAGE_MAX_BYTES)`,
+      ),
+    });
+    expect(readdirSync(spool)).toEqual([]);
+    const image = await readImageArchive(Readable.from([archive]), {
+      ...limits,
+      maxImageBytes: imageBytes,
+    });
+    await image.dispose();
+  });
 });
 
 describe('tarballTypeProblem', () => {

@@ -8,8 +8,11 @@ import { ErrorCode, KilnException } from '@kiln/common';
 import type { KilnConfig } from '@kiln/config';
 import { readTar, TarEntrySink, TarFormatError, TarHeader } from './tar-reader';
 
-/** The caps an upload is checked against: `KILN_UPLOAD_*`, documented in libs/config. */
-export type UploadLimits = KilnConfig['uploads'];
+/**
+ * The caps an upload is checked against: `KILN_UPLOAD_*`, documented in libs/config, and the
+ * largest image a task may run (`KILN_IMAGE_MAX_BYTES`), when given.
+ */
+export type UploadLimits = KilnConfig['uploads'] & { maxImageBytes?: number };
 
 /** A blob of the image, spooled on disk, with its digest recomputed from its bytes. */
 export interface SpooledBlob {
@@ -352,6 +355,13 @@ async function checkImage(
     }
     return layer;
   });
+  // The layers are uncompressed tars: together, about what the engine stores once pulled.
+  const imageBytes = layers.reduce((sum, layer) => sum + layer.size, 0);
+  if (limits.maxImageBytes !== undefined && imageBytes > limits.maxImageBytes) {
+    throw KilnException.tooLarge(
+      `the image is ${imageBytes} bytes (its layers, un-gzipped), over this server's cap of ${limits.maxImageBytes} bytes (KILN_IMAGE_MAX_BYTES): no task could run it`,
+    );
+  }
   return { config, layers };
 }
 

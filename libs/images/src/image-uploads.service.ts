@@ -50,7 +50,10 @@ export class ImageUploadsService {
       input.resume();
       throw error;
     }
-    return readImageArchive(input, this.config.uploads);
+    return readImageArchive(input, {
+      ...this.config.uploads,
+      maxImageBytes: this.config.images.maxBytes,
+    });
   }
 
   /** Registers `spec` (a whole registration) with the uploaded image. */

@@ -31,6 +31,8 @@ export interface RegistryClientOptions {
   lookup?: LookupFunction;
   /** A request with no answer this long fails. */
   timeoutMs?: number;
+  /** Aborting it fails every request at once (a task cancelled or past its pull deadline). */
+  signal?: AbortSignal;
 }
 
 export class RegistryError extends Error {
@@ -217,18 +219,26 @@ function request(
 ): Promise<Answer> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<Answer>((resolve, reject) => {
-    const req = transport.request(url, { method, headers, lookup: options.lookup }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
-      });
-      res.on('error', reject);
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-    });
+    const req = transport.request(
+      url,
+      { method, headers, lookup: options.lookup, signal: options.signal },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
+        });
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+      },
+    );
     req.on('error', (error) => reject(new RegistryError(`registry unreachable: ${error.message}`)));
     if (options.timeoutMs) {
       req.setTimeout(options.timeoutMs, () =>

@@ -26,6 +26,9 @@ export function codeJson(code: Code) {
     retries_delay: code.retriesDelay,
     priority: code.defaultPriority,
     default_priority: code.defaultPriority,
+    // Kiln's: null means the server's default (KILN_CONTAINER_CPUS, KILN_CONTAINER_MEMORY_MB).
+    cpus: code.cpus,
+    memory: code.memoryMb,
   };
 }
 
@@ -42,5 +45,7 @@ export function revisionJson(code: Code, revision: CodeRevision) {
     command: revision.command,
     config: revision.config,
     env_vars: revision.envVars,
+    cpus: revision.cpus,
+    memory: revision.memoryMb,
   };
 }

@@ -4,6 +4,7 @@ import {
   Delete,
   Get,
   HttpCode,
+  Inject,
   Param,
   Post,
   Query,
@@ -22,6 +23,7 @@ import {
   queryInt,
 } from '@kiln/common';
 import type { Request, Response } from 'express';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
 import { ImageAccess, ImageUploadsService, UploadedCode, tarballTypeProblem } from '@kiln/images';
 import { TasksService, parseStatsWindow } from '@kiln/tasks';
@@ -34,6 +36,7 @@ import { Role } from '../auth/roles';
 @Controller('2/projects/:projectId/codes')
 export class CodesController {
   constructor(
+    @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly codes: CodesService,
     private readonly tasks: TasksService,
     private readonly uploads: ImageUploadsService,
@@ -62,10 +65,10 @@ export class CodesController {
     try {
       const data = registrationData(body);
       if (upload) {
-        const spec = parseCodeSpec(data, { imageOptional: true });
+        const spec = parseCodeSpec(data, this.config.container, { imageOptional: true });
         return uploadAnswer(await this.uploads.register(projectId, spec, upload));
       }
-      const spec = parseCodeSpec(data);
+      const spec = parseCodeSpec(data, this.config.container);
       await this.access.checkRegistration(projectId, spec.image);
       const code = await this.codes.register(projectId, spec);
       return { id: code.id, msg: 'Upload successful.' };
@@ -92,6 +95,7 @@ export class CodesController {
     }
     const defaults: CodeSpec = parseCodeSpec(
       { name: parseCodeName(codeName) },
+      this.config.container,
       { imageOptional: true },
     );
     const archive = await this.uploads.receive(req, Number(req.headers['content-length'] ?? NaN));
