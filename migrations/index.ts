@@ -7,6 +7,7 @@ import { TokenRoles1764000000000 } from './1764000000000-TokenRoles';
 import { ClusterGrants1764007200000 } from './1764007200000-ClusterGrants';
 import { ProjectMaxRunning1764010800000 } from './1764010800000-ProjectMaxRunning';
 import { WebhookCircuits1764100000000 } from './1764100000000-WebhookCircuits';
+import { TaskRetention1764300000000 } from './1764300000000-TaskRetention';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -19,4 +20,5 @@ export const migrations = [
   ClusterGrants1764007200000,
   ProjectMaxRunning1764010800000,
   WebhookCircuits1764100000000,
+  TaskRetention1764300000000,
 ];

@@ -14,7 +14,6 @@ import { SendResult, WebhookSender } from './webhook-sender';
 
 /** Poll for due deliveries (retries coming due, missed notifications) at least this often. */
 const POLL_MS = 1000;
-const PRUNE_EVERY_MS = 3600_000;
 /** How often backlogs over `KILN_WEBHOOK_MAX_PENDING` are cut back. */
 const CAP_EVERY_MS = 5000;
 /** A lease outlives the request's total timeout by this much before another process may retry. */
@@ -69,7 +68,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   private listener: Client | undefined;
   private wakeUp: (() => void) | undefined;
   private woken = false;
-  private lastPrune = 0;
   private lastCap = 0;
   /** Attempts in flight in this process, by project and by endpoint. */
   private readonly load = {
@@ -262,7 +260,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     return outcomeOf(result, delivery.failures, this.config.webhooks.retrySchedule);
   }
 
-  /** Cuts backlogs over the cap back (every 5 s) and prunes old deliveries (hourly). */
+  /**
+   * Cuts backlogs over the cap back (every 5 s). Old deliveries are deleted by the scheduler's
+   * leader with the rest of retention (apps/scheduler/src/retention-purger.ts).
+   */
   private async keepHouse(): Promise<void> {
     if (Date.now() - this.lastCap >= CAP_EVERY_MS) {
       this.lastCap = Date.now();
@@ -276,18 +277,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
       } catch (error) {
         this.logger.warn(`capping webhook backlogs failed: ${(error as Error).message}`);
       }
-    }
-    await this.prune();
-  }
-
-  private async prune(): Promise<void> {
-    if (Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
-    this.lastPrune = Date.now();
-    try {
-      const pruned = await this.outbox.prune(this.config.webhooks.retentionDays);
-      if (pruned > 0) this.logger.log(`pruned ${pruned} finished webhook deliveries`);
-    } catch (error) {
-      this.logger.warn(`pruning deliveries failed: ${(error as Error).message}`);
     }
   }
 }
