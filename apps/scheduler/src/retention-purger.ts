@@ -21,10 +21,8 @@ const RETRY_AFTER_FAILURE_MS = 10_000;
 
 /** What one pass deleted, and whether it got to the end. */
 export interface RetentionPass {
-  /** Finished tasks deleted, with their log chunks. */
+  /** Finished tasks deleted, with their log chunks and webhook deliveries. */
   tasks: number;
-  /** Webhook deliveries of those tasks. */
-  taskDeliveries: number;
   /** Finished deliveries past `KILN_WEBHOOK_RETENTION_DAYS` (of tasks kept, or of schedules). */
   deliveries: number;
   /** False when it stopped early: shutdown, or this replica no longer leads. */
@@ -93,7 +91,7 @@ export class RetentionPurger implements OnApplicationBootstrap, OnApplicationShu
   async pass(): Promise<RetentionPass> {
     const { taskDays, batch } = this.config.retention;
     const started = performance.now();
-    const pass: RetentionPass = { tasks: 0, taskDeliveries: 0, deliveries: 0, complete: false };
+    const pass: RetentionPass = { tasks: 0, deliveries: 0, complete: false };
     // Projects are walked in id order; a batch that filled up may have left some of its last
     // project's tasks, so the next one starts at that project.
     let fromProject = '';
@@ -102,7 +100,6 @@ export class RetentionPurger implements OnApplicationBootstrap, OnApplicationShu
       const batchStarted = performance.now();
       const purged = await this.tasks.purgeBatch(fromProject, taskDays, batch);
       pass.tasks += purged.tasks;
-      pass.taskDeliveries += purged.deliveries;
       if (purged.tasks < batch || purged.lastProjectId === null) break;
       fromProject = purged.lastProjectId;
       await this.pause(batchStarted);
@@ -134,8 +131,8 @@ export class RetentionPurger implements OnApplicationBootstrap, OnApplicationShu
     if (pass.tasks + pass.deliveries > 0 || !pass.complete) {
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       this.logger.log(
-        `retention: deleted ${pass.tasks} tasks with their logs and ${pass.taskDeliveries} ` +
-          `deliveries, and ${pass.deliveries} finished deliveries, in ${seconds} s` +
+        `retention: deleted ${pass.tasks} tasks with their logs and deliveries, and ` +
+          `${pass.deliveries} finished deliveries, in ${seconds} s` +
           (pass.complete ? '' : ' (stopped: shutdown or no longer the leader)'),
       );
     }

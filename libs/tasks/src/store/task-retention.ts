@@ -6,10 +6,11 @@ import { FINAL_STATUSES } from '../task-status';
 
 /** What one {@link TaskRetentionStore.purgeBatch} deleted. */
 export interface PurgedBatch {
-  /** Tasks deleted (their log chunks went with them, by the foreign key). */
+  /**
+   * Tasks deleted. Their log chunks went with them (by the foreign key), and so did their
+   * webhook deliveries (by the outbox's trigger on `DELETE FROM tasks`).
+   */
   tasks: number;
-  /** Webhook deliveries of those tasks deleted, whatever their state. */
-  deliveries: number;
   /** The greatest project id a task was deleted from: where the next batch starts. */
   lastProjectId: string | null;
 }
@@ -19,7 +20,7 @@ const FINAL = FINAL_STATUSES.map((status) => `'${status}'`).join(', ');
 /**
  * One batch: walks the projects from `$1` in id order and takes from each its finished tasks
  * that ended (or, never started, were created) more than its retention ago, oldest first, until
- * `$3` are found; deletes them, and their deliveries. Each project costs one descent of
+ * `$3` are found, and deletes them. Each project costs one descent of
  * `tasks_finished_idx` (project, end), and only the rows to delete are read: projects that keep
  * their tasks longer are never scanned past. Rows another transaction holds (a retry linking its
  * original, a cancel finishing) are skipped, not waited for: the next pass takes them.
@@ -41,16 +42,12 @@ const PURGE_SQL = `
      ORDER BY p.id
      LIMIT $3),
   gone AS (
-    DELETE FROM tasks t USING doomed d WHERE t.id = d.id RETURNING t.id, t.project_id),
-  deliveries AS (
-    DELETE FROM webhook_deliveries w USING gone g WHERE w.task_id = g.id RETURNING 1)
-  SELECT (SELECT count(*) FROM gone)::int AS tasks,
-         (SELECT count(*) FROM deliveries)::int AS deliveries,
-         (SELECT max(project_id) FROM gone) AS last_project_id`;
+    DELETE FROM tasks t USING doomed d WHERE t.id = d.id RETURNING t.project_id)
+  SELECT count(*)::int AS tasks, max(project_id) AS last_project_id FROM gone`;
 
 /**
  * The statements of retention (docs/operations.md, "Retention"): deleting finished tasks past
- * their project's retention, with their logs and deliveries. A task's retry, or the original it
+ * their project's retention; their logs and deliveries go with them in the database. A task's retry, or the original it
  * retried, may outlive it: `original_task_id` and `retry_task_id` are plain ids, not foreign
  * keys, and a task whose partner is gone reads as before (the partner's id answers 404).
  */
@@ -67,9 +64,9 @@ export class TaskRetentionStore {
     defaultDays: number,
     limit: number,
   ): Promise<PurgedBatch> {
-    const [row] = rowsOf<{ tasks: number; deliveries: number; last_project_id: string | null }>(
+    const [row] = rowsOf<{ tasks: number; last_project_id: string | null }>(
       await this.db.query(PURGE_SQL, [fromProjectId, defaultDays, limit]),
     );
-    return { tasks: row.tasks, deliveries: row.deliveries, lastProjectId: row.last_project_id };
+    return { tasks: row.tasks, lastProjectId: row.last_project_id };
   }
 }
