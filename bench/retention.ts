@@ -61,7 +61,7 @@ export async function retention(ctx: BenchContext): Promise<BenchResult> {
     projects: Math.max(1, setting('KILN_BENCH_RETENTION_PROJECTS', 10)),
     windowSeconds: setting('KILN_BENCH_RETENTION_WINDOW', 15),
     /** B windows; there is one A window more (first and last). */
-    purgeWindows: Math.max(1, setting('KILN_BENCH_RETENTION_WINDOWS', 2)),
+    purgeWindows: Math.max(1, setting('KILN_BENCH_RETENTION_WINDOWS', 3)),
     clients: Math.max(1, setting('KILN_BENCH_RETENTION_CLIENTS', 4)),
     warmup: setting('KILN_BENCH_RETENTION_WARMUP', 2_000),
     retentionDays: 30,

@@ -52,7 +52,7 @@ const BENCHMARKS: Record<
   // beside A 10 min and 30 s after.
   webhooks: { run: webhooks, minutes: 15 },
   fairness: { run: fairness, minutes: 10 },
-  // About 10 min: loading 1,000,000 old tasks 2-3, five windows of 15 s with a scheduler start
+  // About 10 min: loading 1,000,000 old tasks 2-3, seven windows of 15 s with a scheduler start
   // and a clean-up each, the rest of the purge 2-5.
   retention: { run: retention, minutes: 30 },
 };
