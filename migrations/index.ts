@@ -8,6 +8,7 @@ import { ClusterGrants1764007200000 } from './1764007200000-ClusterGrants';
 import { ProjectMaxRunning1764010800000 } from './1764010800000-ProjectMaxRunning';
 import { WebhookCircuits1764100000000 } from './1764100000000-WebhookCircuits';
 import { ContainerLimits1764200000000 } from './1764200000000-ContainerLimits';
+import { TaskRetention1764300000000 } from './1764300000000-TaskRetention';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -21,4 +22,5 @@ export const migrations = [
   ProjectMaxRunning1764010800000,
   WebhookCircuits1764100000000,
   ContainerLimits1764200000000,
+  TaskRetention1764300000000,
 ];

@@ -118,7 +118,7 @@ describe('fair sharing between projects', () => {
       [{ max_running: -1 }, /max_running/],
       [{ max_running: 'x' }, /max_running/],
       [{ max_running: 1e9 }, /max_running/],
-      [{}, /max_running is required/],
+      [{}, /max_running or retention_days is required/],
     ] as const) {
       const res = await call('PATCH', path, { token: admin(), json: body });
       expect(res.status).toBe(400);

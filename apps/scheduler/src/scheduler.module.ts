@@ -10,6 +10,7 @@ import { DatabaseContact } from './database-contact';
 import { LeaderLease } from './leader-lease';
 import { LeaderLoop } from './leader-loop';
 import { Reconciler } from './reconciler';
+import { RetentionPurger } from './retention-purger';
 import { ScheduleFirer } from './schedule-firer';
 
 @Module({
@@ -29,6 +30,7 @@ import { ScheduleFirer } from './schedule-firer';
     ScheduleFirer,
     Reconciler,
     LeaderLoop,
+    RetentionPurger,
     WebhookDispatcher,
   ],
 })

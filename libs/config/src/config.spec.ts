@@ -124,6 +124,38 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the retention: 30 days by default, deliveries as long as tasks unless set', () => {
+    const defaults = loadConfig(base);
+    expect(defaults.retention).toEqual({
+      taskDays: 30,
+      batch: 1000,
+      pauseMs: 100,
+      intervalSeconds: 300,
+    });
+    expect(defaults.webhooks.retentionDays).toBe(30);
+    const tasksOnly = loadConfig({ ...base, KILN_TASK_RETENTION_DAYS: '90' });
+    expect(tasksOnly.retention.taskDays).toBe(90);
+    expect(tasksOnly.webhooks.retentionDays).toBe(90);
+    const both = loadConfig({
+      ...base,
+      KILN_TASK_RETENTION_DAYS: '90',
+      KILN_WEBHOOK_RETENTION_DAYS: '7',
+    });
+    expect(both.webhooks.retentionDays).toBe(7);
+    for (const [name, value] of [
+      ['KILN_TASK_RETENTION_DAYS', '0'],
+      ['KILN_TASK_RETENTION_DAYS', '3651'],
+      ['KILN_RETENTION_BATCH', '0'],
+      ['KILN_RETENTION_BATCH', '10001'],
+      ['KILN_RETENTION_PAUSE_MS', '-1'],
+      ['KILN_RETENTION_INTERVAL_SECONDS', '0.5'],
+    ]) {
+      expect(() => loadConfig({ ...base, [name]: value })).toThrow(
+        new RegExp(`${name} must be an integer`),
+      );
+    }
+  });
+
   it('refuses a default timeout above the maximum', () => {
     expect(() =>
       loadConfig({ ...base, KILN_TASK_TIMEOUT_DEFAULT: '7200', KILN_TASK_TIMEOUT_MAX: '3600' }),

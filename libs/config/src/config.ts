@@ -232,8 +232,31 @@ export interface KilnConfig {
     retrySchedule: number[];
     /** After a secret rotation the old secret also signs for this long. `KILN_WEBHOOK_SECRET_OVERLAP_HOURS`, default 24. */
     secretOverlapHours: number;
-    /** Finished deliveries are deleted after this many days. `KILN_WEBHOOK_RETENTION_DAYS`, default 30. */
+    /**
+     * Finished deliveries (delivered, failed, dropped) are deleted this many days after their
+     * last attempt, by the scheduler's leader ({@link KilnConfig.retention}); a task's deliveries
+     * go with the task in any case. `KILN_WEBHOOK_RETENTION_DAYS`, default
+     * `KILN_TASK_RETENTION_DAYS`.
+     */
     retentionDays: number;
+  };
+  /**
+   * History the scheduler's leader deletes (docs/operations.md, "Retention"): finished tasks with
+   * their logs and webhook deliveries, and finished deliveries, in small batches.
+   */
+  retention: {
+    /**
+     * A finished task (complete, error, cancelled, killed, timeout) is deleted this many days
+     * after it ended, unless its project has its own `retention_days`.
+     * `KILN_TASK_RETENTION_DAYS`, default 30.
+     */
+    taskDays: number;
+    /** Rows one statement deletes at most. `KILN_RETENTION_BATCH`, default 1000. */
+    batch: number;
+    /** Pause between two batches, ms, so that the purge never holds Postgres for long. `KILN_RETENTION_PAUSE_MS`, default 100. */
+    pauseMs: number;
+    /** Seconds between passes once a pass found nothing more to delete. `KILN_RETENTION_INTERVAL_SECONDS`, default 300. */
+    intervalSeconds: number;
   };
   /**
    * What one project may hold at once; past it a create is refused with 429 and writes nothing.
@@ -268,6 +291,8 @@ export const QUOTA_DEFAULTS: ProjectQuotas = {
   logFollowers: 50,
 };
 export const QUOTA_MAX = 1_000_000_000;
+/** The longest retention, operator-wide or per project: ten years. */
+export const MAX_RETENTION_DAYS = 3650;
 
 /** Docker's smallest memory limit, MiB. */
 export const MIN_MEMORY_MB = 6;
@@ -297,6 +322,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
   const cluster = read.name('KILN_WORKER_CLUSTER', 'default');
   const memoryMb = read.int('KILN_CONTAINER_MEMORY_MB', 512, MIN_MEMORY_MB, 1024 * 1024);
   const cpus = read.decimal('KILN_CONTAINER_CPUS', 1, MIN_CPUS, MAX_CPUS);
+  const taskRetentionDays = read.int('KILN_TASK_RETENTION_DAYS', 30, 1, MAX_RETENTION_DAYS);
   const config: KilnConfig = {
     databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
@@ -385,7 +411,18 @@ export function loadConfig(env: Env = process.env): KilnConfig {
         7 * 24 * 3600,
       ),
       secretOverlapHours: read.int('KILN_WEBHOOK_SECRET_OVERLAP_HOURS', 24, 0, 24 * 30),
-      retentionDays: read.int('KILN_WEBHOOK_RETENTION_DAYS', 30, 1, 3650),
+      retentionDays: read.int(
+        'KILN_WEBHOOK_RETENTION_DAYS',
+        taskRetentionDays,
+        1,
+        MAX_RETENTION_DAYS,
+      ),
+    },
+    retention: {
+      taskDays: taskRetentionDays,
+      batch: read.int('KILN_RETENTION_BATCH', 1000, 1, 10_000),
+      pauseMs: read.int('KILN_RETENTION_PAUSE_MS', 100, 0, 60_000),
+      intervalSeconds: read.int('KILN_RETENTION_INTERVAL_SECONDS', 300, 1, 86_400),
     },
     quotas: {
       queuedTasks: read.int('KILN_QUOTA_QUEUED_TASKS', QUOTA_DEFAULTS.queuedTasks, 0, QUOTA_MAX),

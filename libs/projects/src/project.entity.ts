@@ -12,6 +12,13 @@ export class Project {
   @Column({ name: 'max_running', type: 'integer', nullable: true })
   maxRunning!: number | null;
 
+  /**
+   * Days a finished task of the project is kept, with its log and deliveries; null: the
+   * operator's `KILN_TASK_RETENTION_DAYS`.
+   */
+  @Column({ name: 'retention_days', type: 'integer', nullable: true })
+  retentionDays!: number | null;
+
   /** The admin's overrides of the operator-wide quotas, by API name (`queued_tasks`…). */
   @Column({ type: 'jsonb', default: {} })
   quotas!: Record<string, number>;

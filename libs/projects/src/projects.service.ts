@@ -4,6 +4,12 @@ import { Repository } from 'typeorm';
 import { KilnException, newId } from '@kiln/common';
 import { Project } from './project.entity';
 
+/** The operator's settings of one project; a field left out is left as it is. */
+export interface ProjectSettings {
+  maxRunning?: number | null;
+  retentionDays?: number | null;
+}
+
 @Injectable()
 export class ProjectsService {
   constructor(@InjectRepository(Project) private readonly projects: Repository<Project>) {}
@@ -30,10 +36,15 @@ export class ProjectsService {
     return caller.admin ? this.list() : [await this.get(caller.projectId)];
   }
 
-  /** Sets how many of the project's tasks may run at once in a cluster (null: the default). */
-  async setMaxRunning(id: string, maxRunning: number | null): Promise<Project> {
+  /**
+   * Changes the operator's settings of a project that `changes` names (null: back to the
+   * operator's default): how many of its tasks may run at once in a cluster, how many days its
+   * finished tasks are kept.
+   */
+  async updateSettings(id: string, changes: ProjectSettings): Promise<Project> {
     const project = await this.get(id);
-    project.maxRunning = maxRunning;
+    if (changes.maxRunning !== undefined) project.maxRunning = changes.maxRunning;
+    if (changes.retentionDays !== undefined) project.retentionDays = changes.retentionDays;
     return this.projects.save(project);
   }
 }

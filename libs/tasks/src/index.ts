@@ -6,6 +6,7 @@ export * from './tasks.service';
 export * from './store/task-lifecycle';
 export * from './task-retry';
 export * from './task-log-store';
+export * from './store/task-retention';
 export * from './tasks.module';
 export { insertTasks, newTasksOf } from './store/task-record';
 export type { NewTasks } from './store/task-record';

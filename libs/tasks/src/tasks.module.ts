@@ -9,6 +9,7 @@ import { TaskDelivery } from './task-delivery';
 import { TaskStamps } from './store/task-stamps';
 import { TaskLifecycle } from './store/task-lifecycle';
 import { TaskStore } from './store/task-store';
+import { TaskRetentionStore } from './store/task-retention';
 import { TaskLogStore } from './task-log-store';
 import { QueuedTasksQuota } from './queued-tasks-quota';
 
@@ -22,7 +23,8 @@ import { QueuedTasksQuota } from './queued-tasks-quota';
     TaskDelivery,
     TaskLifecycle,
     TaskLogStore,
+    TaskRetentionStore,
   ],
-  exports: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore],
+  exports: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore, TaskRetentionStore],
 })
 export class TasksModule {}

@@ -14,7 +14,6 @@ import { SendResult, WebhookSender } from './webhook-sender';
 
 /** Poll for due deliveries (retries coming due, missed notifications) at least this often. */
 const POLL_MS = 1000;
-const PRUNE_EVERY_MS = 3600_000;
 /** How often backlogs over `KILN_WEBHOOK_MAX_PENDING` are cut back. */
 const CAP_EVERY_MS = 5000;
 /** A lease outlives the request's total timeout by this much before another process may retry. */
@@ -69,7 +68,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
   private listener: Client | undefined;
   private wakeUp: (() => void) | undefined;
   private woken = false;
-  private lastPrune = 0;
   /** The housekeeping pass in progress, and the timer of the next (off the delivery loop). */
   private house: Promise<void> | undefined;
   private houseTimer: NodeJS.Timeout | undefined;
@@ -268,7 +266,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
 
   /**
    * Every 5 s, beside the delivery loop (a slow sweep must never hold deliveries up): cuts
-   * backlogs over the cap back and, hourly, prunes old deliveries.
+   * backlogs over the cap back. Old deliveries are deleted by the scheduler's leader with the
+   * rest of retention (apps/scheduler/src/retention-purger.ts).
    */
   private scheduleHouse(): void {
     if (this.stopped) return;
@@ -287,18 +286,6 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
       }
     } catch (error) {
       this.logger.warn(`capping webhook backlogs failed: ${(error as Error).message}`);
-    }
-    await this.prune();
-  }
-
-  private async prune(): Promise<void> {
-    if (Date.now() - this.lastPrune < PRUNE_EVERY_MS) return;
-    this.lastPrune = Date.now();
-    try {
-      const pruned = await this.outbox.prune(this.config.webhooks.retentionDays);
-      if (pruned > 0) this.logger.log(`pruned ${pruned} finished webhook deliveries`);
-    } catch (error) {
-      this.logger.warn(`pruning deliveries failed: ${(error as Error).message}`);
     }
   }
 }

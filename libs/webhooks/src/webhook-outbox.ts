@@ -606,28 +606,38 @@ export class WebhookOutbox {
     return this.box.read(row.secret, context);
   }
 
-  /** Deletes finished deliveries last changed before `days` ago; returns how many. */
-  async prune(days: number, limit = 10_000): Promise<number> {
-    const rows = rowsOf<{ id: string }>(
+  /**
+   * Deletes at most `limit` finished deliveries (delivered, failed, dropped) last changed more
+   * than `days` ago; returns how many. One of retention's batches (the scheduler's leader calls
+   * it until it deletes fewer than `limit`). A delivery being sent again meanwhile is skipped.
+   */
+  async prune(days: number, limit: number): Promise<number> {
+    return affected(
       await this.db.query(
         `DELETE FROM webhook_deliveries WHERE id IN (
            SELECT id FROM webhook_deliveries
             WHERE state <> 'pending' AND updated_at < now() - make_interval(days => $1)
-            LIMIT $2)
-         RETURNING id`,
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED)`,
         [days, limit],
       ),
     );
-    // Per-task URLs' endpoints that have long been healthy and hold nothing (a subscription's row
-    // goes with the subscription).
-    await this.db.query(
-      `DELETE FROM webhook_endpoints e
-        WHERE e.webhook_id IS NULL AND e.circuit = 'closed' AND e.dropped = 0
-          AND e.updated_at < now() - make_interval(days => 1)
-          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
-                           WHERE d.endpoint_key = e.key AND d.state = 'pending')`,
+  }
+
+  /**
+   * Forgets the endpoints of per-task URLs that have long been healthy and hold nothing (a
+   * subscription's row goes with the subscription); returns how many.
+   */
+  async pruneIdleEndpoints(): Promise<number> {
+    return affected(
+      await this.db.query(
+        `DELETE FROM webhook_endpoints e
+          WHERE e.webhook_id IS NULL AND e.circuit = 'closed' AND e.dropped = 0
+            AND e.updated_at < now() - make_interval(days => 1)
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                             WHERE d.endpoint_key = e.key AND d.state = 'pending')`,
+      ),
     );
-    return rows.length;
   }
 
   /** A subscription's deliveries, newest first. */

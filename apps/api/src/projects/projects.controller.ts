@@ -12,7 +12,15 @@ import {
 } from '@nestjs/common';
 import type { Request } from 'express';
 import { FieldReader, KilnException, formatTime, requireObject } from '@kiln/common';
-import { Project, ProjectsService, Token, TokensService, parseTokenSpec } from '@kiln/projects';
+import { MAX_RETENTION_DAYS } from '@kiln/config';
+import {
+  Project,
+  ProjectSettings,
+  ProjectsService,
+  Token,
+  TokensService,
+  parseTokenSpec,
+} from '@kiln/projects';
 import { AdminGuard } from '../auth/guards';
 import { Principal } from '../auth/principal';
 import { Role } from '../auth/roles';
@@ -24,6 +32,7 @@ function projectJson(project: Project) {
     id: project.id,
     name: project.name,
     max_running: project.maxRunning,
+    retention_days: project.retentionDays,
     created_at: formatTime(project.createdAt),
     updated_at: formatTime(project.updatedAt),
   };
@@ -71,16 +80,29 @@ export class ProjectsController {
   }
 
   /**
-   * The operator's settings of a project: `max_running`, how many of its tasks may run at once in
-   * a cluster (1-1000000; 0 or null: the operator's default, `KILN_PROJECT_MAX_RUNNING`).
+   * The operator's settings of a project, each optional but at least one: `max_running`, how
+   * many of its tasks may run at once in a cluster (1-1000000; 0 or null: the operator's default,
+   * `KILN_PROJECT_MAX_RUNNING`); `retention_days`, how long its finished tasks are kept with their
+   * logs and deliveries (1-3650; null: `KILN_TASK_RETENTION_DAYS`). Both are checked before
+   * either is written.
    */
   @Patch(':projectId')
   @UseGuards(AdminGuard)
   async update(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
     const source = requireObject(body, 'body');
-    if (!('max_running' in source)) throw KilnException.badRequest('max_running is required');
-    const maxRunning = new FieldReader(source).int('max_running', { min: 0, max: 1_000_000 });
-    const project = await this.projects.setMaxRunning(projectId, maxRunning || null);
+    const fields = new FieldReader(source);
+    const settings: ProjectSettings = {};
+    if ('max_running' in source) {
+      settings.maxRunning = fields.int('max_running', { min: 0, max: 1_000_000 }) || null;
+    }
+    if ('retention_days' in source) {
+      settings.retentionDays =
+        fields.int('retention_days', { min: 1, max: MAX_RETENTION_DAYS }) ?? null;
+    }
+    if (Object.keys(settings).length === 0) {
+      throw KilnException.badRequest('max_running or retention_days is required');
+    }
+    const project = await this.projects.updateSettings(projectId, settings);
     return { msg: 'Project updated', project: projectJson(project) };
   }
 
