@@ -89,7 +89,12 @@ describe('health and outages', () => {
       });
       expect(create.status).toBe(200);
       id = create.body.tasks[0].id;
-      expect((await getTask(project, id)).status).toBe('queued');
+      // Kept: it reads back. The worker and the scheduler reach Redis directly (only the API's
+      // Redis is cut), so the reconciler may hand it over and a worker may run it before the API's
+      // Redis is back: any status of a task on its way, none of a lost or failed one.
+      expect(['queued', 'preparing', 'running', 'complete']).toContain(
+        (await getTask(project, id)).status,
+      );
     } finally {
       await redis.restore();
     }
