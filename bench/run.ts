@@ -13,6 +13,7 @@ import { backlog } from './backlog';
 import { cli } from './cli';
 import { dispatch } from './dispatch';
 import { fairness } from './fairness';
+import { followers } from './followers';
 import { ingest } from './ingest';
 import { schedules } from './schedules';
 import { upload } from './upload';
@@ -49,6 +50,7 @@ const BENCHMARKS: Record<
   cli: { run: cli, minutes: 10 },
   webhooks: { run: webhooks, minutes: 10 },
   fairness: { run: fairness, minutes: 10 },
+  followers: { run: followers, minutes: 10 },
 };
 
 async function main(): Promise<number> {
