@@ -13,6 +13,7 @@ import { backlog } from './backlog';
 import { cli } from './cli';
 import { dispatch } from './dispatch';
 import { fairness } from './fairness';
+import { followers } from './followers';
 import { ingest } from './ingest';
 import { limits } from './limits';
 import { retention } from './retention';
@@ -57,6 +58,7 @@ const BENCHMARKS: Record<
   // About 10 min: loading 1,000,000 old tasks 2-3, seven windows of 15 s with a scheduler start
   // and a clean-up each, the rest of the purge 2-5.
   retention: { run: retention, minutes: 30 },
+  followers: { run: followers, minutes: 10 },
 };
 
 async function main(): Promise<number> {

@@ -77,11 +77,11 @@ describe('bad input', () => {
     ));
   it('a NUL character in the payload', () =>
     expectRefused('{"tasks":[{"code_name":"ok","payload":"a\\u0000b"}]}', 400, /NUL/));
-  it('a body over the request limit', () =>
+  it('a body over the request limit (100 × (2 × the payload cap + 4 KiB) for a task create)', () =>
     expectRefused(
-      `{"tasks":[{"code_name":"ok","payload":"${'x'.repeat(9 * 1024 * 1024)}"}]}`,
+      `{"tasks":[{"code_name":"ok","payload":"${'x'.repeat(14 * 1024 * 1024)}"}]}`,
       413,
-      /too large/,
+      /Request body is too large: this route takes at most 13516800 bytes/,
     ));
 
   it('a non-hex id', async () => {

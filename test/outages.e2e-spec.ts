@@ -41,16 +41,27 @@ describe('health and outages', () => {
     await redis.close();
   });
 
-  it('reports Postgres and Redis on the API, and Docker too on a worker', async () => {
-    const health = await call('GET', '/healthz');
+  it('reports Postgres and Redis on the API, and Docker too on a worker, to the admin alone', async () => {
+    const { adminToken } = e2e();
+    const health = await call('GET', '/healthz', { token: adminToken });
     expect(health.status).toBe(200);
     expect(health.body).toEqual({ status: 'ok', checks: { postgres: 'ok', redis: 'ok' } });
-    const worker = await fetch(e2e().workerHealthUrl);
+    // Anyone else learns ok or not, nothing more: without a token, or with a project's token.
+    expect((await call('GET', '/healthz')).body).toEqual({ status: 'ok' });
+    expect((await call('GET', '/healthz', { token: project.token })).body).toEqual({
+      status: 'ok',
+    });
+    const worker = await fetch(e2e().workerHealthUrl, {
+      headers: { authorization: `OAuth ${adminToken}` },
+    });
     expect(worker.status).toBe(200);
     expect(await worker.json()).toMatchObject({
       status: 'ok',
       checks: { postgres: 'ok', redis: 'ok', docker: 'ok' },
     });
+    const anonymous = await fetch(e2e().workerHealthUrl);
+    expect(anonymous.status).toBe(200);
+    expect(await anonymous.json()).toEqual({ status: 'ok' });
   });
 
   it('Postgres down: 503 with msg, then recovery without a restart', async () => {
@@ -63,10 +74,14 @@ describe('health and outages', () => {
         tasks: [{ code_name: 'outage' }],
       });
       expect(create.status).toBe(503);
-      const health = await request('GET', '/healthz');
+      const health = await stack.request('GET', '/healthz');
       expect(health.status).toBe(503);
       expect(health.body.checks.postgres).toMatch(/^error/);
       expect(health.body.checks.redis).toBe('ok');
+      // The error (it names the database's host and port) is for the admin's eyes only.
+      const anonymous = await fetch(`${stack.url}/healthz`);
+      expect(anonymous.status).toBe(503);
+      expect(await anonymous.json()).toEqual({ status: 'unavailable' });
     } finally {
       await pg.restore();
     }
@@ -80,7 +95,7 @@ describe('health and outages', () => {
     await redis.cut();
     let id: string;
     try {
-      const health = await request('GET', '/healthz');
+      const health = await stack.request('GET', '/healthz');
       expect(health.status).toBe(503);
       expect(health.body.checks.redis).toMatch(/^error/);
       // The task is committed in Postgres before Redis is asked: it is accepted, not lost.

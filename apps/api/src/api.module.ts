@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { CodesModule } from '@kiln/codes';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
@@ -16,10 +16,12 @@ import { CodesController } from './codes/codes.controller';
 import { imageUploadStorage } from './codes/upload-storage';
 import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
+import { BodyInterceptor } from './http/body.interceptor';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectLimitsController } from './projects/project-limits.controller';
 import { ProjectsController } from './projects/projects.controller';
 import { SchedulesController } from './schedules/schedules.controller';
+import { FollowWatch } from './tasks/follow-watch';
 import { FollowerSlots } from './tasks/follower-slots';
 import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
@@ -58,6 +60,13 @@ import { WebhooksController } from './webhooks/webhooks.controller';
     CodeTriggersController,
     IncomingTriggersController,
   ],
-  providers: [{ provide: APP_FILTER, useClass: KilnExceptionFilter }, LogFollower, FollowerSlots],
+  providers: [
+    { provide: APP_FILTER, useClass: KilnExceptionFilter },
+    // Bodies are read after the global guard (ProjectGuard) has authenticated the request.
+    { provide: APP_INTERCEPTOR, useClass: BodyInterceptor },
+    LogFollower,
+    FollowWatch,
+    FollowerSlots,
+  ],
 })
 export class ApiModule {}

@@ -3,32 +3,43 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
+import type { Server } from 'node:http';
 import { kilnLogger, runProcess } from '@kiln/common';
 import { loadConfig } from '@kiln/config';
 import { ApiModule } from './api.module';
-import { answerFor } from './http/exception.filter';
-import { decodeJson, readBody } from './http/body';
+import { answerFor, sendError } from './http/exception.filter';
+
+/** How often Node looks for requests past their headers or request time-out. */
+const TIMEOUT_CHECK_MS = 1000;
 
 runProcess('api', async () => {
   const config = loadConfig();
+  // Bodies are read by BodyInterceptor, after the token was checked: no body parser here.
   const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
     bodyParser: false,
     logger: kilnLogger(config.logLevel),
   });
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(readBody(config.api.maxBodyBytes), decodeJson());
-  // Errors raised by the body middleware never reach Nest's filters: answer them the same way.
+  // `req.ip` is the peer's address unless the peer is a proxy the operator named.
+  app.set('trust proxy', config.api.trustedProxies.length > 0 ? config.api.trustedProxies : false);
+  // Errors raised outside Nest's handlers never reach its filters: answer them the same way.
   const logger = new Logger('HTTP');
-  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
-    const { status, msg } = answerFor(error, logger);
-    res.status(status).type('application/json').json({ msg });
+    sendError(req, res, answerFor(error, logger));
   });
   app.enableShutdownHooks();
-  // An image upload of gigabytes may take longer than Node's default 5 minutes per request; the
-  // headers must still come within headersTimeout (60 s).
-  (app.getHttpServer() as { requestTimeout: number }).requestTimeout = 3600_000;
+  // Slow clients are cut off: the headers must come within KILN_HTTP_HEADERS_TIMEOUT_SECONDS
+  // (Node answers 408 and closes), bodies within the body time-outs (BodyReader), uploads within
+  // their idle time-out; every request must be whole within KILN_UPLOAD_TIMEOUT_SECONDS, the
+  // longest an upload may take. A live-log follower sends no body: its request is whole at once
+  // and no time-out applies to the stream it reads.
+  const server = app.getHttpServer() as Server & { connectionsCheckingInterval: number };
+  server.headersTimeout = config.api.headersTimeoutSeconds * 1000;
+  server.requestTimeout = config.api.uploadTimeoutSeconds * 1000;
+  // Read when the server starts listening (Node's default checks every 30 s).
+  server.connectionsCheckingInterval = TIMEOUT_CHECK_MS;
   await app.listen(config.api.port, config.api.host);
   logger.log(`Kiln API on http://${config.api.host}:${config.api.port}`);
   return app;

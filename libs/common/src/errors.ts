@@ -12,6 +12,10 @@ export enum ErrorCode {
   UnsupportedMediaType = 'unsupported_media_type',
   /** A project's quota is used up (429). */
   QuotaExceeded = 'quota_exceeded',
+  /** Too many requests for now: a rate limit or a cap on open streams (429, with `Retry-After`). */
+  TooManyRequests = 'too_many_requests',
+  /** The client was too slow sending its request (408). */
+  RequestTimeout = 'request_timeout',
   Unavailable = 'unavailable',
 }
 
@@ -19,6 +23,8 @@ export class KilnException extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** Seconds the client should wait before trying again: the answer's `Retry-After`. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'KilnException';
@@ -48,6 +54,19 @@ export class KilnException extends Error {
 
   static quotaExceeded(message: string): KilnException {
     return new KilnException(ErrorCode.QuotaExceeded, message);
+  }
+
+  /** A 429 with `Retry-After: retryAfterSeconds` (at least 1). */
+  static tooManyRequests(message: string, retryAfterSeconds: number): KilnException {
+    return new KilnException(
+      ErrorCode.TooManyRequests,
+      message,
+      Math.max(1, Math.ceil(retryAfterSeconds)),
+    );
+  }
+
+  static requestTimeout(message: string): KilnException {
+    return new KilnException(ErrorCode.RequestTimeout, message);
   }
 
   static unavailable(message: string): KilnException {

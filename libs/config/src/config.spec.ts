@@ -156,6 +156,44 @@ describe('loadConfig', () => {
     }
   });
 
+  it('reads the HTTP limits: body caps, time-outs, rate limits, followers, trusted proxies', () => {
+    const config = loadConfig(base);
+    expect(config.api).toMatchObject({
+      maxBodyBytes: 1024 * 1024,
+      headersTimeoutSeconds: 20,
+      bodyIdleSeconds: 10,
+      bodyTimeoutSeconds: 60,
+      uploadTimeoutSeconds: 3600,
+      uploadIdleSeconds: 60,
+      trustedProxies: [],
+      maxFollowers: 1000,
+    });
+    expect(config.rateLimits).toEqual({
+      tokenPerSecond: 1000,
+      tokenBurst: 2000,
+      authFailures: 30,
+      authFailureWindowSeconds: 60,
+      authBlockSeconds: 300,
+    });
+    expect(
+      loadConfig({ ...base, KILN_TRUSTED_PROXIES: 'loopback, 10.0.0.0/8, fd00::1' }).api
+        .trustedProxies,
+    ).toEqual(['loopback', '10.0.0.0/8', 'fd00::1']);
+    expect(() => loadConfig({ ...base, KILN_TRUSTED_PROXIES: '10.0.0.0/8,lb.internal' })).toThrow(
+      /KILN_TRUSTED_PROXIES: cannot read "lb.internal"/,
+    );
+    expect(() => loadConfig({ ...base, KILN_HTTP_BODY_IDLE_SECONDS: '0' })).toThrow(
+      /KILN_HTTP_BODY_IDLE_SECONDS must be an integer from 1 to 3600/,
+    );
+    expect(() =>
+      loadConfig({
+        ...base,
+        KILN_HTTP_HEADERS_TIMEOUT_SECONDS: '120',
+        KILN_UPLOAD_TIMEOUT_SECONDS: '60',
+      }),
+    ).toThrow(/KILN_UPLOAD_TIMEOUT_SECONDS must not be below KILN_HTTP_HEADERS_TIMEOUT_SECONDS/);
+  });
+
   it('refuses a default timeout above the maximum', () => {
     expect(() =>
       loadConfig({ ...base, KILN_TASK_TIMEOUT_DEFAULT: '7200', KILN_TASK_TIMEOUT_MAX: '3600' }),

@@ -6,6 +6,7 @@ import {
   AllowEntry,
   HostPattern,
   parseAllowList,
+  parseCidr,
   parseCommaList,
   parseHostPatterns,
 } from '@kiln/common';
@@ -29,8 +30,50 @@ export interface KilnConfig {
     host: string;
     /** `KILN_API_PORT`, default 8080. */
     port: number;
-    /** Largest accepted JSON request body in bytes. `KILN_MAX_BODY_BYTES`, default 8 MiB. */
+    /**
+     * Largest JSON request body in bytes, on every route but the bulk creates (`POST tasks` and
+     * `POST schedules`: 100 × (2 × the payload cap + 4 KiB)) and uploads (`KILN_UPLOAD_MAX_BYTES`).
+     * `KILN_MAX_BODY_BYTES`, default 1 MiB.
+     */
     maxBodyBytes: number;
+    /** Time for a request's headers to arrive whole (Node's `headersTimeout`). `KILN_HTTP_HEADERS_TIMEOUT_SECONDS`, default 20. */
+    headersTimeoutSeconds: number;
+    /** Longest wait for the next byte of a (non-upload) request body. `KILN_HTTP_BODY_IDLE_SECONDS`, default 10. */
+    bodyIdleSeconds: number;
+    /** Time for a whole (non-upload) request body. `KILN_HTTP_BODY_TIMEOUT_SECONDS`, default 60. */
+    bodyTimeoutSeconds: number;
+    /**
+     * Addresses of the proxies in front of the API (load balancers), whose `X-Forwarded-For` tells
+     * a client's address: addresses, CIDRs, or `loopback`, `linklocal`, `uniquelocal`.
+     * `KILN_TRUSTED_PROXIES`, comma-separated, default none (the peer's address is the client's).
+     */
+    trustedProxies: string[];
+    /**
+     * Time for a whole request that uploads an image, and for any request as a backstop (Node's
+     * `requestTimeout`). `KILN_UPLOAD_TIMEOUT_SECONDS`, default 3600.
+     */
+    uploadTimeoutSeconds: number;
+    /** Longest wait for the next byte of an upload. `KILN_UPLOAD_IDLE_SECONDS`, default 60. */
+    uploadIdleSeconds: number;
+    /** `GET …/log?follow=1` streams one API process holds at once, all projects together. `KILN_API_MAX_FOLLOWERS`, default 1000. */
+    maxFollowers: number;
+  };
+  /** Request rates, shared by every API replica (counted in Redis). */
+  rateLimits: {
+    /** Requests per second one token may make, sustained (0 = no limit). `KILN_RATE_LIMIT_PER_SECOND`, default 1000. */
+    tokenPerSecond: number;
+    /** Requests one token may make at once above that rate. `KILN_RATE_LIMIT_BURST`, default 2000. */
+    tokenBurst: number;
+    /**
+     * Failed authentications from one client address within `authFailureWindowSeconds` after
+     * which that address is refused (429) for `authBlockSeconds` (0 = no limit).
+     * `KILN_AUTH_FAILURE_LIMIT`, default 30.
+     */
+    authFailures: number;
+    /** `KILN_AUTH_FAILURE_WINDOW_SECONDS`, default 60. */
+    authFailureWindowSeconds: number;
+    /** `KILN_AUTH_BLOCK_SECONDS`, default 300. */
+    authBlockSeconds: number;
   };
   /** Token that may create projects and tokens and act on any project. `KILN_ADMIN_TOKEN`; admin routes are off when unset. */
   adminToken: string | undefined;
@@ -331,7 +374,21 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     api: {
       host: read.string('KILN_API_HOST', '127.0.0.1'),
       port: read.int('KILN_API_PORT', 8080, 0, 65535),
-      maxBodyBytes: read.int('KILN_MAX_BODY_BYTES', 8 * 1024 * 1024, 1024, 1024 ** 3),
+      maxBodyBytes: read.int('KILN_MAX_BODY_BYTES', 1024 * 1024, 1024, 1024 ** 3),
+      headersTimeoutSeconds: read.int('KILN_HTTP_HEADERS_TIMEOUT_SECONDS', 20, 1, 3600),
+      bodyIdleSeconds: read.int('KILN_HTTP_BODY_IDLE_SECONDS', 10, 1, 3600),
+      bodyTimeoutSeconds: read.int('KILN_HTTP_BODY_TIMEOUT_SECONDS', 60, 1, 3600),
+      uploadTimeoutSeconds: read.int('KILN_UPLOAD_TIMEOUT_SECONDS', 3600, 1, 7 * 86400),
+      uploadIdleSeconds: read.int('KILN_UPLOAD_IDLE_SECONDS', 60, 1, 3600),
+      trustedProxies: read.proxies('KILN_TRUSTED_PROXIES'),
+      maxFollowers: read.int('KILN_API_MAX_FOLLOWERS', 1000, 0, 1_000_000),
+    },
+    rateLimits: {
+      tokenPerSecond: read.int('KILN_RATE_LIMIT_PER_SECOND', 1000, 0, 1_000_000),
+      tokenBurst: read.int('KILN_RATE_LIMIT_BURST', 2000, 1, 10_000_000),
+      authFailures: read.int('KILN_AUTH_FAILURE_LIMIT', 30, 0, 1_000_000),
+      authFailureWindowSeconds: read.int('KILN_AUTH_FAILURE_WINDOW_SECONDS', 60, 1, 86400),
+      authBlockSeconds: read.int('KILN_AUTH_BLOCK_SECONDS', 300, 1, 86400),
     },
     adminToken: read.optional('KILN_ADMIN_TOKEN'),
     tasks: {
@@ -438,6 +495,12 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
   };
+  if (config.api.uploadTimeoutSeconds < config.api.headersTimeoutSeconds) {
+    // Node refuses a request timeout below the headers timeout.
+    problems.push(
+      'KILN_UPLOAD_TIMEOUT_SECONDS must not be below KILN_HTTP_HEADERS_TIMEOUT_SECONDS',
+    );
+  }
   if (config.tasks.defaultTimeout > config.tasks.maxTimeout) {
     problems.push('KILN_TASK_TIMEOUT_DEFAULT must not exceed KILN_TASK_TIMEOUT_MAX');
   }
@@ -580,6 +643,14 @@ class EnvReader {
       username: this.optional(userName),
       password: this.optional(passwordName),
     };
+  }
+
+  /** Comma-separated proxy addresses: IPs, CIDRs, or Express's `loopback`, `linklocal`, `uniquelocal`. */
+  proxies(name: string): string[] {
+    const read = parseCommaList(this.env[name] ?? '', (item) =>
+      ['loopback', 'linklocal', 'uniquelocal'].includes(item) || parseCidr(item) ? item : null,
+    );
+    return this.list(name, read, 'addresses, CIDRs, loopback, linklocal or uniquelocal');
   }
 
   /** Comma-separated integers, each in [min, max]; empty means none. */

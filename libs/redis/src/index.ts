@@ -4,3 +4,4 @@ export * from './task-signals';
 export * from './token-signals';
 export * from './redis-epoch';
 export * from './task-log-feed';
+export * from './rate-limits';

@@ -4,13 +4,21 @@ import { DataSource } from 'typeorm';
 import { KilnException } from '@kiln/common';
 import { preparedQuery } from '@kiln/database';
 import { LogStream } from './task-log-chunk.entity';
-import { isFinal } from './task-status';
+import { isFinal, TaskStatus } from './task-status';
 import type { Task } from './task.entity';
 
 export interface LogChunk {
   seq: number;
   stream: LogStream;
   data: string;
+}
+
+/** Where a task's run and log stand: what a live follower compares with what it has sent. */
+export interface LogHead {
+  status: TaskStatus;
+  attempt: number;
+  /** The seq of the last stored chunk; 0 when none is. */
+  lastSeq: number;
 }
 
 /** Task output in Postgres, as ordered chunks. */
@@ -56,6 +64,33 @@ export class TaskLogStore {
     return this.db.query<LogChunk[]>(
       `SELECT seq, stream, data FROM task_log_chunks WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
       [taskId, afterSeq],
+    );
+  }
+
+  /**
+   * Where each of `taskIds` stands, in one statement (every live follower of an API process is
+   * checked with one such query a second); a task that does not exist is missing from the map.
+   */
+  async heads(taskIds: string[]): Promise<Map<string, LogHead>> {
+    const { rows } = await preparedQuery<{
+      id: string;
+      status: TaskStatus;
+      attempt: number;
+      last_seq: number;
+    }>(
+      this.db,
+      'kiln-log-heads',
+      `SELECT t.id, t.status, t.attempt,
+              coalesce((SELECT max(c.seq) FROM task_log_chunks c WHERE c.task_id = t.id), 0) AS last_seq
+         FROM tasks t
+        WHERE t.id = ANY($1::char(24)[])`,
+      [taskIds],
+    );
+    return new Map(
+      rows.map((row) => [
+        row.id,
+        { status: row.status, attempt: row.attempt, lastSeq: Number(row.last_seq) },
+      ]),
     );
   }
 

@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { AddressInfo, Socket } from 'node:net';
-import { parseAllowList } from '@kiln/common';
-import { postWebhook, SendOptions } from './webhook-sender';
+import { parseAllowList, RefusedDestination } from '@kiln/common';
+import { deliveryError, postWebhook, refusal, SendOptions } from './webhook-sender';
 
 /** The sender against real HTTP servers on loopback; fake DNS where a name must resolve elsewhere. */
 describe('postWebhook', () => {
@@ -81,7 +81,10 @@ describe('postWebhook', () => {
     // The socket exists, but the lookup hands it no address: the error comes from the guard.
     const result = await post('http://innocent.example/hook', options('127.0.0.1'), fakeDns);
     expect(result.refused).toBe(true);
-    expect(result.error).toContain('innocent.example resolves to 169.254.169.254');
+    expect(result.error).toBe(
+      'destination not allowed (a link-local (cloud metadata) address; see WEBHOOK_ALLOWED_HOSTS)',
+    );
+    expect(result.error).not.toMatch(/innocent|169\.254/);
   });
 
   it('connects a name only to the addresses the guard lets through', async () => {
@@ -142,7 +145,65 @@ describe('postWebhook', () => {
     const deadPort = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const result = await post(`http://127.0.0.1:${deadPort}/`, options('127.0.0.1'));
-    expect(result.statusCode).toBeNull();
-    expect(result.error).toContain('ECONNREFUSED');
+    expect(result).toMatchObject({
+      statusCode: null,
+      error: 'connection refused',
+      refused: false,
+      unreachable: true,
+    });
+  });
+
+  it('says a name did not resolve without naming it, and parks it as unreachable', async () => {
+    const failing = ((host: string, _opts: unknown, callback: (error: Error) => void) =>
+      callback(
+        Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }),
+      )) as any;
+    const result = await post('http://foo.internal/hook', options(), failing);
+    expect(result).toMatchObject({ error: 'DNS lookup failed', refused: false, unreachable: true });
+  });
+});
+
+describe('deliveryError', () => {
+  const withCode = (message: string, code?: string) => Object.assign(new Error(message), { code });
+
+  it.each([
+    ['connect ECONNREFUSED 10.0.0.5:80', 'ECONNREFUSED', 'connection refused'],
+    ['getaddrinfo ENOTFOUND foo.internal', 'ENOTFOUND', 'DNS lookup failed'],
+    ['getaddrinfo EAI_AGAIN foo.internal', 'EAI_AGAIN', 'DNS lookup failed (temporary)'],
+    ['connect EHOSTUNREACH 10.9.8.7:443', 'EHOSTUNREACH', 'host unreachable'],
+    ['read ECONNRESET', 'ECONNRESET', 'connection reset by the endpoint'],
+    [
+      "Hostname/IP does not match certificate's altnames: Host: db.internal. is not in the cert's altnames: DNS:x",
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+      'TLS error (ERR_TLS_CERT_ALTNAME_INVALID)',
+    ],
+    ['certificate has expired', 'CERT_HAS_EXPIRED', 'TLS error (CERT_HAS_EXPIRED)'],
+    [
+      'Parse Error: Invalid header value char',
+      'HPE_INVALID_HEADER_TOKEN',
+      'invalid HTTP answer (HPE_INVALID_HEADER_TOKEN)',
+    ],
+    ['something at 10.1.2.3', 'ESOMETHING', 'request failed (ESOMETHING)'],
+    ['socket at 10.1.2.3 broke', undefined, 'request failed'],
+    ['weird 10.1.2.3', 'not a code 10.1.2.3', 'request failed'],
+  ])('%s → %s', (message, code, expected) => {
+    expect(deliveryError(withCode(message, code))).toBe(expected);
+  });
+
+  it("keeps Kiln's own time-outs and refusals, and nothing of a refusal's host or address", () => {
+    expect(deliveryError(withCode('timed out after 300 ms', 'KILN_TIMEOUT'))).toBe(
+      'timed out after 300 ms',
+    );
+    expect(deliveryError(withCode('connect timed out after 5000 ms', 'KILN_CONNECT_TIMEOUT'))).toBe(
+      'connect timed out after 5000 ms',
+    );
+    const allowNothing = parseAllowList('').entries;
+    const why = refusal(allowNothing, 'foo.internal', 80, '10.1.2.3')!;
+    expect(why).toBe('destination not allowed (a private address; see WEBHOOK_ALLOWED_HOSTS)');
+    expect(deliveryError(new RefusedDestination(why))).toBe(why);
+    expect(deliveryError(new RefusedDestination('foo.internal: no address'))).toBe(
+      'destination not allowed',
+    );
+    expect(refusal(allowNothing, 'hooks.example', 443, '93.184.216.34')).toBeNull();
   });
 });

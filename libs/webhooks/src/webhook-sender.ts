@@ -5,7 +5,6 @@ import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import {
   AllowEntry,
-  formatIp,
   guardedLookup,
   isAllowListed,
   parseIp,
@@ -31,6 +30,8 @@ export interface SendResult {
 
 /** The `code` of our own connect time-out error. */
 const CONNECT_TIMEOUT_CODE = 'KILN_CONNECT_TIMEOUT';
+/** The `code` of our own total time-out error. */
+const TOTAL_TIMEOUT_CODE = 'KILN_TIMEOUT';
 
 /** Error codes meaning that the endpoint could not be connected to. */
 const UNREACHABLE_CODES = new Set([
@@ -55,7 +56,9 @@ export interface SendOptions {
 /**
  * Why `hostname:port` at `address` must not be reached, or null: private, loopback, link-local
  * (metadata), CGNAT, multicast, unspecified and their IPv6 forms (IPv4-mapped included) are
- * refused unless `WEBHOOK_ALLOWED_HOSTS` lets them through.
+ * refused unless `WEBHOOK_ALLOWED_HOSTS` lets them through. The reason names the kind of address
+ * only: it is stored on the delivery, where the project reads it, and must not tell the project
+ * what an inside name resolves to.
  */
 export function refusal(
   allowed: readonly AllowEntry[],
@@ -64,10 +67,49 @@ export function refusal(
   address: string,
 ): string | null {
   const ip = parseIp(address);
-  if (!ip) return `"${address}" is not an IP address`;
+  if (!ip) return 'destination not allowed (not an IP address)';
   const why = refusedAddressReason(ip);
   if (why === null || isAllowListed(allowed, hostname, port, ip)) return null;
-  return `refused: ${hostname} resolves to ${formatIp(ip)}, ${why} (not in WEBHOOK_ALLOWED_HOSTS)`;
+  return `destination not allowed (${why}; see WEBHOOK_ALLOWED_HOSTS)`;
+}
+
+/** What the project is told for the codes of errors that kept a request from an answer. */
+const ERROR_MESSAGES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset by the endpoint',
+  EPIPE: 'connection closed by the endpoint',
+  ENOTFOUND: 'DNS lookup failed',
+  EAI_AGAIN: 'DNS lookup failed (temporary)',
+  EAI_FAIL: 'DNS lookup failed',
+  EAI_NODATA: 'DNS lookup failed',
+  EAI_NONAME: 'DNS lookup failed',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EHOSTDOWN: 'host down',
+  ETIMEDOUT: 'connection timed out',
+};
+
+/**
+ * The error of a failed request as the project may read it (on its deliveries and the
+ * subscription's `last_error`): Node's messages name the host and address it tried
+ * (`connect ECONNREFUSED 10.0.0.5:80`, `getaddrinfo ENOTFOUND foo.internal`, a certificate's
+ * names), which would tell a tenant about the platform's inside network; only the kind of
+ * failure is kept. Kiln's own messages (timeouts, refusals) say nothing of the kind and pass.
+ */
+export function deliveryError(error: Error): string {
+  if (error instanceof RefusedDestination) {
+    return /^destination not allowed/.test(error.message)
+      ? error.message
+      : 'destination not allowed';
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === CONNECT_TIMEOUT_CODE || code === TOTAL_TIMEOUT_CODE) return error.message;
+  if (code === undefined || !/^[A-Z0-9_]{1,64}$/.test(code)) return 'request failed';
+  const known = ERROR_MESSAGES[code];
+  if (known) return known;
+  if (/CERT|TLS|SSL|SELF_SIGNED|ALTNAME|EPROTO/.test(code)) return `TLS error (${code})`;
+  if (code.startsWith('HPE_')) return `invalid HTTP answer (${code})`;
+  return `request failed (${code})`;
 }
 
 /**
@@ -110,7 +152,8 @@ export async function postWebhook(
       ),
     });
     const total = setTimeout(() => {
-      request.destroy(new Error(`timed out after ${options.timeoutMs} ms`));
+      const error = new Error(`timed out after ${options.timeoutMs} ms`);
+      request.destroy(Object.assign(error, { code: TOTAL_TIMEOUT_CODE }));
     }, options.timeoutMs);
     request.on('socket', (socket) => {
       if (!socket.connecting) return;
@@ -125,7 +168,7 @@ export async function postWebhook(
       const code = (error as NodeJS.ErrnoException).code;
       finish({
         statusCode: null,
-        error: error.message,
+        error: deliveryError(error),
         refused: error instanceof RefusedDestination,
         unreachable: code !== undefined && UNREACHABLE_CODES.has(code),
       });

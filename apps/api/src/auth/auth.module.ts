@@ -2,6 +2,8 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { ProjectsModule } from '@kiln/projects';
+import { RateLimits } from '@kiln/redis';
+import { BodyReader } from '../http/body.interceptor';
 import { AdminGuard, ProjectGuard } from './guards';
 import { TokenRevocations } from './token-revocations';
 import { TokenStrategy } from './token.strategy';
@@ -13,8 +15,10 @@ import { TokenStrategy } from './token.strategy';
     ProjectGuard,
     AdminGuard,
     TokenRevocations,
+    BodyReader,
+    RateLimits,
     { provide: APP_GUARD, useExisting: ProjectGuard },
   ],
-  exports: [ProjectGuard, AdminGuard, TokenRevocations, ProjectsModule],
+  exports: [ProjectGuard, AdminGuard, TokenRevocations, BodyReader, RateLimits, ProjectsModule],
 })
 export class AuthModule {}

@@ -13,6 +13,15 @@ import { Principal } from './principal';
  * JSON body (PHP).
  */
 export function extractToken(req: Request): string | undefined {
+  const found = tokenOutsideBody(req);
+  if (found) return found;
+  const body: unknown = req.body;
+  if (isPlainObject(body) && typeof body.oauth === 'string' && body.oauth !== '') return body.oauth;
+  return undefined;
+}
+
+/** The token of a request's header or query: known before its body is read. */
+export function tokenOutsideBody(req: Request): string | undefined {
   const header = req.headers.authorization;
   if (header) {
     const match = /^(?:OAuth|Bearer)\s+(\S+)\s*$/i.exec(header);
@@ -20,8 +29,6 @@ export function extractToken(req: Request): string | undefined {
   }
   const query = req.query.oauth;
   if (typeof query === 'string' && query !== '') return query;
-  const body: unknown = req.body;
-  if (isPlainObject(body) && typeof body.oauth === 'string' && body.oauth !== '') return body.oauth;
   return undefined;
 }
 

@@ -27,6 +27,7 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
 import { ImageAccess, ImageUploadsService, UploadedCode, tarballTypeProblem } from '@kiln/images';
 import { TasksService, parseStatsWindow } from '@kiln/tasks';
+import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
 import { UploadedImageFile } from './upload-storage';
@@ -82,6 +83,7 @@ export class CodesController {
    * code with that image and its other settings unchanged; the code is created if missing.
    */
   @Post(':codeName/image')
+  @BodyKind('streamed')
   @HttpCode(200)
   async uploadImage(
     @Param('projectId', IdPipe) projectId: string,

@@ -1,18 +1,41 @@
-import { Controller, Get, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import { Controller, Get, Inject, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { sameSecret } from '@kiln/common';
+import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { HealthService } from '@kiln/health';
-import { Public } from '../auth/guards';
+import { RateLimits } from '@kiln/redis';
+import { clientAddress } from '../auth/client-address';
+import { Public, tooManyFailures } from '../auth/guards';
+import { tokenOutsideBody } from '../auth/token.strategy';
 
 @Controller()
 export class HealthController {
-  constructor(private readonly health: HealthService) {}
+  constructor(
+    @Inject(KILN_CONFIG) private readonly config: KilnConfig,
+    private readonly health: HealthService,
+    private readonly limits: RateLimits,
+  ) {}
 
-  /** 200 when Postgres and Redis answer, 503 otherwise; the body says which is down. */
+  /**
+   * 200 `{"status":"ok"}` when Postgres and Redis answer, 503 `{"status":"unavailable"}`
+   * otherwise, to anyone. What failed and how (`checks`: its errors name hosts and addresses)
+   * only with the admin token; any other token counts as a failed authentication, so that the
+   * answer cannot serve to guess the admin token.
+   */
   @Get('healthz')
   @Public()
-  async healthz(@Res({ passthrough: true }) res: Response) {
+  async healthz(@Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    const token = tokenOutsideBody(req);
+    const admin = this.config.adminToken;
+    const isAdmin = token !== undefined && admin !== undefined && sameSecret(token, admin);
+    if (token !== undefined) {
+      const address = clientAddress(req);
+      let blocked = this.limits.blockedFor(address);
+      if (blocked === 0 && !isAdmin) blocked = await this.limits.failed(address);
+      if (blocked > 0) throw tooManyFailures(blocked);
+    }
     const report = await this.health.report();
     res.status(report.status === 'ok' ? 200 : 503);
-    return report;
+    return isAdmin ? report : { status: report.status };
   }
 }

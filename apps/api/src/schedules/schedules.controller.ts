@@ -7,6 +7,7 @@ import {
   parseScheduleSpec,
   parseScheduleSpecs,
 } from '@kiln/schedules';
+import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
 import { scheduleJson } from './schedule.presenter';
 
@@ -18,6 +19,7 @@ export class SchedulesController {
   ) {}
 
   @Post()
+  @BodyKind('bulk')
   @HttpCode(200)
   async create(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
     const specs = parseScheduleSpecs(requireObject(body, 'body'), this.config.tasks);
@@ -54,6 +56,7 @@ export class SchedulesController {
 
   /** Partial update: the fields given replace the schedule's, the rest stay. */
   @Put(':scheduleId')
+  @BodyKind('payload')
   async update(
     @Param('projectId', IdPipe) projectId: string,
     @Param('scheduleId', IdPipe) scheduleId: string,

@@ -1,5 +1,7 @@
 import type { FeedMessage, TaskLogFeed } from '@kiln/redis';
 import type { LogChunk, Task, TaskLogStore, TaskStatus, TasksService } from '@kiln/tasks';
+import type { LogHead } from '@kiln/tasks';
+import type { FollowWatch, HeadListener } from './follow-watch';
 import { FollowEvent, LogFollower, parsePosition } from './log-follower';
 
 /** Postgres and Redis swapped for arrays: the follower's rules, nothing else. */
@@ -10,6 +12,9 @@ class Fakes {
   listener: ((message: FeedMessage) => void) | undefined;
   unsubscribed = false;
   redisDown = false;
+  watchers = new Set<HeadListener>();
+  /** Reads of the store so far. */
+  reads = 0;
 
   store(seq: number, data: string): LogChunk {
     const chunk = { seq, stream: 1, data };
@@ -17,12 +22,29 @@ class Fakes {
     return chunk;
   }
 
-  follower(pollMs = 1000): LogFollower {
+  /** What the watch would tell the follower now, as FollowWatch reads it from the store. */
+  head(): LogHead {
+    return {
+      status: this.status,
+      attempt: this.attempt,
+      lastSeq: this.stored.reduce((last, chunk) => Math.max(last, chunk.seq), 0),
+    };
+  }
+
+  /** One poll of the shared watch. */
+  poll(): void {
+    for (const listener of this.watchers) listener(this.head());
+  }
+
+  follower(): LogFollower {
     const tasks = {
       get: async () => ({ ...this.task() }),
     } as unknown as TasksService;
     const logs = {
-      readAfter: async (_id: string, after: number) => this.stored.filter((c) => c.seq > after),
+      readAfter: async (_id: string, after: number) => {
+        this.reads++;
+        return this.stored.filter((c) => c.seq > after);
+      },
     } as unknown as TaskLogStore;
     const feed = {
       subscribe: async (_id: string, listener: (message: FeedMessage) => void) => {
@@ -31,9 +53,13 @@ class Fakes {
         return () => (this.unsubscribed = true);
       },
     } as unknown as TaskLogFeed;
-    const follower = new LogFollower(tasks, logs, feed);
-    follower.pollMs = pollMs;
-    return follower;
+    const watch = {
+      watch: (_id: string, listener: HeadListener) => {
+        this.watchers.add(listener);
+        return () => this.watchers.delete(listener);
+      },
+    } as unknown as FollowWatch;
+    return new LogFollower(tasks, logs, feed, watch);
   }
 
   task(): Task {
@@ -66,7 +92,7 @@ describe('LogFollower', () => {
   it('sends the stored chunks, then live ones (each once, in seq order), then the end', async () => {
     const fakes = new Fakes();
     fakes.store(1, 'a\n');
-    const follower = fakes.follower(60_000);
+    const follower = fakes.follower();
     const done = collect(follower.follow(fakes.task(), new AbortController().signal));
     await tick();
     const chunk2 = fakes.store(2, 'b\n');
@@ -87,7 +113,7 @@ describe('LogFollower', () => {
 
   it('reads a gap in what Redis delivered from the store', async () => {
     const fakes = new Fakes();
-    const follower = fakes.follower(60_000);
+    const follower = fakes.follower();
     const done = collect(follower.follow(fakes.task(), new AbortController().signal));
     await tick();
     fakes.store(1, 'one\n');
@@ -100,25 +126,47 @@ describe('LogFollower', () => {
     expect(text(await done)).toBe('one\ntwo\nthree\n<error>');
   });
 
-  it('polls the store and the status when Redis is unreachable', async () => {
+  it('reads the store when the watch shows news while Redis is unreachable, and only then', async () => {
     const fakes = new Fakes();
     fakes.redisDown = true;
     fakes.store(1, 'x\n');
-    const follower = fakes.follower(20);
-    const events = await collect(
-      follower.follow(fakes.task(), new AbortController().signal),
-      (_event, index) => {
-        if (index === 0) fakes.store(2, 'y\n');
-        if (index === 1) fakes.status = 'timeout';
-      },
+    const follower = fakes.follower();
+    const seen: FollowEvent[] = [];
+    const done = collect(follower.follow(fakes.task(), new AbortController().signal), (event) =>
+      seen.push(event),
     );
-    expect(text(events)).toBe('x\ny\n<timeout>');
+    await tick();
+    expect(text(seen)).toBe('x\n');
+    const readsWhenIdle = fakes.reads;
+    fakes.poll(); // nothing new: no read
+    fakes.poll();
+    await tick();
+    expect(fakes.reads).toBe(readsWhenIdle);
+    fakes.store(2, 'y\n');
+    fakes.poll();
+    await tick();
+    expect(text(seen)).toBe('x\ny\n');
+    fakes.status = 'timeout';
+    fakes.poll();
+    expect(text(await done)).toBe('x\ny\n<timeout>');
+    expect(fakes.watchers.size).toBe(0);
+  });
+
+  it('ends when the watch finds the task final though Redis never said so', async () => {
+    const fakes = new Fakes();
+    const follower = fakes.follower();
+    const done = collect(follower.follow(fakes.task(), new AbortController().signal));
+    await tick();
+    fakes.store(1, 'lost message\n');
+    fakes.status = 'complete';
+    fakes.poll();
+    expect(text(await done)).toBe('lost message\n<complete>');
   });
 
   it('starts over when a new attempt runs, and ignores a stale attempt', async () => {
     const fakes = new Fakes();
     fakes.store(1, 'first try\n');
-    const follower = fakes.follower(60_000);
+    const follower = fakes.follower();
     const done = collect(follower.follow(fakes.task(), new AbortController().signal));
     await tick();
     fakes.stored = [];
@@ -153,7 +201,7 @@ describe('LogFollower', () => {
 
   it('stops when the client goes away', async () => {
     const fakes = new Fakes();
-    const follower = fakes.follower(60_000);
+    const follower = fakes.follower();
     const abort = new AbortController();
     const done = collect(follower.follow(fakes.task(), abort.signal));
     await tick();

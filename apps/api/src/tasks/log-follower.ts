@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { FeedMessage, TaskLogFeed } from '@kiln/redis';
 import { Task, TaskLogStore, TaskStatus, TasksService, isFinal } from '@kiln/tasks';
+import { FollowWatch } from './follow-watch';
 
 /** What a follower of a task's log sees, in order: chunks, then one `end`. */
 export type FollowEvent =
@@ -13,26 +14,22 @@ export interface FollowPosition {
   seq: number;
 }
 
-/** Status and stored chunks are re-read at least this often, whatever Redis says. */
-export const FOLLOW_POLL_MS = 1000;
-
 /**
  * A task's log as it grows: the stored chunks first, then each chunk as the worker publishes it
  * (Redis pub/sub, `TaskLogFeed`), until the task has a final status. It holds no state beyond one
  * request, so it works behind any number of API replicas. Chunks are ordered and deduplicated by
  * their seq; a gap in what Redis delivers (a late subscription, a lost message) is read from
- * Postgres, where a chunk is stored before it is published. Without Redis it degrades to reading
- * the store every `FOLLOW_POLL_MS`.
+ * Postgres, where a chunk is stored before it is published. What Redis never says (it was away,
+ * a message was lost) the shared {@link FollowWatch} shows within a second: the follower then
+ * reads the task and the store again. While it waits, a follower makes no query of its own.
  */
 @Injectable()
 export class LogFollower {
-  /** Longest wait for news before status and store are read again. */
-  pollMs = FOLLOW_POLL_MS;
-
   constructor(
     private readonly tasks: TasksService,
     private readonly logs: TaskLogStore,
     private readonly feed: TaskLogFeed,
+    private readonly watch: FollowWatch,
   ) {}
 
   async *follow(
@@ -46,6 +43,12 @@ export class LogFollower {
       wake?.();
       wake = undefined;
     };
+    let attempt = task.attempt;
+    let status = task.status;
+    let seq = after && after.attempt === attempt ? after.seq : 0;
+    const projectId = task.projectId;
+    /** Set when the watch saw what this follower has not: the task and store are read again. */
+    let news = false;
     let unsubscribe = (): void => undefined;
     try {
       unsubscribe = await this.feed.subscribe(task.id, (message) => {
@@ -53,16 +56,19 @@ export class LogFollower {
         notify();
       });
     } catch {
-      // Redis unreachable: the store is polled instead.
+      // Redis unreachable: the watch's polls bring the news instead.
     }
+    const unwatch = this.watch.watch(task.id, (head) => {
+      if (!head || head.attempt !== attempt || head.lastSeq > seq || isFinal(head.status)) {
+        news = true;
+        notify();
+      }
+    });
     signal.addEventListener('abort', notify);
-    let attempt = task.attempt;
-    let status = task.status;
-    let seq = after && after.attempt === attempt ? after.seq : 0;
-    const projectId = task.projectId;
     try {
       // The status is read again once subscribed: an end published before that is not missed.
       for (let refresh = true; ;) {
+        news = false;
         if (refresh) {
           const fresh = await this.tasks.get(projectId, task.id);
           status = fresh.status;
@@ -78,18 +84,13 @@ export class LogFollower {
           return;
         }
         refresh = true;
-        // Live chunks, until a gap, an end, or a quiet poll interval sends us back to the store.
+        // Live chunks, until a gap, an end, or news from the watch sends us back to the store.
         for (let live = true; live;) {
           if (signal.aborted) return;
+          if (news) break;
           const message = inbox.shift();
           if (!message) {
-            live = await new Promise<boolean>((resolve) => {
-              const timer = setTimeout(() => resolve(false), this.pollMs);
-              wake = () => {
-                clearTimeout(timer);
-                resolve(true);
-              };
-            });
+            await new Promise<void>((resolve) => (wake = resolve));
             continue;
           }
           if (message.attempt < attempt) continue; // a stale worker's leftovers
@@ -109,6 +110,7 @@ export class LogFollower {
       }
     } finally {
       signal.removeEventListener('abort', notify);
+      unwatch();
       unsubscribe();
     }
   }

@@ -23,12 +23,16 @@ import {
   parseTaskListQuery,
   parseTaskSpecs,
 } from '@kiln/tasks';
+import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
 import { FollowerSlots } from './follower-slots';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
 import { Role } from '../auth/roles';
+
+/** Idle time before TCP keep-alive probes check that a follower's client is still there. */
+const FOLLOWER_KEEPALIVE_MS = 60_000;
 
 @Controller('2/projects/:projectId/tasks')
 export class TasksController {
@@ -41,6 +45,7 @@ export class TasksController {
   ) {}
 
   @Post()
+  @BodyKind('bulk')
   @Role('queue')
   @HttpCode(200)
   async create(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
@@ -58,6 +63,7 @@ export class TasksController {
    * `?code_name=`; `priority`, `cluster`, `timeout`, `delay`, `label` may come as query parameters.
    */
   @Post('webhook')
+  @BodyKind('raw')
   @Role('queue')
   @HttpCode(200)
   async webhook(
@@ -110,7 +116,8 @@ export class TasksController {
    * Kiln's `?follow=1` streams it instead (200 at once, even for a queued task): what is stored,
    * then the output as the task prints it, ending when the task ends. Plain text, or Server-Sent
    * Events with `Accept: text/event-stream` (see `streamLog`; `Last-Event-ID` resumes). A project
-   * holds at most its `log_followers` quota of such streams per API process (429 past it).
+   * holds at most its `log_followers` quota of such streams per API process, and the process at
+   * most `KILN_API_MAX_FOLLOWERS` (429 past either: `FollowerSlots`).
    */
   @Get(':taskId/log')
   async log(
@@ -123,6 +130,9 @@ export class TasksController {
     const task = await this.tasks.get(projectId, taskId);
     if (isFlagSet(follow)) {
       const release = await this.followerSlots.take(projectId);
+      // A client that vanished without closing (host gone, cable cut) would hold its slot until
+      // the task ends: TCP keep-alive probes find it.
+      req.socket.setKeepAlive(true, FOLLOWER_KEEPALIVE_MS);
       try {
         const after = parsePosition(req.headers['last-event-id']);
         await streamLog(req, res, (signal) => this.follower.follow(task, signal, after));

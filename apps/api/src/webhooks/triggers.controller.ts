@@ -15,6 +15,7 @@ import { requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { TriggersService, parseTriggerSpec } from '@kiln/webhooks';
 import { Public } from '../auth/guards';
+import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
 import { triggerJson, triggerUrl } from './webhook.presenter';
 
@@ -83,6 +84,7 @@ export class IncomingTriggersController {
   ) {}
 
   @Post(':triggerId')
+  @BodyKind('raw')
   @HttpCode(200)
   async fire(
     @Param('projectId', IdPipe) projectId: string,
