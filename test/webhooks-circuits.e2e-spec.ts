@@ -288,7 +288,7 @@ describe('webhook circuits, backlog cap and fair delivery', () => {
     const open = await waitForWebhook(t, dead.id, 'a refused connection to open it', (view) => {
       return view.circuit === 'open';
     });
-    expect(open.last_error).toContain('ECONNREFUSED');
+    expect(open.last_error).toBe('connection refused');
     expect(open.next_probe_at).not.toBeNull();
     // A backlog that only the probes will touch.
     await complete(t, tasks.slice(2, 8));
@@ -305,11 +305,7 @@ describe('webhook circuits, backlog cap and fair delivery', () => {
       next_probe_at: null,
       pending: 0,
     });
-    expect(disabled.disabled_reason).toMatch(
-      new RegExp(
-        `^Endpoint failed for \\d+ min: connect ECONNREFUSED 127\\.0\\.0\\.1:${deadPort}$`,
-      ),
-    );
+    expect(disabled.disabled_reason).toMatch(/^Endpoint failed for \d+ min: connection refused$/);
     const log = await deliveries(t, dead.id);
     expect(log).toHaveLength(8);
     expect(log.every((d) => d.state === 'failed' && d.error === 'Endpoint disabled')).toBe(true);
@@ -465,7 +461,7 @@ describe('webhook circuits, backlog cap and fair delivery', () => {
       { timeoutMs: 5000, state: () => `B's delivery ${JSON.stringify(row)}` },
     );
     expect(row.attempt).toBe(1);
-    expect(row.error).toContain('ECONNREFUSED');
+    expect(row.error).toBe('connection refused');
     expect(row.endpoint_key).toBe(`url:${b.id}:${origin}`);
     expect(await endpointRows(b)).toEqual([
       expect.objectContaining({ key: `url:${b.id}:${origin}`, circuit: 'open', failures: 1 }),
@@ -519,7 +515,7 @@ describe('webhook circuits, backlog cap and fair delivery', () => {
       const view = await webhook(a, hook.id);
       expect({ hook: hook.url, error: view.last_error }).toEqual({
         hook: hook.url,
-        error: expect.stringMatching(/timed out|ECONNREFUSED/),
+        error: expect.stringMatching(/timed out|connection refused/),
       });
     }
 

@@ -26,14 +26,14 @@ export interface InFlight {
  * So a project with a deep backlog, or one endpoint of it, gets its share of free slots and no
  * more while others have work; when only it has work it may use up to its cap.
  */
-export function pickFair(
-  candidates: readonly Candidate[],
+export function pickFair<C extends Candidate>(
+  candidates: readonly C[],
   inFlight: InFlight,
   limits: FairLimits,
-): Candidate[] {
-  const projects = new Map<string, Map<string, Candidate[]>>();
+): C[] {
+  const projects = new Map<string, Map<string, C[]>>();
   for (const candidate of candidates) {
-    const endpoints = projects.get(candidate.projectId) ?? new Map<string, Candidate[]>();
+    const endpoints = projects.get(candidate.projectId) ?? new Map<string, C[]>();
     projects.set(candidate.projectId, endpoints);
     const queue = endpoints.get(candidate.endpointKey) ?? [];
     endpoints.set(candidate.endpointKey, queue);
@@ -47,7 +47,7 @@ export function pickFair(
     for (const key of keys) if (best === undefined || weight(key) < weight(best)) best = key;
     return best;
   };
-  const picked: Candidate[] = [];
+  const picked: C[] = [];
   while (picked.length < limits.free && projects.size > 0) {
     const projectId = fewest(projects.keys(), (id) => load(projectLoad, id))!;
     const endpoints = projects.get(projectId)!;

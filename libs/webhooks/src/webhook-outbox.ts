@@ -209,9 +209,7 @@ export class WebhookOutbox {
     );
     const picked = pickFair(offered, inFlight, limits);
     if (picked.length === 0) return [];
-    const probes = new Set(
-      offered.filter((c) => c.probe && picked.includes(c)).map((c) => c.endpointKey),
-    );
+    const probes = new Set(picked.filter((c) => c.probe).map((c) => c.endpointKey));
     let won = new Set<string>();
     if (probes.size > 0) {
       // The probe's turn is taken with the delivery: probe_at moves past the lease, so that no

@@ -103,7 +103,8 @@ export class WebhooksService {
     webhook.updatedAt = new Date();
     await this.webhooks.save(webhook);
     if (fresh) await this.outbox.resetCircuit(id);
-    return this.getView(projectId, id);
+    const [view] = await this.views([webhook]);
+    return view;
   }
 
   async delete(projectId: string, id: string): Promise<void> {
