@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # PG_PASSWORD, REDIS_PASSWORD, REGISTRY_*: used by postgres.sh, redis.sh, registry.sh
 # The services' passwords for scripts/infra.sh (sourced by it, not run): made once, at random,
 # into $KILN_HOME/service-passwords (mode 0600, root's), and read again on every `up`. postgres.sh,
 # redis.sh and registry.sh apply them to their service (also to one an older Kiln started without
