@@ -57,6 +57,12 @@ export async function upload(ctx: BenchContext): Promise<BenchResult> {
     profile: ctx.profile,
     env: {
       REGISTRY_URL: registry,
+      ...(ctx.infra.registryUsername
+        ? {
+            KILN_REGISTRY_USERNAME: ctx.infra.registryUsername,
+            KILN_REGISTRY_PASSWORD: ctx.infra.registryPassword ?? '',
+          }
+        : {}),
       KILN_UPLOAD_SPOOL_DIR: join(work, 'spool'),
       KILN_UPLOAD_MAX_BYTES: String(4 * 1024 * MiB),
     },
@@ -133,7 +139,16 @@ async function measure(
   const tag = `kiln-bench-upload/${id}:big`;
   const pushed = `${registry}/kiln-bench-upload/${id}:big`;
   const socket = ctx.infra.dockerSocket;
-  const engine = (args: string[]): string => docker(args, { socket });
+  // The docker CLI's login to the platform registry lives in a config dir of the round's own.
+  const dockerConfig = join(work, `docker-config-${id}`);
+  const engine = (args: string[], input?: string): string =>
+    docker(args, { socket, dockerConfig, input });
+  if (ctx.infra.registryUsername) {
+    engine(
+      ['login', '-u', ctx.infra.registryUsername, '--password-stdin', registry],
+      ctx.infra.registryPassword ?? '',
+    );
+  }
   /** `docker rmi`, for a cleanup: an image already gone is fine. */
   const remove = (image: string): void => {
     try {

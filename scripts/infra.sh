@@ -14,7 +14,8 @@
 #   KILN_REGISTRY_PORT  default 55000
 #
 # Layout of $KILN_HOME:
-#   env              sourceable `export` lines (written by `up`)
+#   env              sourceable `export` lines (written by `up`; mode 0600: it holds passwords)
+#   service-passwords  the services' random passwords (made once; mode 0600; credentials.sh)
 #   pg/              PostgreSQL data directory (owned by postgres)
 #   redis/           Redis dir (AOF files) and redis.conf
 #   docker/          dockerd --data-root;  dockerd.json its (empty) config file
@@ -28,9 +29,14 @@
 # (pids are reused after a reboot); `down` only signals such processes.
 # Nothing here talks to a non-loopback address (apt-get aside).
 #
+# Nothing listens without authentication: Postgres and Redis take the
+# passwords of service-passwords, the registry its htpasswd login, and the
+# engine's socket is root's.
+#
 # One file per service in scripts/infra/ (postgres.sh, redis.sh, docker.sh,
 # registry.sh: its settings, paths, start/stop, env lines and summary line),
-# plus common.sh (helpers) and packages.sh (Debian packages). This file sources
+# plus common.sh (helpers), credentials.sh (the passwords) and packages.sh
+# (Debian packages). This file sources
 # them and runs the commands.
 set -euo pipefail
 
@@ -40,6 +46,8 @@ KILN_HOME=${KILN_HOME:-$REPO_ROOT/.kiln}
 
 # shellcheck source=infra/common.sh
 source "$SCRIPT_DIR/infra/common.sh"
+# shellcheck source=infra/credentials.sh
+source "$SCRIPT_DIR/infra/credentials.sh"
 # shellcheck source=infra/packages.sh
 source "$SCRIPT_DIR/infra/packages.sh"
 # shellcheck source=infra/postgres.sh
@@ -80,6 +88,7 @@ setup_paths() {
   else
     RUN_DIR=/run/kiln-$(printf '%s' "$KILN_HOME" | sha256sum | cut -c1-10)
   fi
+  credentials_paths
   postgres_paths
   redis_paths
   docker_paths
@@ -90,7 +99,7 @@ setup_paths() {
 
 write_env() {
   local tmp
-  tmp=$(mktemp "$ENV_FILE.XXXXXX")
+  tmp=$(umask 077 && mktemp "$ENV_FILE.XXXXXX")
   {
     cat <<EOF
 # Written by scripts/infra.sh up on $(date '+%F %T'); source this file.
@@ -101,7 +110,8 @@ EOF
     docker_env
     registry_env
   } >"$tmp"
-  chmod 644 "$tmp"
+  # It holds the passwords.
+  chmod 600 "$tmp"
   mv -f "$tmp" "$ENV_FILE"
 }
 
@@ -122,6 +132,7 @@ cmd_up() {
   ensure_packages
 
   PG_STATE="" REDIS_STATE="" DOCKER_STATE="" REGISTRY_STATE=""
+  ensure_credentials
   start_postgres
   pg_bootstrap
   start_redis
@@ -151,6 +162,7 @@ cmd_down() {
   exec 9>"$RUN_DIR/infra.lock"
   flock -w 300 9 || die "another scripts/infra.sh holds $RUN_DIR/infra.lock"
 
+  ensure_credentials read
   local rc=0
   stop_registry || rc=1
   stop_docker || rc=1

@@ -55,6 +55,17 @@ need_debian_package() {
   return 1
 }
 
+# psql URL ARGS…: psql on the database at URL, its password given in the environment (PGPASSWORD)
+# rather than on the command line, where any local user could read it.
+psql_url() {
+  local url=$1 password bare
+  shift
+  # The URL reaches node in its environment too, not on its command line.
+  password=$(KILN_PSQL_URL=$url node -e 'process.stdout.write(decodeURIComponent(new URL(process.env.KILN_PSQL_URL).password))')
+  bare=$(KILN_PSQL_URL=$url node -e 'const u = new URL(process.env.KILN_PSQL_URL); u.password = ""; process.stdout.write(u.toString())')
+  PGPASSWORD=$password psql "$bare" "$@"
+}
+
 # Applies migrations to the database at $1.
 migrate() {
   DATABASE_URL=$1 node dist/libs/database/src/migrate.js

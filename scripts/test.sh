@@ -11,13 +11,13 @@ set +e
 
 # KILN_TEST_DB (default kiln_test) and KILN_TEST_API_PORT (default 18080) let two runs share a machine.
 if [[ -n ${KILN_TEST_DB:-} ]]; then
-  psql -qtA "$DATABASE_URL" -c "SELECT 1 FROM pg_database WHERE datname = '$KILN_TEST_DB'" | grep -q 1 ||
-    psql -q "$DATABASE_URL" -c "CREATE DATABASE \"$KILN_TEST_DB\"" >/dev/null
+  psql_url "$DATABASE_URL" -qtA -c "SELECT 1 FROM pg_database WHERE datname = '$KILN_TEST_DB'" | grep -q 1 ||
+    psql_url "$DATABASE_URL" -q -c "CREATE DATABASE \"$KILN_TEST_DB\"" >/dev/null
   TEST_DATABASE_URL="${DATABASE_URL%/*}/$KILN_TEST_DB"
   export TEST_DATABASE_URL
 fi
 say "resetting the test database"
-psql -q -v ON_ERROR_STOP=1 "$TEST_DATABASE_URL" -c 'DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;' >/dev/null
+psql_url "$TEST_DATABASE_URL" -q -v ON_ERROR_STOP=1 -c 'DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;' >/dev/null
 migrate "$TEST_DATABASE_URL" || exit 1
 
 results="$KILN_HOME/test-results"

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import Docker from 'dockerode';
+import { AuthRegistry, startRegistry } from './support/auth-registry';
 import {
   newProject,
   queueTask,
@@ -9,10 +10,15 @@ import {
   waitForTask,
 } from './support/kiln';
 
-/** Images come from the worker's engine when present, else are pulled while the task is `preparing`. */
+/**
+ * Images come from the worker's engine when present, else are pulled while the task is
+ * `preparing`. The registry here is an anonymous one of the test's own, as a public registry is to
+ * its pulls (the platform registry takes no anonymous pulls: test/service-credentials).
+ */
 describe('images', () => {
   let project: TestProject;
-  const registry = process.env.REGISTRY_URL!;
+  let open: AuthRegistry;
+  let registry: string;
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET });
   const dockerCli = (...args: string[]) =>
     execFileSync('docker', ['-H', `unix://${process.env.DOCKER_SOCKET}`, ...args], {
@@ -21,6 +27,12 @@ describe('images', () => {
 
   beforeAll(async () => {
     project = await newProject('images');
+    open = await startRegistry();
+    registry = open.host;
+  });
+
+  afterAll(async () => {
+    await open?.stop();
   });
 
   it('pulls a missing image from a registry, then runs the task', async () => {

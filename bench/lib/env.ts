@@ -16,6 +16,9 @@ export interface Infra {
   dockerSocket: string;
   /** The platform registry (`host:port`), when the infrastructure runs one. */
   registryUrl?: string;
+  /** Its login (scripts/infra.sh's registry takes no anonymous requests). */
+  registryUsername?: string;
+  registryPassword?: string;
 }
 
 /** Reads `export NAME='value'` lines as written by scripts/infra.sh. */
@@ -53,6 +56,8 @@ export function loadInfra(): Infra {
     redisUrl: vars.REDIS_URL!,
     dockerSocket: vars.DOCKER_SOCKET!,
     registryUrl: vars.REGISTRY_URL,
+    registryUsername: vars.KILN_REGISTRY_USERNAME,
+    registryPassword: vars.KILN_REGISTRY_PASSWORD,
   };
 }
 

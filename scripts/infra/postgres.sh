@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # PostgreSQL 15 for scripts/infra.sh (sourced by it, not run): the cluster in $KILN_HOME/pg, run as
-# the postgres user, on 127.0.0.1:$KILN_PG_PORT and a unix socket in $RUN_DIR/pg; role kiln,
-# databases kiln and kiln_test.
+# the postgres user, on 127.0.0.1:$KILN_PG_PORT and a unix socket in $RUN_DIR/pg; role kiln (its
+# password from credentials.sh, scram-sha-256 over TCP), databases kiln and kiln_test.
 
 PG_PORT=${KILN_PG_PORT:-55432}
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -53,6 +53,7 @@ pg_write_conf() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCK_DIR'
+password_encryption = 'scram-sha-256'
 max_connections = 200
 shared_buffers = 128MB
 # Test box: a crash may lose the last few commits, never corrupts (fsync stays on).
@@ -65,6 +66,26 @@ log_line_prefix = '%m [%p] %q%u@%d '
 EOF
 }
 
+# Who may connect how; rewritten on every `up` (a cluster initdb'd by an older Kiln had the same
+# rules, with role kiln's password "kiln"). The unix socket: peer (the OS user's own name, so
+# only root-run `postgres` tools); TCP (loopback only, see kiln.conf): a scram-sha-256 password.
+pg_write_hba() {
+  local changed=1
+  write_if_changed "$PG_DATA/pg_hba.conf" <<'EOF' && changed=0
+# Managed by scripts/infra.sh: changes are overwritten.
+# TYPE  DATABASE        USER            ADDRESS                 METHOD
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+local   replication     all                                     peer
+host    replication     all             127.0.0.1/32            scram-sha-256
+host    replication     all             ::1/128                 scram-sha-256
+EOF
+  chown postgres:postgres "$PG_DATA/pg_hba.conf"
+  chmod 600 "$PG_DATA/pg_hba.conf"
+  return "$changed"
+}
+
 start_postgres() {
   [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed in $PG_BIN"
   id postgres >/dev/null 2>&1 || die "no 'postgres' system user (package postgresql-15 broken?)"
@@ -74,7 +95,10 @@ start_postgres() {
   chmod 755 "$PG_SOCK_DIR"
 
   if pg_ready_socket; then
-    if pg_write_conf; then
+    local reload=no
+    pg_write_conf && reload=yes
+    pg_write_hba && reload=yes
+    if [[ $reload == yes ]]; then
       as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >>"$INFRA_LOG" 2>&1 || true
     fi
     PG_STATE="already running"
@@ -122,6 +146,7 @@ start_postgres() {
     echo "include_if_exists = 'kiln.conf'" >>"$PG_DATA/postgresql.conf"
   pg_write_conf || true
   chown postgres:postgres "$PG_DATA/kiln.conf"
+  pg_write_hba || true
 
   # Stale lock files (previous boot, kill -9): postgres itself only refuses to
   # start when the pid written in them is alive, which after a reboot can be
@@ -162,22 +187,20 @@ start_postgres() {
 }
 
 pg_bootstrap() {
-  # Idempotent: role kiln (password kiln), databases kiln and kiln_test.
-  if ! as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$PG_PORT" -d postgres >>"$INFRA_LOG" 2>&1 <<'SQL'; then
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kiln') THEN
-    CREATE ROLE kiln LOGIN CREATEDB PASSWORD 'kiln';
-  ELSE
-    ALTER ROLE kiln LOGIN CREATEDB PASSWORD 'kiln';
-  END IF;
-END
-$$;
+  # Idempotent: role kiln with the password of credentials.sh (set again on every `up`: so an
+  # older Kiln's password "kiln", or a rotated one, is replaced), databases kiln and kiln_test.
+  # The password reaches psql on stdin, not on its command line.
+  if ! {
+    printf '\\set pw %s\n' "$PG_PASSWORD"
+    cat <<'SQL'
+SELECT 'CREATE ROLE kiln' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kiln') \gexec
+ALTER ROLE kiln LOGIN CREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE kiln OWNER kiln'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kiln') \gexec
 SELECT 'CREATE DATABASE kiln_test OWNER kiln'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kiln_test') \gexec
 SQL
+  } | as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$PG_PORT" -d postgres >>"$INFRA_LOG" 2>&1; then
     tail_log "$INFRA_LOG"
     die "could not create role/databases"
   fi
@@ -198,8 +221,8 @@ stop_postgres() {
 
 postgres_env() {
   cat <<EOF
-export DATABASE_URL='postgres://kiln:kiln@127.0.0.1:$PG_PORT/kiln'
-export TEST_DATABASE_URL='postgres://kiln:kiln@127.0.0.1:$PG_PORT/kiln_test'
+export DATABASE_URL='postgres://kiln:$PG_PASSWORD@127.0.0.1:$PG_PORT/kiln'
+export TEST_DATABASE_URL='postgres://kiln:$PG_PASSWORD@127.0.0.1:$PG_PORT/kiln_test'
 EOF
 }
 

@@ -9,20 +9,34 @@ import { freePortFrom, KILN_HOME, LOG_DIR } from './processes';
 export interface AuthRegistry {
   /** `127.0.0.1:<port>` */
   host: string;
+  /** Its login; empty for an anonymous one. */
   username: string;
   password: string;
   stop(): Promise<void>;
 }
 
 /** Starts Debian's `docker-registry` with an htpasswd file holding one user (bcrypt, as it wants). */
-export async function startAuthRegistry(username: string, password: string): Promise<AuthRegistry> {
+export function startAuthRegistry(username: string, password: string): Promise<AuthRegistry> {
+  return startRegistry({ username, password });
+}
+
+/**
+ * Starts Debian's `docker-registry` on loopback: with an htpasswd file holding one user when
+ * `login` is given, else anonymous (pushes and pulls for anybody, as a public registry's pulls).
+ */
+export async function startRegistry(login?: {
+  username: string;
+  password: string;
+}): Promise<AuthRegistry> {
   const port = await freePortFrom(55100, 100);
   mkdirSync(KILN_HOME, { recursive: true });
   const dir = mkdtempSync(join(KILN_HOME, 'test-registry-'));
-  writeFileSync(
-    join(dir, 'htpasswd'),
-    execFileSync('htpasswd', ['-Bbn', username, password], { encoding: 'utf8' }),
-  );
+  if (login) {
+    writeFileSync(
+      join(dir, 'htpasswd'),
+      execFileSync('htpasswd', ['-Bbn', login.username, login.password], { encoding: 'utf8' }),
+    );
+  }
   writeFileSync(
     join(dir, 'config.yml'),
     [
@@ -34,10 +48,9 @@ export async function startAuthRegistry(username: string, password: string): Pro
       `    rootdirectory: ${join(dir, 'data')}`,
       'http:',
       `  addr: 127.0.0.1:${port}`,
-      'auth:',
-      '  htpasswd:',
-      '    realm: kiln-test',
-      `    path: ${join(dir, 'htpasswd')}`,
+      ...(login
+        ? ['auth:', '  htpasswd:', '    realm: kiln-test', `    path: ${join(dir, 'htpasswd')}`]
+        : []),
       '',
     ].join('\n'),
   );
@@ -64,7 +77,7 @@ export async function startAuthRegistry(username: string, password: string): Pro
   for (;;) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/v2/`);
-      if (res.status === 401) break;
+      if (res.status === (login ? 401 : 200)) break;
     } catch {
       // not up yet
     }
@@ -74,7 +87,12 @@ export async function startAuthRegistry(username: string, password: string): Pro
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return { host: `127.0.0.1:${port}`, username, password, stop };
+  return {
+    host: `127.0.0.1:${port}`,
+    username: login?.username ?? '',
+    password: login?.password ?? '',
+    stop,
+  };
 }
 
 /** An image pushed to a registry with its login, and no longer on the engine. */

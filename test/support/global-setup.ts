@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KILN_HOME, startApp, waitForHealthy } from './processes';
 import { testRedisUrl } from './redis';
@@ -69,13 +69,17 @@ export default async function globalSetup(): Promise<void> {
   const url = `http://127.0.0.1:${apiPort}`;
   await waitForHealthy(`${url}/healthz`);
   await waitForHealthy(`http://127.0.0.1:${workerHealthPort}/healthz`);
+  // Mode 0600: it holds the admin token and the services' passwords (in the URLs).
+  const e2eFile = join(KILN_HOME, 'e2e.json');
   writeFileSync(
-    join(KILN_HOME, 'e2e.json'),
+    e2eFile,
     JSON.stringify({
       url,
       adminToken: env.KILN_ADMIN_TOKEN,
       env,
       workerHealthUrl: `http://127.0.0.1:${workerHealthPort}/healthz`,
     }),
+    { mode: 0o600 },
   );
+  chmodSync(e2eFile, 0o600);
 }

@@ -145,14 +145,21 @@ export function tarHeader(path: string, size: number, type = '0', link = ''): Bu
   return header;
 }
 
-/** GET on the platform registry's API. */
+/**
+ * GET on the platform registry's API, with Kiln's login (KILN_REGISTRY_USERNAME/_PASSWORD, from
+ * scripts/infra.sh's env file) unless `anonymous`.
+ */
 export async function registryGet(
   path: string,
   accept?: string,
+  anonymous = false,
 ): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await fetch(`http://${process.env.REGISTRY_URL}${path}`, {
-    headers: accept ? { accept } : {},
-  });
+  const headers: Record<string, string> = accept ? { accept } : {};
+  const { KILN_REGISTRY_USERNAME: user, KILN_REGISTRY_PASSWORD: password } = process.env;
+  if (!anonymous && user) {
+    headers.authorization = `Basic ${Buffer.from(`${user}:${password ?? ''}`).toString('base64')}`;
+  }
+  const res = await fetch(`http://${process.env.REGISTRY_URL}${path}`, { headers });
   const text = await res.text();
   let body: unknown = text;
   try {

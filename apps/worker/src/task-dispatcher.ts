@@ -55,6 +55,12 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    if (this.config.container.network.toLowerCase() === 'host') {
+      this.logger.warn(
+        'KILN_CONTAINER_NETWORK=host (KILN_UNSAFE_ALLOW_HOST_NETWORK): task containers share this ' +
+          "host's network and reach every service on its loopback; never run untrusted tenants' tasks so",
+      );
+    }
     await this.recoverEarlierLife();
     // Their containers are gone: so go the files of an earlier life's tasks.
     if (this.config.container.contractDelivery === 'bind') await this.files.reset();

@@ -40,6 +40,40 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, KILN_CONTAINER_CPUS: '0.5' }).container.cpus).toBe(0.5);
   });
 
+  it('refuses the host network unless the unsafe flag is set too', () => {
+    expect(loadConfig(base).container.unsafeHostNetwork).toBe(false);
+    for (const network of ['host', 'HOST', ' host ']) {
+      expect(() => loadConfig({ ...base, KILN_CONTAINER_NETWORK: network })).toThrow(
+        /KILN_CONTAINER_NETWORK=host .* refused unless KILN_UNSAFE_ALLOW_HOST_NETWORK=1/,
+      );
+      expect(() =>
+        loadConfig({
+          ...base,
+          KILN_CONTAINER_NETWORK: network,
+          KILN_UNSAFE_ALLOW_HOST_NETWORK: '0',
+        }),
+      ).toThrow(ConfigError);
+    }
+    for (const flag of ['1', 'true', 'YES']) {
+      const config = loadConfig({
+        ...base,
+        KILN_CONTAINER_NETWORK: 'host',
+        KILN_UNSAFE_ALLOW_HOST_NETWORK: flag,
+      });
+      expect(config.container).toMatchObject({ network: 'host', unsafeHostNetwork: true });
+    }
+    // The flag alone changes nothing; other networks need no flag.
+    expect(loadConfig({ ...base, KILN_UNSAFE_ALLOW_HOST_NETWORK: '1' }).container.network).toBe(
+      'none',
+    );
+    expect(loadConfig({ ...base, KILN_CONTAINER_NETWORK: 'bridge' }).container.network).toBe(
+      'bridge',
+    );
+    expect(() => loadConfig({ ...base, KILN_UNSAFE_ALLOW_HOST_NETWORK: 'maybe' })).toThrow(
+      /KILN_UNSAFE_ALLOW_HOST_NETWORK must be 1, true, yes, 0, false or no \(got "maybe"\)/,
+    );
+  });
+
   it('refuses bad container limits, naming each variable', () => {
     expect(() => loadConfig({ ...base, KILN_CONTAINER_CPUS: '0' })).toThrow(
       /KILN_CONTAINER_CPUS must be a number from 0.01 to 1024 \(got "0"\)/,

@@ -108,8 +108,15 @@ export interface KilnConfig {
     journalDir: string;
   };
   container: {
-    /** Docker network mode of task containers. `KILN_CONTAINER_NETWORK`, default `none`. */
+    /**
+     * Docker network mode of task containers. `KILN_CONTAINER_NETWORK`, default `none`. `host`
+     * (the worker host's own network: its loopback services, Postgres, Redis, the registry, the
+     * engine's neighbours) is refused unless `KILN_UNSAFE_ALLOW_HOST_NETWORK` is also set; a worker
+     * that has it logs a warning at start.
+     */
     network: string;
+    /** `KILN_UNSAFE_ALLOW_HOST_NETWORK` (`1`/`true`/`yes`), default off: lets `network` be `host`. */
+    unsafeHostNetwork: boolean;
     /**
      * Memory limit in MiB, unless a code asks for its own `memory`. Everything the task writes to
      * its tmpfs mounts (`TASK_DIR`, `/tmp`) counts in it. `KILN_CONTAINER_MEMORY_MB`, default 512.
@@ -408,6 +415,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
     },
     container: {
       network: read.string('KILN_CONTAINER_NETWORK', 'none'),
+      unsafeHostNetwork: read.flag('KILN_UNSAFE_ALLOW_HOST_NETWORK'),
       memoryMb,
       memoryMbMax: read.int(
         'KILN_CONTAINER_MEMORY_MB_MAX',
@@ -509,6 +517,13 @@ export function loadConfig(env: Env = process.env): KilnConfig {
   }
   if (config.container.cpus > config.container.cpusMax) {
     problems.push('KILN_CONTAINER_CPUS must not exceed KILN_CONTAINER_CPUS_MAX');
+  }
+  if (config.container.network.toLowerCase() === 'host' && !config.container.unsafeHostNetwork) {
+    problems.push(
+      "KILN_CONTAINER_NETWORK=host gives every task the worker host's own network (its loopback " +
+        'services: Postgres, Redis, the registry); it is refused unless ' +
+        'KILN_UNSAFE_ALLOW_HOST_NETWORK=1 is also set',
+    );
   }
   if (problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -703,6 +718,15 @@ class EnvReader {
       );
     }
     return read.entries;
+  }
+
+  /** `1`, `true`, `yes` (on) or `0`, `false`, `no`, empty (off). */
+  flag(name: string): boolean {
+    const raw = this.optional(name)?.toLowerCase();
+    if (raw === undefined || ['0', 'false', 'no'].includes(raw)) return false;
+    if (['1', 'true', 'yes'].includes(raw)) return true;
+    this.problems.push(`${name} must be 1, true, yes, 0, false or no (got "${raw}")`);
+    return false;
   }
 
   oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {

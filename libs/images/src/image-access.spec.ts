@@ -8,13 +8,17 @@ const A = '6b042a22b5fc0c4510f2eb53';
 const B = '7c153b33c6ad1d5621a3fc64';
 const ID = 'f'.repeat(64);
 
-function access(registries: string, shared: string[] = ['kiln-test/*']): ImageAccess {
+function access(
+  registries: string,
+  shared: string[] = ['kiln-test/*'],
+  login: { username?: string; password?: string } = {},
+): ImageAccess {
   const config = {
     registry: {
       baseUrl: 'http://127.0.0.1:55000',
       host: '127.0.0.1:55000',
-      username: undefined,
-      password: undefined,
+      username: login.username,
+      password: login.password,
     },
     images: {
       gcSeconds: 0,
@@ -138,5 +142,17 @@ describe('ImageAccess.confirm', () => {
       pull: 'kiln-test/busybox:latest',
       login: undefined,
     });
+  });
+
+  it("pulls a shared image of the platform registry with Kiln's login, and gives it to nothing else", async () => {
+    const login = { username: 'kiln', password: 'secret-password-1' };
+    const check = access('', ['127.0.0.1:55000/base/*', 'kiln-test/*'], login);
+    expect(await check.confirm(A, '127.0.0.1:55000/base/tool:1')).toEqual({
+      image: '127.0.0.1:55000/base/tool:1',
+      pull: '127.0.0.1:55000/base/tool:1',
+      login: { ...login, serveraddress: '127.0.0.1:55000' },
+    });
+    // A shared image from elsewhere is pulled anonymously: the platform's login stays home.
+    expect((await check.confirm(A, 'kiln-test/busybox:latest')).login).toBeUndefined();
   });
 });

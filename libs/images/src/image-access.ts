@@ -48,7 +48,7 @@ export class ImageAccessError extends Error {
 }
 
 type Decision =
-  | { kind: 'shared' }
+  | { kind: 'shared'; platform: boolean }
   | { kind: 'registry'; host: string; repository: string; platform: boolean; vouched: boolean };
 
 /**
@@ -105,8 +105,13 @@ export class ImageAccess {
     }
     const confirmed =
       decision.kind === 'shared'
-        ? // Shared: run as the engine has it, pulled anonymously when missing.
-          { image: ref, pull: ref, login: undefined }
+        ? // Shared: run as the engine has it, pulled when missing: from the platform registry
+          // (which takes no anonymous pulls) with Kiln's own login, from elsewhere anonymously.
+          {
+            image: ref,
+            pull: ref,
+            login: decision.platform ? this.platformLogin(registryHostOf(ref)) : undefined,
+          }
         : await this.confirmRegistryImage(projectId, ref, decision, signal);
     this.confirmed.set(key, confirmed);
     return confirmed;
@@ -126,7 +131,7 @@ export class ImageAccess {
     ) {
       throw KilnException.forbidden(`image "${ref}" belongs to another project's uploads`);
     }
-    if (isSharedImage(this.config.images.sharedImages, ref)) return { kind: 'shared' };
+    if (isSharedImage(this.config.images.sharedImages, ref)) return { kind: 'shared', platform };
     if (platform) return { kind: 'registry', host, repository, platform, vouched: true };
     const { host: name, port } = splitHostPort(host);
     const entries = this.config.images.registries.filter((entry) =>
@@ -155,12 +160,9 @@ export class ImageAccess {
     const platform = this.config.registry;
     const own = decision.platform && decision.repository.startsWith(projectPrefix(projectId));
     const host = decision.platform ? platform!.host.toLowerCase() : decision.host;
-    const login =
-      own && platform
-        ? platform.username !== undefined
-          ? { username: platform.username, password: platform.password ?? '', serveraddress: host }
-          : undefined
-        : await this.login(projectId, host);
+    // Kiln's own login opens only the project's own uploads; any other repository of the platform
+    // registry is the operator's, which a project runs only when it is shared.
+    const login = own && platform ? this.platformLogin(host) : await this.login(projectId, host);
     const { host: name } = splitHostPort(decision.host);
     if (!decision.vouched && parseIp(name)) {
       const why = refusal(name);
@@ -186,7 +188,11 @@ export class ImageAccess {
       digest = await client.manifestDigest(decision.repository, reference);
     } catch (error) {
       if (!(error instanceof RegistryError)) throw error;
-      throw new ImageAccessError(registryRefusal(host, error, login !== undefined));
+      throw new ImageAccessError(
+        decision.platform && !own && (error.status === 401 || error.status === 403)
+          ? `access denied by the registry: ${host} is the platform registry, whose images outside kiln/<project id>/ run only when the operator shares them (KILN_SHARED_IMAGES)`
+          : registryRefusal(host, error, login !== undefined),
+      );
     }
     const repository = `${host}/${decision.repository}`;
     return {
@@ -195,6 +201,17 @@ export class ImageAccess {
         ? `${repository}@${reference}`
         : `${repository}:${reference}`,
       login,
+    };
+  }
+
+  /** Kiln's login to the platform registry (`KILN_REGISTRY_USERNAME`/`_PASSWORD`), if it has one. */
+  private platformLogin(host: string): PullAuth | undefined {
+    const platform = this.config.registry;
+    if (!platform || platform.username === undefined) return undefined;
+    return {
+      username: platform.username,
+      password: platform.password ?? '',
+      serveraddress: host.toLowerCase(),
     };
   }
 
