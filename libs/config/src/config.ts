@@ -530,6 +530,9 @@ export function loadConfig(env: Env = process.env): KilnConfig {
   if (config.metrics.token !== undefined && config.metrics.token.length < 16) {
     problems.push('KILN_METRICS_TOKEN must be at least 16 characters');
   }
+  if (config.metrics.apiPort !== 0 && config.metrics.apiPort === config.api.port) {
+    problems.push('KILN_METRICS_PORT must differ from KILN_API_PORT (0 serves /metrics on it)');
+  }
   if (config.api.uploadTimeoutSeconds < config.api.headersTimeoutSeconds) {
     // Node refuses a request timeout below the headers timeout.
     problems.push(
