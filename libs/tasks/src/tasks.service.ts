@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
-import { KilnMetrics, TaskLabels, TaskSource } from '@kiln/metrics';
+import { KilnMetrics, TaskLabels, TaskSource, TaskTally } from '@kiln/metrics';
 import { ProjectLimits } from '@kiln/projects';
 import { TaskSignals } from '@kiln/redis';
 import { Task } from './task.entity';
@@ -58,7 +58,7 @@ export class TasksService {
     const ids: string[] = [];
     const rows: NewTaskRow[] = [];
     const due: QueuedTask[] = [];
-    const counted: TaskLabels[] = [];
+    const tally = this.metrics.enabled ? new TaskTally(this.metrics, source) : undefined;
     for (const spec of specs) {
       const k = codeIndex.get(spec.codeName)!;
       const id = newId(now);
@@ -73,9 +73,7 @@ export class TasksService {
       rows.push(row);
       const priority = spec.priority ?? codes[k].defaultPriority;
       if (spec.delay === 0) due.push({ id, projectId, cluster: spec.cluster, priority });
-      if (this.metrics.enabled) {
-        counted.push({ projectId, codeName: codes[k].name, cluster: spec.cluster, priority });
-      }
+      tally?.add(projectId, codes[k].name, spec.cluster, priority);
     }
     const taskCodes: NewTaskCode[] = codes.map((code) => ({
       id: code.id,
@@ -88,7 +86,7 @@ export class TasksService {
     await this.insertWithinQuota(projectId, rows.length, () =>
       this.store.insert({ now, rows, codes: taskCodes, stampDue: true }),
     );
-    this.metrics.tasksQueuedBatch(counted, source);
+    tally?.flush();
     await this.delivery.enqueueDue(due, { stamped: true });
     return ids;
   }
