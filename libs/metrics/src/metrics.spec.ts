@@ -1,5 +1,5 @@
 import type { KilnConfig } from '@kiln/config';
-import { KilnMetrics } from './metrics';
+import { KilnMetrics, TaskTally } from './metrics';
 import { scrapeAccess } from './scrape-auth';
 
 const configWith = (metrics: Partial<KilnConfig['metrics']>, adminToken?: string) =>
@@ -27,6 +27,17 @@ describe('KilnMetrics', () => {
       `kiln_tasks_created_total{project="${task.projectId}",code="hello",cluster="default",priority="1",source="api"} 2`,
     );
     expect(body).toContain('priority="2",source="api"} 1');
+  });
+
+  it('tallies runs of equal labels, and labels that come back after another', async () => {
+    const metrics = new KilnMetrics(configWith({ projectLabels: false }));
+    metrics.register('api');
+    const tally = new TaskTally(metrics, 'trigger');
+    for (const priority of [0, 0, 2, 0, 2, 2, 0]) tally.add('p', 'c', 'default', priority);
+    tally.flush();
+    const { body } = await metrics.exposition();
+    expect(body).toContain('{cluster="default",priority="0",source="trigger"} 4');
+    expect(body).toContain('{cluster="default",priority="2",source="trigger"} 3');
   });
 
   it('drops project and code labels when told (cardinality)', async () => {
