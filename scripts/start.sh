@@ -13,6 +13,7 @@ migrate "$DATABASE_URL"
 export KILN_API_HOST=${KILN_API_HOST:-127.0.0.1}
 export KILN_API_PORT=${KILN_API_PORT:-8080}
 export KILN_WORKER_HEALTH_PORT=${KILN_WORKER_HEALTH_PORT:-8081}
+export KILN_SCHEDULER_HEALTH_PORT=${KILN_SCHEDULER_HEALTH_PORT:-8082}
 export KILN_WORKER_ID=${KILN_WORKER_ID:-local-default}
 # Start-up chatter off by default; KILN_LOG_LEVEL=log shows what each process does.
 export KILN_LOG_LEVEL=${KILN_LOG_LEVEL:-warn}
@@ -81,6 +82,15 @@ done
 curl -sf --max-time 2 "http://$KILN_API_HOST:$KILN_WORKER_HEALTH_PORT/healthz" >/dev/null 2>&1 ||
   { say "the worker did not answer within 60 s (see its output above)"; exit 1; }
 
+# Where Prometheus scrapes each process (docs/operations.md, "Metrics and alerts").
+metrics_lines() {
+  [[ ${KILN_METRICS:-1} == 0 ]] && return 0
+  local api_metrics="$url/metrics"
+  [[ ${KILN_METRICS_PORT:-0} != 0 ]] && api_metrics="http://${KILN_METRICS_HOST:-127.0.0.1}:$KILN_METRICS_PORT/metrics"
+  echo "    metrics      $api_metrics, http://$KILN_API_HOST:$KILN_WORKER_HEALTH_PORT/metrics (worker),"
+  echo "                 http://$KILN_API_HOST:$KILN_SCHEDULER_HEALTH_PORT/metrics (scheduler): admin token or KILN_METRICS_TOKEN"
+}
+
 # The `kiln` command: on PATH through `npm link`, else `npx kiln` from this directory.
 kiln=$(link_cli)
 
@@ -91,6 +101,7 @@ cat <<EOT
     project id   $project_id
     token        $token            (also in iron.json)
     admin token  $KILN_ADMIN_TOKEN  (.kiln/admin-token)
+$(metrics_lines)
 
   A first task, from another terminal in this directory (kiln reads iron.json here; elsewhere,
   run once: $kiln login --url $url --project-id $project_id --token $token):

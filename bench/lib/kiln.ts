@@ -7,7 +7,7 @@ import { TEST_IMAGE } from '../../test/support/images';
 import { freePortFrom, waitForHealthy } from '../../test/support/processes';
 import { kilnQueueOptions } from '../../test/support/redis';
 import { Api } from './http';
-import { BENCH_HOME, Infra } from './env';
+import { BENCH_HOME, Infra, setting } from './env';
 import { App, defer, startApp } from './procs';
 
 export const CODE_NAME = 'bench';
@@ -68,6 +68,8 @@ export async function startKiln(
     KILN_LOG_LEVEL: 'log',
     // The benchmarks run the locally built test images, as `npm start` and the tests do.
     KILN_SHARED_IMAGES: 'kiln-test/*',
+    // KILN_BENCH_METRICS=0: Kiln's processes count no metrics (their cost: docs/benchmarks.md).
+    KILN_METRICS: setting('KILN_BENCH_METRICS', 1) === 0 ? '0' : '1',
     ...options.env,
   };
   defer(`delete Redis keys ${prefix}:*`, async () => {

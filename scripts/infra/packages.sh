@@ -27,6 +27,7 @@ ensure_packages() {
     "busybox-static:/bin/busybox"
     "apache2-utils:htpasswd"
     "curl:curl"
+    "prometheus:promtool"
   )
   local -a missing=()
   local item pkg probe

@@ -1,11 +1,17 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { CodesModule } from '@kiln/codes';
-import { ConfigModule } from '@kiln/config';
+import { ConfigModule, KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
-import { HealthModule } from '@kiln/health';
+import {
+  HEALTH_SERVER_OPTIONS,
+  HealthModule,
+  HealthServer,
+  HealthServerOptions,
+} from '@kiln/health';
 import { ImageUploadsService, ImagesModule } from '@kiln/images';
 import { MulterModule } from '@nestjs/platform-express';
+import { KilnMetrics, MetricsModule } from '@kiln/metrics';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
 import { SchedulesModule } from '@kiln/schedules';
@@ -16,6 +22,7 @@ import { CodesController } from './codes/codes.controller';
 import { imageUploadStorage } from './codes/upload-storage';
 import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
+import { MetricsController } from './health/metrics.controller';
 import { BodyInterceptor } from './http/body.interceptor';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectLimitsController } from './projects/project-limits.controller';
@@ -31,6 +38,7 @@ import { WebhooksController } from './webhooks/webhooks.controller';
 @Module({
   imports: [
     ConfigModule,
+    MetricsModule,
     DatabaseModule.forRoot(),
     QueueModule,
     RedisModule,
@@ -50,6 +58,7 @@ import { WebhooksController } from './webhooks/webhooks.controller';
   ],
   controllers: [
     HealthController,
+    MetricsController,
     ProjectsController,
     ProjectLimitsController,
     CodesController,
@@ -67,6 +76,21 @@ import { WebhooksController } from './webhooks/webhooks.controller';
     LogFollower,
     FollowWatch,
     FollowerSlots,
+    // KILN_METRICS_PORT: /metrics (and /healthz) off the public router, on a listener of its own.
+    {
+      provide: HEALTH_SERVER_OPTIONS,
+      inject: [KILN_CONFIG],
+      useFactory: (config: KilnConfig): HealthServerOptions => ({
+        name: 'api',
+        host: config.metrics.apiHost,
+        port: config.metrics.apiPort,
+      }),
+    },
+    HealthServer,
   ],
 })
-export class ApiModule {}
+export class ApiModule {
+  constructor(metrics: KilnMetrics) {
+    metrics.register('api');
+  }
+}

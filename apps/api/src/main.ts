@@ -6,8 +6,11 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Server } from 'node:http';
 import { kilnLogger, runProcess } from '@kiln/common';
 import { loadConfig } from '@kiln/config';
+import { HealthServer } from '@kiln/health';
+import { KilnMetrics } from '@kiln/metrics';
 import { ApiModule } from './api.module';
 import { answerFor, sendError } from './http/exception.filter';
+import { httpMetrics } from './http/http-metrics';
 
 /** How often Node looks for requests past their headers or request time-out. */
 const TIMEOUT_CHECK_MS = 1000;
@@ -19,6 +22,8 @@ runProcess('api', async () => {
     bodyParser: false,
     logger: kilnLogger(config.logLevel),
   });
+  const metrics = app.get(KilnMetrics);
+  if (metrics.enabled) app.use(httpMetrics(metrics));
   app.disable('x-powered-by');
   app.set('etag', false);
   // `req.ip` is the peer's address unless the peer is a proxy the operator named.
@@ -42,5 +47,10 @@ runProcess('api', async () => {
   server.connectionsCheckingInterval = TIMEOUT_CHECK_MS;
   await app.listen(config.api.port, config.api.host);
   logger.log(`Kiln API on http://${config.api.host}:${config.api.port}`);
+  if (metrics.enabled) {
+    const url =
+      app.get(HealthServer).metricsUrl ?? `http://${config.api.host}:${config.api.port}/metrics`;
+    logger.log(`metrics on ${url} (admin token or KILN_METRICS_TOKEN)`);
+  }
   return app;
 });

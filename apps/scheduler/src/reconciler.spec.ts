@@ -1,4 +1,5 @@
 import type { KilnConfig } from '@kiln/config';
+import type { KilnMetrics } from '@kiln/metrics';
 import type { TaskQueues } from '@kiln/queue';
 import type { RedisEpoch } from '@kiln/redis';
 import type { Task, TaskDelivery, TaskLifecycle } from '@kiln/tasks';
@@ -23,7 +24,7 @@ function setup(options: { contactSeconds: number; redisLost?: boolean; due?: num
   const lifecycle = {
     recoverLapsed: async (lapse: number, attempts: number) => {
       calls.push(`recoverLapsed ${lapse} ${attempts}`);
-      return { requeued: 1, failed: 0 };
+      return { requeued: 1, failed: [] };
     },
   } as unknown as TaskLifecycle;
   const queues = {
@@ -33,12 +34,13 @@ function setup(options: { contactSeconds: number; redisLost?: boolean; due?: num
   } as unknown as TaskQueues;
   const epoch = { renewed: async () => options.redisLost ?? false } as unknown as RedisEpoch;
   const contact = { unbrokenSeconds: () => options.contactSeconds } as DatabaseContact;
+  const metrics = { taskFinished: () => undefined } as unknown as KilnMetrics;
   const config = {
     scheduler: { heartbeatLapseSeconds: 60, maxAttempts: 3, claimStaleSeconds: 120 },
   } as KilnConfig;
   return {
     calls,
-    reconciler: new Reconciler(config, delivery, lifecycle, epoch, queues, contact),
+    reconciler: new Reconciler(config, delivery, lifecycle, epoch, queues, contact, metrics),
   };
 }
 

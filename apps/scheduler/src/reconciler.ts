@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { KilnMetrics } from '@kiln/metrics';
 import { TaskQueues } from '@kiln/queue';
 import { RedisEpoch } from '@kiln/redis';
 import { TaskLifecycle, TaskDelivery } from '@kiln/tasks';
@@ -30,6 +31,7 @@ export class Reconciler {
     private readonly epoch: RedisEpoch,
     private readonly queues: TaskQueues,
     private readonly contact: DatabaseContact,
+    private readonly metrics: KilnMetrics,
   ) {}
 
   async reconcile(): Promise<void> {
@@ -75,9 +77,10 @@ export class Reconciler {
       heartbeatLapseSeconds,
       maxAttempts,
     );
-    if (requeued + failed > 0) {
+    for (const task of failed) this.metrics.taskFinished(task, 'error');
+    if (requeued + failed.length > 0) {
       this.logger.warn(
-        `workers lost: ${requeued} tasks re-queued, ${failed} failed after ${maxAttempts} attempts`,
+        `workers lost: ${requeued} tasks re-queued, ${failed.length} failed after ${maxAttempts} attempts`,
       );
     }
   }

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { newId } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { KilnMetrics } from '@kiln/metrics';
 import { mayQueueTo } from '@kiln/projects';
 import {
   FiringCode,
@@ -30,6 +31,7 @@ export class ScheduleFirer {
     private readonly store: ScheduleStore,
     private readonly lease: LeaderLease,
     private readonly delivery: TaskDelivery,
+    private readonly metrics: KilnMetrics,
   ) {}
 
   /** Fires everything due now; returns how many tasks were queued. */
@@ -42,6 +44,10 @@ export class ScheduleFirer {
         (schedules, codes, now) => this.plan(schedules, codes, now),
       );
       total += fired.length;
+      if (fired.length > 0 && this.metrics.enabled) {
+        this.metrics.scheduleFires.inc(fired.length);
+        this.metrics.tasksQueuedBatch(fired, 'schedule');
+      }
       // Hand the due ones to Redis now; the reconciler would also do it on its next pass.
       await this.delivery.enqueueDue(fired.filter((task) => task.delay === 0));
       if (due < BATCH) break;

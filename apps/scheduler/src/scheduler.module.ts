@@ -1,6 +1,13 @@
 import { Module } from '@nestjs/common';
-import { ConfigModule } from '@kiln/config';
+import { ConfigModule, KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
+import {
+  HEALTH_SERVER_OPTIONS,
+  HealthModule,
+  HealthServer,
+  HealthServerOptions,
+} from '@kiln/health';
+import { KilnMetrics, MetricsModule } from '@kiln/metrics';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
 import { SchedulesModule } from '@kiln/schedules';
@@ -12,16 +19,19 @@ import { LeaderLoop } from './leader-loop';
 import { Reconciler } from './reconciler';
 import { RetentionPurger } from './retention-purger';
 import { ScheduleFirer } from './schedule-firer';
+import { SchedulerGauges } from './scheduler-gauges';
 
 @Module({
   imports: [
     ConfigModule,
+    MetricsModule,
     DatabaseModule.forRoot(),
     QueueModule,
     RedisModule,
     TasksModule,
     SchedulesModule,
     WebhooksModule,
+    HealthModule.register({ withDocker: false }),
   ],
   // The webhook dispatcher runs in every replica, leader or not: deliveries are leased rows.
   providers: [
@@ -32,6 +42,22 @@ import { ScheduleFirer } from './schedule-firer';
     LeaderLoop,
     RetentionPurger,
     WebhookDispatcher,
+    SchedulerGauges,
+    {
+      provide: HEALTH_SERVER_OPTIONS,
+      inject: [KILN_CONFIG],
+      useFactory: (config: KilnConfig): HealthServerOptions => ({
+        name: 'scheduler',
+        host: config.api.host,
+        port: config.scheduler.healthPort,
+        details: { scheduler: config.scheduler.id },
+      }),
+    },
+    HealthServer,
   ],
 })
-export class SchedulerModule {}
+export class SchedulerModule {
+  constructor(metrics: KilnMetrics) {
+    metrics.register('scheduler');
+  }
+}

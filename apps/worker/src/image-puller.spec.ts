@@ -1,5 +1,6 @@
 import { loadConfig } from '@kiln/config';
 import type { DockerEngine } from '@kiln/docker';
+import type { KilnMetrics } from '@kiln/metrics';
 import type { ConfirmedImage, PulledImagesStore } from '@kiln/images';
 import { ImagePuller, PullError } from './image-puller';
 
@@ -66,7 +67,9 @@ describe('ImagePuller', () => {
   let puller: ImagePuller;
   beforeEach(() => {
     engine = new FakeEngine();
-    puller = new ImagePuller(config, engine as unknown as DockerEngine, store);
+    puller = new ImagePuller(config, engine as unknown as DockerEngine, store, {
+      enabled: false,
+    } as KilnMetrics);
   });
 
   it('tasks share one pull; one that stops waiting leaves it to the others', async () => {

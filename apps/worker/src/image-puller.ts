@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { untilAborted } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { KilnMetrics } from '@kiln/metrics';
 import { DockerEngine, ImageFacts, RegistryLogin } from '@kiln/docker';
 import { accessHint, ConfirmedImage, PulledImagesStore, registryHostOf } from '@kiln/images';
 
@@ -59,6 +60,7 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly docker: DockerEngine,
     private readonly pulled: PulledImagesStore,
+    private readonly metrics: KilnMetrics,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -176,18 +178,28 @@ export class ImagePuller implements OnApplicationBootstrap, OnApplicationShutdow
   ): Promise<void> {
     const host = registryHostOf(ref);
     const cap = this.config.images.maxBytes;
+    let tooLarge = false;
     try {
       await this.docker.pull(ref, login, abort.signal, (downloadBytes) => {
         // Compressed sizes: the image is at least this big once unpacked.
-        if (downloadBytes > cap) abort.abort(new PullError(tooBig(downloadBytes, cap, true)));
+        if (downloadBytes > cap) {
+          tooLarge = true;
+          abort.abort(new PullError(tooBig(downloadBytes, cap, true)));
+        }
       });
     } catch (error) {
-      if (abort.signal.aborted && abort.signal.reason instanceof PullError) {
-        throw abort.signal.reason;
-      }
+      const stopped = abort.signal.aborted && abort.signal.reason instanceof PullError;
+      this.countPull(tooLarge ? 'too_big' : stopped ? 'stopped' : 'error');
+      if (stopped) throw abort.signal.reason;
       throw new PullError(pullFailure(host, (error as Error).message, login !== undefined));
     }
+    this.countPull('ok');
     await this.pulled.touch(this.config.worker.id, ref, new Date());
+  }
+
+  /** `kiln_image_pulls_total{result}`. */
+  private countPull(result: 'ok' | 'error' | 'too_big' | 'stopped'): void {
+    if (this.metrics.enabled) this.metrics.imagePulls.inc({ result });
   }
 
   /** Removes an image this worker pulled that is over the size cap (kept if a container uses it). */

@@ -12,6 +12,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { isId } from '@kiln/common';
+import type { TaskLabels } from '@kiln/metrics';
 import type { LogChunk, TaskOutcome } from '@kiln/tasks';
 
 /** The end of one attempt of a task that Postgres has not got yet. */
@@ -21,6 +22,8 @@ export interface PendingOutcome {
   outcome: TaskOutcome;
   /** Log pieces the task printed that are not stored yet, in print order. */
   chunks: LogChunk[];
+  /** What labels the task's metrics once its outcome is recorded (absent: not counted). */
+  labels?: TaskLabels;
 }
 
 const SUFFIX = '.outcome.json';

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Sleeper } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
+import { KilnMetrics } from '@kiln/metrics';
 import { TaskLogFeed } from '@kiln/redis';
 import { TaskLifecycle, TaskLogStore, TaskDelivery } from '@kiln/tasks';
 import { OutcomeJournal, PendingOutcome } from './outcome-journal';
@@ -32,6 +33,7 @@ export class OutcomeRecorder implements OnApplicationShutdown {
     private readonly logs: TaskLogStore,
     private readonly delivery: TaskDelivery,
     private readonly feed: TaskLogFeed,
+    private readonly metrics: KilnMetrics,
   ) {
     this.journal = new OutcomeJournal(join(config.worker.journalDir, config.worker.id));
   }
@@ -94,11 +96,21 @@ export class OutcomeRecorder implements OnApplicationShutdown {
     this.sleeper.stop();
   }
 
-  private async write({ taskId, attempt, outcome, chunks }: PendingOutcome): Promise<void> {
+  private async write({ taskId, attempt, outcome, chunks, labels }: PendingOutcome): Promise<void> {
     // Chunks first (idempotent: ON CONFLICT DO NOTHING), so a follower told "ended" reads a whole log.
     await this.logs.append(taskId, attempt, chunks);
-    const { retry } = await this.lifecycle.finish(taskId, attempt, outcome);
+    const { finished, retry } = await this.lifecycle.finish(taskId, attempt, outcome);
     // From here on the outcome is stored: what follows is best effort.
+    if (finished && labels) {
+      this.metrics.taskFinished(labels, outcome.status);
+      if (outcome.durationMs !== null && this.metrics.enabled) {
+        this.metrics.runDuration.observe(
+          { cluster: labels.cluster, status: outcome.status },
+          outcome.durationMs / 1000,
+        );
+      }
+    }
+    if (retry) this.metrics.tasksQueued(retry, 'retry');
     await this.feed.ended(taskId, attempt).catch((error: Error) => {
       this.logger.warn(`followers of task ${taskId} not told it ended: ${error.message}`);
     });

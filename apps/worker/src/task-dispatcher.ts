@@ -8,6 +8,7 @@ import {
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { Sleeper } from '@kiln/common';
 import { DockerEngine } from '@kiln/docker';
+import { KilnMetrics } from '@kiln/metrics';
 import { ClaimedJob, TaskQueues, parseTaskJob } from '@kiln/queue';
 import { TaskSignals } from '@kiln/redis';
 import { TaskLifecycle, TaskLogStore, TaskDelivery } from '@kiln/tasks';
@@ -52,7 +53,16 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     private readonly outcomes: OutcomeRecorder,
     private readonly logs: TaskLogStore,
     private readonly delivery: TaskDelivery,
-  ) {}
+    metrics: KilnMetrics,
+  ) {
+    // kiln_worker_slots{state}: busy are the tasks this worker holds (pulling, running, recording).
+    metrics.beforeScrape(() => {
+      const { concurrency, cluster } = this.config.worker;
+      const busy = Math.min(this.active.size, concurrency);
+      metrics.workerSlots.set({ cluster, state: 'busy' }, busy);
+      metrics.workerSlots.set({ cluster, state: 'free' }, concurrency - busy);
+    });
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.config.container.network.toLowerCase() === 'host') {

@@ -7,6 +7,7 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
 import { DockerEngine, FrameDemuxer, ImageFacts, tarArchive } from '@kiln/docker';
 import { ConfirmedImage, ImageAccess } from '@kiln/images';
+import { KilnMetrics } from '@kiln/metrics';
 import { TaskLogFeed } from '@kiln/redis';
 import { LogChunk, Task, TaskLifecycle, TaskLogStore, TaskOutcome } from '@kiln/tasks';
 import {
@@ -66,6 +67,7 @@ export class TaskRunner implements OnApplicationShutdown {
     private readonly files: TaskFiles,
     private readonly outcomes: OutcomeRecorder,
     private readonly limits: ContainerLimits,
+    private readonly metrics: KilnMetrics,
   ) {}
 
   /** Ids of the tasks this worker is running now. */
@@ -173,6 +175,7 @@ export class TaskRunner implements OnApplicationShutdown {
       }
     }
     let containerId: string;
+    const creating = performance.now();
     try {
       containerId = await this.docker.create(
         containerSpec(
@@ -193,7 +196,7 @@ export class TaskRunner implements OnApplicationShutdown {
     }
     state.containerId = containerId;
     try {
-      await this.supervise(task, state, containerId, bind ? undefined : revision);
+      await this.supervise(task, state, containerId, bind ? undefined : revision, creating);
     } finally {
       // The slot is free once the outcome is recorded; the removal finishes in the background,
       // and the task's files go with its container.
@@ -235,6 +238,7 @@ export class TaskRunner implements OnApplicationShutdown {
     state: Running,
     containerId: string,
     archive: CodeRevision | undefined,
+    creating: number,
   ): Promise<void> {
     // Stored first, then published: a chunk a live follower hears is already in Postgres. A
     // follower that misses a publish (Redis away) reads the chunk from Postgres: not a failed write.
@@ -265,6 +269,7 @@ export class TaskRunner implements OnApplicationShutdown {
       await this.docker.start(containerId);
       started = performance.now();
       io.end(task.payload);
+      if (this.metrics.enabled) this.metrics.containerStart.observe((started - creating) / 1000);
     } catch (error) {
       await this.fail(task, `Could not start the container: ${(error as Error).message}`);
       return;
@@ -273,6 +278,10 @@ export class TaskRunner implements OnApplicationShutdown {
       // Cancelled or released while preparing: stop here, the status already says why.
       state.stoppedBy ??= 'cancelled';
       await this.docker.kill(containerId);
+    } else if (this.metrics.enabled) {
+      // Due since run_at (its creation, or its delay's end); at least 0 whatever the clocks say.
+      const waited = (Date.now() - task.runAt.getTime()) / 1000;
+      this.metrics.queueWait.observe({ cluster: task.cluster }, Math.max(0, waited));
     }
     const deadline = setTimeout(() => {
       this.stop(task.id, 'timeout').catch((error: Error) =>
@@ -326,7 +335,18 @@ export class TaskRunner implements OnApplicationShutdown {
 
   /** Records the outcome, through any Postgres outage (see {@link OutcomeRecorder}). */
   private async finish(task: Task, outcome: TaskOutcome, chunks: LogChunk[] = []): Promise<void> {
-    await this.outcomes.record({ taskId: task.id, attempt: task.attempt, outcome, chunks });
+    await this.outcomes.record({
+      taskId: task.id,
+      attempt: task.attempt,
+      outcome,
+      chunks,
+      labels: {
+        projectId: task.projectId,
+        codeName: task.codeName,
+        cluster: task.cluster,
+        priority: task.priority,
+      },
+    });
   }
 
   /** At shutdown: waits in retry loops end at once. */

@@ -1,15 +1,20 @@
 import { Module } from '@nestjs/common';
 import { CodesModule } from '@kiln/codes';
-import { ConfigModule } from '@kiln/config';
+import { ConfigModule, KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { DockerModule } from '@kiln/docker';
-import { HealthModule } from '@kiln/health';
+import {
+  HEALTH_SERVER_OPTIONS,
+  HealthModule,
+  HealthServer,
+  HealthServerOptions,
+} from '@kiln/health';
 import { ImagesModule } from '@kiln/images';
+import { KilnMetrics, MetricsModule } from '@kiln/metrics';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
 import { TasksModule } from '@kiln/tasks';
 import { ContainerLimits } from './container-limits';
-import { HealthServer } from './health-server';
 import { ImagePuller } from './image-puller';
 import { OutcomeRecorder } from './outcome-recorder';
 import { TaskDispatcher } from './task-dispatcher';
@@ -19,6 +24,7 @@ import { TaskRunner } from './task-runner';
 @Module({
   imports: [
     ConfigModule,
+    MetricsModule,
     DatabaseModule.forRoot({ waitForever: true }),
     QueueModule,
     RedisModule,
@@ -35,7 +41,21 @@ import { TaskRunner } from './task-runner';
     OutcomeRecorder,
     TaskRunner,
     TaskDispatcher,
+    {
+      provide: HEALTH_SERVER_OPTIONS,
+      inject: [KILN_CONFIG],
+      useFactory: (config: KilnConfig): HealthServerOptions => ({
+        name: 'worker',
+        host: config.api.host,
+        port: config.worker.healthPort,
+        details: { worker: config.worker.id },
+      }),
+    },
     HealthServer,
   ],
 })
-export class WorkerModule {}
+export class WorkerModule {
+  constructor(metrics: KilnMetrics) {
+    metrics.register('worker');
+  }
+}

@@ -320,4 +320,38 @@ describe('loadConfig', () => {
       /KILN_SHARED_IMAGES: cannot read "Kiln Test\/\*"/,
     );
   });
+  it('reads the metrics settings: on, with project labels, on the API port by default', () => {
+    expect(loadConfig(base).metrics).toEqual({
+      enabled: true,
+      projectLabels: true,
+      token: undefined,
+      apiPort: 0,
+      apiHost: '127.0.0.1',
+    });
+    expect(loadConfig(base).scheduler.healthPort).toBe(0);
+    const set = loadConfig({
+      ...base,
+      KILN_METRICS: '0',
+      KILN_METRICS_PROJECT_LABELS: '0',
+      KILN_METRICS_TOKEN: 'a-scrape-token-of-24chars',
+      KILN_METRICS_PORT: '9464',
+      KILN_SCHEDULER_HEALTH_PORT: '8082',
+    });
+    expect(set.metrics).toMatchObject({ enabled: false, projectLabels: false, apiPort: 9464 });
+    expect(set.metrics.token).toBe('a-scrape-token-of-24chars');
+    expect(set.scheduler.healthPort).toBe(8082);
+  });
+
+  it('refuses a short scrape token, a metrics port equal to the API port and odd switches', () => {
+    expect(() =>
+      loadConfig({
+        ...base,
+        KILN_METRICS: 'yes',
+        KILN_METRICS_TOKEN: 'short',
+        KILN_METRICS_PORT: '8080',
+      }),
+    ).toThrow(
+      /KILN_METRICS must be one of 0, 1[\s\S]*KILN_METRICS_TOKEN must be at least 16 characters[\s\S]*KILN_METRICS_PORT must differ from KILN_API_PORT/,
+    );
+  });
 });

@@ -187,6 +187,8 @@ export interface KilnConfig {
     claimStaleSeconds: number;
     /** Attempts before a task that keeps losing its worker ends `error`. `KILN_TASK_MAX_ATTEMPTS`, default 3. */
     maxAttempts: number;
+    /** Port of the scheduler's `/healthz` and `/metrics` (0 = none). `KILN_SCHEDULER_HEALTH_PORT`, default 0. */
+    healthPort: number;
   };
   /**
    * The platform registry, where uploaded images are pushed and workers pull them from.
@@ -316,6 +318,28 @@ export interface KilnConfig {
   quotas: ProjectQuotas;
   /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** Prometheus metrics (docs/operations.md, "Metrics"). */
+  metrics: {
+    /** `KILN_METRICS`: 1 (default) counts and serves `/metrics`; 0 turns both off. */
+    enabled: boolean;
+    /**
+     * Whether task metrics carry `project` and `code` labels. `KILN_METRICS_PROJECT_LABELS`,
+     * default 1; 0 for very many projects (each pair is a time series).
+     */
+    projectLabels: boolean;
+    /**
+     * A token that may read `/metrics` besides the admin token (a scraper needs no admin rights).
+     * `KILN_METRICS_TOKEN`, at least 16 characters; default none.
+     */
+    token: string | undefined;
+    /**
+     * `KILN_METRICS_PORT`: 0 (default) serves the API's `/metrics` on its own port; N serves it
+     * (with `/healthz`) on port N of `KILN_METRICS_HOST` instead, off the public router.
+     */
+    apiPort: number;
+    /** `KILN_METRICS_HOST`, default `127.0.0.1`: where `KILN_METRICS_PORT` listens. */
+    apiHost: string;
+  };
 }
 
 /** Per-project limits; see {@link KilnConfig.quotas}. */
@@ -441,6 +465,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       heartbeatLapseSeconds: read.int('KILN_HEARTBEAT_LAPSE_SECONDS', 60, 3, 86400),
       claimStaleSeconds: read.int('KILN_CLAIM_STALE_SECONDS', 120, 1, 86400),
       maxAttempts: read.int('KILN_TASK_MAX_ATTEMPTS', 3, 1, 100),
+      healthPort: read.int('KILN_SCHEDULER_HEALTH_PORT', 0, 0, 65535),
     },
     registry: read.registry('REGISTRY_URL', 'KILN_REGISTRY_USERNAME', 'KILN_REGISTRY_PASSWORD'),
     uploads: {
@@ -502,7 +527,20 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       logFollowers: read.int('KILN_QUOTA_LOG_FOLLOWERS', QUOTA_DEFAULTS.logFollowers, 0, QUOTA_MAX),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
+    metrics: {
+      enabled: read.oneOf('KILN_METRICS', ['0', '1'] as const, '1') === '1',
+      projectLabels: read.oneOf('KILN_METRICS_PROJECT_LABELS', ['0', '1'] as const, '1') === '1',
+      token: read.optional('KILN_METRICS_TOKEN'),
+      apiPort: read.int('KILN_METRICS_PORT', 0, 0, 65535),
+      apiHost: read.string('KILN_METRICS_HOST', '127.0.0.1'),
+    },
   };
+  if (config.metrics.token !== undefined && config.metrics.token.length < 16) {
+    problems.push('KILN_METRICS_TOKEN must be at least 16 characters');
+  }
+  if (config.metrics.apiPort !== 0 && config.metrics.apiPort === config.api.port) {
+    problems.push('KILN_METRICS_PORT must differ from KILN_API_PORT (0 serves /metrics on it)');
+  }
   if (config.api.uploadTimeoutSeconds < config.api.headersTimeoutSeconds) {
     // Node refuses a request timeout below the headers timeout.
     problems.push(

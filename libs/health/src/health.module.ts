@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { DatabaseHealth } from '@kiln/database';
 import { DockerModule } from '@kiln/docker';
+import { MetricsModule } from '@kiln/metrics';
 import { HealthService } from './health.service';
 
 @Module({})
@@ -9,7 +10,7 @@ export class HealthModule {
   static register(options: { withDocker: boolean }): DynamicModule {
     return {
       module: HealthModule,
-      imports: options.withDocker ? [DockerModule] : [],
+      imports: options.withDocker ? [DockerModule, MetricsModule] : [MetricsModule],
       providers: [DatabaseHealth, HealthService],
       exports: [HealthService],
     };

@@ -2,6 +2,7 @@ import { Injectable, Optional } from '@nestjs/common';
 import { withTimeout } from '@kiln/common';
 import { DatabaseHealth } from '@kiln/database';
 import { DockerEngine } from '@kiln/docker';
+import { KilnMetrics } from '@kiln/metrics';
 import { RedisHealth } from '@kiln/redis';
 
 export interface HealthReport {
@@ -17,8 +18,17 @@ export class HealthService {
   constructor(
     private readonly database: DatabaseHealth,
     private readonly redis: RedisHealth,
+    metrics: KilnMetrics,
     @Optional() private readonly docker?: DockerEngine,
-  ) {}
+  ) {
+    // kiln_dependency_up{dependency}: the same checks as /healthz, at each scrape.
+    metrics.beforeScrape(async () => {
+      const { checks } = await this.report();
+      for (const [dependency, result] of Object.entries(checks)) {
+        metrics.dependencyUp.set({ dependency }, result === 'ok' ? 1 : 0);
+      }
+    });
+  }
 
   async report(): Promise<HealthReport> {
     const checks: Record<string, () => Promise<unknown>> = {

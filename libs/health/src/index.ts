@@ -1,2 +1,3 @@
 export * from './health.service';
 export * from './health.module';
+export * from './health-server';

@@ -15,3 +15,4 @@ export * from './task-transitions';
 export * from './task-delivery';
 export * from './task-list-query';
 export * from './queued-tasks-quota';
+export * from './queue-figures';

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CodesModule } from '@kiln/codes';
+import { MetricsModule } from '@kiln/metrics';
 import { ProjectsModule } from '@kiln/projects';
 import { Task } from './task.entity';
 import { TaskLogChunk } from './task-log-chunk.entity';
@@ -12,9 +13,15 @@ import { TaskStore } from './store/task-store';
 import { TaskRetentionStore } from './store/task-retention';
 import { TaskLogStore } from './task-log-store';
 import { QueuedTasksQuota } from './queued-tasks-quota';
+import { QueueFigures } from './queue-figures';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([Task, TaskLogChunk]), CodesModule, ProjectsModule],
+  imports: [
+    TypeOrmModule.forFeature([Task, TaskLogChunk]),
+    CodesModule,
+    ProjectsModule,
+    MetricsModule,
+  ],
   providers: [
     TasksService,
     QueuedTasksQuota,
@@ -24,7 +31,15 @@ import { QueuedTasksQuota } from './queued-tasks-quota';
     TaskLifecycle,
     TaskLogStore,
     TaskRetentionStore,
+    QueueFigures,
   ],
-  exports: [TasksService, TaskDelivery, TaskLifecycle, TaskLogStore, TaskRetentionStore],
+  exports: [
+    QueueFigures,
+    TasksService,
+    TaskDelivery,
+    TaskLifecycle,
+    TaskLogStore,
+    TaskRetentionStore,
+  ],
 })
 export class TasksModule {}

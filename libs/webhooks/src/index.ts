@@ -11,3 +11,4 @@ export * from './webhooks.service';
 export * from './code-trigger.entity';
 export * from './triggers.service';
 export * from './webhooks.module';
+export * from './webhook-backlog';

@@ -170,7 +170,7 @@ export class TriggersService {
       { code_name: code.name, payload: request.body.toString('utf8'), cluster: trigger.cluster },
       limits,
     );
-    const [id] = await this.tasks.create(projectId, [spec]);
+    const [id] = await this.tasks.create(projectId, [spec], 'trigger');
     return id;
   }
 }

@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { Client } from 'pg';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { KilnMetrics } from '@kiln/metrics';
 import { retryDelaySeconds } from './backoff';
 import { signedHeaders } from './signing';
 import { AttemptOutcome, ClaimedDelivery, WEBHOOK_CHANNEL, WebhookOutbox } from './webhook-outbox';
@@ -89,6 +90,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly outbox: WebhookOutbox,
     private readonly sender: WebhookSender,
+    private readonly metrics: KilnMetrics,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -223,11 +225,30 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
         const { recorded, disabled } = await this.outbox.record(batch, settings);
         for (const endpoint of disabled) await this.disable(endpoint.key, endpoint.reason);
         for (const item of batch) item.done(recorded.has(item.delivery.id));
+        this.count(batch.filter((item) => recorded.has(item.delivery.id)));
       } catch (error) {
         for (const item of batch) item.failed(error);
       }
     }
     this.flushing = false;
+  }
+
+  /** `kiln_webhook_deliveries_total{result}` and, for those delivered, their lag since the event. */
+  private count(items: { delivery: ClaimedDelivery; outcome: AttemptOutcome }[]): void {
+    if (!this.metrics.enabled) return;
+    const now = Date.now();
+    for (const { delivery, outcome } of items) {
+      const result =
+        outcome.state === 'delivered'
+          ? 'delivered'
+          : outcome.state === 'pending'
+            ? 'retry'
+            : 'failed';
+      this.metrics.webhookDeliveries.inc({ result });
+      if (result === 'delivered') {
+        this.metrics.webhookLag.observe(Math.max(0, (now - delivery.createdAt.getTime()) / 1000));
+      }
+    }
   }
 
   /** A circuit just disabled: the subscription, its backlog and the notice to the project. */

@@ -51,6 +51,8 @@ export interface ClaimedDelivery {
   secrets: string[];
   /** False when the subscription was disabled (or never existed) since the event. */
   endpointEnabled: boolean;
+  /** When the event happened (the delivery was made): `kiln_webhook_delivery_lag_seconds`. */
+  createdAt: Date;
 }
 
 export interface AttemptOutcome {
@@ -128,6 +130,7 @@ interface ClaimRow {
   secret: string | null;
   previous_secret: string | null;
   project_secret: string | null;
+  created_at: Date;
 }
 
 interface DeliveryRow {
@@ -236,9 +239,9 @@ export class WebhookOutbox {
                 next_attempt_at = now() + make_interval(secs => $2)
           WHERE d.id = ANY ($1::bpchar[]) AND d.state = 'pending' AND d.next_attempt_at <= now()
          RETURNING d.id, d.seq, d.project_id, d.endpoint_key, d.webhook_id, d.url, d.message_id,
-                   d.body, d.attempt, d.retry_base)
+                   d.body, d.attempt, d.retry_base, d.created_at)
        SELECT c.id, c.project_id, c.endpoint_key, c.webhook_id, c.message_id, c.body, c.attempt,
-              c.retry_base, c.url AS task_url, w.url AS webhook_url, w.enabled, w.secret,
+              c.retry_base, c.created_at, c.url AS task_url, w.url AS webhook_url, w.enabled, w.secret,
               CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret,
               s.secret AS project_secret
          FROM claimed c
@@ -260,6 +263,7 @@ export class WebhookOutbox {
       url: row.webhook_id ? (row.webhook_url ?? '') : row.task_url!,
       secrets: this.openSecrets(row),
       endpointEnabled: row.webhook_id ? row.enabled === true : true,
+      createdAt: row.created_at,
     }));
   }
 

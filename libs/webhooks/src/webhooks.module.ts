@@ -1,11 +1,13 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CodesModule } from '@kiln/codes';
+import { MetricsModule } from '@kiln/metrics';
 import { ProjectsModule } from '@kiln/projects';
 import { TasksModule } from '@kiln/tasks';
 import { CodeTrigger } from './code-trigger.entity';
 import { TriggersService } from './triggers.service';
 import { Webhook } from './webhook.entity';
+import { WebhookBacklog } from './webhook-backlog';
 import { WebhookOutbox } from './webhook-outbox';
 import { WebhookSender } from './webhook-sender';
 import { WebhooksService } from './webhooks.service';
@@ -20,8 +22,9 @@ import { WebhooksService } from './webhooks.service';
     CodesModule,
     TasksModule,
     ProjectsModule,
+    MetricsModule,
   ],
-  providers: [WebhooksService, WebhookOutbox, WebhookSender, TriggersService],
-  exports: [WebhooksService, WebhookOutbox, WebhookSender, TriggersService],
+  providers: [WebhooksService, WebhookOutbox, WebhookSender, TriggersService, WebhookBacklog],
+  exports: [WebhooksService, WebhookOutbox, WebhookSender, TriggersService, WebhookBacklog],
 })
 export class WebhooksModule {}

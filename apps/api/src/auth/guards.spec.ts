@@ -42,13 +42,18 @@ describe('the API guard', () => {
     expect(routes().length).toBeGreaterThan(40);
   });
 
-  it('leaves public exactly /healthz and the trigger URLs; every other route needs a token', () => {
+  // `/metrics` checks its own token (admin or KILN_METRICS_TOKEN): metrics.e2e-spec.ts.
+  it('leaves public exactly /healthz, /metrics and the trigger URLs; every other route needs a token', () => {
     expect(
       routes()
         .filter((route) => route.isPublic)
         .map((route) => route.name)
         .sort(),
-    ).toEqual(['HealthController.healthz', 'IncomingTriggersController.fire']);
+    ).toEqual([
+      'HealthController.healthz',
+      'IncomingTriggersController.fire',
+      'MetricsController.scrape',
+    ]);
   });
 
   // A new route must be added here, with the role a project token needs for it: the rule is a GET

@@ -276,7 +276,7 @@ export class TaskLifecycle {
   async recoverLapsed(
     lapseSeconds: number,
     maxAttempts: number,
-  ): Promise<{ requeued: number; failed: number }> {
+  ): Promise<{ requeued: number; failed: LapsedTask[] }> {
     const requeued = affected(
       await this.db.query(
         `UPDATE tasks
@@ -286,12 +286,13 @@ export class TaskLifecycle {
         [lapseSeconds, maxAttempts],
       ),
     );
-    const failed = affected(
+    const failed = rowsOf<LapsedTask>(
       await this.db.query(
         `UPDATE tasks
             SET status = 'error', heartbeat_at = NULL, end_time = now(), updated_at = now(),
                 msg = 'Worker lost: no heartbeat for ' || $1 || ' s, after ' || attempt || ' attempts'
-          WHERE ${FAIL_LAPSED_FROM} AND attempt >= $2 AND ${LAPSED}`,
+          WHERE ${FAIL_LAPSED_FROM} AND attempt >= $2 AND ${LAPSED}
+          RETURNING project_id AS "projectId", code_name AS "codeName", cluster, priority`,
         [lapseSeconds, maxAttempts],
       ),
     );
@@ -323,6 +324,14 @@ export class TaskLifecycle {
     const held = new Set(alive.map((row) => row.id));
     return taskIds.filter((id) => !held.has(id));
   }
+}
+
+/** A task the reconciler ended `error` (its worker lost): what labels its metrics. */
+export interface LapsedTask {
+  projectId: string;
+  codeName: string;
+  cluster: string;
+  priority: number;
 }
 
 interface TakeRow {

@@ -20,6 +20,16 @@ export interface TaskListQuery {
   perPage: number;
 }
 
+/** A task a cancel ended: the status it had, and what labels its metrics. */
+export interface CancelledTask {
+  id: string;
+  was: TaskStatus;
+  projectId: string;
+  codeName: string;
+  cluster: string;
+  priority: number;
+}
+
 /** Which tasks a cancel is for: one task, or every task of a code. */
 export type CancelTarget = { taskId: string } | { codeId: string };
 
@@ -76,12 +86,9 @@ export class TaskStore {
    * Cancels the project's tasks of `target` that have not ended; returns each cancelled task with
    * the status it had.
    */
-  async cancel(
-    projectId: string,
-    target: CancelTarget,
-  ): Promise<{ id: string; was: TaskStatus }[]> {
+  async cancel(projectId: string, target: CancelTarget): Promise<CancelledTask[]> {
     const [column, value] = 'taskId' in target ? ['id', target.taskId] : ['code_id', target.codeId];
-    return rowsOf<{ id: string; was: TaskStatus }>(
+    return rowsOf<CancelledTask>(
       await this.db.query(
         `UPDATE tasks t
             SET status = 'cancelled', msg = 'Cancelled', end_time = now(), updated_at = now(),
@@ -90,7 +97,8 @@ export class TaskStore {
                   WHERE t.${column} = $1 AND t.project_id = $2 AND ${CANCEL_FROM}
                   FOR UPDATE) was
           WHERE t.id = was.id
-          RETURNING t.id, was.status AS was`,
+          RETURNING t.id, was.status AS was, t.project_id AS "projectId",
+                    t.code_name AS "codeName", t.cluster, t.priority`,
         [value, projectId],
       ),
     );
