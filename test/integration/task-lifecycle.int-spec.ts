@@ -231,7 +231,11 @@ describe('TaskLifecycle against Postgres', () => {
     await db.query(`UPDATE tasks SET heartbeat_at = now() - interval '1 hour' WHERE id = ANY($1)`, [
       [lapsed, spent],
     ]);
-    expect(await lifecycle.recoverLapsed(60, 3)).toEqual({ requeued: 1, failed: 1 });
+    // The failed ones come back with the labels the scheduler counts them by (metrics).
+    expect(await lifecycle.recoverLapsed(60, 3)).toEqual({
+      requeued: 1,
+      failed: [{ projectId, codeName: 'c', cluster: 'default', priority: 0 }],
+    });
     expect(await status(lapsed)).toMatchObject({ status: 'queued', worker_id: null });
     expect(await status(spent)).toMatchObject({ status: 'error' });
     expect(await status(fresh)).toMatchObject({ status: 'preparing', worker_id: 'w1' });
