@@ -1,14 +1,9 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { CodesModule } from '@kiln/codes';
-import { ConfigModule, KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
-import {
-  HEALTH_SERVER_OPTIONS,
-  HealthModule,
-  HealthServer,
-  HealthServerOptions,
-} from '@kiln/health';
+import { HealthModule, healthServerProviders } from '@kiln/health';
 import { ImageUploadsService, ImagesModule } from '@kiln/images';
 import { MulterModule } from '@nestjs/platform-express';
 import { KilnMetrics, MetricsModule } from '@kiln/metrics';
@@ -77,16 +72,11 @@ import { WebhooksController } from './webhooks/webhooks.controller';
     FollowWatch,
     FollowerSlots,
     // KILN_METRICS_PORT: /metrics (and /healthz) off the public router, on a listener of its own.
-    {
-      provide: HEALTH_SERVER_OPTIONS,
-      inject: [KILN_CONFIG],
-      useFactory: (config: KilnConfig): HealthServerOptions => ({
-        name: 'api',
-        host: config.metrics.apiHost,
-        port: config.metrics.apiPort,
-      }),
-    },
-    HealthServer,
+    ...healthServerProviders((config) => ({
+      name: 'api',
+      host: config.metrics.apiHost,
+      port: config.metrics.apiPort,
+    })),
   ],
 })
 export class ApiModule {

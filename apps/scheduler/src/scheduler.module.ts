@@ -1,12 +1,7 @@
 import { Module } from '@nestjs/common';
-import { ConfigModule, KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
-import {
-  HEALTH_SERVER_OPTIONS,
-  HealthModule,
-  HealthServer,
-  HealthServerOptions,
-} from '@kiln/health';
+import { HealthModule, healthServerProviders } from '@kiln/health';
 import { KilnMetrics, MetricsModule } from '@kiln/metrics';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
@@ -43,17 +38,12 @@ import { SchedulerGauges } from './scheduler-gauges';
     RetentionPurger,
     WebhookDispatcher,
     SchedulerGauges,
-    {
-      provide: HEALTH_SERVER_OPTIONS,
-      inject: [KILN_CONFIG],
-      useFactory: (config: KilnConfig): HealthServerOptions => ({
-        name: 'scheduler',
-        host: config.api.host,
-        port: config.scheduler.healthPort,
-        details: { scheduler: config.scheduler.id },
-      }),
-    },
-    HealthServer,
+    ...healthServerProviders((config) => ({
+      name: 'scheduler',
+      host: config.api.host,
+      port: config.scheduler.healthPort,
+      details: { scheduler: config.scheduler.id },
+    })),
   ],
 })
 export class SchedulerModule {

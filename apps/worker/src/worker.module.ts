@@ -1,14 +1,9 @@
 import { Module } from '@nestjs/common';
 import { CodesModule } from '@kiln/codes';
-import { ConfigModule, KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { DockerModule } from '@kiln/docker';
-import {
-  HEALTH_SERVER_OPTIONS,
-  HealthModule,
-  HealthServer,
-  HealthServerOptions,
-} from '@kiln/health';
+import { HealthModule, healthServerProviders } from '@kiln/health';
 import { ImagesModule } from '@kiln/images';
 import { KilnMetrics, MetricsModule } from '@kiln/metrics';
 import { QueueModule } from '@kiln/queue';
@@ -41,17 +36,12 @@ import { TaskRunner } from './task-runner';
     OutcomeRecorder,
     TaskRunner,
     TaskDispatcher,
-    {
-      provide: HEALTH_SERVER_OPTIONS,
-      inject: [KILN_CONFIG],
-      useFactory: (config: KilnConfig): HealthServerOptions => ({
-        name: 'worker',
-        host: config.api.host,
-        port: config.worker.healthPort,
-        details: { worker: config.worker.id },
-      }),
-    },
-    HealthServer,
+    ...healthServerProviders((config) => ({
+      name: 'worker',
+      host: config.api.host,
+      port: config.worker.healthPort,
+      details: { worker: config.worker.id },
+    })),
   ],
 })
 export class WorkerModule {

@@ -4,6 +4,7 @@ import {
   Logger,
   OnApplicationBootstrap,
   OnApplicationShutdown,
+  Provider,
 } from '@nestjs/common';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { sameSecret } from '@kiln/common';
@@ -22,6 +23,16 @@ export interface HealthServerOptions {
 }
 
 export const HEALTH_SERVER_OPTIONS = Symbol('HEALTH_SERVER_OPTIONS');
+
+/** The providers of a process's {@link HealthServer}, its options read from the config. */
+export function healthServerProviders(
+  options: (config: KilnConfig) => HealthServerOptions,
+): Provider[] {
+  return [
+    { provide: HEALTH_SERVER_OPTIONS, inject: [KILN_CONFIG], useFactory: options },
+    HealthServer,
+  ];
+}
 
 /**
  * A process's own HTTP server, when a port is configured: `GET /healthz` (ok or not to anyone,

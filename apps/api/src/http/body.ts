@@ -136,25 +136,24 @@ export function readBodyBytes(
     const onClose = (): void => {
       if (!req.complete) onAborted();
     };
+    const listeners: [string, (chunk: Buffer) => void][] = [
+      ['data', onData],
+      ['end', onEnd],
+      ['error', onAborted],
+      ['aborted', onAborted],
+      ['close', onClose],
+    ];
     const stop = (): void => {
       clearTimeout(idle);
       clearTimeout(total);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onAborted);
-      req.off('aborted', onAborted);
-      req.off('close', onClose);
+      for (const [event, listener] of listeners) req.off(event, listener);
     };
     const fail = (error: KilnException): void => {
       stop();
       req.pause();
       reject(error);
     };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onAborted);
-    req.on('aborted', onAborted);
-    req.on('close', onClose);
+    for (const [event, listener] of listeners) req.on(event, listener);
     armIdle();
   });
 }
