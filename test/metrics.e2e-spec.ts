@@ -235,6 +235,17 @@ describe('metrics: Prometheus scrapes the API, the worker and the scheduler', ()
     for (const route of routes) expect(route).not.toMatch(/[0-9a-f]{24}/);
     // The recording rules evaluate on the real figures; no alert of the rules fires.
     await expectQuery(`kiln:queue_depth{cluster="idle",priority="2"}`, 1);
+    // rate() sees a counter grow only between two of its samples: a series first scraped at its
+    // final value (both errors ended between two scrapes, on a loaded machine) has a rate of 0.
+    // One more of each now that Prometheus holds both series, so that both are seen to grow.
+    const [okLate, failingLate] = await queue(project, [
+      { code_name: 'hello', payload: '{}' },
+      { code_name: 'hello', payload: '{"exit":3}' },
+    ]);
+    expect(await finished(project, okLate)).toBe('complete');
+    expect(await finished(project, failingLate)).toBe('error');
+    await expectQuery(ended('complete'), 4);
+    await expectQuery(ended('error'), 3);
     await waitUntil('the failure ratio recorded', async () => {
       const ratio = await prometheus.value(`kiln:tasks_failed:ratio5m{cluster="default"}`);
       return ratio !== undefined && ratio > 0 && ratio < 1;
