@@ -9,6 +9,7 @@ import { ProjectMaxRunning1764010800000 } from './1764010800000-ProjectMaxRunnin
 import { WebhookCircuits1764100000000 } from './1764100000000-WebhookCircuits';
 import { ContainerLimits1764200000000 } from './1764200000000-ContainerLimits';
 import { TaskRetention1764300000000 } from './1764300000000-TaskRetention';
+import { TaskTraceparent1764400000000 } from './1764400000000-TaskTraceparent';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -23,4 +24,5 @@ export const migrations = [
   WebhookCircuits1764100000000,
   ContainerLimits1764200000000,
   TaskRetention1764300000000,
+  TaskTraceparent1764400000000,
 ];

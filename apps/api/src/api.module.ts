@@ -1,3 +1,4 @@
+import { TracingShutdown } from '@kiln/common';
 import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { CodesModule } from '@kiln/codes';
@@ -65,6 +66,7 @@ import { WebhooksController } from './webhooks/webhooks.controller';
     IncomingTriggersController,
   ],
   providers: [
+    TracingShutdown,
     { provide: APP_FILTER, useClass: KilnExceptionFilter },
     // Bodies are read after the global guard (ProjectGuard) has authenticated the request.
     { provide: APP_INTERCEPTOR, useClass: BodyInterceptor },

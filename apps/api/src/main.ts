@@ -4,19 +4,21 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Server } from 'node:http';
-import { kilnLogger, runProcess } from '@kiln/common';
+import { kilnLogger, runProcess, startTracing } from '@kiln/common';
 import { loadConfig } from '@kiln/config';
 import { HealthServer } from '@kiln/health';
 import { KilnMetrics } from '@kiln/metrics';
 import { ApiModule } from './api.module';
 import { answerFor, sendError } from './http/exception.filter';
 import { httpMetrics } from './http/http-metrics';
+import { traceRequests } from './http/http-tracing';
 
 /** How often Node looks for requests past their headers or request time-out. */
 const TIMEOUT_CHECK_MS = 1000;
 
 runProcess('api', async () => {
   const config = loadConfig();
+  startTracing('api', config.tracing.endpoint);
   // Bodies are read by BodyInterceptor, after the token was checked: no body parser here.
   const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
     bodyParser: false,
@@ -24,6 +26,7 @@ runProcess('api', async () => {
   });
   const metrics = app.get(KilnMetrics);
   if (metrics.enabled) app.use(httpMetrics(metrics));
+  if (config.tracing.endpoint) app.use(traceRequests());
   app.disable('x-powered-by');
   app.set('etag', false);
   // `req.ip` is the peer's address unless the peer is a proxy the operator named.

@@ -1,11 +1,12 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { kilnLogger, runProcess } from '@kiln/common';
+import { kilnLogger, runProcess, startTracing } from '@kiln/common';
 import { loadConfig } from '@kiln/config';
 import { SchedulerModule } from './scheduler.module';
 
 runProcess('scheduler', async () => {
   const config = loadConfig();
+  startTracing('scheduler', config.tracing.endpoint);
   const app = await NestFactory.createApplicationContext(SchedulerModule, {
     logger: kilnLogger(config.logLevel),
   });

@@ -1,3 +1,4 @@
+import { TracingShutdown } from '@kiln/common';
 import { Module } from '@nestjs/common';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
@@ -30,6 +31,7 @@ import { SchedulerGauges } from './scheduler-gauges';
   ],
   // The webhook dispatcher runs in every replica, leader or not: deliveries are leased rows.
   providers: [
+    TracingShutdown,
     DatabaseContact,
     LeaderLease,
     ScheduleFirer,

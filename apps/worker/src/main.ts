@@ -1,11 +1,12 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { loadConfig } from '@kiln/config';
-import { kilnLogger, runProcess } from '@kiln/common';
+import { kilnLogger, runProcess, startTracing } from '@kiln/common';
 import { WorkerModule } from './worker.module';
 
 runProcess('worker', async () => {
   const config = loadConfig();
+  startTracing('worker', config.tracing.endpoint);
   const app = await NestFactory.createApplicationContext(WorkerModule, {
     logger: kilnLogger(config.logLevel),
   });

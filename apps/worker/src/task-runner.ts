@@ -2,7 +2,15 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { CodeRevision, CodesService } from '@kiln/codes';
-import { RecentValues, Sleeper, withTimeout } from '@kiln/common';
+import {
+  RecentValues,
+  Sleeper,
+  SpanKind,
+  contextOf,
+  currentTraceparent,
+  inSpan,
+  withTimeout,
+} from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { isDatabaseUnavailable } from '@kiln/database';
 import { DockerEngine, FrameDemuxer, ImageFacts, tarArchive } from '@kiln/docker';
@@ -79,7 +87,22 @@ export class TaskRunner implements OnApplicationShutdown {
     const state: Running = { attempt: task.attempt, preparing: new AbortController() };
     this.running.set(task.id, state);
     try {
-      await this.execute(task, state);
+      // The task's trace, from the span that created it (docs/operations.md, "Traces").
+      await inSpan(
+        'kiln.task.run',
+        {
+          kind: SpanKind.CONSUMER,
+          parent: contextOf(task.traceparent),
+          attributes: {
+            'kiln.task_id': task.id,
+            'kiln.project_id': task.projectId,
+            'kiln.code': task.codeName,
+            'kiln.attempt': task.attempt,
+            'kiln.worker': this.config.worker.id,
+          },
+        },
+        () => this.execute(task, state),
+      );
     } finally {
       this.running.delete(task.id);
     }
@@ -109,11 +132,17 @@ export class TaskRunner implements OnApplicationShutdown {
       await this.fail(task, 'The code revision of this task no longer exists');
       return;
     }
-    const prepared = await this.prepareImage(task, state, revision);
+    const prepared = await inSpan(
+      'kiln.image.pull',
+      { attributes: { 'kiln.image': revision.image } },
+      () => this.prepareImage(task, state, revision),
+    );
     if (!prepared) return;
     const { image, facts } = prepared;
     try {
-      await this.runContainer(task, state, revision, image.image, facts.volumes);
+      await inSpan('kiln.container.run', { attributes: { 'kiln.image': image.image } }, () =>
+        this.runContainer(task, state, revision, image.image, facts.volumes),
+      );
     } finally {
       this.images.release(image.pull);
     }
@@ -177,18 +206,20 @@ export class TaskRunner implements OnApplicationShutdown {
     let containerId: string;
     const creating = performance.now();
     try {
-      containerId = await this.docker.create(
-        containerSpec(
-          task,
-          revision,
-          image,
-          this.config.worker.id,
-          this.config.container,
-          filesDir,
-          taskLimits(revision, this.config.container, await this.limits.engineCpus()),
-          imageVolumes,
-        ),
+      const spec = containerSpec(
+        task,
+        revision,
+        image,
+        this.config.worker.id,
+        this.config.container,
+        filesDir,
+        taskLimits(revision, this.config.container, await this.limits.engineCpus()),
+        imageVolumes,
       );
+      // The task's own spans join its trace as children of the container's run.
+      const traceparent = currentTraceparent();
+      if (traceparent) spec.env.push(`TRACEPARENT=${traceparent}`);
+      containerId = await this.docker.create(spec);
     } catch (error) {
       if (filesDir) await this.removeFiles(task);
       await this.fail(task, `Could not create the container: ${(error as Error).message}`);
@@ -335,6 +366,12 @@ export class TaskRunner implements OnApplicationShutdown {
 
   /** Records the outcome, through any Postgres outage (see {@link OutcomeRecorder}). */
   private async finish(task: Task, outcome: TaskOutcome, chunks: LogChunk[] = []): Promise<void> {
+    await inSpan('kiln.task.finish', { attributes: { 'kiln.status': outcome.status } }, () =>
+      this.record(task, outcome, chunks),
+    );
+  }
+
+  private async record(task: Task, outcome: TaskOutcome, chunks: LogChunk[]): Promise<void> {
     await this.outcomes.record({
       taskId: task.id,
       attempt: task.attempt,

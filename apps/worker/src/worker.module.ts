@@ -1,3 +1,4 @@
+import { TracingShutdown } from '@kiln/common';
 import { Module } from '@nestjs/common';
 import { CodesModule } from '@kiln/codes';
 import { ConfigModule } from '@kiln/config';
@@ -30,6 +31,7 @@ import { TaskRunner } from './task-runner';
     HealthModule.register({ withDocker: true }),
   ],
   providers: [
+    TracingShutdown,
     ContainerLimits,
     ImagePuller,
     TaskFiles,

@@ -17,3 +17,4 @@ export * from './cluster';
 export * from './secret-box';
 export * from './sealed-columns';
 export * from './redact';
+export * from './tracing';

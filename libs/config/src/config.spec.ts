@@ -111,6 +111,16 @@ describe('loadConfig', () => {
     );
   });
 
+  it('turns tracing on only with an http(s) OTEL_EXPORTER_OTLP_ENDPOINT', () => {
+    expect(loadConfig(base).tracing.endpoint).toBeUndefined();
+    expect(
+      loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }).tracing,
+    ).toEqual({ endpoint: 'http://127.0.0.1:4318' });
+    expect(() => loadConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT must start with http: or https:\/\//,
+    );
+  });
+
   it('names every bad variable at once', () => {
     let caught: unknown;
     try {

@@ -340,6 +340,14 @@ export interface KilnConfig {
     /** `KILN_METRICS_HOST`, default `127.0.0.1`: where `KILN_METRICS_PORT` listens. */
     apiHost: string;
   };
+  /** OpenTelemetry traces (docs/operations.md, "Traces"). */
+  tracing: {
+    /**
+     * `OTEL_EXPORTER_OTLP_ENDPOINT` (OpenTelemetry's own variable): the OTLP/HTTP collector spans
+     * are sent to, at `<endpoint>/v1/traces`; unset (default), tracing is off.
+     */
+    endpoint: string | undefined;
+  };
 }
 
 /** Per-project limits; see {@link KilnConfig.quotas}. */
@@ -534,6 +542,9 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       apiPort: read.int('KILN_METRICS_PORT', 0, 0, 65535),
       apiHost: read.string('KILN_METRICS_HOST', '127.0.0.1'),
     },
+    tracing: {
+      endpoint: read.optionalUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
+    },
   };
   if (config.metrics.token !== undefined && config.metrics.token.length < 16) {
     problems.push('KILN_METRICS_TOKEN must be at least 16 characters');
@@ -624,6 +635,11 @@ class EnvReader {
       this.problems.push(`${name} must be an absolute path (got "${value}")`);
     }
     return value;
+  }
+
+  /** A URL when set, else undefined. */
+  optionalUrl(name: string, protocols: string[]): string | undefined {
+    return this.optional(name) === undefined ? undefined : this.url(name, protocols);
   }
 
   url(name: string, protocols: string[]): string {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { markTrace } from '@kiln/common';
 import { Task, insertTasks, newTasksOf } from '@kiln/tasks';
 import { Schedule } from './schedule.entity';
 
@@ -70,6 +71,16 @@ export class ScheduleStore {
       if (schedules.length === 0) return { due: 0, fired: [] };
       const [{ now }] = await manager.query<{ now: Date }[]>(`SELECT now() AS now`);
       const { tasks, advances } = plan(schedules, await this.codesOf(manager, schedules), now);
+      for (const task of tasks) {
+        // Each fired task's trace starts at its schedule's fire (docs/operations.md, "Traces").
+        task.traceparent ??=
+          markTrace('kiln.schedule.fire', {
+            'kiln.schedule_id': task.scheduleId ?? '',
+            'kiln.project_id': task.projectId,
+            'kiln.code': task.codeName,
+            'kiln.task_id': task.id,
+          }) ?? null;
+      }
       const inserted = await insertTasks(manager, newTasksOf(tasks, now));
       await manager.query(
         `UPDATE schedules s

@@ -33,5 +33,7 @@ export function retryOf(task: Task, delaySeconds: number): Task {
     scheduleId: task.scheduleId,
     // The user asked to hear when their work ends: a retry ends it too.
     webhook: task.webhook,
+    // Part of the same trace as the task it retries.
+    traceparent: task.traceparent,
   } satisfies Partial<Task>);
 }

@@ -114,4 +114,8 @@ export class Task {
   /** The schedule instant this task was fired for (unique per schedule). */
   @Column({ name: 'scheduled_for', type: 'timestamptz', nullable: true })
   scheduledFor!: Date | null;
+
+  /** W3C `traceparent` of the span that created it (a retry: its original's); null untraced. */
+  @Column({ type: 'varchar', length: 55, nullable: true })
+  traceparent!: string | null;
 }

@@ -1,3 +1,4 @@
+import { SpanKind, contextOf, currentTraceparent, inSpan } from '@kiln/common';
 import {
   Inject,
   Injectable,
@@ -262,7 +263,34 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     }
   }
 
-  private async attempt(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
+  /** One attempt, in the trace of the task it is about (while tracing is on). */
+  private attempt(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
+    return inSpan(
+      'kiln.webhook.deliver',
+      {
+        kind: SpanKind.CLIENT,
+        parent: contextOf(delivery.traceparent),
+        attributes: {
+          'kiln.delivery_id': delivery.id,
+          'kiln.project_id': delivery.projectId,
+          'kiln.event': delivery.eventType,
+          'kiln.attempt': delivery.attempt,
+        },
+      },
+      async (span) => {
+        const outcome = await this.send(delivery);
+        span?.setAttributes({
+          'kiln.delivery_state': outcome.state,
+          ...(outcome.statusCode === null
+            ? {}
+            : { 'http.response.status_code': outcome.statusCode }),
+        });
+        return outcome;
+      },
+    );
+  }
+
+  private async send(delivery: ClaimedDelivery): Promise<AttemptOutcome> {
     if (!delivery.endpointEnabled) {
       return { state: 'failed', statusCode: null, error: 'Endpoint disabled', durationMs: 0 };
     }
@@ -270,11 +298,14 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
       delivery.secrets.length > 0
         ? delivery.secrets
         : [await this.outbox.projectSecret(delivery.projectId)];
-    const headers = {
+    const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'Kiln-Webhooks/1',
       ...signedHeaders(secrets, delivery.messageId, Math.floor(Date.now() / 1000), delivery.body),
     };
+    // The receiver may continue the trace.
+    const traceparent = currentTraceparent();
+    if (traceparent) headers.traceparent = traceparent;
     let url: URL;
     try {
       url = new URL(delivery.url);

@@ -53,6 +53,9 @@ export interface ClaimedDelivery {
   endpointEnabled: boolean;
   /** When the event happened (the delivery was made): `kiln_webhook_delivery_lag_seconds`. */
   createdAt: Date;
+  eventType: string;
+  /** The trace of the task it is about (docs/operations.md, "Traces"); null untraced. */
+  traceparent: string | null;
 }
 
 export interface AttemptOutcome {
@@ -131,6 +134,8 @@ interface ClaimRow {
   previous_secret: string | null;
   project_secret: string | null;
   created_at: Date;
+  event_type: string;
+  traceparent: string | null;
 }
 
 interface DeliveryRow {
@@ -239,9 +244,11 @@ export class WebhookOutbox {
                 next_attempt_at = now() + make_interval(secs => $2)
           WHERE d.id = ANY ($1::bpchar[]) AND d.state = 'pending' AND d.next_attempt_at <= now()
          RETURNING d.id, d.seq, d.project_id, d.endpoint_key, d.webhook_id, d.url, d.message_id,
-                   d.body, d.attempt, d.retry_base, d.created_at)
+                   d.body, d.attempt, d.retry_base, d.created_at, d.event_type, d.task_id)
        SELECT c.id, c.project_id, c.endpoint_key, c.webhook_id, c.message_id, c.body, c.attempt,
-              c.retry_base, c.created_at, c.url AS task_url, w.url AS webhook_url, w.enabled, w.secret,
+              c.retry_base, c.created_at, c.event_type,
+              (SELECT t.traceparent FROM tasks t WHERE t.id = c.task_id) AS traceparent,
+              c.url AS task_url, w.url AS webhook_url, w.enabled, w.secret,
               CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret,
               s.secret AS project_secret
          FROM claimed c
@@ -264,6 +271,8 @@ export class WebhookOutbox {
       secrets: this.openSecrets(row),
       endpointEnabled: row.webhook_id ? row.enabled === true : true,
       createdAt: row.created_at,
+      eventType: row.event_type,
+      traceparent: row.traceparent,
     }));
   }
 

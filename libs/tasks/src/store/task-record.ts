@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { currentTraceparent } from '@kiln/common';
 import { rowsOf } from '@kiln/database';
 import type { Task } from '../task.entity';
 
@@ -46,6 +47,8 @@ export interface NewTaskRow {
   /** schedule id and the instant it fired for (ISO) */
   s?: string;
   f?: string;
+  /** traceparent, when not the batch's (a retry keeps its original's) */
+  x?: string;
 }
 
 /**
@@ -59,13 +62,16 @@ export interface NewTasks {
   rows: NewTaskRow[];
   codes: NewTaskCode[];
   stampDue?: boolean;
+  /** The tasks' `traceparent`; by default the span active at the insert (none untraced). */
+  traceparent?: string;
 }
 
 /**
  * The one statement that writes new tasks, for API creates, schedule fires and retries alike.
  * `$1` the batch's time, `$2` the tasks (`NewTaskRow[]` as JSON), `$3` their codes
  * (`NewTaskCode[]` as JSON), `$4` whether due tasks are stamped `enqueued_at` in the insert itself
- * (TaskDelivery.enqueueDue says why), by the database's clock as every stamp; the other columns
+ * (TaskDelivery.enqueueDue says why), by the database's clock as every stamp, `$5` the batch's
+ * `traceparent` (a row's own `x` wins); the other columns
  * take the defaults of a new task. A task
  * that exists already (a schedule's instant fired twice: unique per schedule and instant) is
  * skipped.
@@ -74,16 +80,16 @@ const INSERT_TASKS_SQL = `
   INSERT INTO tasks (id, project_id, code_id, code_revision_id, code_name, code_rev, status,
                      priority, payload, timeout, delay, cluster, label, webhook,
                      run_at, enqueued_at, created_at, updated_at,
-                     retry_count, original_task_id, schedule_id, scheduled_for)
+                     retry_count, original_task_id, schedule_id, scheduled_for, traceparent)
   SELECT t.i, c.v->>'projectId', c.v->>'id', c.v->>'revisionId', c.v->>'name', (c.v->>'rev')::int,
          'queued', coalesce(t.r, (c.v->>'defaultPriority')::smallint), t.p, t.t, coalesce(t.d, 0),
          coalesce(t.c, 'default'), coalesce(t.l, ''), t.w,
          $1::timestamptz + coalesce(t.d, 0) * interval '1 second',
          CASE WHEN $4 AND coalesce(t.d, 0) = 0 THEN now() END,
          $1, $1,
-         coalesce(t.n, 0), t.o, t.s, t.f
+         coalesce(t.n, 0), t.o, t.s, t.f, coalesce(t.x, $5)
     FROM json_to_recordset($2) AS t(i text, p text, t int, r smallint, d int, c text, l text,
-                                    w text, k int, n int, o text, s text, f timestamptz)
+                                    w text, k int, n int, o text, s text, f timestamptz, x text)
     JOIN json_array_elements($3) WITH ORDINALITY AS c(v, n)
       ON c.n = coalesce(t.k, 0) + 1
   ON CONFLICT DO NOTHING
@@ -95,7 +101,7 @@ const INSERT_TASKS_SQL = `
  */
 export async function insertTasks(
   db: DataSource | EntityManager,
-  { now, rows, codes, stampDue = false }: NewTasks,
+  { now, rows, codes, stampDue = false, traceparent = currentTraceparent() }: NewTasks,
 ): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
   const inserted = rowsOf<{ id: string }>(
@@ -104,6 +110,7 @@ export async function insertTasks(
       JSON.stringify(rows),
       JSON.stringify(codes),
       stampDue,
+      traceparent ?? null,
     ]),
   );
   return new Set(inserted.map((row) => row.id));
@@ -140,6 +147,7 @@ export function newTasksOf(tasks: Task[], now: Date): NewTasks {
     if (task.originalTaskId) row.o = task.originalTaskId;
     if (task.scheduleId) row.s = task.scheduleId;
     if (task.scheduledFor) row.f = task.scheduledFor.toISOString();
+    if (task.traceparent) row.x = task.traceparent;
     return row;
   });
   return { now, rows, codes };
