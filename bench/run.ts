@@ -16,6 +16,7 @@ import { fairness } from './fairness';
 import { followers } from './followers';
 import { ingest } from './ingest';
 import { limits } from './limits';
+import { reads } from './reads';
 import { retention } from './retention';
 import { schedules } from './schedules';
 import { upload } from './upload';
@@ -59,6 +60,8 @@ const BENCHMARKS: Record<
   // and a clean-up each, the rest of the purge 2-5.
   retention: { run: retention, minutes: 30 },
   followers: { run: followers, minutes: 10 },
+  // Four routes × 2 servers × 2 rounds × 10 s, and the set-up: about 3 min.
+  reads: { run: reads, minutes: 10 },
 };
 
 async function main(): Promise<number> {

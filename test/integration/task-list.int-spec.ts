@@ -1,13 +1,20 @@
 import { INestApplicationContext } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { getDataSourceToken } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { newId } from '@kiln/common';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { QueueModule } from '@kiln/queue';
 import { RedisModule } from '@kiln/redis';
-import { TASK_STATUSES, TaskListQuery, TaskStatus, TasksModule, TasksService } from '@kiln/tasks';
+import {
+  TASK_STATUSES,
+  Task,
+  TaskListQuery,
+  TaskStatus,
+  TasksModule,
+  TasksService,
+} from '@kiln/tasks';
 import { OwnDatabase } from '../support/database';
 import { testRedisUrl } from '../support/redis';
 
@@ -155,4 +162,42 @@ describe('the task list against Postgres', () => {
       );
     }
   });
+
+  it('find and list hydrate a task exactly as TypeORM does, every column set or null', async () => {
+    const [plain, full] = (
+      await db.query<{ id: string }[]>(
+        `SELECT id FROM tasks WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT 2`,
+        [projects[0]],
+      )
+    ).map((row) => row.id);
+    await db.query(
+      `UPDATE tasks
+          SET status = 'error', attempt = 2, worker_id = 'w-1', heartbeat_at = now(),
+              enqueued_at = now(), start_time = now(), end_time = now(), duration_ms = 1234,
+              exit_code = 3, msg = 'exit code 3', percent = 50, log_size = 5000000000,
+              original_task_id = $2, retry_task_id = $2, retry_count = 1, schedule_id = $2,
+              scheduled_for = now(), webhook = 'http://127.0.0.1:1/hook', delay = 5,
+              traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+        WHERE id = $1`,
+      [full, plain],
+    );
+    const repository = db.getRepository(Task);
+    for (const id of [plain, full]) {
+      const typeorm = await repository.findOneBy({ id });
+      expect(typeorm).not.toBeNull();
+      expect(await tasks.get(projects[0], id)).toStrictEqual(typeorm);
+    }
+    const listed = await tasks.list(projects[0], { statuses: [], page: 0, perPage: 2 });
+    expect(listed).toStrictEqual(
+      await repository.findBy({ id: In([full, plain]) }).then(sortNewest),
+    );
+    // Another project's task is not found through this one.
+    await expect(tasks.get(projects[1], full)).rejects.toThrow('Task not found');
+  });
 });
+
+function sortNewest(list: Task[]): Task[] {
+  return [...list].sort(
+    (a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (b.id < a.id ? -1 : 1),
+  );
+}

@@ -3,6 +3,7 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, IsNull, Repository } from 'typeorm';
 import { newId, SecretBox, SecretKeys, sealedContext } from '@kiln/common';
 import { KILN_CONFIG } from '@kiln/config';
+import { hydrator, preparedQuery } from '@kiln/database';
 import { Code } from './code.entity';
 import { CodeRevision } from './code-revision.entity';
 import { CodeSpec } from './code-spec';
@@ -18,6 +19,8 @@ import { CodeSpec } from './code-spec';
 @Injectable()
 export class CodeStore {
   private readonly box: SecretBox;
+
+  private hydrate?: (row: Record<string, unknown>) => Code;
 
   constructor(
     @Inject(KILN_CONFIG) keys: SecretKeys,
@@ -105,8 +108,16 @@ export class CodeStore {
     return row;
   }
 
+  /** One live code of the project (`GET …/codes/{id}`): a prepared statement, no query builder. */
   async live(projectId: string, id: string): Promise<Code | null> {
-    return this.opened(await this.codes.findOneBy({ projectId, id, deletedAt: IsNull() }));
+    const { rows } = await preparedQuery(
+      this.dataSource,
+      'kiln_code_live',
+      'SELECT * FROM codes WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL',
+      [id, projectId],
+    );
+    this.hydrate ??= hydrator(this.dataSource, Code);
+    return rows[0] ? this.opened(this.hydrate(rows[0])) : null;
   }
 
   async liveByName(projectId: string, name: string): Promise<Code | null> {

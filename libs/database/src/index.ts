@@ -3,3 +3,4 @@ export * from './errors';
 export * from './prepared';
 export * from './results';
 export * from './database-health';
+export * from './hydrate';

@@ -13,6 +13,21 @@ export function preparedQuery<R extends QueryResultRow>(
   text: string,
   values: unknown[],
 ): Promise<QueryResult<R>> {
-  const pool = (db.driver as unknown as { master: Pool }).master;
-  return pool.query<R>({ name, text, values });
+  return poolOf(db).query<R>({ name, text, values });
+}
+
+/**
+ * One statement straight on the data source's node-postgres pool, unnamed (its text varies, e.g.
+ * with a list's filters), skipping TypeORM's per-call query runner. Outside a transaction.
+ */
+export function poolQuery<R extends QueryResultRow>(
+  db: DataSource,
+  text: string,
+  values: unknown[],
+): Promise<QueryResult<R>> {
+  return poolOf(db).query<R>(text, values);
+}
+
+function poolOf(db: DataSource): Pool {
+  return (db.driver as unknown as { master: Pool }).master;
 }

@@ -96,12 +96,19 @@ export class TaskLogStore {
 
   /** The log as text, in print order; `streams` limits it (e.g. STDOUT alone for `outlog`). */
   async read(taskId: string, streams?: LogStream[]): Promise<string> {
-    const rows = await this.db.query<{ data: string }[]>(
-      streams
-        ? `SELECT data FROM task_log_chunks WHERE task_id = $1 AND stream = ANY($2) ORDER BY seq`
-        : `SELECT data FROM task_log_chunks WHERE task_id = $1 ORDER BY seq`,
-      streams ? [taskId, streams] : [taskId],
-    );
+    const { rows } = streams
+      ? await preparedQuery<{ data: string }>(
+          this.db,
+          'kiln_log_read_streams',
+          `SELECT data FROM task_log_chunks WHERE task_id = $1 AND stream = ANY($2) ORDER BY seq`,
+          [taskId, streams],
+        )
+      : await preparedQuery<{ data: string }>(
+          this.db,
+          'kiln_log_read',
+          `SELECT data FROM task_log_chunks WHERE task_id = $1 ORDER BY seq`,
+          [taskId],
+        );
     return rows.map((row) => row.data).join('');
   }
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
-import { rowsOf } from '@kiln/database';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { hydrator, poolQuery, preparedQuery, rowsOf } from '@kiln/database';
 import { Task } from '../task.entity';
 import { TASK_STATUSES, TaskStatus } from '../task-status';
 import { sqlFrom } from '../task-transitions';
@@ -40,10 +40,14 @@ export type CancelTarget = { taskId: string } | { codeId: string };
  */
 @Injectable()
 export class TaskStore {
-  constructor(
-    @InjectDataSource() private readonly db: DataSource,
-    @InjectRepository(Task) private readonly tasks: Repository<Task>,
-  ) {}
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  private hydrateRow?: (row: Record<string, unknown>) => Task;
+
+  private hydrate(row: Record<string, unknown>): Task {
+    this.hydrateRow ??= hydrator(this.db, Task);
+    return this.hydrateRow(row);
+  }
 
   /** Inserts a request's new tasks in one statement (the API's hot path). */
   async insert(tasks: NewTasks): Promise<void> {
@@ -55,8 +59,15 @@ export class TaskStore {
     await this.db.transaction((manager) => insertRetry(manager, original, retry));
   }
 
+  /** One task of the project (what clients poll): a prepared statement, no query builder. */
   async find(projectId: string, id: string): Promise<Task | null> {
-    return this.tasks.findOneBy({ projectId, id });
+    const { rows } = await preparedQuery(
+      this.db,
+      'kiln_task_find',
+      'SELECT * FROM tasks WHERE id = $1 AND project_id = $2',
+      [id, projectId],
+    );
+    return rows[0] ? this.hydrate(rows[0]) : null;
   }
 
   /**
@@ -68,20 +79,20 @@ export class TaskStore {
    * matching tasks, however many there are (docs/benchmarks.md, "backlog").
    */
   async list(projectId: string, query: TaskListQuery): Promise<Task[]> {
-    const params: Record<string, unknown> = { projectId };
-    const where = ['l.project_id = :projectId'];
-    const filter = (sql: string, name: string, value: unknown) => {
-      if (value === undefined) return;
-      params[name] = value;
-      where.push(sql);
+    const params: unknown[] = [projectId];
+    const param = (value: unknown) => `$${params.push(value)}`;
+    const where = ['l.project_id = $1'];
+    const filter = (column: string, operator: string, value: unknown) => {
+      if (value !== undefined) where.push(`l.${column} ${operator} ${param(value)}`);
     };
-    filter('l.code_name = :codeName', 'codeName', query.codeName);
-    filter('l.label = :label', 'label', query.label);
-    filter('l.cluster = :cluster', 'cluster', query.cluster);
-    filter('l.created_at >= :fromTime', 'fromTime', query.fromTime);
-    filter('l.created_at <= :toTime', 'toTime', query.toTime);
-    const offset = query.page * query.perPage;
+    filter('code_name', '=', query.codeName);
+    filter('label', '=', query.label);
+    filter('cluster', '=', query.cluster);
+    filter('created_at', '>=', query.fromTime);
+    filter('created_at', '<=', query.toTime);
     const order = 'ORDER BY created_at DESC, id DESC';
+    const limit = param(query.perPage);
+    const offset = param(query.page * query.perPage);
     const narrowed =
       query.codeName !== undefined || query.label !== undefined || query.cluster !== undefined;
     const statuses =
@@ -89,24 +100,24 @@ export class TaskStore {
     let page: string;
     if (statuses.length === 0) {
       page = `SELECT l.id, l.created_at FROM tasks l WHERE ${where.join(' AND ')}
-               ${order} LIMIT ${query.perPage} OFFSET ${offset}`;
+               ${order} LIMIT ${limit} OFFSET ${offset}`;
     } else {
-      const branches = statuses.map((status, i) => {
-        params[`status${i}`] = status;
-        return `(SELECT l.id, l.created_at FROM tasks l
-                  WHERE ${where.join(' AND ')} AND l.status = :status${i}
-                  ${order} LIMIT ${offset + query.perPage})`;
-      });
+      const reach = param(query.page * query.perPage + query.perPage);
+      const branches = statuses.map(
+        (status) => `(SELECT l.id, l.created_at FROM tasks l
+                       WHERE ${where.join(' AND ')} AND l.status = ${param(status)}
+                       ${order} LIMIT ${reach})`,
+      );
       page = `SELECT b.id, b.created_at FROM (${branches.join(' UNION ALL ')}) b
-               ${order} LIMIT ${query.perPage} OFFSET ${offset}`;
+               ${order} LIMIT ${limit} OFFSET ${offset}`;
     }
-    return this.tasks
-      .createQueryBuilder('t')
-      .innerJoin(`(${page})`, 'page', 'page.id = t.id')
-      .setParameters(params)
-      .orderBy('t.created_at', 'DESC')
-      .addOrderBy('t.id', 'DESC')
-      .getMany();
+    const { rows } = await poolQuery<Record<string, unknown>>(
+      this.db,
+      `SELECT t.* FROM tasks t JOIN (${page}) page ON page.id = t.id
+        ORDER BY t.created_at DESC, t.id DESC`,
+      params,
+    );
+    return rows.map((row) => this.hydrate(row));
   }
 
   /**
