@@ -89,9 +89,12 @@ metrics_lines() {
   [[ ${KILN_METRICS_PORT:-0} != 0 ]] && api_metrics="http://${KILN_METRICS_HOST:-127.0.0.1}:$KILN_METRICS_PORT/metrics"
   echo "    metrics      $api_metrics, http://$KILN_API_HOST:$KILN_WORKER_HEALTH_PORT/metrics (worker),"
   echo "                 http://$KILN_API_HOST:$KILN_SCHEDULER_HEALTH_PORT/metrics (scheduler): admin token or KILN_METRICS_TOKEN"
-  # Traces, when the operator set a collector (docs/operations.md, "Traces").
-  [[ -n ${OTEL_EXPORTER_OTLP_ENDPOINT:-} ]] && echo "    traces       OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces"
-  return 0
+}
+
+# Where the traces go, when the operator set a collector (docs/operations.md, "Traces").
+traces_line() {
+  [[ -z ${OTEL_EXPORTER_OTLP_ENDPOINT:-} ]] && return 0
+  echo "    traces       OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces"
 }
 
 # The `kiln` command: on PATH through `npm link`, else `npx kiln` from this directory.
@@ -105,6 +108,7 @@ cat <<EOT
     token        $token            (also in iron.json)
     admin token  $KILN_ADMIN_TOKEN  (.kiln/admin-token)
 $(metrics_lines)
+$(traces_line)
 
   A first task, from another terminal in this directory (kiln reads iron.json here; elsewhere,
   run once: $kiln login --url $url --project-id $project_id --token $token):
