@@ -107,8 +107,7 @@ cat <<EOT
     project id   $project_id
     token        $token            (also in iron.json)
     admin token  $KILN_ADMIN_TOKEN  (.kiln/admin-token)
-$(metrics_lines)
-$(traces_line)
+$(metrics_lines; traces_line)
 
   A first task, from another terminal in this directory (kiln reads iron.json here; elsewhere,
   run once: $kiln login --url $url --project-id $project_id --token $token):
