@@ -26,8 +26,8 @@ const INDEXES: [name: string, definition: string][] = [
   ],
 ];
 
-export class TaskListFilters1764500000000 implements MigrationInterface {
-  name = 'TaskListFilters1764500000000';
+export class TaskListFilters1764600000000 implements MigrationInterface {
+  name = 'TaskListFilters1764600000000';
   transaction = false;
 
   public async up(db: QueryRunner): Promise<void> {
