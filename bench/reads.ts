@@ -19,14 +19,15 @@ import { Agent, request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { setting } from './lib/env';
-import { CODE_NAME, newProject, startKiln } from './lib/kiln';
+import { newProject, startKiln } from './lib/kiln';
+import { TEST_IMAGE } from '../test/support/images';
 import { cpuBetween, defer, sampleCpu } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { summarize } from './lib/stats';
 import { freePort } from '../test/support/processes';
 
 const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
-/** The log's size: 64 KB, printed by the test image (it prints its payload). */
+/** The log's size: 64 KB, printed by a one-line script (`yes x | head -c`). */
 const LOG_BYTES = 64_000;
 
 interface Load {
@@ -66,10 +67,15 @@ export async function reads(ctx: BenchContext): Promise<BenchResult> {
   const db = new Pool({ connectionString: ctx.infra.databaseUrl, max: 2 });
   defer('close the Postgres pool', () => db.end());
 
-  // One finished task with a 64 KB log (its payload, printed), and 99 more finished tasks with
-  // the payload `{}` for the list and `GET task`.
+  // One finished task with a 64 KB log (a one-line script's output), and 99 more finished tasks
+  // with the payload `{}` for the list and `GET task`.
+  await project.api.ok('POST', `/2/projects/${project.id}/codes`, {
+    name: 'print',
+    image: TEST_IMAGE,
+    command: 'sh /mnt/kiln/payload.json',
+  });
   const created = await project.api.ok('POST', `/2/projects/${project.id}/tasks`, {
-    tasks: [{ code_name: CODE_NAME, payload: 'x'.repeat(LOG_BYTES) }],
+    tasks: [{ code_name: 'print', payload: `yes x | head -c ${LOG_BYTES}` }],
   });
   const taskId = created.body.tasks[0].id as string;
   for (;;) {
@@ -91,11 +97,6 @@ export async function reads(ctx: BenchContext): Promise<BenchResult> {
        FROM tasks t, generate_series(1, 99) g WHERE t.id = $1`,
     [taskId],
   );
-  // The list's page of 30 holds the tasks with `{}`: the 64 KB one is made older than them.
-  await db.query(`UPDATE tasks SET created_at = created_at - interval '1 day' WHERE id = $1`, [
-    taskId,
-  ]);
-  // A task as most are: a small payload (the first one's 64 KB would be in every answer).
   const smallTaskId = `${(1).toString(16).padStart(8, '0')}${taskId.slice(8)}`;
   const codeId = (
     await db.query<{ id: string }>(`SELECT id FROM codes WHERE project_id = $1`, [project.id])
