@@ -14,7 +14,7 @@ import {
   syslogMessage,
 } from './drain-lines';
 import { drainTarget } from './log-drain-spec';
-import { CursorMove, DrainTask, DueDrain, LogDrainStore } from './log-drain-store';
+import { CursorMove, DueDrain, LogDrainStore } from './log-drain-store';
 import { SyslogSender } from './syslog-sender';
 
 /** Tasks looked at per drain and round. */

@@ -63,8 +63,9 @@ export function parseDrainUrl(value: string, allowed: readonly AllowEntry[]): st
     throw KilnException.badRequest('url must not hold a user name or password');
   }
   if (scheme !== 'https') {
-    if (url.port === '')
+    if (url.port === '') {
       throw KilnException.badRequest(`url must give a port: ${scheme}://host:port`);
+    }
     if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
       throw KilnException.badRequest(
         `url must be ${scheme}://host:port, with nothing after the port`,

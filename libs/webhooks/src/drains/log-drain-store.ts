@@ -46,7 +46,17 @@ export class LogDrainStore {
 
   /** Drains not waiting out a back-off. */
   async due(now: Date): Promise<DueDrain[]> {
-    const rows = await this.db.query<any[]>(
+    const rows = await this.db.query<
+      {
+        id: string;
+        project_id: string;
+        url: string;
+        code_name: string | null;
+        secret: string | null;
+        failures: number;
+        created_at: Date;
+      }[]
+    >(
       `SELECT id, project_id, url, code_name, secret, failures, created_at
          FROM log_drains WHERE retry_at IS NULL OR retry_at <= $1 ORDER BY id`,
       [now],
@@ -68,7 +78,9 @@ export class LogDrainStore {
    * buffer: what the drain had not received of it was dropped (and counted) on the way.
    */
   async tasks(drain: DueDrain, endedAfter: Date, limit: number): Promise<DrainTask[]> {
-    const rows = await this.db.query<any[]>(
+    const rows = await this.db.query<
+      { id: string; code_name: string; status: TaskStatus; cursor: string; last_seq: string }[]
+    >(
       `SELECT t.id, t.code_name, t.status, coalesce(c.seq, 0) AS cursor,
               coalesce((SELECT max(l.seq) FROM task_log_chunks l WHERE l.task_id = t.id), 0) AS last_seq
          FROM tasks t
@@ -93,7 +105,9 @@ export class LogDrainStore {
   /** The chunks past each task's cursor, at most `perTask` of each, by task then seq. */
   async chunks(tasks: DrainTask[], perTask: number): Promise<DrainChunk[]> {
     if (tasks.length === 0) return [];
-    const rows = await this.db.query<any[]>(
+    const rows = await this.db.query<
+      { task_id: string; seq: number; stream: LogStream; data: string; at: Date }[]
+    >(
       `SELECT c.task_id, c.seq, c.stream, c.data, c.at
          FROM unnest($1::char(24)[], $2::int[]) WITH ORDINALITY AS p(task_id, cursor, n)
          CROSS JOIN LATERAL (

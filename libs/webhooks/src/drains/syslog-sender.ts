@@ -60,7 +60,7 @@ export class SyslogSender {
       });
       // The receiver never answers: what it sends is read and thrown away.
       socket.on('data', () => undefined);
-      socket.once('error', (error) =>
+      socket.once('error', (error: Error) =>
         finish(error instanceof RefusedDestination ? error.message : deliveryError(error)),
       );
       socket.once('close', (hadError) =>
