@@ -126,12 +126,12 @@ describe('log drains', () => {
 
   it('creates, lists, reads, updates and deletes drains; an HTTPS secret is shown at creation only', async () => {
     const made = await as(a, 'POST', '/log_drains', {
-      url: 'https://logs.example.com/kiln',
+      url: 'https://logs.kiln.invalid/kiln',
       code_name: 'printer',
     });
     expect(made.status).toBe(200);
     expect(made.body).toMatchObject({
-      url: 'https://logs.example.com/kiln',
+      url: 'https://logs.kiln.invalid/kiln',
       code_name: 'printer',
       delivered_lines: 0,
       dropped_lines: 0,
@@ -140,7 +140,7 @@ describe('log drains', () => {
     });
     expect(made.body.secret).toMatch(/^whsec_/);
     const syslog = await as(a, 'POST', '/log_drains', {
-      url: 'syslog+tls://logs.example.com:6514',
+      url: 'syslog+tls://logs.kiln.invalid:6514',
     });
     expect(syslog.status).toBe(200);
     expect(syslog.body.secret).toBeUndefined();
@@ -153,17 +153,17 @@ describe('log drains', () => {
     expect(read.body.secret).toBeUndefined();
 
     const patched = await as(a, 'PATCH', `/log_drains/${made.body.id}`, {
-      url: 'syslog+tcp://logs.example.com:514',
+      url: 'syslog+tcp://logs.kiln.invalid:514',
       code_name: null,
     });
     expect(patched.status).toBe(200);
     expect(patched.body).toMatchObject({
-      url: 'syslog+tcp://logs.example.com:514',
+      url: 'syslog+tcp://logs.kiln.invalid:514',
       code_name: null,
     });
     // A syslog drain has no secret to sign with: it cannot become an HTTPS one.
     const toHttps = await as(a, 'PATCH', `/log_drains/${syslog.body.id}`, {
-      url: 'https://logs.example.com/',
+      url: 'https://logs.kiln.invalid/',
     });
     expect(toHttps.status).toBe(400);
     expect(toHttps.body.msg).toMatch(/make a new drain/);
@@ -180,19 +180,19 @@ describe('log drains', () => {
       [{}, 400, /url/],
       [{ url: 42 }, 400, /url/],
       [{ url: 'not a url' }, 400, /not a valid URL/],
-      [{ url: 'http://logs.example.com/' }, 400, /https:\/\/, syslog\+tcp/],
-      [{ url: 'syslog+udp://logs.example.com:514' }, 400, /syslog\+tcp/],
-      [{ url: 'syslog+tcp://logs.example.com' }, 400, /must give a port/],
-      [{ url: 'syslog+tcp://logs.example.com:514/path' }, 400, /nothing after the port/],
-      [{ url: 'https://user:pw@logs.example.com/' }, 400, /user name or password/],
-      [{ url: `https://logs.example.com/${'x'.repeat(2100)}` }, 400, /at most 2048 bytes/],
+      [{ url: 'http://logs.kiln.invalid/' }, 400, /https:\/\/, syslog\+tcp/],
+      [{ url: 'syslog+udp://logs.kiln.invalid:514' }, 400, /syslog\+tcp/],
+      [{ url: 'syslog+tcp://logs.kiln.invalid' }, 400, /must give a port/],
+      [{ url: 'syslog+tcp://logs.kiln.invalid:514/path' }, 400, /nothing after the port/],
+      [{ url: 'https://user:pw@logs.kiln.invalid/' }, 400, /user name or password/],
+      [{ url: `https://logs.kiln.invalid/${'x'.repeat(2100)}` }, 400, /at most 2048 bytes/],
       [{ url: 'syslog+tcp://10.1.2.3:514' }, 400, /may not reach it/],
       [{ url: 'https://169.254.169.254/latest' }, 400, /may not reach it/],
       [{ url: 'syslog+tls://[::1]:6514' }, 400, /may not reach it/],
       // Loopback through the allow-list: 127.0.0.1 only, not 127.0.0.2.
       [{ url: 'syslog+tcp://127.0.0.2:514' }, 400, /may not reach it/],
-      [{ url: 'https://logs.example.com/', code_name: 'nope' }, 400, /no code named "nope"/],
-      [{ url: 'https://logs.example.com/', code_name: 7 }, 400, /code_name/],
+      [{ url: 'https://logs.kiln.invalid/', code_name: 'nope' }, 400, /no code named "nope"/],
+      [{ url: 'https://logs.kiln.invalid/', code_name: 7 }, 400, /code_name/],
       [[], 400, /body/],
     ];
     for (const [body, status, msg] of cases) {
@@ -205,20 +205,20 @@ describe('log drains', () => {
     // At most KILN_QUOTA_LOG_DRAINS (4 here) per project; the other project has its own count.
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
-      ids.push((await addDrain(a, { url: `https://logs.example.com/${i}` })).id);
+      ids.push((await addDrain(a, { url: `https://logs.kiln.invalid/${i}` })).id);
     }
-    const over = await as(a, 'POST', '/log_drains', { url: 'https://logs.example.com/5' });
+    const over = await as(a, 'POST', '/log_drains', { url: 'https://logs.kiln.invalid/5' });
     expect(over.status).toBeGreaterThanOrEqual(400);
     expect(over.status).toBeLessThan(500);
     expect(over.body.msg).toMatch(/log_drains is 4/);
     expect((await as(a, 'GET', '/log_drains')).body.log_drains).toHaveLength(4);
     const bad = await as(a, 'PATCH', `/log_drains/${ids[0]}`, { url: 'ftp://x/' });
     expect(bad.status).toBe(400);
-    expect((await drain(a, ids[0])).url).toBe('https://logs.example.com/0');
+    expect((await drain(a, ids[0])).url).toBe('https://logs.kiln.invalid/0');
   });
 
   it("another project can neither see nor touch a project's drains", async () => {
-    const mine = await addDrain(a, { url: 'https://logs.example.com/a' });
+    const mine = await addDrain(a, { url: 'https://logs.kiln.invalid/a' });
     expect((await as(b, 'GET', `/log_drains/${mine.id}`)).status).toBe(404);
     expect((await as(b, 'PATCH', `/log_drains/${mine.id}`, { code_name: null })).status).toBe(404);
     expect((await as(b, 'DELETE', `/log_drains/${mine.id}`)).status).toBe(404);
@@ -226,7 +226,7 @@ describe('log drains', () => {
     // B's token on A's path.
     const cross = await stack.request('GET', `/2/projects/${a.id}/log_drains`, undefined, b.token);
     expect([401, 403]).toContain(cross.status);
-    expect((await drain(a, mine.id)).url).toBe('https://logs.example.com/a');
+    expect((await drain(a, mine.id)).url).toBe('https://logs.kiln.invalid/a');
   });
 
   it("ships stdout and stderr to rsyslog in order, tagged; each project's drain gets only its own output", async () => {
