@@ -6,14 +6,19 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { deliveryError, refusal } from '../webhook-sender';
 import type { DrainTarget } from './log-drain-spec';
 
+/** How long a written batch waits for the receiver to close its side. */
+const CLOSE_GRACE_MS = 2000;
+
 /** What one batch sent to a syslog receiver came to: null, or why it failed. */
 export type SyslogResult = { error: string | null };
 
 /**
  * Sends frames to a syslog receiver over TCP or TLS: one connection per batch, the destination
  * checked by the webhooks' guard (and `WEBHOOK_ALLOWED_HOSTS`), a connect timeout and a total one.
- * The batch counts as accepted when the receiver has read all of it and the connection closed
- * without an error (syslog over TCP has no acknowledgement; at-least-once stops there).
+ * The batch counts as accepted when all of it was written and the connection then closed without
+ * an error, or stayed quiet for {@link CLOSE_GRACE_MS} (a receiver that keeps its side open must
+ * not have every batch sent again). Syslog over TCP has no acknowledgement: at-least-once stops
+ * at the receiver's socket.
  */
 @Injectable()
 export class SyslogSender {
@@ -46,6 +51,7 @@ export class SyslogSender {
         settled = true;
         clearTimeout(connect);
         clearTimeout(total);
+        clearTimeout(grace);
         socket.destroy();
         resolve({ error });
       };
@@ -54,6 +60,10 @@ export class SyslogSender {
         connectTimeoutMs,
       );
       const total = setTimeout(() => finish(`timed out after ${timeoutMs} ms`), timeoutMs);
+      let grace: NodeJS.Timeout | undefined;
+      socket.once('finish', () => {
+        grace = setTimeout(() => finish(null), CLOSE_GRACE_MS);
+      });
       socket.once(target.kind === 'syslog+tls' ? 'secureConnect' : 'connect', () => {
         clearTimeout(connect);
         socket.end(payload);
