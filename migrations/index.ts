@@ -10,6 +10,7 @@ import { WebhookCircuits1764100000000 } from './1764100000000-WebhookCircuits';
 import { ContainerLimits1764200000000 } from './1764200000000-ContainerLimits';
 import { TaskRetention1764300000000 } from './1764300000000-TaskRetention';
 import { TaskTraceparent1764400000000 } from './1764400000000-TaskTraceparent';
+import { LogDrains1764500000000 } from './1764500000000-LogDrains';
 import { TaskListFilters1764600000000 } from './1764600000000-TaskListFilters';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
@@ -26,5 +27,6 @@ export const migrations = [
   ContainerLimits1764200000000,
   TaskRetention1764300000000,
   TaskTraceparent1764400000000,
+  LogDrains1764500000000,
   TaskListFilters1764600000000,
 ];

@@ -49,6 +49,7 @@ interface Resources {
   taskId: string;
   scheduleId: string;
   webhookId: string;
+  logDrainId: string;
   triggerId: string;
   triggerSecret: string;
 }
@@ -97,6 +98,7 @@ const SCHEDULE_FIELDS = [
   'label',
 ];
 const WEBHOOK_FIELDS = ['url', 'events', 'code_name', 'enabled', 'description'];
+const LOG_DRAIN_FIELDS = ['url', 'code_name'];
 const TRIGGER_FIELDS = ['hmac_header', 'hmac_secret', 'hmac_prefix', 'hmac_encoding'];
 const CREDENTIAL_FIELDS = ['serveraddress', 'username', 'password', 'email', 'auth'];
 
@@ -143,6 +145,13 @@ describe('no bad input gets a 500 (property-based)', () => {
         json: { url: receiver.url(), events: ['task.complete'] },
       }),
     );
+    // Nothing to ship (the code is paused): a loopback port nothing listens on, never tried.
+    const logDrain = await expectOk(
+      call('POST', `${base}/log_drains`, {
+        token: project.token,
+        json: { url: 'syslog+tcp://127.0.0.1:9' },
+      }),
+    );
     const trigger = await expectOk(
       call('POST', `${base}/codes/${codeId}/triggers`, { token: project.token, json: {} }),
     );
@@ -158,6 +167,7 @@ describe('no bad input gets a 500 (property-based)', () => {
       taskId,
       scheduleId: schedule.schedules[0].id,
       webhookId: webhook.id,
+      logDrainId: logDrain.id,
       triggerId: trigger.id,
       triggerSecret: trigger.secret,
     };
@@ -236,6 +246,7 @@ describe('no bad input gets a 500 (property-based)', () => {
   const codes = (code: string) => `${A()}/codes/${code}`;
   const schedules = (schedule: string) => `${A()}/schedules/${schedule}`;
   const webhooks = (hook: string) => `${A()}/webhooks/${hook}`;
+  const logDrains = (drain: string) => `${A()}/log_drains/${drain}`;
   const projects = (project: string) => `/2/projects/${project}`;
 
   /** A JSON body from `body` mostly; sometimes raw bytes that are not the JSON expected. */
@@ -458,6 +469,26 @@ describe('no bad input gets a 500 (property-based)', () => {
         ),
     ],
     [
+      'POST log_drains',
+      () =>
+        json(
+          'POST',
+          `${A()}/log_drains`,
+          oddFields({ url: 'syslog+tcp://127.0.0.1:9' }, LOG_DRAIN_FIELDS),
+        ),
+    ],
+    [
+      'PATCH log_drains/{id}',
+      () =>
+        onIds(['PATCH'], [a.logDrainId, a.logDrainId], logDrains, {
+          body: oddFields({}, LOG_DRAIN_FIELDS),
+        }),
+    ],
+    [
+      'GET, DELETE log_drains/{id}',
+      () => fc.oneof(onIds(['GET'], [a.logDrainId], logDrains), onIds(['DELETE'], [], logDrains)),
+    ],
+    [
       'POST codes/{id}/triggers; DELETE codes/{id}/triggers/{id}',
       () =>
         fc.oneof(
@@ -574,6 +605,9 @@ describe('no bad input gets a 500 (property-based)', () => {
             ['GET', (r) => `webhooks/${r.webhookId}/deliveries`],
             ['POST', (r) => `webhooks/${r.webhookId}/rotate_secret`],
             ['DELETE', (r) => `webhooks/${r.webhookId}`],
+            ['GET', (r) => `log_drains/${r.logDrainId}`],
+            ['PATCH', (r) => `log_drains/${r.logDrainId}`, { code_name: null }],
+            ['DELETE', (r) => `log_drains/${r.logDrainId}`],
           ),
           async ([method, path, body]) => {
             const res = await probe({ method, path: `${A()}/${path(b)}`, json: body });

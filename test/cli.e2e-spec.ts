@@ -299,6 +299,7 @@ describe('the kiln CLI (the built binary)', () => {
         'schedules',
         'unschedule',
         'webhooks',
+        'drains',
         'credentials',
         'tokens',
       ]),
@@ -474,6 +475,47 @@ describe('the kiln CLI (the built binary)', () => {
       expect((await kiln(['webhooks', 'redeliver', id], env)).stderr).toMatch(
         /webhooks redeliver needs DELIVERY/,
       );
+    });
+
+    it('drains add / list / rm against the real API', async () => {
+      // Loopback ports nothing listens on (allow-listed on this stack): nothing leaves the host.
+      const https = `https://127.0.0.1:${receiver.port}/drain`;
+      const syslog = `syslog+tcp://127.0.0.1:${receiver.port}`;
+      const added = await kiln(['drains', 'add', https, '--code', 'hello'], env);
+      expect(added.code).toBe(0);
+      const [, id, secret] = /^([0-9a-f]{24})\nsecret (whsec_\S+)\n$/.exec(added.stdout)!;
+      expect(secret).toBeTruthy();
+      const plain = await kiln(['drains', 'add', syslog, '--json'], env);
+      expect(plain.code).toBe(0);
+      const made = JSON.parse(plain.stdout);
+      expect(made).toMatchObject({ url: syslog, code_name: null, delivered_lines: 0 });
+      expect(made.secret).toBeUndefined();
+
+      const listed = JSON.parse((await kiln(['drains', 'list', '--json'], env)).stdout);
+      expect(listed.map((d: { id: string }) => d.id)).toEqual([id, made.id]);
+      expect(listed[0]).toMatchObject({ url: https, code_name: 'hello', dropped_lines: 0 });
+      const table = await kiln(['drains', 'list'], env);
+      expect(table.stdout).toMatch(/^ID\s+STATE\s+DELIVERED\s+DROPPED\s+CODE\s+URL\n/);
+      expect(table.stdout).toContain(`${id}  `);
+      expect(table.stdout).toContain(`hello  ${https}\n`);
+
+      for (const drain of [id, made.id]) {
+        expect(await kiln(['drains', 'rm', drain], env)).toMatchObject({
+          code: 0,
+          stdout: `Deleted log drain ${drain}\n`,
+        });
+      }
+      expect(JSON.parse((await kiln(['drains', 'list', '--json'], env)).stdout)).toEqual([]);
+      expect(await kiln(['drains', 'rm', id], env)).toMatchObject({
+        code: 1,
+        stderr: 'kiln: 404 Log drain not found\n',
+      });
+      const refused = await kiln(['drains', 'add', 'syslog+tcp://10.0.0.1:514'], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^kiln: 400 .*private/);
+      const usage = await kiln(['drains', 'drop'], env);
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toMatch(/drains wants add, list or rm, not "drop"/);
     });
 
     it('queue --webhook URL --wait: the URL is called when the task ends, signed with the task secret', async () => {

@@ -12,6 +12,7 @@ describe('tenancy: cluster grants and quotas', () => {
     KILN_QUOTA_QUEUED_TASKS: '5',
     KILN_QUOTA_SCHEDULES: '3',
     KILN_QUOTA_WEBHOOKS: '2',
+    KILN_QUOTA_LOG_DRAINS: '2',
     KILN_QUOTA_TRIGGERS_PER_CODE: '2',
     KILN_QUOTA_LOG_FOLLOWERS: '2',
   };
@@ -333,6 +334,7 @@ describe('tenancy: cluster grants and quotas', () => {
             queued_tasks: 7,
             schedules: 3,
             webhooks: 2,
+            log_drains: 2,
             triggers_per_code: 2,
             log_followers: 2,
           },

@@ -28,6 +28,9 @@ ensure_packages() {
     "apache2-utils:htpasswd"
     "curl:curl"
     "prometheus:promtool"
+    # Log drain tests: a real syslog receiver, and the receivers' self-signed certificates.
+    "rsyslog:/usr/sbin/rsyslogd"
+    "openssl:openssl"
   )
   local -a missing=()
   local item pkg probe

@@ -84,6 +84,8 @@ const REQUEST_WRITTEN: Record<string, string> = {
   webhooks:
     'id, url, events, code_name, enabled OR disabled_reason IS NOT NULL AS owner_enabled, ' +
     'description, secret, previous_secret',
+  // Not the counters and failures the shipper moves on its own.
+  log_drains: 'id, url, code_name, secret',
   code_triggers: 'id, code_id, hmac_header, hmac_secret, hmac_prefix, hmac_encoding, revoked_at',
   registry_credentials: 'server_address, username, secret',
   project_webhook_secrets: 'secret',

@@ -30,6 +30,7 @@ import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
 import { CodeTriggersController, IncomingTriggersController } from './webhooks/triggers.controller';
 import { WebhooksController } from './webhooks/webhooks.controller';
+import { LogDrainsController } from './webhooks/log-drains.controller';
 
 @Module({
   imports: [
@@ -62,6 +63,7 @@ import { WebhooksController } from './webhooks/webhooks.controller';
     SchedulesController,
     CredentialsController,
     WebhooksController,
+    LogDrainsController,
     CodeTriggersController,
     IncomingTriggersController,
   ],

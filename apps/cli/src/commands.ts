@@ -604,6 +604,70 @@ Requests are signed per Standard Webhooks (webhook-id, webhook-timestamp, webhoo
     },
   },
   {
+    name: 'drains',
+    args: 'add URL [--code NAME] | list | rm ID',
+    summary: "manage the log drains receiving the project's task output",
+    details: `  add URL                add a drain; prints its id (and, for https, its signing secret, shown once)
+                         URL: syslog+tcp://host:port, syslog+tls://host:port or https://…
+    --code NAME          only tasks of this code
+  list                   the drains, with lines delivered and dropped (a table; --json for scripts)
+  rm ID                  delete a drain
+Syslog gets RFC 5424 messages (APP-NAME the code, PROCID the task id, MSGID the stream); https
+gets batches of JSON lines signed like webhooks.`,
+    examples: [
+      'kiln drains add syslog+tls://logs.example.com:6514',
+      'kiln drains add https://logs.example.com/kiln --code hello',
+      'kiln drains list --json',
+      'kiln drains rm 6740c3b2e4b0a1b2c3d4e5f6',
+    ],
+    options: {
+      code: { type: 'string' },
+    },
+    run: async (ctx) => {
+      const [action, ...args] = ctx.positionals;
+      const kiln = ctx.kiln();
+      switch (action) {
+        case 'add': {
+          const [url] = operands(args, ['URL'], 'drains add');
+          const drain = await kiln.logDrains.create({ url, codeName: str(ctx, 'code') });
+          ctx.out(
+            ctx.values.json
+              ? json(drain)
+              : `${drain.id}\n${drain.secret ? `secret ${drain.secret}\n` : ''}`,
+          );
+          return 0;
+        }
+        case 'list':
+        case 'ls': {
+          operands(args, [], 'drains list');
+          const drains = await kiln.logDrains.list();
+          return listing(
+            ctx,
+            drains,
+            ['ID', 'STATE', 'DELIVERED', 'DROPPED', 'CODE', 'URL'],
+            (d) => [
+              d.id,
+              d.failures > 0 ? `failing (${d.last_error ?? 'error'})` : 'ok',
+              String(d.delivered_lines),
+              String(d.dropped_lines),
+              d.code_name ?? '*',
+              d.url,
+            ],
+          );
+        }
+        case 'rm':
+        case 'delete': {
+          const [id] = operands(args, ['ID'], 'drains rm');
+          const answer = await kiln.logDrains.delete(id);
+          ctx.out(ctx.values.json ? json({ id, ...answer }) : `Deleted log drain ${id}\n`);
+          return 0;
+        }
+        default:
+          throw new UsageError(`drains wants add, list or rm${action ? `, not "${action}"` : ''}`);
+      }
+    },
+  },
+  {
     name: 'credentials',
     args: 'add SERVER -u USER (--password-stdin | -p PASSWORD) | list | rm SERVER',
     summary: "manage the project's logins to private registries (like iron docker login)",

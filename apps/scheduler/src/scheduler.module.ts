@@ -12,6 +12,7 @@ import { WebhookDispatcher, WebhooksModule } from '@kiln/webhooks';
 import { DatabaseContact } from './database-contact';
 import { LeaderLease } from './leader-lease';
 import { LeaderLoop } from './leader-loop';
+import { LogDrainLoop } from './log-drain-loop';
 import { Reconciler } from './reconciler';
 import { RetentionPurger } from './retention-purger';
 import { ScheduleFirer } from './schedule-firer';
@@ -37,6 +38,7 @@ import { SchedulerGauges } from './scheduler-gauges';
     ScheduleFirer,
     Reconciler,
     LeaderLoop,
+    LogDrainLoop,
     RetentionPurger,
     WebhookDispatcher,
     SchedulerGauges,

@@ -14,6 +14,7 @@ export { Tasks } from './tasks';
 export { Codes } from './codes';
 export { Schedules } from './schedules';
 export { Webhooks } from './webhooks';
+export { LogDrains } from './log-drains';
 export { Triggers } from './triggers';
 export { Credentials } from './credentials';
 export { Tokens } from './tokens';

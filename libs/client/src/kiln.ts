@@ -8,6 +8,7 @@ import { Tasks } from './tasks';
 import { Tokens } from './tokens';
 import { Triggers } from './triggers';
 import { Webhooks } from './webhooks';
+import { LogDrains } from './log-drains';
 
 export interface KilnOptions {
   /** API base URL. Default: `KILN_URL`, `IRON_HOST`…, `iron.json`, the saved config, then `http://127.0.0.1:8080`. */
@@ -44,6 +45,7 @@ export class Kiln {
   readonly codes: Codes;
   readonly schedules: Schedules;
   readonly webhooks: Webhooks;
+  readonly logDrains: LogDrains;
   readonly triggers: Triggers;
   readonly credentials: Credentials;
   readonly tokens: Tokens;
@@ -81,6 +83,7 @@ export class Kiln {
     this.codes = new Codes(http, base);
     this.schedules = new Schedules(http, base);
     this.webhooks = new Webhooks(http, base);
+    this.logDrains = new LogDrains(http, base);
     this.triggers = new Triggers(http, base);
     this.credentials = new Credentials(http, base);
     this.tokens = new Tokens(http, base);

@@ -510,3 +510,38 @@ export interface NewToken {
 export interface Message {
   msg: string;
 }
+
+/** A log drain as Kiln lists it (an HTTPS drain's signing secret is shown only at creation). */
+export interface LogDrain {
+  id: string;
+  /** `https://…`, `syslog+tcp://host:port` or `syslog+tls://host:port`. */
+  url: string;
+  /** Only this code's tasks; null = every code of the project. */
+  code_name: string | null;
+  /** Lines the receiver accepted. */
+  delivered_lines: number;
+  /** Lines skipped because the receiver did not take them within the server's buffer. */
+  dropped_lines: number;
+  /** Failed attempts in a row. */
+  failures: number;
+  /** When a failing drain is tried next; null otherwise. */
+  retry_at: Timestamp | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** What `logDrains.create` answers: the drain and, for an `https` one, its signing secret. */
+export interface CreatedLogDrain extends LogDrain {
+  /** `whsec_…` (https drains only): the batches are signed like webhooks. Not shown again. */
+  secret?: string;
+}
+
+export interface NewLogDrain {
+  /** `https://…`, `syslog+tcp://host:port` or `syslog+tls://host:port`. */
+  url: string;
+  /** Only this code's tasks. Default `null`: every code. */
+  codeName?: string | null;
+}
+
+export type LogDrainChanges = Partial<NewLogDrain>;

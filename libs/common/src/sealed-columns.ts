@@ -15,6 +15,9 @@ export const sealedContext = {
     `webhook-previous-secret\n${projectId}\n${webhookId}`,
   /** `project_webhook_secrets.secret`. */
   projectWebhookSecret: (projectId: string) => `project-webhook-secret\n${projectId}`,
+  /** `log_drains.secret` (HTTPS drains). */
+  logDrainSecret: (projectId: string, drainId: string) =>
+    `log-drain-secret\n${projectId}\n${drainId}`,
   /** `code_triggers.hmac_secret`. */
   triggerHmacSecret: (projectId: string, triggerId: string) =>
     `trigger-hmac-secret\n${projectId}\n${triggerId}`,

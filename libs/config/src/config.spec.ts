@@ -145,6 +145,7 @@ describe('loadConfig', () => {
       queuedTasks: 1_000_000,
       schedules: 1000,
       webhooks: 20,
+      logDrains: 5,
       triggersPerCode: 20,
       logFollowers: 50,
     });
@@ -153,6 +154,7 @@ describe('loadConfig', () => {
       KILN_QUOTA_QUEUED_TASKS: '5',
       KILN_QUOTA_SCHEDULES: '2',
       KILN_QUOTA_WEBHOOKS: '0',
+      KILN_QUOTA_LOG_DRAINS: '1',
       KILN_QUOTA_TRIGGERS_PER_CODE: '3',
       KILN_QUOTA_LOG_FOLLOWERS: '4',
     });
@@ -160,6 +162,7 @@ describe('loadConfig', () => {
       queuedTasks: 5,
       schedules: 2,
       webhooks: 0,
+      logDrains: 1,
       triggersPerCode: 3,
       logFollowers: 4,
     });

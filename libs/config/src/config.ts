@@ -292,6 +292,17 @@ export interface KilnConfig {
      */
     retentionDays: number;
   };
+  /** Log drains (docs/operations.md, "Log drains"), shipped by the scheduler's leader. */
+  logDrains: {
+    /**
+     * A drain's buffer: output not accepted by its receiver within this many seconds of being
+     * printed is skipped and counted in `kiln_log_drain_dropped_lines_total`.
+     * `KILN_LOG_DRAIN_BUFFER_SECONDS`, default 3600.
+     */
+    bufferSeconds: number;
+    /** Longest wait between attempts at a failing drain. `KILN_LOG_DRAIN_RETRY_MAX_SECONDS`, default 30. */
+    retryMaxSeconds: number;
+  };
   /**
    * History the scheduler's leader deletes (docs/operations.md, "Retention"): finished tasks with
    * their logs and webhook deliveries, and finished deliveries, in small batches.
@@ -358,6 +369,8 @@ export interface ProjectQuotas {
   schedules: number;
   /** Webhook subscriptions. `KILN_QUOTA_WEBHOOKS`, default 20. */
   webhooks: number;
+  /** Log drains. `KILN_QUOTA_LOG_DRAINS`, default 5. */
+  logDrains: number;
   /** Live (unrevoked) trigger URLs of one code. `KILN_QUOTA_TRIGGERS_PER_CODE`, default 20. */
   triggersPerCode: number;
   /** `GET …/log?follow=1` streams open at once, per API process. `KILN_QUOTA_LOG_FOLLOWERS`, default 50. */
@@ -369,6 +382,7 @@ export const QUOTA_DEFAULTS: ProjectQuotas = {
   queuedTasks: 1_000_000,
   schedules: 1000,
   webhooks: 20,
+  logDrains: 5,
   triggersPerCode: 20,
   logFollowers: 50,
 };
@@ -516,6 +530,10 @@ export function loadConfig(env: Env = process.env): KilnConfig {
         MAX_RETENTION_DAYS,
       ),
     },
+    logDrains: {
+      bufferSeconds: read.int('KILN_LOG_DRAIN_BUFFER_SECONDS', 3600, 1, 7 * 24 * 3600),
+      retryMaxSeconds: read.int('KILN_LOG_DRAIN_RETRY_MAX_SECONDS', 30, 1, 3600),
+    },
     retention: {
       taskDays: taskRetentionDays,
       batch: read.int('KILN_RETENTION_BATCH', 1000, 1, 10_000),
@@ -526,6 +544,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       queuedTasks: read.int('KILN_QUOTA_QUEUED_TASKS', QUOTA_DEFAULTS.queuedTasks, 0, QUOTA_MAX),
       schedules: read.int('KILN_QUOTA_SCHEDULES', QUOTA_DEFAULTS.schedules, 0, QUOTA_MAX),
       webhooks: read.int('KILN_QUOTA_WEBHOOKS', QUOTA_DEFAULTS.webhooks, 0, QUOTA_MAX),
+      logDrains: read.int('KILN_QUOTA_LOG_DRAINS', QUOTA_DEFAULTS.logDrains, 0, QUOTA_MAX),
       triggersPerCode: read.int(
         'KILN_QUOTA_TRIGGERS_PER_CODE',
         QUOTA_DEFAULTS.triggersPerCode,

@@ -39,6 +39,13 @@ const COLUMNS: SealedColumn[] = [
     context: (r) => sealedContext.webhookPreviousSecret(r.project_id, r.id),
   },
   {
+    table: 'log_drains',
+    column: 'secret',
+    keys: ['id'],
+    extra: ['project_id'],
+    context: (r) => sealedContext.logDrainSecret(r.project_id, r.id),
+  },
+  {
     table: 'project_webhook_secrets',
     column: 'secret',
     keys: ['project_id'],

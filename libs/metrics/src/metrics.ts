@@ -54,6 +54,9 @@ export class KilnMetrics {
   readonly webhookLag: Histogram<string>;
   readonly webhookBacklog: Gauge<string>;
   readonly webhookBacklogOldest: Gauge<string>;
+  readonly logDrainDelivered: Counter<string>;
+  readonly logDrainDropped: Counter<string>;
+  readonly logDrainFailures: Counter<string>;
   readonly scheduleFires: Counter<string>;
   readonly schedulerLeader: Gauge<string>;
   readonly httpRequests: Counter<string>;
@@ -145,6 +148,24 @@ export class KilnMetrics {
       help: 'How long the oldest of those has been due.',
       registers: none,
     });
+    this.logDrainDelivered = new Counter({
+      name: 'kiln_log_drain_delivered_lines_total',
+      help: 'Task output lines log drains accepted, by kind of drain: https, syslog.',
+      labelNames: ['kind'],
+      registers: none,
+    });
+    this.logDrainDropped = new Counter({
+      name: 'kiln_log_drain_dropped_lines_total',
+      help: 'Task output lines skipped because their drain did not take them within its buffer.',
+      labelNames: ['kind'],
+      registers: none,
+    });
+    this.logDrainFailures = new Counter({
+      name: 'kiln_log_drain_failures_total',
+      help: 'Batches a log drain did not accept (each retried with back-off).',
+      labelNames: ['kind'],
+      registers: none,
+    });
     this.scheduleFires = new Counter({
       name: 'kiln_schedule_fires_total',
       help: 'Tasks queued by schedules (one per schedule and instant).',
@@ -200,6 +221,9 @@ export class KilnMetrics {
         this.webhookLag,
         this.webhookBacklog,
         this.webhookBacklogOldest,
+        this.logDrainDelivered,
+        this.logDrainDropped,
+        this.logDrainFailures,
         this.scheduleFires,
         this.schedulerLeader,
       ],

@@ -18,6 +18,7 @@ export const QUOTA_FIELDS: Record<QuotaName, string> = {
   queuedTasks: 'queued_tasks',
   schedules: 'schedules',
   webhooks: 'webhooks',
+  logDrains: 'log_drains',
   triggersPerCode: 'triggers_per_code',
   logFollowers: 'log_followers',
 };
@@ -27,6 +28,7 @@ const COUNTED: Record<QuotaName, string> = {
   queuedTasks: 'queued tasks',
   schedules: 'live schedules',
   webhooks: 'webhook subscriptions',
+  logDrains: 'log drains',
   triggersPerCode: 'live trigger URLs per code',
   logFollowers: 'live log followers (?follow=1) per API process',
 };
