@@ -9,7 +9,9 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * `task_log_chunks.at` tells how old an undelivered chunk is (a drain drops what is older than
  * its buffer). Its default, `now()`, is not volatile: adding it rewrites nothing (rows stored
  * before read the time of the migration), and the worker's INSERT does not name it.
- * `tasks_project_end_idx` finds a project's tasks that ended within the buffer.
+ * `tasks_project_end_idx`, which finds a project's tasks that ended within the buffer, is built
+ * CONCURRENTLY by the next migration (TaskListFilters): a plain CREATE INDEX here, in this
+ * migration's transaction, would hold every write to `tasks` for the whole build.
  */
 export class LogDrains1764500000000 implements MigrationInterface {
   name = 'LogDrains1764500000000';
@@ -43,13 +45,9 @@ export class LogDrains1764500000000 implements MigrationInterface {
         PRIMARY KEY (drain_id, task_id)
       )`);
     await db.query(`CREATE INDEX log_drain_cursors_task_idx ON log_drain_cursors (task_id)`);
-    await db.query(
-      `CREATE INDEX tasks_project_end_idx ON tasks (project_id, end_time) WHERE end_time IS NOT NULL`,
-    );
   }
 
   public async down(db: QueryRunner): Promise<void> {
-    await db.query(`DROP INDEX IF EXISTS tasks_project_end_idx`);
     await db.query(`DROP TABLE IF EXISTS log_drain_cursors`);
     await db.query(`DROP TABLE IF EXISTS log_drains`);
     await db.query(`ALTER TABLE task_log_chunks DROP COLUMN IF EXISTS at`);

@@ -8,6 +8,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  * (`''`, `default`), which most tasks keep: those tasks cost these indexes nothing, and a filter
  * on the default matches most of a project's tasks, found quickly by the status index.
  *
+ * And the log drains' `tasks_project_end_idx` (see the LogDrains migration).
+ *
  * Built CONCURRENTLY (outside a transaction), so that `tasks` takes writes meanwhile; a build that
  * failed half way leaves an invalid index, dropped first when the migration runs again.
  */
@@ -24,6 +26,9 @@ const INDEXES: [name: string, definition: string][] = [
     'tasks_project_cluster_status_idx',
     `ON tasks (project_id, cluster, status, created_at DESC, id DESC) WHERE cluster <> 'default'`,
   ],
+  // The log drains' shipper: a project's tasks that ended within a drain's buffer (see the
+  // LogDrains migration, which leaves it to this one to build it without holding writes).
+  ['tasks_project_end_idx', `ON tasks (project_id, end_time) WHERE end_time IS NOT NULL`],
 ];
 
 export class TaskListFilters1764600000000 implements MigrationInterface {

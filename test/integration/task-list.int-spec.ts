@@ -194,6 +194,23 @@ describe('the task list against Postgres', () => {
     // Another project's task is not found through this one.
     await expect(tasks.get(projects[1], full)).rejects.toThrow('Task not found');
   });
+
+  it('GET task keeps working on every connection after a column is added to tasks', async () => {
+    const [id] = (
+      await db.query<{ id: string }[]>(`SELECT id FROM tasks WHERE project_id = $1 LIMIT 1`, [
+        projects[0],
+      ])
+    ).map((row) => row.id);
+    // Prepared on many of the pool's connections at once.
+    await Promise.all(Array.from({ length: 30 }, () => tasks.get(projects[0], id)));
+    await db.query(`ALTER TABLE tasks ADD COLUMN int_spec_extra integer`);
+    try {
+      const found = await Promise.all(Array.from({ length: 30 }, () => tasks.get(projects[0], id)));
+      expect(found.every((task) => task.id === id)).toBe(true);
+    } finally {
+      await db.query(`ALTER TABLE tasks DROP COLUMN int_spec_extra`);
+    }
+  });
 });
 
 function sortNewest(list: Task[]): Task[] {

@@ -3,7 +3,7 @@ import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, IsNull, Repository } from 'typeorm';
 import { newId, SecretBox, SecretKeys, sealedContext } from '@kiln/common';
 import { KILN_CONFIG } from '@kiln/config';
-import { hydrator, preparedQuery } from '@kiln/database';
+import { hydrator, preparedQuery, selectColumns } from '@kiln/database';
 import { Code } from './code.entity';
 import { CodeRevision } from './code-revision.entity';
 import { CodeSpec } from './code-spec';
@@ -21,6 +21,7 @@ export class CodeStore {
   private readonly box: SecretBox;
 
   private hydrate?: (row: Record<string, unknown>) => Code;
+  private codeColumns?: string;
 
   constructor(
     @Inject(KILN_CONFIG) keys: SecretKeys,
@@ -113,7 +114,8 @@ export class CodeStore {
     const { rows } = await preparedQuery(
       this.dataSource,
       'kiln_code_live',
-      'SELECT * FROM codes WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL',
+      `SELECT ${(this.codeColumns ??= selectColumns(this.dataSource, Code))}
+         FROM codes WHERE id = $1 AND project_id = $2 AND deleted_at IS NULL`,
       [id, projectId],
     );
     this.hydrate ??= hydrator(this.dataSource, Code);

@@ -33,6 +33,8 @@ export function startTracing(service: string, endpoint: string | undefined): voi
   if (endpoint === undefined || provider) return;
   provider = new NodeTracerProvider({
     resource: new Resource({ 'service.name': `kiln-${service}` }),
+    // A request's path is recorded: however long a client makes it, a span keeps 1 KiB of it.
+    spanLimits: { attributeValueLengthLimit: 1024 },
     spanProcessors: [
       new BatchSpanProcessor(
         new OTLPTraceExporter({ url: `${endpoint.replace(/\/+$/, '')}/v1/traces` }),

@@ -40,3 +40,21 @@ export function hydrator<T extends ObjectLiteral>(
     return entityValue as T;
   };
 }
+
+/**
+ * The entity's columns as a select list (`"id", "project_id", …`), for the statements whose
+ * rows {@link hydrator} reads. A named prepared statement must name its columns: with `SELECT *`,
+ * a column added later (an online migration) changes its result type, and Postgres refuses every
+ * later execution on a connection that prepared it ("cached plan must not change result type").
+ */
+export function selectColumns<T extends ObjectLiteral>(
+  db: DataSource,
+  entity: EntityTarget<T>,
+  alias?: string,
+): string {
+  const prefix = alias ? `${alias}.` : '';
+  return db
+    .getMetadata(entity)
+    .columns.map((column) => `${prefix}"${column.databaseName}"`)
+    .join(', ');
+}

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { hydrator, poolQuery, preparedQuery, rowsOf } from '@kiln/database';
+import { hydrator, poolQuery, preparedQuery, rowsOf, selectColumns } from '@kiln/database';
 import { Task } from '../task.entity';
 import { TASK_STATUSES, TaskStatus } from '../task-status';
 import { sqlFrom } from '../task-transitions';
@@ -43,10 +43,17 @@ export class TaskStore {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   private hydrateRow?: (row: Record<string, unknown>) => Task;
+  private columnList?: string;
 
   private hydrate(row: Record<string, unknown>): Task {
     this.hydrateRow ??= hydrator(this.db, Task);
     return this.hydrateRow(row);
+  }
+
+  /** The task's columns, named (see selectColumns), as `t.<column>` with `alias` t. */
+  private columns(alias?: string): string {
+    this.columnList ??= selectColumns(this.db, Task);
+    return alias ? selectColumns(this.db, Task, alias) : this.columnList;
   }
 
   /** Inserts a request's new tasks in one statement (the API's hot path). */
@@ -64,7 +71,7 @@ export class TaskStore {
     const { rows } = await preparedQuery(
       this.db,
       'kiln_task_find',
-      'SELECT * FROM tasks WHERE id = $1 AND project_id = $2',
+      `SELECT ${this.columns()} FROM tasks WHERE id = $1 AND project_id = $2`,
       [id, projectId],
     );
     return rows[0] ? this.hydrate(rows[0]) : null;
@@ -113,7 +120,7 @@ export class TaskStore {
     }
     const { rows } = await poolQuery<Record<string, unknown>>(
       this.db,
-      `SELECT t.* FROM tasks t JOIN (${page}) page ON page.id = t.id
+      `SELECT ${this.columns('t')} FROM tasks t JOIN (${page}) page ON page.id = t.id
         ORDER BY t.created_at DESC, t.id DESC`,
       params,
     );

@@ -88,6 +88,7 @@ export class LogDrainShipper {
     const chunks = await this.store.chunks(
       tasks.filter((task) => task.lastSeq > task.cursor),
       CHUNKS_PER_TASK,
+      BATCH_BYTES,
     );
     const target = drainTarget(drain.url);
     const kind = target.kind === 'https' ? 'https' : 'syslog';
@@ -141,6 +142,11 @@ export class LogDrainShipper {
     }
     const delivered = error === null ? lines.length : 0;
     const failures = drain.failures + 1;
+    const idle = moves.length === 0 && dropped === 0 && lines.length === 0;
+    // A round that found nothing writes nothing (a drain is read every pass).
+    if (idle && error === null && drain.failures === 0) {
+      return { delivered, dropped, failed: false, more };
+    }
     await this.store.record(
       drain.id,
       moves,

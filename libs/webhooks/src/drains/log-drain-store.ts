@@ -102,20 +102,30 @@ export class LogDrainStore {
     }));
   }
 
-  /** The chunks past each task's cursor, at most `perTask` of each, by task then seq. */
-  async chunks(tasks: DrainTask[], perTask: number): Promise<DrainChunk[]> {
+  /**
+   * The chunks past each task's cursor, at most `perTask` of each, by task then seq, and no more
+   * than `budgetBytes` of output in all (the chunk that crosses it comes too): a round never
+   * holds more than about one batch in memory, however much the drain is behind. The sizes are
+   * summed from `octet_length` (stored sizes, read without the data itself); only the chunks
+   * returned have their data read.
+   */
+  async chunks(tasks: DrainTask[], perTask: number, budgetBytes: number): Promise<DrainChunk[]> {
     if (tasks.length === 0) return [];
     const rows = await this.db.query<
       { task_id: string; seq: number; stream: LogStream; data: string; at: Date }[]
     >(
-      `SELECT c.task_id, c.seq, c.stream, c.data, c.at
-         FROM unnest($1::char(24)[], $2::int[]) WITH ORDINALITY AS p(task_id, cursor, n)
-         CROSS JOIN LATERAL (
-           SELECT l.task_id, l.seq, l.stream, l.data, l.at FROM task_log_chunks l
-            WHERE l.task_id = p.task_id AND l.seq > p.cursor ORDER BY l.seq LIMIT $3
-         ) c
-        ORDER BY p.n, c.seq`,
-      [tasks.map((t) => t.id), tasks.map((t) => t.cursor), perTask],
+      `SELECT w.task_id, w.seq, w.stream, w.data, w.at
+         FROM (SELECT c.task_id, c.seq, c.stream, c.data, c.at, p.n,
+                      sum(c.len) OVER (ORDER BY p.n, c.seq) - c.len AS before
+                 FROM unnest($1::char(24)[], $2::int[]) WITH ORDINALITY AS p(task_id, cursor, n)
+                 CROSS JOIN LATERAL (
+                   SELECT l.task_id, l.seq, l.stream, l.data, l.at, octet_length(l.data) AS len
+                     FROM task_log_chunks l
+                    WHERE l.task_id = p.task_id AND l.seq > p.cursor ORDER BY l.seq LIMIT $3
+                 ) c) w
+        WHERE w.before < $4
+        ORDER BY w.n, w.seq`,
+      [tasks.map((t) => t.id), tasks.map((t) => t.cursor), perTask, budgetBytes],
     );
     return rows.map((r) => ({
       taskId: r.task_id,
