@@ -9,6 +9,7 @@ import { loadConfig } from '@kiln/config';
 import { HealthServer } from '@kiln/health';
 import { KilnMetrics } from '@kiln/metrics';
 import { ApiModule } from './api.module';
+import { accessLog } from './http/access-log';
 import { answerFor, sendError } from './http/exception.filter';
 import { httpMetrics } from './http/http-metrics';
 import { traceRequests } from './http/http-tracing';
@@ -22,9 +23,10 @@ runProcess('api', async () => {
   // Bodies are read by BodyInterceptor, after the token was checked: no body parser here.
   const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
     bodyParser: false,
-    logger: kilnLogger(config.logLevel),
+    logger: kilnLogger('api', config.logLevel, config.logFormat),
   });
   const metrics = app.get(KilnMetrics);
+  app.use(accessLog());
   if (metrics.enabled) app.use(httpMetrics(metrics));
   if (config.tracing.endpoint) app.use(traceRequests());
   app.disable('x-powered-by');

@@ -8,7 +8,7 @@ runProcess('scheduler', async () => {
   const config = loadConfig();
   startTracing('scheduler', config.tracing.endpoint);
   const app = await NestFactory.createApplicationContext(SchedulerModule, {
-    logger: kilnLogger(config.logLevel),
+    logger: kilnLogger('scheduler', config.logLevel, config.logFormat),
   });
   app.enableShutdownHooks();
   return app;

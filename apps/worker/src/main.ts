@@ -8,7 +8,7 @@ runProcess('worker', async () => {
   const config = loadConfig();
   startTracing('worker', config.tracing.endpoint);
   const app = await NestFactory.createApplicationContext(WorkerModule, {
-    logger: kilnLogger(config.logLevel),
+    logger: kilnLogger('worker', config.logLevel, config.logFormat),
   });
   app.enableShutdownHooks();
   return app;

@@ -1,5 +1,4 @@
-import type { LogLevel } from '@nestjs/common';
-import { RedactingLogger, redactSecrets } from './redact';
+import { kilnLogger, logFailure } from './log';
 
 type Closable = { close(): Promise<void> };
 
@@ -8,28 +7,15 @@ type Closable = { close(): Promise<void> };
  * exits non-zero instead of a stack trace. Nest's shutdown hooks handle SIGTERM/SIGINT.
  */
 export function runProcess(name: string, boot: () => Promise<Closable>): void {
+  // Until the configuration is read (it may be what fails), lines are JSON unless the operator
+  // asked for pretty ones: read here directly, as the configuration is not there yet.
+  kilnLogger(name, 'log', process.env.KILN_LOG_FORMAT === 'pretty' ? 'pretty' : 'json');
   process.on('unhandledRejection', (reason) => {
-    console.error(
-      redactSecrets(
-        `[kiln ${name}] unhandled rejection: ${String((reason as Error)?.stack ?? reason)}`,
-      ),
-    );
+    logFailure(`[kiln ${name}] unhandled rejection: ${String((reason as Error)?.stack ?? reason)}`);
   });
   boot().catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
-    console.error(redactSecrets(`[kiln ${name}] cannot start: ${message}`));
+    logFailure(`[kiln ${name}] cannot start: ${message}`);
     process.exit(error instanceof Error && error.name === 'ConfigError' ? 2 : 1);
   });
-}
-
-const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
-
-/** Nest's logger levels up to and including `level`. */
-export function logLevels(level: 'error' | 'warn' | 'log' | 'debug'): LogLevel[] {
-  return LEVELS.slice(0, LEVELS.indexOf(level) + 1);
-}
-
-/** The logger of Kiln's processes: Nest's, up to `level`, with secrets redacted. */
-export function kilnLogger(level: 'error' | 'warn' | 'log' | 'debug'): RedactingLogger {
-  return new RedactingLogger({ logLevels: logLevels(level) });
 }

@@ -318,6 +318,8 @@ export interface KilnConfig {
   quotas: ProjectQuotas;
   /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** `KILN_LOG_FORMAT`: json (default, one JSON object a line) or pretty (for a terminal). */
+  logFormat: 'json' | 'pretty';
   /** Prometheus metrics (docs/operations.md, "Metrics"). */
   metrics: {
     /** `KILN_METRICS`: 1 (default) counts and serves `/metrics`; 0 turns both off. */
@@ -535,6 +537,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       logFollowers: read.int('KILN_QUOTA_LOG_FOLLOWERS', QUOTA_DEFAULTS.logFollowers, 0, QUOTA_MAX),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
+    logFormat: read.oneOf('KILN_LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
     metrics: {
       enabled: read.oneOf('KILN_METRICS', ['0', '1'] as const, '1') === '1',
       projectLabels: read.oneOf('KILN_METRICS_PROJECT_LABELS', ['0', '1'] as const, '1') === '1',

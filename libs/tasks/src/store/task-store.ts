@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
+import { logTransition } from '@kiln/common';
 import { rowsOf } from '@kiln/database';
 import { Task } from '../task.entity';
 import { TaskStatus } from '../task-status';
@@ -28,6 +29,8 @@ export interface CancelledTask {
   codeName: string;
   cluster: string;
   priority: number;
+  attempt: number;
+  workerId: string | null;
 }
 
 /** Which tasks a cancel is for: one task, or every task of a code. */
@@ -88,7 +91,7 @@ export class TaskStore {
    */
   async cancel(projectId: string, target: CancelTarget): Promise<CancelledTask[]> {
     const [column, value] = 'taskId' in target ? ['id', target.taskId] : ['code_id', target.codeId];
-    return rowsOf<CancelledTask>(
+    const cancelled = rowsOf<CancelledTask>(
       await this.db.query(
         `UPDATE tasks t
             SET status = 'cancelled', msg = 'Cancelled', end_time = now(), updated_at = now(),
@@ -98,10 +101,24 @@ export class TaskStore {
                   FOR UPDATE) was
           WHERE t.id = was.id
           RETURNING t.id, was.status AS was, t.project_id AS "projectId",
-                    t.code_name AS "codeName", t.cluster, t.priority`,
+                    t.code_name AS "codeName", t.cluster, t.priority, t.attempt,
+                    t.worker_id AS "workerId"`,
         [value, projectId],
       ),
     );
+    // One line per task cancelled, from the rows the statement returned.
+    for (const row of cancelled) {
+      logTransition({
+        task_id: row.id,
+        project_id: row.projectId,
+        code: row.codeName,
+        attempt: row.attempt,
+        from: row.was,
+        to: 'cancelled',
+        worker: row.workerId,
+      });
+    }
+    return cancelled;
   }
 
   /** Sets `percent` and `msg` (where given) of a task that has not ended. */
