@@ -5,7 +5,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Server } from 'node:http';
 import { kilnLogger, runProcess, startTracing } from '@kiln/common';
-import { loadConfig } from '@kiln/config';
+import { earlyLogFormat, loadConfig } from '@kiln/config';
 import { HealthServer } from '@kiln/health';
 import { KilnMetrics } from '@kiln/metrics';
 import { ApiModule } from './api.module';
@@ -17,7 +17,7 @@ import { traceRequests } from './http/http-tracing';
 /** How often Node looks for requests past their headers or request time-out. */
 const TIMEOUT_CHECK_MS = 1000;
 
-runProcess('api', async () => {
+runProcess('api', earlyLogFormat(), async () => {
   const config = loadConfig();
   startTracing('api', config.tracing.endpoint);
   // Bodies are read by BodyInterceptor, after the token was checked: no body parser here.

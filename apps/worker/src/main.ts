@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { loadConfig } from '@kiln/config';
+import { earlyLogFormat, loadConfig } from '@kiln/config';
 import { kilnLogger, runProcess, startTracing } from '@kiln/common';
 import { WorkerModule } from './worker.module';
 
-runProcess('worker', async () => {
+runProcess('worker', earlyLogFormat(), async () => {
   const config = loadConfig();
   startTracing('worker', config.tracing.endpoint);
   const app = await NestFactory.createApplicationContext(WorkerModule, {

@@ -1,15 +1,15 @@
-import { kilnLogger, logFailure } from './log';
+import { LogFormat, kilnLogger, logFailure } from './log';
 
 type Closable = { close(): Promise<void> };
 
 /**
  * Boots one of Kiln's processes: a bad configuration or a failed start prints one clear line and
- * exits non-zero instead of a stack trace. Nest's shutdown hooks handle SIGTERM/SIGINT.
+ * exits non-zero instead of a stack trace, in `format` (config's earlyLogFormat). Nest's shutdown
+ * hooks handle SIGTERM/SIGINT.
  */
-export function runProcess(name: string, boot: () => Promise<Closable>): void {
-  // Until the configuration is read (it may be what fails), lines are JSON unless the operator
-  // asked for pretty ones: read here directly, as the configuration is not there yet.
-  kilnLogger(name, 'log', process.env.KILN_LOG_FORMAT === 'pretty' ? 'pretty' : 'json');
+export function runProcess(name: string, format: LogFormat, boot: () => Promise<Closable>): void {
+  // The logger of the start, until boot sets the configured one (the configuration may be what fails).
+  kilnLogger(name, 'log', format);
   process.on('unhandledRejection', (reason) => {
     logFailure(`[kiln ${name}] unhandled rejection: ${String((reason as Error)?.stack ?? reason)}`);
   });

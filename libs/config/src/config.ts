@@ -400,6 +400,14 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/**
+ * `KILN_LOG_FORMAT` before the whole configuration is read (it may be what fails to load): the
+ * format of a process's first lines, `cannot start` among them. Anything but `pretty` is JSON.
+ */
+export function earlyLogFormat(env: Env = process.env): 'json' | 'pretty' {
+  return env.KILN_LOG_FORMAT === 'pretty' ? 'pretty' : 'json';
+}
+
 export function loadConfig(env: Env = process.env): KilnConfig {
   const problems: string[] = [];
   const read = new EnvReader(env, problems);
