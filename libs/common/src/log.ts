@@ -36,7 +36,7 @@ export type LogFields = Record<string, string | number | boolean | null | undefi
 export class JsonLogger implements LoggerService {
   private readonly pino: Pino;
 
-  constructor(processName: string, level: KilnLogLevel, destination = pino.destination(1)) {
+  constructor(processName: string, level: KilnLogLevel, destination = stdoutDestination()) {
     this.pino = pino(
       {
         level: PINO_LEVEL[level],
@@ -93,6 +93,15 @@ export class JsonLogger implements LoggerService {
     }
     this.pino[method](fields, redactSecrets(textOf(message)));
   }
+}
+
+/**
+ * Standard output, written asynchronously: a line waits only while an earlier write is under way
+ * (lines written meanwhile go out together, one system call), never for a buffer to fill. pino
+ * writes what is left synchronously when the process exits.
+ */
+function stdoutDestination() {
+  return pino.destination({ dest: 1, sync: false });
 }
 
 function isStack(text: string): boolean {
