@@ -68,9 +68,13 @@ export class JsonLogger implements LoggerService {
     this.write('fatal', message, params);
   }
 
-  /** A structured line: `event` names it, `fields` are already free of secrets. */
+  /**
+   * A structured line: `event` names it; `fields` and `msg` are built by Kiln from ids, names and
+   * statuses, never from secrets, so they skip redactSecrets (one line per task inserted: the
+   * ingest path).
+   */
   event(event: string, fields: LogFields, msg: string): void {
-    this.pino.info({ event, ...fields }, redactSecrets(msg));
+    this.pino.info({ event, ...fields }, msg);
   }
 
   /**
