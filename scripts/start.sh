@@ -17,6 +17,10 @@ export KILN_SCHEDULER_HEALTH_PORT=${KILN_SCHEDULER_HEALTH_PORT:-8082}
 export KILN_WORKER_ID=${KILN_WORKER_ID:-local-default}
 # Start-up chatter off by default; KILN_LOG_LEVEL=log shows what each process does.
 export KILN_LOG_LEVEL=${KILN_LOG_LEVEL:-warn}
+# Readable lines on a terminal, JSON lines otherwise (a log collector reads those).
+if [[ -t 1 ]]; then
+  export KILN_LOG_FORMAT=${KILN_LOG_FORMAT:-pretty}
+fi
 if [[ -z ${KILN_ADMIN_TOKEN:-} ]]; then
   [[ -s $KILN_HOME/admin-token ]] || (umask 077; node -e "process.stdout.write(require('crypto').randomBytes(24).toString('base64url'))" >"$KILN_HOME/admin-token")
   KILN_ADMIN_TOKEN=$(cat "$KILN_HOME/admin-token")

@@ -301,7 +301,7 @@ describe('service credentials', () => {
       try {
         await waitForHealthy(`http://127.0.0.1:${port}/healthz`, 60_000);
         expect(logOf(label)).toMatch(
-          /WARN.*KILN_CONTAINER_NETWORK=host \(KILN_UNSAFE_ALLOW_HOST_NETWORK\): task containers share this host's network/,
+          /"level":"warn".*KILN_CONTAINER_NETWORK=host \(KILN_UNSAFE_ALLOW_HOST_NETWORK\): task containers share this host's network/,
         );
       } finally {
         await stopApp(child);

@@ -5,10 +5,11 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import type { Server } from 'node:http';
 import { kilnLogger, runProcess, startTracing } from '@kiln/common';
-import { loadConfig } from '@kiln/config';
+import { earlyLogFormat, loadConfig } from '@kiln/config';
 import { HealthServer } from '@kiln/health';
 import { KilnMetrics } from '@kiln/metrics';
 import { ApiModule } from './api.module';
+import { accessLog } from './http/access-log';
 import { answerFor, sendError } from './http/exception.filter';
 import { httpMetrics } from './http/http-metrics';
 import { traceRequests } from './http/http-tracing';
@@ -16,15 +17,16 @@ import { traceRequests } from './http/http-tracing';
 /** How often Node looks for requests past their headers or request time-out. */
 const TIMEOUT_CHECK_MS = 1000;
 
-runProcess('api', async () => {
+runProcess('api', earlyLogFormat(), async () => {
   const config = loadConfig();
   startTracing('api', config.tracing.endpoint);
   // Bodies are read by BodyInterceptor, after the token was checked: no body parser here.
   const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
     bodyParser: false,
-    logger: kilnLogger(config.logLevel),
+    logger: kilnLogger('api', config.logLevel, config.logFormat),
   });
   const metrics = app.get(KilnMetrics);
+  app.use(accessLog());
   if (metrics.enabled) app.use(httpMetrics(metrics));
   if (config.tracing.endpoint) app.use(traceRequests());
   app.disable('x-powered-by');

@@ -18,3 +18,4 @@ export * from './secret-box';
 export * from './sealed-columns';
 export * from './redact';
 export * from './tracing';
+export * from './log';

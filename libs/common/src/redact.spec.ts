@@ -9,6 +9,10 @@ describe('redactSecrets', () => {
     ['POST http://user:hunter2@10.0.0.1/hook failed', 'hunter2'],
     ['GET /2/projects/p/triggers/t?secret=s3cr3tvalue&x=1', 's3cr3tvalue'],
     ['row v2.0123abcd.AAAAAAAAAAAAAAAA.Zm9v.BBBBBBBBBBBBBBBBBBBBBB', 'Zm9v'],
+    ['body {"token":"plain-tok-1","name":"x"}', 'plain-tok-1'],
+    ["job { payload: 'payload-marker-2', id: 'a' }", 'payload-marker-2'],
+    ['{"env_vars":{"DB_PASS":"envsecret3"},"x":1}', 'envsecret3'],
+    ['{"secret": "trigger-secret\\"4"}', 'trigger-secret'],
   ])('%s', (line, secret) => {
     expect(line).toContain(secret);
     expect(redactSecrets(line)).not.toContain(secret);
@@ -17,6 +21,8 @@ describe('redactSecrets', () => {
   it('leaves ordinary lines alone', () => {
     const line = 'task 65a1 ended: exit code 1 at http://127.0.0.1:8080/2/projects';
     expect(redactSecrets(line)).toBe(line);
+    const config = 'KILN_METRICS_TOKEN="abc": payload: too large; token refused';
+    expect(redactSecrets(config)).toBe(config);
   });
 });
 

@@ -12,6 +12,12 @@ const SECRETS: [RegExp, string][] = [
   // Secrets in URLs: user:password@ and ?secret= / ?token= / ?oauth= / ?password=.
   [/(\b[a-z][a-z0-9+.-]*:\/\/)[^/?#\s@]+@/gi, '$1[redacted]@'],
   [/([?&](?:secret|token|oauth|password|access_token)=)[^&#\s"']*/gi, '$1[redacted]'],
+  // Quoted values of fields that hold a secret or a task's input, as JSON or util.inspect print
+  // them (`"token":"…"`, `payload: '…'`, `"env_vars":{…}`).
+  [
+    /(?<!\w)(["']?)(token|secret|password|oauth|env_vars|payload)\1(\s*[:=]\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\{[^{}]*\})/gi,
+    '$1$2$1$3"[redacted]"',
+  ],
 ];
 
 /** `text` with tokens, secrets and Authorization headers replaced (see SECRETS). */

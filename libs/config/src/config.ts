@@ -329,6 +329,8 @@ export interface KilnConfig {
   quotas: ProjectQuotas;
   /** `KILN_LOG_LEVEL`: error, warn, log, debug; default log. */
   logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** `KILN_LOG_FORMAT`: json (default, one JSON object a line) or pretty (for a terminal). */
+  logFormat: 'json' | 'pretty';
   /** Prometheus metrics (docs/operations.md, "Metrics"). */
   metrics: {
     /** `KILN_METRICS`: 1 (default) counts and serves `/metrics`; 0 turns both off. */
@@ -410,6 +412,14 @@ type Env = Record<string, string | undefined>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+}
+
+/**
+ * `KILN_LOG_FORMAT` before the whole configuration is read (it may be what fails to load): the
+ * format of a process's first lines, `cannot start` among them. Anything but `pretty` is JSON.
+ */
+export function earlyLogFormat(env: Env = process.env): 'json' | 'pretty' {
+  return env.KILN_LOG_FORMAT === 'pretty' ? 'pretty' : 'json';
 }
 
 export function loadConfig(env: Env = process.env): KilnConfig {
@@ -554,6 +564,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       logFollowers: read.int('KILN_QUOTA_LOG_FOLLOWERS', QUOTA_DEFAULTS.logFollowers, 0, QUOTA_MAX),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
+    logFormat: read.oneOf('KILN_LOG_FORMAT', ['json', 'pretty'] as const, 'json'),
     metrics: {
       enabled: read.oneOf('KILN_METRICS', ['0', '1'] as const, '1') === '1',
       projectLabels: read.oneOf('KILN_METRICS_PROJECT_LABELS', ['0', '1'] as const, '1') === '1',

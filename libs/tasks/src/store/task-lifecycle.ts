@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { affected, preparedQuery, rowsOf } from '@kiln/database';
+import { logTransition } from '@kiln/common';
+import { preparedQuery, rowsOf } from '@kiln/database';
 import { Task } from '../task.entity';
 import { FinalStatus, TaskStatus } from '../task-status';
 import { mayChange, sqlFrom } from '../task-transitions';
@@ -13,9 +14,10 @@ import { insertRetry } from './task-record';
 const TAKE_FROM = sqlFrom('preparing', 'worker', 't.status');
 const RUNNING_FROM = sqlFrom('running', 'worker');
 /** Every final status a worker records leaves the same statuses (the spec of the table checks it). */
-const FINISH_FROM = sqlFrom('complete', 'worker');
+const FINISH_FROM = sqlFrom('complete', 'worker', 't.status');
 /** What a worker holds: the statuses it may release. */
 const HELD = sqlFrom('queued', 'worker');
+const HELD_T = sqlFrom('queued', 'worker', 't.status');
 const REQUEUE_FROM = sqlFrom('queued', 'reconciler');
 const FAIL_LAPSED_FROM = sqlFrom('error', 'reconciler');
 /** A task's heartbeat is older than the lapse ($1 s), counted from Postgres's start at the earliest. */
@@ -82,8 +84,9 @@ export class TaskLifecycle {
        SELECT * FROM taken`,
       [taskId, workerId, this.projectMaxRunning],
     );
-    if (row) return this.taskOf(row);
-    return this.takeChecked(taskId, workerId);
+    const task = row ? this.taskOf(row) : await this.takeChecked(taskId, workerId);
+    if (task) logTaken(task, 'queued', 'preparing');
+    return task;
   }
 
   private async takeChecked(taskId: string, workerId: string): Promise<Task | null> {
@@ -167,14 +170,18 @@ export class TaskLifecycle {
 
   /** preparing → running, stamping `start_time`. */
   async markRunning(taskId: string, attempt: number): Promise<boolean> {
-    const result = await preparedQuery(
+    const {
+      rows: [row],
+    } = await preparedQuery<ChangedRow>(
       this.db,
       'kiln-task-running',
       `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
-        WHERE id = $1 AND attempt = $2 AND ${RUNNING_FROM}`,
+        WHERE id = $1 AND attempt = $2 AND ${RUNNING_FROM}
+        RETURNING id, project_id, code_name, attempt, worker_id, 'preparing' AS was`,
       [taskId, attempt],
     );
-    return result.rowCount === 1;
+    if (row) logChanged(row, 'running');
+    return row !== undefined;
   }
 
   /**
@@ -189,23 +196,29 @@ export class TaskLifecycle {
       // No retry can follow: no transaction needed (one statement, two if it was cancelled).
       const finished = await this.markFinished(null, taskId, attempt, outcome);
       if (!finished) await this.completeCancelled(this.db.manager, taskId, attempt, outcome);
-      return { finished, retry: null };
+      else logChanged(finished, outcome.status);
+      return { finished: finished !== null, retry: null };
     }
-    return this.db.transaction(async (manager) => {
-      if (!(await this.markFinished(manager, taskId, attempt, outcome))) {
+    const { finished, retry } = await this.db.transaction(async (manager) => {
+      const changed = await this.markFinished(manager, taskId, attempt, outcome);
+      if (!changed) {
         await this.completeCancelled(manager, taskId, attempt, outcome);
-        return { finished: false, retry: null };
+        return { finished: null, retry: null };
       }
       const task = await manager.findOneByOrFail(Task, { id: taskId });
       const [code] = await manager.query<{ retries: number; retries_delay: number }[]>(
         `SELECT retries, retries_delay FROM codes WHERE id = $1 AND deleted_at IS NULL`,
         [task.codeId],
       );
-      if (!code || task.retryCount >= code.retries) return { finished: true, retry: null };
+      if (!code || task.retryCount >= code.retries) return { finished: changed, retry: null };
       const retry = retryOf(task, code.retries_delay);
-      await insertRetry(manager, task, retry);
-      return { finished: true, retry };
+      await insertRetry(manager, task, retry, { log: false });
+      return { finished: changed, retry };
     });
+    // Logged once committed: a rolled-back transaction changed nothing.
+    if (finished) logChanged(finished, outcome.status);
+    if (retry) logTaken(retry, null, 'queued');
+    return { finished: finished !== null, retry };
   }
 
   /**
@@ -217,13 +230,16 @@ export class TaskLifecycle {
     taskId: string,
     attempt: number,
     outcome: TaskOutcome,
-  ): Promise<boolean> {
+  ): Promise<ChangedRow | null> {
     // Not the worker's to record (a cancel is the API's): completeCancelled fills in the rest.
-    if (!mayChange('running', outcome.status, 'worker')) return false;
-    const sql = `UPDATE tasks
+    if (!mayChange('running', outcome.status, 'worker')) return null;
+    // `was` (the status before, for the log) is read under the row's lock.
+    const sql = `UPDATE tasks t
         SET status = $3, msg = $4, exit_code = $5, duration_ms = $6, log_size = $7,
             end_time = now(), updated_at = now(), heartbeat_at = NULL
-      WHERE id = $1 AND attempt = $2 AND ${FINISH_FROM}`;
+       FROM (SELECT id, status FROM tasks WHERE id = $1 AND attempt = $2 FOR UPDATE) was
+      WHERE t.id = was.id AND ${FINISH_FROM}
+      RETURNING t.id, t.project_id, t.code_name, t.attempt, t.worker_id, was.status AS was`;
     const values = [
       taskId,
       attempt,
@@ -234,9 +250,11 @@ export class TaskLifecycle {
       outcome.logSize,
     ];
     if (!manager) {
-      return (await preparedQuery(this.db, 'kiln-task-finish', sql, values)).rowCount === 1;
+      return (
+        (await preparedQuery<ChangedRow>(this.db, 'kiln-task-finish', sql, values)).rows[0] ?? null
+      );
     }
-    return affected(await manager.query(sql, values)) === 1;
+    return rowsOf<ChangedRow>(await manager.query(sql, values))[0] ?? null;
   }
 
   /** A task cancelled while it ran keeps `cancelled` but gets its duration and log size. */
@@ -258,14 +276,19 @@ export class TaskLifecycle {
    * the reconciler enqueues it once more (at-least-once, never lost).
    */
   async release(taskId: string, attempt: number): Promise<boolean> {
-    const result: unknown = await this.db.query(
-      `UPDATE tasks
-          SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
-              start_time = NULL, updated_at = now()
-        WHERE id = $1 AND attempt = $2 AND ${HELD}`,
-      [taskId, attempt],
+    const [row] = rowsOf<ChangedRow>(
+      await this.db.query(
+        `UPDATE tasks t
+            SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
+                start_time = NULL, updated_at = now()
+           FROM (SELECT id, status, worker_id FROM tasks WHERE id = $1 AND attempt = $2 FOR UPDATE) was
+          WHERE t.id = was.id AND ${HELD_T}
+          RETURNING t.id, t.project_id, t.code_name, t.attempt, was.worker_id, was.status AS was`,
+        [taskId, attempt],
+      ),
     );
-    return affected(result) === 1;
+    if (row) logChanged(row, 'queued');
+    return row !== undefined;
   }
 
   /**
@@ -277,26 +300,45 @@ export class TaskLifecycle {
     lapseSeconds: number,
     maxAttempts: number,
   ): Promise<{ requeued: number; failed: LapsedTask[] }> {
-    const requeued = affected(
+    // One line per task the statements changed, from the rows they return.
+    const requeued = rowsOf<ChangedRow>(
       await this.db.query(
-        `UPDATE tasks
+        `UPDATE tasks t
             SET status = 'queued', worker_id = NULL, heartbeat_at = NULL, enqueued_at = NULL,
                 start_time = NULL, updated_at = now()
-          WHERE ${REQUEUE_FROM} AND attempt < $2 AND ${LAPSED}`,
+           FROM (SELECT id, status, worker_id FROM tasks
+                  WHERE ${REQUEUE_FROM} AND attempt < $2 AND ${LAPSED}
+                  FOR UPDATE) was
+          WHERE t.id = was.id
+          RETURNING t.id, t.project_id, t.code_name, t.attempt, was.worker_id, was.status AS was`,
         [lapseSeconds, maxAttempts],
       ),
     );
-    const failed = rowsOf<LapsedTask>(
+    for (const row of requeued) logChanged(row, 'queued');
+    const failed = rowsOf<LapsedTask & ChangedRow>(
       await this.db.query(
-        `UPDATE tasks
+        `UPDATE tasks t
             SET status = 'error', heartbeat_at = NULL, end_time = now(), updated_at = now(),
-                msg = 'Worker lost: no heartbeat for ' || $1 || ' s, after ' || attempt || ' attempts'
-          WHERE ${FAIL_LAPSED_FROM} AND attempt >= $2 AND ${LAPSED}
-          RETURNING project_id AS "projectId", code_name AS "codeName", cluster, priority`,
+                msg = 'Worker lost: no heartbeat for ' || $1 || ' s, after ' || t.attempt || ' attempts'
+           FROM (SELECT id, status FROM tasks
+                  WHERE ${FAIL_LAPSED_FROM} AND attempt >= $2 AND ${LAPSED}
+                  FOR UPDATE) was
+          WHERE t.id = was.id
+          RETURNING t.project_id AS "projectId", t.code_name AS "codeName", t.cluster, t.priority,
+                    t.id, t.project_id, t.code_name, t.attempt, t.worker_id, was.status AS was`,
         [lapseSeconds, maxAttempts],
       ),
     );
-    return { requeued, failed };
+    for (const row of failed) logChanged(row, 'error');
+    return {
+      requeued: requeued.length,
+      failed: failed.map(({ projectId, codeName, cluster, priority }) => ({
+        projectId,
+        codeName,
+        cluster,
+        priority,
+      })),
+    };
   }
 
   /** The attempts that `workerId` holds (taken, not ended): what a restarted worker recovers. */
@@ -352,3 +394,37 @@ export interface FinishResult {
 }
 
 const RETRYABLE: readonly FinalStatus[] = ['error', 'timeout', 'killed'];
+
+/** What a status change returns for its log line. */
+interface ChangedRow {
+  id: string;
+  project_id: string;
+  code_name: string;
+  attempt: number;
+  worker_id: string | null;
+  was: TaskStatus;
+}
+
+function logChanged(row: ChangedRow, to: TaskStatus): void {
+  logTransition({
+    task_id: row.id,
+    project_id: row.project_id,
+    code: row.code_name,
+    attempt: row.attempt,
+    from: row.was,
+    to,
+    worker: row.worker_id,
+  });
+}
+
+function logTaken(task: Task, from: TaskStatus | null, to: TaskStatus): void {
+  logTransition({
+    task_id: task.id,
+    project_id: task.projectId,
+    code: task.codeName,
+    attempt: task.attempt,
+    from,
+    to,
+    worker: task.workerId,
+  });
+}

@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { currentTraceparent } from '@kiln/common';
+import { currentTraceparent, logTransition } from '@kiln/common';
 import { rowsOf } from '@kiln/database';
 import type { Task } from '../task.entity';
 
@@ -64,6 +64,8 @@ export interface NewTasks {
   stampDue?: boolean;
   /** The tasks' `traceparent`; by default the span active at the insert (none untraced). */
   traceparent?: string;
+  /** Whether each inserted task gets its `→ queued` log line here (default); false: the caller logs. */
+  log?: boolean;
 }
 
 /**
@@ -93,7 +95,7 @@ const INSERT_TASKS_SQL = `
     JOIN json_array_elements($3) WITH ORDINALITY AS c(v, n)
       ON c.n = coalesce(t.k, 0) + 1
   ON CONFLICT DO NOTHING
-  RETURNING id`;
+  RETURNING id, project_id, code_name`;
 
 /**
  * Inserts a batch of new tasks in one statement (atomic without a transaction's extra round
@@ -101,10 +103,10 @@ const INSERT_TASKS_SQL = `
  */
 export async function insertTasks(
   db: DataSource | EntityManager,
-  { now, rows, codes, stampDue = false, traceparent = currentTraceparent() }: NewTasks,
+  { now, rows, codes, stampDue = false, traceparent = currentTraceparent(), log = true }: NewTasks,
 ): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const inserted = rowsOf<{ id: string }>(
+  const inserted = rowsOf<{ id: string; project_id: string; code_name: string }>(
     await db.query(INSERT_TASKS_SQL, [
       now.toISOString(),
       JSON.stringify(rows),
@@ -113,6 +115,18 @@ export async function insertTasks(
       traceparent ?? null,
     ]),
   );
+  if (log) {
+    for (const row of inserted) {
+      logTransition({
+        task_id: row.id,
+        project_id: row.project_id,
+        code: row.code_name,
+        attempt: 0,
+        from: null,
+        to: 'queued',
+      });
+    }
+  }
   return new Set(inserted.map((row) => row.id));
 }
 
@@ -158,7 +172,8 @@ export async function insertRetry(
   manager: EntityManager,
   original: Task,
   retry: Task,
+  options: { log?: boolean } = {},
 ): Promise<void> {
-  await insertTasks(manager, newTasksOf([retry], retry.createdAt));
+  await insertTasks(manager, { ...newTasksOf([retry], retry.createdAt), ...options });
   await manager.query(`UPDATE tasks SET retry_task_id = $2 WHERE id = $1`, [original.id, retry.id]);
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { logTransition } from '@kiln/common';
 import { hydrator, poolQuery, preparedQuery, rowsOf, selectColumns } from '@kiln/database';
 import { Task } from '../task.entity';
 import { TASK_STATUSES, TaskStatus } from '../task-status';
@@ -28,6 +29,8 @@ export interface CancelledTask {
   codeName: string;
   cluster: string;
   priority: number;
+  attempt: number;
+  workerId: string | null;
 }
 
 /** Which tasks a cancel is for: one task, or every task of a code. */
@@ -133,7 +136,7 @@ export class TaskStore {
    */
   async cancel(projectId: string, target: CancelTarget): Promise<CancelledTask[]> {
     const [column, value] = 'taskId' in target ? ['id', target.taskId] : ['code_id', target.codeId];
-    return rowsOf<CancelledTask>(
+    const cancelled = rowsOf<CancelledTask>(
       await this.db.query(
         `UPDATE tasks t
             SET status = 'cancelled', msg = 'Cancelled', end_time = now(), updated_at = now(),
@@ -143,10 +146,24 @@ export class TaskStore {
                   FOR UPDATE) was
           WHERE t.id = was.id
           RETURNING t.id, was.status AS was, t.project_id AS "projectId",
-                    t.code_name AS "codeName", t.cluster, t.priority`,
+                    t.code_name AS "codeName", t.cluster, t.priority, t.attempt,
+                    t.worker_id AS "workerId"`,
         [value, projectId],
       ),
     );
+    // One line per task cancelled, from the rows the statement returned.
+    for (const row of cancelled) {
+      logTransition({
+        task_id: row.id,
+        project_id: row.projectId,
+        code: row.codeName,
+        attempt: row.attempt,
+        from: row.was,
+        to: 'cancelled',
+        worker: row.workerId,
+      });
+    }
+    return cancelled;
   }
 
   /** Sets `percent` and `msg` (where given) of a task that has not ended. */
