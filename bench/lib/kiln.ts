@@ -65,7 +65,9 @@ export async function startKiln(
     KILN_API_PORT: String(port),
     KILN_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
     KILN_QUEUE_PREFIX: prefix,
-    KILN_LOG_LEVEL: 'log',
+    // KILN_BENCH_LOG_LEVEL=warn: no access or task transition lines (their cost:
+    // docs/benchmarks.md, ingest); by default every line is written, as in production.
+    KILN_LOG_LEVEL: process.env.KILN_BENCH_LOG_LEVEL ?? 'log',
     // The benchmarks run the locally built test images, as `npm start` and the tests do.
     KILN_SHARED_IMAGES: 'kiln-test/*',
     // KILN_BENCH_METRICS=0: Kiln's processes count no metrics (their cost: docs/benchmarks.md).
