@@ -114,7 +114,7 @@ export async function startKiln(
   if (says) await api.waitFor(/Kiln API on http/, 60_000);
   await waitForHealthy(`${kiln.url}/healthz`, 60_000);
   if (kiln.worker) {
-    if (says) await kiln.worker.waitFor(/takes cluster "default" tasks/, 60_000);
+    if (says) await kiln.worker.waitFor(/takes cluster \\?"default\\?" tasks/, 60_000);
     else await sleep(5000);
   }
   return kiln;
