@@ -18,6 +18,42 @@ function capture(level: 'error' | 'warn' | 'log' | 'debug' = 'log') {
 }
 
 describe('JsonLogger', () => {
+  it('events() writes, in one write, the lines event() writes one by one', () => {
+    const one = capture();
+    const many = capture();
+    const list = [
+      {
+        fields: {
+          task_id: 'a1',
+          project_id: 'p"1',
+          attempt: 0,
+          from: null,
+          to: 'queued',
+          worker: undefined,
+        },
+        msg: 'task a1 new → queued',
+      },
+      {
+        fields: { task_id: 'b2', project_id: 'p1', attempt: 2, from: 'running', to: 'error' },
+        msg: 'task b2 running → error',
+      },
+    ];
+    for (const { fields, msg } of list) one.logger.event('task.transition', fields, msg);
+    many.logger.events('task.transition', list);
+    const withoutTime = (lines: Record<string, unknown>[]) =>
+      lines.map(({ time, ...rest }) => {
+        expect(time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        return rest;
+      });
+    expect(many.lines).toHaveLength(2);
+    expect(withoutTime(many.lines)).toEqual(withoutTime(one.lines));
+    expect(many.lines[0]).not.toHaveProperty('worker');
+    // Below `info`, nothing.
+    const quiet = capture('warn');
+    quiet.logger.events('task.transition', list);
+    expect(quiet.lines).toEqual([]);
+  });
+
   it('writes one JSON object a line with level, time, process, pid, context and msg', () => {
     const { logger, lines } = capture();
     logger.log('started', 'TaskDispatcher');

@@ -36,7 +36,11 @@ export type LogFields = Record<string, string | number | boolean | null | undefi
 export class JsonLogger implements LoggerService {
   private readonly pino: Pino;
 
-  constructor(processName: string, level: KilnLogLevel, destination = stdoutDestination()) {
+  constructor(
+    private readonly processName: string,
+    level: KilnLogLevel,
+    private readonly destination = stdoutDestination(),
+  ) {
     this.pino = pino(
       {
         level: PINO_LEVEL[level],
@@ -75,6 +79,30 @@ export class JsonLogger implements LoggerService {
    */
   event(event: string, fields: LogFields, msg: string): void {
     this.pino.info({ event, ...fields }, msg);
+  }
+
+  /**
+   * Many structured lines of one `event` at once (the transitions of a batch of new tasks: up to
+   * 100 per request on the ingest path), as {@link event} writes each, built as one string and
+   * written to the same destination in one call: pino's per-line work, times a hundred, cost
+   * ingest about a fifth of its rate (docs/benchmarks.md, ingest).
+   */
+  events(event: string, lines: { fields: LogFields; msg: string }[]): void {
+    if (lines.length === 0 || !this.pino.isLevelEnabled('info')) return;
+    const head =
+      `{"level":"info","time":${JSON.stringify(new Date().toISOString())},` +
+      `"process":${JSON.stringify(this.processName)},"pid":${process.pid},` +
+      `"event":${JSON.stringify(event)}`;
+    let out = '';
+    for (const { fields, msg } of lines) {
+      out += head;
+      for (const key in fields) {
+        const value = fields[key];
+        if (value !== undefined) out += `,${JSON.stringify(key)}:${JSON.stringify(value)}`;
+      }
+      out += `,"msg":${JSON.stringify(msg)}}\n`;
+    }
+    this.destination.write(out);
   }
 
   /**
@@ -189,6 +217,22 @@ export function logTransition(fields: {
     'task.transition',
     { ...fields, request_id: requestId },
     `task ${fields.task_id} ${fields.from ?? 'new'} → ${fields.to}`,
+  );
+}
+
+/** {@link logTransition} for many tasks at once (a batch of new tasks), in one write. */
+export function logTransitions(list: Parameters<typeof logTransition>[0][]): void {
+  if (!current.json) {
+    for (const fields of list) logTransition(fields);
+    return;
+  }
+  const requestId = requestContext.getStore()?.requestId;
+  current.json.events(
+    'task.transition',
+    list.map((fields) => ({
+      fields: { ...fields, request_id: requestId },
+      msg: `task ${fields.task_id} ${fields.from ?? 'new'} → ${fields.to}`,
+    })),
   );
 }
 

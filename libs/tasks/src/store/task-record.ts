@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { currentTraceparent, logTransition } from '@kiln/common';
+import { currentTraceparent, logTransitions } from '@kiln/common';
 import { rowsOf } from '@kiln/database';
 import type { Task } from '../task.entity';
 
@@ -116,16 +116,16 @@ export async function insertTasks(
     ]),
   );
   if (log) {
-    for (const row of inserted) {
-      logTransition({
+    logTransitions(
+      inserted.map((row) => ({
         task_id: row.id,
         project_id: row.project_id,
         code: row.code_name,
         attempt: 0,
         from: null,
         to: 'queued',
-      });
-    }
+      })),
+    );
   }
   return new Set(inserted.map((row) => row.id));
 }
