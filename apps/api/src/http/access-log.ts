@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import { logEvent, redactSecrets, requestContext, requestIdOf } from '@kiln/common';
+import { routeTemplate } from './route-template';
 
 /** The longest path an access line carries (a path is ids and names, never that long). */
 const PATH_MAX = 512;
@@ -19,7 +20,6 @@ export function accessLog() {
     const requestId = requestIdOf(req.headers['x-request-id']);
     res.setHeader('X-Request-Id', requestId);
     res.once('close', () => {
-      const template: unknown = (req.route as { path?: unknown } | undefined)?.path;
       const path = pathOf(req.originalUrl);
       const status = res.writableFinished ? res.statusCode : 499;
       logEvent(
@@ -27,7 +27,7 @@ export function accessLog() {
         {
           request_id: requestId,
           method: req.method,
-          route: typeof template === 'string' ? template : 'unmatched',
+          route: routeTemplate(req),
           path,
           status,
           duration_ms: Math.round((performance.now() - started) * 10) / 10,

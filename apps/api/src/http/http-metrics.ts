@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { performance } from 'node:perf_hooks';
 import type { KilnMetrics } from '@kiln/metrics';
+import { routeTemplate } from './route-template';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -13,10 +14,9 @@ export function httpMetrics(metrics: KilnMetrics) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const started = performance.now();
     res.once('close', () => {
-      const path: unknown = (req.route as { path?: unknown } | undefined)?.path;
       const labels = {
         method: METHODS.has(req.method) ? req.method : 'other',
-        route: typeof path === 'string' ? path : 'unmatched',
+        route: routeTemplate(req),
         status: String(res.statusCode),
       };
       metrics.httpRequests.inc(labels);

@@ -1,5 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import { SpanKind, SpanStatusCode, contextOf, startSpan, withSpan } from '@kiln/common';
+import { routeTemplate } from './route-template';
 
 /**
  * Express middleware, while tracing is on: a server span per request, named by method and route
@@ -18,8 +19,7 @@ export function traceRequests() {
     });
     if (!span) return next();
     res.once('close', () => {
-      const path: unknown = (req.route as { path?: unknown } | undefined)?.path;
-      const route = typeof path === 'string' ? path : 'unmatched';
+      const route = routeTemplate(req);
       span.updateName(`${req.method} ${route}`);
       span.setAttributes({ 'http.route': route, 'http.response.status_code': res.statusCode });
       if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });

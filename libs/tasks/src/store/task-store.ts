@@ -46,17 +46,19 @@ export class TaskStore {
   constructor(@InjectDataSource() private readonly db: DataSource) {}
 
   private hydrateRow?: (row: Record<string, unknown>) => Task;
-  private columnList?: string;
+  private columnLists?: { plain: string; t: string };
 
   private hydrate(row: Record<string, unknown>): Task {
     this.hydrateRow ??= hydrator(this.db, Task);
     return this.hydrateRow(row);
   }
 
-  /** The task's columns, named (see selectColumns), as `t.<column>` with `alias` t. */
-  private columns(alias?: string): string {
-    this.columnList ??= selectColumns(this.db, Task);
-    return alias ? selectColumns(this.db, Task, alias) : this.columnList;
+  /** The task's columns, named (see selectColumns): as they are, and as `t.<column>`. */
+  private get columns(): { plain: string; t: string } {
+    return (this.columnLists ??= {
+      plain: selectColumns(this.db, Task),
+      t: selectColumns(this.db, Task, 't'),
+    });
   }
 
   /** Inserts a request's new tasks in one statement (the API's hot path). */
@@ -74,7 +76,7 @@ export class TaskStore {
     const { rows } = await preparedQuery(
       this.db,
       'kiln_task_find',
-      `SELECT ${this.columns()} FROM tasks WHERE id = $1 AND project_id = $2`,
+      `SELECT ${this.columns.plain} FROM tasks WHERE id = $1 AND project_id = $2`,
       [id, projectId],
     );
     return rows[0] ? this.hydrate(rows[0]) : null;
@@ -123,7 +125,7 @@ export class TaskStore {
     }
     const { rows } = await poolQuery<Record<string, unknown>>(
       this.db,
-      `SELECT ${this.columns('t')} FROM tasks t JOIN (${page}) page ON page.id = t.id
+      `SELECT ${this.columns.t} FROM tasks t JOIN (${page}) page ON page.id = t.id
         ORDER BY t.created_at DESC, t.id DESC`,
       params,
     );
