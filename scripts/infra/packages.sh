@@ -31,6 +31,8 @@ ensure_packages() {
     # Log drain tests: a real syslog receiver, and the receivers' self-signed certificates.
     "rsyslog:/usr/sbin/rsyslogd"
     "openssl:openssl"
+    # Rolling restarts: a real load balancer in front of two API replicas.
+    "haproxy:/usr/sbin/haproxy"
   )
   local -a missing=()
   local item pkg probe

@@ -18,6 +18,7 @@ import { CodesController } from './codes/codes.controller';
 import { imageUploadStorage } from './codes/upload-storage';
 import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
+import { ApiDrain } from './http/api-drain';
 import { MetricsController } from './health/metrics.controller';
 import { BodyInterceptor } from './http/body.interceptor';
 import { KilnExceptionFilter } from './http/exception.filter';
@@ -72,6 +73,7 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     { provide: APP_FILTER, useClass: KilnExceptionFilter },
     // Bodies are read after the global guard (ProjectGuard) has authenticated the request.
     { provide: APP_INTERCEPTOR, useClass: BodyInterceptor },
+    ApiDrain,
     LogFollower,
     FollowWatch,
     FollowerSlots,

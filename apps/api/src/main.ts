@@ -10,6 +10,7 @@ import { HealthServer } from '@kiln/health';
 import { KilnMetrics } from '@kiln/metrics';
 import { ApiModule } from './api.module';
 import { accessLog } from './http/access-log';
+import { ApiDrain } from './http/api-drain';
 import { answerFor, sendError } from './http/exception.filter';
 import { httpMetrics } from './http/http-metrics';
 import { traceRequests } from './http/http-tracing';
@@ -27,6 +28,7 @@ runProcess('api', earlyLogFormat(), async () => {
   });
   const metrics = app.get(KilnMetrics);
   app.use(accessLog());
+  app.use(app.get(ApiDrain).middleware());
   if (metrics.enabled) app.use(httpMetrics(metrics));
   if (config.tracing.endpoint) app.use(traceRequests());
   app.disable('x-powered-by');

@@ -1,8 +1,11 @@
 import type { ContainerExit } from '@kiln/docker';
 import { FinalStatus, LogChunk, LogStream, TaskOutcome } from '@kiln/tasks';
 
-/** Why Kiln stopped a container itself, if it did. */
-export type StopReason = 'timeout' | 'cancelled';
+/**
+ * Why Kiln stopped a container itself, if it did. `shutdown`: the worker's grace ran out; the
+ * task is handed back to the queue, not ended (no verdict is recorded for it).
+ */
+export type StopReason = 'timeout' | 'cancelled' | 'shutdown';
 
 export interface Verdict {
   status: FinalStatus;

@@ -17,8 +17,6 @@ import { OutcomeRecorder } from './outcome-recorder';
 import { TaskFiles } from './task-files';
 import { TaskRunner } from './task-runner';
 
-/** How long a SIGTERM waits for running tasks before they are killed and released. */
-const SHUTDOWN_GRACE_MS = 25_000;
 const IDLE_POLL_MS = 1000;
 /** A take that fails is tried this many times, this far apart (about a minute). */
 const TAKE_TRIES = 12;
@@ -89,22 +87,31 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     );
   }
 
+  /**
+   * SIGTERM: takes nothing more, lets the running tasks finish for the grace
+   * (`KILN_WORKER_SHUTDOWN_GRACE_SECONDS`, heartbeats going on meanwhile so that no one thinks
+   * them lost), then kills what still runs and hands it back to the queue.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
     this.sleeper.stop();
     this.wake();
     await this.loop;
-    clearInterval(this.heartbeat);
     const inFlight = [...this.active.values()];
-    if (inFlight.length === 0) return this.runner.settled();
-    this.logger.log(
-      `waiting up to ${SHUTDOWN_GRACE_MS / 1000} s for ${inFlight.length} running tasks`,
-    );
-    const settled = await Promise.race([
-      Promise.allSettled(inFlight).then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), SHUTDOWN_GRACE_MS)),
-    ]);
-    if (!settled) await this.reapOrphans();
+    if (inFlight.length > 0) {
+      const graceMs = this.config.worker.shutdownGraceSeconds * 1000;
+      this.logger.log(
+        `stopping: waiting up to ${graceMs / 1000} s for ${inFlight.length} running tasks`,
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        Promise.allSettled(inFlight).then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (!settled) await this.handBack();
+    }
+    clearInterval(this.heartbeat);
     await this.runner.settled();
   }
 
@@ -229,18 +236,21 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
   }
 
   /**
-   * At shutdown, once the grace is over: removes this worker's containers and puts their tasks
-   * back in the queue.
+   * At shutdown, once the grace is over: kills what still runs, puts those tasks back in the
+   * queue (a compare-and-set on the attempt: a task that ended meanwhile stays ended) and removes
+   * every container of this worker's.
    */
-  private async reapOrphans(): Promise<void> {
-    for (const { containerId, taskId, attempt } of await this.ownContainers()) {
-      await this.docker.remove(containerId);
+  private async handBack(): Promise<void> {
+    const held = await this.runner.stopAll();
+    let released = 0;
+    for (const { taskId, attempt } of held) {
       // A task whose outcome waits for Postgres has ended: its journal records it, never a re-run.
-      if (this.outcomes.holds().includes(taskId ?? '')) continue;
-      if (taskId && Number.isInteger(attempt) && (await this.lifecycle.release(taskId, attempt))) {
-        this.logger.log(`released task ${taskId} of a removed orphan container`);
-      }
+      if (this.outcomes.holds().includes(taskId)) continue;
+      if (await this.lifecycle.release(taskId, attempt).catch(() => false)) released++;
     }
+    await Promise.allSettled(this.active.values());
+    for (const { containerId } of await this.ownContainers()) await this.docker.remove(containerId);
+    this.logger.log(`grace over: ${released} of ${held.length} running tasks handed back`);
   }
 
   /** This worker's containers (by label), each with the task and attempt it ran. */

@@ -108,6 +108,23 @@ export class TaskRunner implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * At shutdown, once the grace is over: stops every task still held (kills its container, or
+   * stops its wait for the image) without recording an outcome, and answers which tasks and
+   * attempts they were, for the caller to hand back to the queue.
+   */
+  async stopAll(): Promise<Array<{ taskId: string; attempt: number }>> {
+    const held = [...this.running].map(([taskId, state]) => ({ taskId, attempt: state.attempt }));
+    await Promise.all(
+      held.map(({ taskId }) =>
+        this.stop(taskId, 'shutdown').catch((error: Error) =>
+          this.logger.warn(`task ${taskId} not stopped: ${error.message}`),
+        ),
+      ),
+    );
+    return held;
+  }
+
   /** Waits for containers still being removed (at shutdown). */
   async settled(): Promise<void> {
     await Promise.all([...this.removals]);
@@ -325,6 +342,8 @@ export class TaskRunner implements OnApplicationShutdown {
     } finally {
       clearTimeout(deadline);
     }
+    // Killed at shutdown: the worker hands the task back to the queue instead of ending it.
+    if (state.stoppedBy === 'shutdown') return;
     const durationMs = Math.round(performance.now() - started);
     await withTimeout(output, OUTPUT_DRAIN_MS, `still open after ${OUTPUT_DRAIN_MS} ms`).catch(
       (error: Error) => {

@@ -57,6 +57,14 @@ export interface KilnConfig {
     uploadIdleSeconds: number;
     /** `GET …/log?follow=1` streams one API process holds at once, all projects together. `KILN_API_MAX_FOLLOWERS`, default 1000. */
     maxFollowers: number;
+    /**
+     * What a SIGTERM leaves the API to drain: for this long it keeps serving while `/healthz`
+     * answers 503 `draining` (so a load balancer stops sending it requests) and every answer
+     * closes its connection; then it ends its live-log streams (clients resume elsewhere with
+     * `Last-Event-ID`), stops listening and finishes the requests it holds.
+     * `KILN_API_DRAIN_SECONDS`, default 0.
+     */
+    drainSeconds: number;
   };
   /** Request rates, shared by every API replica (counted in Redis). */
   rateLimits: {
@@ -100,6 +108,12 @@ export interface KilnConfig {
     healthPort: number;
     /** Seconds between heartbeats of running tasks. `KILN_WORKER_HEARTBEAT_SECONDS`, default 10. */
     heartbeatSeconds: number;
+    /**
+     * How long a SIGTERM lets the tasks this worker runs finish (it takes no new ones meanwhile);
+     * those still running then are killed and handed back to the queue, to run again elsewhere.
+     * `KILN_WORKER_SHUTDOWN_GRACE_SECONDS`, default 25.
+     */
+    shutdownGraceSeconds: number;
     /**
      * Local directory where the worker keeps the outcomes Postgres has not taken yet (during an
      * outage), one subdirectory per worker id, so that a restarted worker records them. Must be
@@ -445,6 +459,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       uploadIdleSeconds: read.int('KILN_UPLOAD_IDLE_SECONDS', 60, 1, 3600),
       trustedProxies: read.proxies('KILN_TRUSTED_PROXIES'),
       maxFollowers: read.int('KILN_API_MAX_FOLLOWERS', 1000, 0, 1_000_000),
+      drainSeconds: read.int('KILN_API_DRAIN_SECONDS', 0, 0, 3600),
     },
     rateLimits: {
       tokenPerSecond: read.int('KILN_RATE_LIMIT_PER_SECOND', 1000, 0, 1_000_000),
@@ -467,6 +482,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       concurrency: read.int('KILN_WORKER_CONCURRENCY', 2, 1, 1000),
       healthPort: read.int('KILN_WORKER_HEALTH_PORT', 0, 0, 65535),
       heartbeatSeconds: read.int('KILN_WORKER_HEARTBEAT_SECONDS', 10, 1, 3600),
+      shutdownGraceSeconds: read.int('KILN_WORKER_SHUTDOWN_GRACE_SECONDS', 25, 0, 86400),
       journalDir: read.absolutePath('KILN_WORKER_JOURNAL_DIR', resolve('.kiln', 'journal')),
     },
     container: {

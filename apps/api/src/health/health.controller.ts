@@ -5,6 +5,7 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { HealthService } from '@kiln/health';
 import { RateLimits } from '@kiln/redis';
 import { clientAddress } from '../auth/client-address';
+import { ApiDrain } from '../http/api-drain';
 import { Public, tooManyFailures } from '../auth/guards';
 import { tokenOutsideBody } from '../auth/token.strategy';
 
@@ -14,13 +15,15 @@ export class HealthController {
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
     private readonly health: HealthService,
     private readonly limits: RateLimits,
+    private readonly drain: ApiDrain,
   ) {}
 
   /**
    * 200 `{"status":"ok"}` when Postgres and Redis answer, 503 `{"status":"unavailable"}`
    * otherwise, to anyone. What failed and how (`checks`: its errors name hosts and addresses)
    * only with the admin token; any other token counts as a failed authentication, so that the
-   * answer cannot serve to guess the admin token.
+   * answer cannot serve to guess the admin token. 503 `{"status":"draining"}` once the process
+   * is stopping (`ApiDrain`), whatever the checks say: a load balancer takes it out.
    */
   @Get('healthz')
   @Public()
@@ -33,6 +36,10 @@ export class HealthController {
       let blocked = this.limits.blockedFor(address);
       if (blocked === 0 && !isAdmin) blocked = await this.limits.failed(address);
       if (blocked > 0) throw tooManyFailures(blocked);
+    }
+    if (this.drain.draining) {
+      res.status(503);
+      return { status: 'draining' };
     }
     const report = await this.health.report();
     res.status(report.status === 'ok' ? 200 : 503);

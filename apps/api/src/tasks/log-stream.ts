@@ -13,16 +13,22 @@ export function wantsEventStream(req: Request): boolean {
  * Writes a followed log to the response as it comes: plain text (chunked, the log exactly as
  * printed), or Server-Sent Events: one `message` per chunk whose data is the chunk's text as a
  * JSON string and whose id is `<attempt>.<seq>` (send it back as `Last-Event-ID` to resume), then
- * one `end` event with `{"status"}`. Stops early when the client goes away.
+ * one `end` event with `{"status"}`. Stops early when the client goes away, and ends without
+ * `end` when `ended` is aborted (the API is stopping: a client resumes elsewhere with
+ * `Last-Event-ID`, or re-reads the plain log).
  */
 export async function streamLog(
   req: Request,
   res: Response,
+  ended: AbortSignal,
   events: (signal: AbortSignal) => AsyncGenerator<FollowEvent, void, undefined>,
 ): Promise<void> {
   const sse = wantsEventStream(req);
   const closed = new AbortController();
   res.on('close', () => closed.abort());
+  const end = (): void => closed.abort();
+  if (ended.aborted) end();
+  else ended.addEventListener('abort', end, { once: true });
   res.status(200);
   res.setHeader(
     'Content-Type',
@@ -51,6 +57,7 @@ export async function streamLog(
       }
     }
   } finally {
+    ended.removeEventListener('abort', end);
     clearInterval(keepalive);
     res.end();
   }

@@ -25,6 +25,7 @@ import {
 } from '@kiln/tasks';
 import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
+import { ApiDrain } from '../http/api-drain';
 import { FollowerSlots } from './follower-slots';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
@@ -42,6 +43,7 @@ export class TasksController {
     private readonly logs: TaskLogStore,
     private readonly follower: LogFollower,
     private readonly followerSlots: FollowerSlots,
+    private readonly drain: ApiDrain,
   ) {}
 
   @Post()
@@ -135,7 +137,9 @@ export class TasksController {
       req.socket.setKeepAlive(true, FOLLOWER_KEEPALIVE_MS);
       try {
         const after = parsePosition(req.headers['last-event-id']);
-        await streamLog(req, res, (signal) => this.follower.follow(task, signal, after));
+        await streamLog(req, res, this.drain.ended, (signal) =>
+          this.follower.follow(task, signal, after),
+        );
       } finally {
         release();
       }
