@@ -1,9 +1,7 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { ChildProcess } from 'node:child_process';
 import { Client } from 'pg';
 import { Kiln } from '@kiln/client';
+import { Balancer } from './support/balancer';
 import { TEST_IMAGE, waitUntil } from './support/kiln';
 import { OwnStack } from './support/own-stack';
 import { freePort, sleep, stopApp, waitForHealthy } from './support/processes';
@@ -11,7 +9,7 @@ import { freePort, sleep, stopApp, waitForHealthy } from './support/processes';
 jest.setTimeout(420_000);
 
 const TASKS = 500;
-/** Above the balancer's time to mark a server down: 2 failed checks 500 ms apart. */
+/** Above the balancer's time to mark a server down (support/balancer.ts: 2 failed checks 500 ms apart). */
 const DRAIN_SECONDS = 3;
 
 /**
@@ -23,17 +21,14 @@ const DRAIN_SECONDS = 3;
  */
 describe('graceful shutdown and a rolling restart behind a load balancer', () => {
   const stack = new OwnStack('rolling', 100);
-  const dir = mkdtempSync(join(tmpdir(), 'kiln-rolling-'));
   const apiPorts: number[] = [];
-  let lbPort = 0;
-  let statsPort = 0;
-  let haproxy: ChildProcess;
+  let balancer: Balancer;
   let db: Client;
   let project: { id: string; token: string };
   /** Every process of the stack but the hand-back workers, by label, and how to start it again. */
   const processes = new Map<string, { child: ChildProcess; start: () => Promise<ChildProcess> }>();
 
-  const lb = () => `http://127.0.0.1:${lbPort}`;
+  const lb = () => balancer.url;
   const api = async (method: string, path: string, json?: unknown) => {
     const res = await fetch(`${lb()}/2/projects/${project.id}${path}`, {
       method,
@@ -60,22 +55,7 @@ describe('graceful shutdown and a rolling restart behind a load balancer', () =>
       .map((r: { data: string }) => r.data)
       .join('');
 
-  /** haproxy's view of the two replicas: `UP`, `DOWN`, … by server name. */
-  const balancerView = async (): Promise<Record<string, string>> => {
-    const csv = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
-    const view: Record<string, string> = {};
-    for (const line of csv.split('\n')) {
-      const fields = line.split(',');
-      if (fields[0] === 'apis' && fields[1]?.startsWith('api')) view[fields[1]] = fields[17];
-    }
-    return view;
-  };
-  const bothUp = () =>
-    waitUntil(
-      'haproxy to see both API replicas up',
-      async () => Object.values(await balancerView()).filter((s) => s === 'UP').length === 2,
-      { timeoutMs: 30_000, state: async () => JSON.stringify(await balancerView()) },
-    );
+  const bothUp = () => balancer.allUp();
 
   const startApi = (index: number) => async () => {
     const child = stack.start('api', { KILN_API_PORT: String(apiPorts[index]) }, `api-${index}`);
@@ -104,8 +84,6 @@ describe('graceful shutdown and a rolling restart behind a load balancer', () =>
 
   beforeAll(async () => {
     apiPorts.push(stack.port, stack.port + 1);
-    lbPort = await freePort();
-    statsPort = await freePort();
     await stack.create({
       KILN_API_DRAIN_SECONDS: String(DRAIN_SECONDS),
       KILN_WORKER_SHUTDOWN_GRACE_SECONDS: '30',
@@ -113,37 +91,8 @@ describe('graceful shutdown and a rolling restart behind a load balancer', () =>
       KILN_WORKER_HEARTBEAT_SECONDS: '2',
       KILN_TRUSTED_PROXIES: 'loopback',
     });
-    const config = join(dir, 'haproxy.cfg');
-    writeFileSync(
-      config,
-      [
-        'global',
-        '  maxconn 2000',
-        'defaults',
-        '  mode http',
-        '  timeout connect 2s',
-        '  timeout check 2s',
-        '  timeout client 120s',
-        '  timeout server 120s',
-        '  retries 3',
-        '  option redispatch',
-        '  retry-on conn-failure empty-response',
-        'frontend kiln',
-        `  bind 127.0.0.1:${lbPort}`,
-        '  default_backend apis',
-        'backend apis',
-        '  balance roundrobin',
-        '  option httpchk GET /healthz',
-        '  http-check expect status 200',
-        '  default-server inter 500ms fall 2 rise 2',
-        ...apiPorts.map((port, i) => `  server api${i} 127.0.0.1:${port} check`),
-        'listen stats',
-        `  bind 127.0.0.1:${statsPort}`,
-        '  stats enable',
-        '  stats uri /stats',
-      ].join('\n') + '\n',
-    );
-    haproxy = spawn('/usr/sbin/haproxy', ['-db', '-f', config], { stdio: 'ignore' });
+    balancer = new Balancer(apiPorts);
+    await balancer.start();
     await run('api-0', startApi(0));
     await run('api-1', startApi(1));
     await run('scheduler-0', startScheduler(0));
@@ -165,9 +114,8 @@ describe('graceful shutdown and a rolling restart behind a load balancer', () =>
 
   afterAll(async () => {
     await db?.end();
-    haproxy?.kill('SIGTERM');
+    balancer?.close();
     await stack.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it("a draining API answers /healthz 503 while it still serves, and closes each answer's connection", async () => {
