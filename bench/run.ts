@@ -11,6 +11,7 @@
  */
 import { backlog } from './backlog';
 import { cli } from './cli';
+import { costs } from './costs';
 import { dispatch } from './dispatch';
 import { fairness } from './fairness';
 import { followers } from './followers';
@@ -62,6 +63,8 @@ const BENCHMARKS: Record<
   followers: { run: followers, minutes: 10 },
   // Four routes × 2 servers × 2 rounds × 10 s, and the set-up: about 3 min.
   reads: { run: reads, minutes: 10 },
+  // 500 cold tasks and the set-up: about 2 min on a quiet machine.
+  costs: { run: costs, minutes: 10 },
 };
 
 async function main(): Promise<number> {
