@@ -1,6 +1,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
@@ -9,7 +17,7 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { parse, parseAllDocuments } from 'yaml';
 import { withClient } from './support/database';
-import { e2e } from './support/kiln';
+import { e2e, queueTask, registerCode, TestProject, waitForTask } from './support/kiln';
 import { ROOT, freePort, sleep, waitForHealthy } from './support/processes';
 
 /**
@@ -305,6 +313,42 @@ describe("Kiln's image", () => {
     url.pathname = `/${database}`;
     return url.toString();
   })();
+  /** What the image's processes below run with, the image's API, and a project on it. */
+  let env: Record<string, string> = {};
+  let apiUrl = '';
+  let project: TestProject | undefined;
+
+  /** `docker run -d` of the image on the host's network with `vars`; the container's id. */
+  function runDetached(extra: string[], vars: Record<string, string>, command: string): string {
+    const run = docker(
+      'run',
+      '-d',
+      '--network',
+      'host',
+      '--health-interval',
+      '1s',
+      '--health-retries',
+      '30',
+      ...extra,
+      ...Object.entries(vars).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+      tag,
+      command,
+    );
+    expect([run.status, run.stderr]).toEqual([0, '']);
+    const id = run.stdout.trim();
+    started.push(id);
+    return id;
+  }
+
+  /** The container's health as its HEALTHCHECK (docker/kiln/healthcheck.js) last found it. */
+  async function healthOf(id: string): Promise<string> {
+    let health = '';
+    for (let i = 0; i < 60 && health !== 'healthy'; i++) {
+      health = docker('inspect', '-f', '{{.State.Health.Status}}', id).stdout.trim();
+      if (health !== 'healthy') await sleep(500);
+    }
+    return health;
+  }
 
   beforeAll(() => {
     // Cold: a few minutes (npm ci and tsc on the host, the base, the image); warm: the inputs'
@@ -352,6 +396,7 @@ describe("Kiln's image", () => {
 
   it('migrates a database, then serves the API, healthy, to authenticated calls', async () => {
     await withClient(server, (client) => client.query(`CREATE DATABASE ${database}`));
+    const redisUrl = e2e().env.REDIS_URL;
     const migrated = docker(
       'run',
       '--rm',
@@ -360,7 +405,7 @@ describe("Kiln's image", () => {
       '-e',
       `DATABASE_URL=${databaseUrl}`,
       '-e',
-      `REDIS_URL=${e2e().env.REDIS_URL}`,
+      `REDIS_URL=${redisUrl}`,
       tag,
       'migrate',
     );
@@ -376,31 +421,17 @@ describe("Kiln's image", () => {
 
     const port = await freePort();
     const adminToken = `admin-${randomBytes(12).toString('hex')}`;
-    const env = {
+    env = {
       DATABASE_URL: databaseUrl,
-      REDIS_URL: e2e().env.REDIS_URL,
+      REDIS_URL: redisUrl,
       KILN_QUEUE_PREFIX: `kiln-image-${randomBytes(3).toString('hex')}`,
       KILN_ADMIN_TOKEN: adminToken,
       KILN_CREDENTIALS_KEY: randomBytes(32).toString('base64'),
       KILN_API_HOST: '127.0.0.1',
       KILN_API_PORT: String(port),
+      KILN_SHARED_IMAGES: 'kiln-test/*',
     };
-    const run = docker(
-      'run',
-      '-d',
-      '--network',
-      'host',
-      '--health-interval',
-      '1s',
-      '--health-retries',
-      '30',
-      ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
-      tag,
-      'api',
-    );
-    expect([run.status, run.stderr]).toEqual([0, '']);
-    const id = run.stdout.trim();
-    started.push(id);
+    const id = runDetached([], env, 'api');
     const url = `http://127.0.0.1:${port}`;
     await waitForHealthy(`${url}/healthz`);
 
@@ -411,30 +442,84 @@ describe("Kiln's image", () => {
       body: JSON.stringify({ name: 'from the image' }),
     });
     expect(created.status).toBe(200);
-    const project = (await created.json()) as { id: string };
-    const issued = await fetch(`${url}/2/projects/${project.id}/tokens`, {
+    const made = (await created.json()) as { id: string };
+    const issued = await fetch(`${url}/2/projects/${made.id}/tokens`, {
       method: 'POST',
       headers: auth,
       body: '{}',
     });
     expect(issued.status).toBe(200);
     const { token } = (await issued.json()) as { token: string };
-    const read = await fetch(`${url}/2/projects/${project.id}`, {
+    const read = await fetch(`${url}/2/projects/${made.id}`, {
       headers: { authorization: `OAuth ${token}` },
     });
     expect(read.status).toBe(200);
     expect(((await read.json()) as { name: string }).name).toBe('from the image');
-    const refused = await fetch(`${url}/2/projects/${project.id}`, {
+    const refused = await fetch(`${url}/2/projects/${made.id}`, {
       headers: { authorization: 'OAuth wrong-token' },
     });
     expect(refused.status).toBe(401);
-
     // The image's own HEALTHCHECK finds the API in the container and calls it healthy.
-    let health = '';
-    for (let i = 0; i < 60 && health !== 'healthy'; i++) {
-      health = docker('inspect', '-f', '{{.State.Health.Status}}', id).stdout.trim();
-      if (health !== 'healthy') await sleep(500);
-    }
-    expect(health).toBe('healthy');
+    expect(await healthOf(id)).toBe('healthy');
+    apiUrl = url;
+    project = { projectId: made.id, token, url };
   }, 120_000);
+
+  it('runs a scheduler, and a worker that runs a task on the engine through its socket', async () => {
+    expect(project).toBeDefined();
+    const schedulerPort = await freePort();
+    const scheduler = runDetached(
+      [],
+      { ...env, KILN_SCHEDULER_HEALTH_PORT: String(schedulerPort), KILN_SCHEDULER_ID: 'image' },
+      'scheduler',
+    );
+    await waitForHealthy(`http://127.0.0.1:${schedulerPort}/healthz`);
+    expect(await healthOf(scheduler)).toBe('healthy');
+
+    // The worker is user 1000 too: it reaches the engine through the socket's group, and hands
+    // the task files over through a directory at the same path on the host and in the container.
+    const socket = process.env.DOCKER_SOCKET!;
+    const taskFiles = join(ROOT, '.kiln', `image-task-files-${randomBytes(3).toString('hex')}`);
+    mkdirSync(taskFiles, { mode: 0o755 });
+    chownSync(taskFiles, 1000, 1000);
+    const workerPort = await freePort();
+    const worker = runDetached(
+      [
+        '--group-add',
+        String(statSync(socket).gid),
+        '-v',
+        `${socket}:/var/run/docker.sock`,
+        '-v',
+        `${taskFiles}:${taskFiles}`,
+      ],
+      {
+        ...env,
+        DOCKER_SOCKET: '/var/run/docker.sock',
+        KILN_TASK_FILES_DIR: taskFiles,
+        KILN_WORKER_ID: `${env.KILN_QUEUE_PREFIX}-image-worker`,
+        KILN_WORKER_HEALTH_PORT: String(workerPort),
+      },
+      'worker',
+    );
+    try {
+      await waitForHealthy(`http://127.0.0.1:${workerPort}/healthz`);
+      expect(await healthOf(worker)).toBe('healthy');
+
+      await registerCode(project!, 'image-hello');
+      const taskId = await queueTask(project!, {
+        code_name: 'image-hello',
+        payload: '{"from":"the image"}',
+      });
+      const task = await waitForTask(project!, taskId);
+      expect(task.status).toBe('complete');
+      const log = await fetch(`${apiUrl}/2/projects/${project!.projectId}/tasks/${taskId}/log`, {
+        headers: { authorization: `OAuth ${project!.token}` },
+      });
+      expect(log.status).toBe(200);
+      expect(await log.text()).toContain('{"from":"the image"}');
+    } finally {
+      docker('rm', '-f', worker);
+      rmSync(taskFiles, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
