@@ -27,6 +27,10 @@ rm -f "$results"/*.json
 say "lint"
 # Only lint needs shellcheck (npm start does not); a failed install shows up as a lint failure.
 need_debian_package shellcheck shellcheck
+# test/deploy.e2e-spec.ts renders the Kubernetes manifests and checks the compose file (on a machine
+# that shares another checkout's services, scripts/infra/packages.sh did not run here).
+need_debian_package kubernetes-client kubectl
+need_debian_package docker-compose docker-compose
 if npm run --silent lint; then echo '{"name":"lint","passed":1,"failed":0}' >"$results/lint.json"
 else echo '{"name":"lint","passed":0,"failed":1}' >"$results/lint.json"; fi
 

@@ -34,8 +34,18 @@ ensure_packages() {
     # Rolling restarts: a real load balancer in front of two API replicas.
     "haproxy:/usr/sbin/haproxy"
   )
+  # Tools the deployment tests run (test/deploy.e2e-spec.ts): any package that provides the
+  # command will do (kubectl often comes from Kubernetes' or Google's repositories instead, whose
+  # package conflicts with Debian's kubernetes-client).
+  local -a want_command=(
+    "docker-compose:docker-compose"
+    "kubernetes-client:kubectl"
+  )
   local -a missing=()
   local item pkg probe
+  for item in "${want_command[@]}"; do
+    command -v "${item#*:}" >/dev/null 2>&1 || missing+=("${item%%:*}")
+  done
   for item in "${want[@]}"; do
     pkg=${item%%:*}
     probe=${item#*:}
@@ -71,7 +81,7 @@ ensure_packages() {
     run_logged dpkg --configure -a || true
   fi
   remove_our_policy_rc
-  for item in "${want[@]}"; do
+  for item in "${want[@]}" "${want_command[@]}"; do
     probe=${item#*:}
     if [[ $probe == /* ]]; then
       [[ -x $probe ]] || { tail_log "$INFRA_LOG"; die "package ${item%%:*} did not provide $probe"; }
