@@ -1,6 +1,6 @@
-import { ChildProcess } from 'node:child_process';
+import { ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -9,18 +9,23 @@ import { Engine } from './support/engine';
 import { buildTestImage, docker } from './support/images';
 import { waitUntil } from './support/kiln';
 import { OwnStack } from './support/own-stack';
-import { freePort, waitForHealthy } from './support/processes';
+import { ROOT, freePort, waitForHealthy } from './support/processes';
 
 jest.setTimeout(720_000);
 
 const TASKS = 1000;
 const LAPSE_SECONDS = 6;
 
+/** Kiln's own image (docker/Dockerfile), built by scripts/build-kiln-image.sh (cached). */
+const KILN_IMAGE = 'kiln:e2e';
+
 /**
  * Issue 18 item 3: Kiln on many hosts. Two worker "hosts", each a worker with a Docker engine of
  * its own (the shared engine and a second dockerd), a third worker of cluster `east` on host B,
  * two API replicas behind a real haproxy and two schedulers, on one Postgres, Redis and registry.
- * The image is uploaded through the balancer and pulled by each host from the platform registry.
+ * The second API replica, the second scheduler and host B's worker run from Kiln's own image, as
+ * containers (on the host's network; host B's worker with host B's engine socket). The task image
+ * is uploaded through the balancer and pulled by each host from the platform registry.
  */
 describe('Kiln on two worker hosts behind a load balancer', () => {
   const stack = new OwnStack('cluster', 110);
@@ -32,6 +37,36 @@ describe('Kiln on two worker hosts behind a load balancer', () => {
   let project: { id: string; token: string };
   let image = '';
   const workers = new Map<string, ChildProcess>();
+  const containers: string[] = [];
+  let hostBWorker = '';
+  const taskFiles = join(ROOT, '.kiln', `cluster-task-files-${randomBytes(3).toString('hex')}`);
+  /** `docker run -d` of Kiln's image on the host's network with the stack's settings. */
+  const runKiln = (command: string, vars: Record<string, string>, extra: string[] = []) => {
+    const env: Record<string, string> = {
+      ...stack.env,
+      REGISTRY_URL: process.env.REGISTRY_URL!,
+      KILN_REGISTRY_USERNAME: process.env.KILN_REGISTRY_USERNAME!,
+      KILN_REGISTRY_PASSWORD: process.env.KILN_REGISTRY_PASSWORD!,
+      KILN_UPLOAD_SPOOL_DIR: '/tmp/kiln-uploads',
+      ...vars,
+    };
+    const id = execFileSync(
+      'docker',
+      [
+        'run',
+        '-d',
+        '--network',
+        'host',
+        ...extra,
+        ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+        KILN_IMAGE,
+        command,
+      ],
+      { encoding: 'utf8' },
+    ).trim();
+    containers.push(id);
+    return id;
+  };
   const workerId = (label: string) => `${stack.env.KILN_QUEUE_PREFIX}-${label}`;
 
   const api = async (method: string, path: string, body?: unknown, type = 'application/json') => {
@@ -92,6 +127,11 @@ describe('Kiln on two worker hosts behind a load balancer', () => {
   };
 
   beforeAll(async () => {
+    // Cold, a few minutes (npm ci and tsc on the host, then the image); warm, nothing is built.
+    execFileSync('bash', [join(ROOT, 'scripts', 'build-kiln-image.sh'), KILN_IMAGE], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 600_000,
+    });
     await hostB.start();
     await stack.create({
       KILN_WORKER_CONCURRENCY: '4',
@@ -102,21 +142,47 @@ describe('Kiln on two worker hosts behind a load balancer', () => {
     const apiPorts = [stack.port, stack.port + 1];
     balancer = new Balancer(apiPorts);
     await balancer.start();
-    for (const [i, port] of apiPorts.entries()) {
-      stack.start('api', { KILN_API_PORT: String(port) }, `api-${i}`);
-      await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
-    }
-    for (const i of [0, 1]) {
-      const port = await freePort();
-      stack.start(
-        'scheduler',
-        { KILN_SCHEDULER_ID: `cluster-scheduler-${i}`, KILN_SCHEDULER_HEALTH_PORT: String(port) },
-        `scheduler-${i}`,
-      );
-      await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
-    }
+    stack.start('api', { KILN_API_PORT: String(apiPorts[0]) }, 'api-0');
+    runKiln('api', { KILN_API_PORT: String(apiPorts[1]) });
+    for (const port of apiPorts) await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
+    const schedulerPorts = [await freePort(), await freePort()];
+    stack.start(
+      'scheduler',
+      {
+        KILN_SCHEDULER_ID: 'cluster-scheduler-0',
+        KILN_SCHEDULER_HEALTH_PORT: String(schedulerPorts[0]),
+      },
+      'scheduler-0',
+    );
+    runKiln('scheduler', {
+      KILN_SCHEDULER_ID: 'cluster-scheduler-1',
+      KILN_SCHEDULER_HEALTH_PORT: String(schedulerPorts[1]),
+    });
+    for (const port of schedulerPorts) await waitForHealthy(`http://127.0.0.1:${port}/healthz`);
     workers.set('host-a', await stack.startWorker({}, 'host-a'));
-    workers.set('host-b', await stack.startWorker({ DOCKER_SOCKET: hostB.socket }, 'host-b'));
+    // Host B's worker: Kiln's image, user 1000 with the group of host B's engine socket; the task
+    // files at the same path in the container and on the host (where host B's engine binds them).
+    mkdirSync(taskFiles, { mode: 0o755 });
+    chownSync(taskFiles, 1000, 1000);
+    const hostBPort = await freePort();
+    hostBWorker = runKiln(
+      'worker',
+      {
+        DOCKER_SOCKET: '/var/run/docker.sock',
+        KILN_TASK_FILES_DIR: taskFiles,
+        KILN_WORKER_ID: workerId('host-b'),
+        KILN_WORKER_HEALTH_PORT: String(hostBPort),
+      },
+      [
+        '--group-add',
+        String(statSync(hostB.socket).gid),
+        '-v',
+        `${hostB.socket}:/var/run/docker.sock`,
+        '-v',
+        `${taskFiles}:${taskFiles}`,
+      ],
+    );
+    await waitForHealthy(`http://127.0.0.1:${hostBPort}/healthz`);
     workers.set(
       'host-b-east',
       await stack.startWorker(
@@ -142,12 +208,14 @@ describe('Kiln on two worker hosts behind a load balancer', () => {
     image = uploaded.body.image;
     expect(image).toMatch(/@sha256:[0-9a-f]{64}$/);
     await code('cluster');
-  }, 240_000);
+  }, 900_000);
 
   afterAll(async () => {
     await db?.end();
     balancer?.close();
+    for (const id of containers) execFileSync('docker', ['rm', '-f', id], { stdio: 'ignore' });
     await stack.close();
+    rmSync(taskFiles, { recursive: true, force: true });
     await hostB.stop();
     rmSync(dir, { recursive: true, force: true });
     try {
@@ -220,7 +288,9 @@ describe('Kiln on two worker hosts behind a load balancer', () => {
       },
       { timeoutMs: 60_000 },
     );
-    for (const label of ['host-b', 'host-b-east']) workers.get(label)!.kill('SIGKILL');
+    // Host B dies: its worker's container, its east worker and its engine, all at once.
+    execFileSync('docker', ['kill', hostBWorker], { stdio: 'ignore' });
+    workers.get('host-b-east')!.kill('SIGKILL');
     hostB.kill();
     await allEnded(ids, 120_000);
     const done = await rows(ids);
