@@ -33,6 +33,9 @@ ensure_packages() {
     "openssl:openssl"
     # Rolling restarts: a real load balancer in front of two API replicas.
     "haproxy:/usr/sbin/haproxy"
+    # HA tests (docs/ha.md): each suite starts its own on loopback, nothing runs system-wide.
+    "pgbouncer:/usr/sbin/pgbouncer"
+    "redis-sentinel:redis-sentinel"
   )
   local -a missing=()
   local item pkg probe
