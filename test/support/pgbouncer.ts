@@ -18,7 +18,7 @@ export interface BouncerAlias {
 }
 
 /**
- * A PgBouncer of a suite's own in front of the test Postgres (`TEST_DATABASE_URL`'s server), in
+ * A PgBouncer of a suite's (or a benchmark's) own in front of the test Postgres (`TEST_DATABASE_URL`'s server), in
  * transaction pooling, on a loopback port of its own, with its files in a temporary folder. It
  * authenticates clients as the test database's user (a userlist with that user's password) and
  * reaches any database of that server by its name (`*`). It refuses to run as root, so as root it
@@ -28,15 +28,19 @@ export class OwnPgBouncer {
   port = 0;
   private dir = '';
   private child: ChildProcess | undefined;
-  private readonly server = new URL(process.env.TEST_DATABASE_URL!);
+  private readonly server: URL;
 
   constructor(
     private readonly options: {
       /** Server connections per (database, user); default 20. */
       poolSize?: number;
       aliases?: BouncerAlias[];
+      /** A database URL of the Postgres to pool (its user and password are the pooler's); default `TEST_DATABASE_URL`. */
+      server?: string;
     } = {},
-  ) {}
+  ) {
+    this.server = new URL(options.server ?? process.env.TEST_DATABASE_URL!);
+  }
 
   get user(): string {
     return decodeURIComponent(this.server.username);
