@@ -109,6 +109,9 @@ describe('Postgres behind PgBouncer (transaction pooling)', () => {
         DATABASE_POOL_MODE: 'transaction',
         DATABASE_DIRECT_URL: stack.database.url,
         KILN_WORKER_CONCURRENCY: '4',
+        // A live worker's tasks never lapse, however slow the machine: attempt 2 is a real re-run.
+        KILN_WORKER_HEARTBEAT_SECONDS: '2',
+        KILN_HEARTBEAT_LAPSE_SECONDS: '30',
       },
       bouncer.url(stack.database.url),
     );

@@ -49,6 +49,10 @@ describe('Redis Sentinel: the primary fails over in the middle of a run', () => 
       REDIS_SENTINELS: redis.sentinelList,
       REDIS_SENTINEL_NAME: SENTINEL_NAME,
       KILN_WORKER_CONCURRENCY: '8',
+      // A live worker's tasks never lapse, however slow the machine (the e2e default lapse is 6 s
+      // against the worker's default heartbeat of 10 s): a second attempt here is a real re-run.
+      KILN_WORKER_HEARTBEAT_SECONDS: '2',
+      KILN_HEARTBEAT_LAPSE_SECONDS: '30',
     });
     await stack.startApi();
     stack.start('scheduler');
