@@ -17,6 +17,7 @@ import { fairness } from './fairness';
 import { followers } from './followers';
 import { ingest } from './ingest';
 import { limits } from './limits';
+import { pgbouncer } from './pgbouncer';
 import { reads } from './reads';
 import { retention } from './retention';
 import { schedules } from './schedules';
@@ -65,6 +66,9 @@ const BENCHMARKS: Record<
   reads: { run: reads, minutes: 10 },
   // 500 cold tasks and the set-up: about 2 min on a quiet machine.
   costs: { run: costs, minutes: 10 },
+  // Two Kilns (direct, through PgBouncer) side by side: ingest 2 × 10,000 tasks and dispatch
+  // 2 × 200 tasks each way, about 5 min.
+  pgbouncer: { run: pgbouncer, minutes: 15 },
 };
 
 async function main(): Promise<number> {

@@ -68,7 +68,8 @@ psql_url() {
 
 # Applies migrations to the database at $1.
 migrate() {
-  DATABASE_URL=$1 node dist/libs/database/src/migrate.js
+  # The database named, straight (migrations run on DATABASE_DIRECT_URL when it is set).
+  DATABASE_URL=$1 DATABASE_DIRECT_URL=$1 node dist/libs/database/src/migrate.js
 }
 
 # Puts the `kiln` command on PATH with `npm link` (a symlink in npm's global bin directory to this

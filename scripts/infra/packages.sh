@@ -33,6 +33,9 @@ ensure_packages() {
     "openssl:openssl"
     # Rolling restarts: a real load balancer in front of two API replicas.
     "haproxy:/usr/sbin/haproxy"
+    # HA tests (docs/ha.md): each suite starts its own on loopback, nothing runs system-wide.
+    "pgbouncer:/usr/sbin/pgbouncer"
+    "redis-sentinel:redis-sentinel"
   )
   # Tools the deployment tests run (test/deploy.e2e-spec.ts): any package that provides the
   # command will do (kubectl often comes from Kubernetes' or Google's repositories instead, whose

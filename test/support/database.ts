@@ -16,7 +16,8 @@ export const MIGRATE = 'dist/libs/database/src/migrate.js';
 export function migrate(databaseUrl: string, root = ROOT, env: Record<string, string> = {}): void {
   execFileSync(process.execPath, [join(root, MIGRATE)], {
     cwd: ROOT,
-    env: { ...process.env, ...env, DATABASE_URL: databaseUrl },
+    // Migrations run on DATABASE_DIRECT_URL when it is set: the database named, here.
+    env: { ...process.env, ...env, DATABASE_URL: databaseUrl, DATABASE_DIRECT_URL: databaseUrl },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

@@ -241,6 +241,61 @@ describe('loadConfig', () => {
     ).toThrow(/KILN_UPLOAD_TIMEOUT_SECONDS must not be below KILN_HTTP_HEADERS_TIMEOUT_SECONDS/);
   });
 
+  it('reads the pool mode: session by default, the direct URL defaulting to DATABASE_URL', () => {
+    const plain = loadConfig(base);
+    expect(plain.databasePoolMode).toBe('session');
+    expect(plain.databaseDirectUrl).toBe(base.DATABASE_URL);
+    const pooled = loadConfig({
+      ...base,
+      DATABASE_POOL_MODE: 'transaction',
+      DATABASE_DIRECT_URL: 'postgres://u:p@10.0.0.5:5432/db',
+    });
+    expect(pooled.databasePoolMode).toBe('transaction');
+    expect(pooled.databaseUrl).toBe(base.DATABASE_URL);
+    expect(pooled.databaseDirectUrl).toBe('postgres://u:p@10.0.0.5:5432/db');
+  });
+
+  it('refuses transaction pooling without DATABASE_DIRECT_URL, and an odd mode', () => {
+    expect(() => loadConfig({ ...base, DATABASE_POOL_MODE: 'transaction' })).toThrow(
+      /DATABASE_DIRECT_URL is required when DATABASE_POOL_MODE=transaction/,
+    );
+    expect(() => loadConfig({ ...base, DATABASE_POOL_MODE: 'statement' })).toThrow(
+      /DATABASE_POOL_MODE must be one of session, transaction/,
+    );
+    expect(() =>
+      loadConfig({ ...base, DATABASE_POOL_MODE: 'transaction', DATABASE_DIRECT_URL: 'mysql://x' }),
+    ).toThrow(/DATABASE_DIRECT_URL must start with postgres:/);
+  });
+
+  it('reads Redis Sentinel: the sentinels, the primary name and their password', () => {
+    expect(loadConfig(base).redisSentinels).toEqual([]);
+    const config = loadConfig({
+      ...base,
+      REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b.example:26380,[::1]:26381',
+      REDIS_SENTINEL_NAME: 'kiln',
+      REDIS_SENTINEL_PASSWORD: 'hush',
+    });
+    expect(config.redisSentinels).toEqual([
+      { host: '10.0.0.1', port: 26379 },
+      { host: 'sentinel-b.example', port: 26380 },
+      { host: '::1', port: 26381 },
+    ]);
+    expect(config.redisSentinelName).toBe('kiln');
+    expect(config.redisSentinelPassword).toBe('hush');
+  });
+
+  it('refuses sentinels without a name, a name without sentinels and a bad address', () => {
+    expect(() => loadConfig({ ...base, REDIS_SENTINELS: '10.0.0.1:26379' })).toThrow(
+      /REDIS_SENTINEL_NAME is required with REDIS_SENTINELS/,
+    );
+    expect(() => loadConfig({ ...base, REDIS_SENTINEL_NAME: 'kiln' })).toThrow(
+      /REDIS_SENTINEL_NAME is set but REDIS_SENTINELS is not/,
+    );
+    expect(() =>
+      loadConfig({ ...base, REDIS_SENTINELS: '10.0.0.1, a:99999', REDIS_SENTINEL_NAME: 'kiln' }),
+    ).toThrow(/REDIS_SENTINELS: cannot read "10.0.0.1", "a:99999" \(use host:port\)/);
+  });
+
   it('refuses a default timeout above the maximum', () => {
     expect(() =>
       loadConfig({ ...base, KILN_TASK_TIMEOUT_DEFAULT: '7200', KILN_TASK_TIMEOUT_MAX: '3600' }),

@@ -19,8 +19,30 @@ import {
 export interface KilnConfig {
   /** Postgres connection URL. `DATABASE_URL`, required. */
   databaseUrl: string;
+  /**
+   * How the pooler behind `DATABASE_URL` hands out server connections. `transaction` (PgBouncer's
+   * transaction pooling): Kiln prepares no named statements there and keeps nothing in a session
+   * (docs/ha.md). `DATABASE_POOL_MODE`, `session` (default: a plain Postgres) or `transaction`.
+   */
+  databasePoolMode: 'session' | 'transaction';
+  /**
+   * Postgres itself, for what needs a session of its own: the webhook dispatcher's LISTEN and
+   * the migrations' advisory lock. `DATABASE_DIRECT_URL`, required when `DATABASE_POOL_MODE` is
+   * `transaction`, else default `DATABASE_URL`.
+   */
+  databaseDirectUrl: string;
   /** Redis connection URL. `REDIS_URL`, required. */
   redisUrl: string;
+  /**
+   * Redis Sentinel: the sentinels to ask where the primary is, instead of `REDIS_URL`'s host (whose
+   * user, password, database and TLS still apply). `REDIS_SENTINELS`, comma-separated `host:port`,
+   * default none (no Sentinel).
+   */
+  redisSentinels: { host: string; port: number }[];
+  /** The primary's name as the sentinels know it. `REDIS_SENTINEL_NAME`, required with `REDIS_SENTINELS`. */
+  redisSentinelName: string | undefined;
+  /** Password of the sentinels themselves, when they ask for one. `REDIS_SENTINEL_PASSWORD`, default none. */
+  redisSentinelPassword: string | undefined;
   /** Prefix of every Bull key in Redis, so several Kiln installs can share one Redis. `KILN_QUEUE_PREFIX`, default `kiln`. */
   queuePrefix: string;
   /** Unix socket of the Docker engine. `DOCKER_SOCKET`, default `/var/run/docker.sock`. */
@@ -443,9 +465,29 @@ export function loadConfig(env: Env = process.env): KilnConfig {
   const memoryMb = read.int('KILN_CONTAINER_MEMORY_MB', 512, MIN_MEMORY_MB, 1024 * 1024);
   const cpus = read.decimal('KILN_CONTAINER_CPUS', 1, MIN_CPUS, MAX_CPUS);
   const taskRetentionDays = read.int('KILN_TASK_RETENTION_DAYS', 30, 1, MAX_RETENTION_DAYS);
+  const databaseUrl = read.url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const databasePoolMode = read.oneOf(
+    'DATABASE_POOL_MODE',
+    ['session', 'transaction'] as const,
+    'session',
+  );
+  if (databasePoolMode === 'transaction' && read.optional('DATABASE_DIRECT_URL') === undefined) {
+    problems.push(
+      'DATABASE_DIRECT_URL is required when DATABASE_POOL_MODE=transaction: LISTEN and the ' +
+        "migrations' advisory lock need a session of Postgres itself, not of the pooler",
+    );
+  }
   const config: KilnConfig = {
-    databaseUrl: read.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    databaseUrl,
+    databasePoolMode,
+    databaseDirectUrl:
+      read.optional('DATABASE_DIRECT_URL') === undefined
+        ? databaseUrl
+        : read.url('DATABASE_DIRECT_URL', ['postgres:', 'postgresql:']),
     redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
+    redisSentinels: read.hostPorts('REDIS_SENTINELS'),
+    redisSentinelName: read.optional('REDIS_SENTINEL_NAME'),
+    redisSentinelPassword: read.optional('REDIS_SENTINEL_PASSWORD'),
     queuePrefix: read.name('KILN_QUEUE_PREFIX', 'kiln'),
     dockerSocket: read.string('DOCKER_SOCKET', '/var/run/docker.sock'),
     api: {
@@ -592,6 +634,12 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       endpoint: read.optionalUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
     },
   };
+  if (config.redisSentinels.length > 0 && config.redisSentinelName === undefined) {
+    problems.push("REDIS_SENTINEL_NAME is required with REDIS_SENTINELS (the primary's name)");
+  }
+  if (config.redisSentinels.length === 0 && config.redisSentinelName !== undefined) {
+    problems.push('REDIS_SENTINEL_NAME is set but REDIS_SENTINELS is not');
+  }
   if (config.metrics.token !== undefined && config.metrics.token.length < 16) {
     problems.push('KILN_METRICS_TOKEN must be at least 16 characters');
   }
@@ -766,6 +814,17 @@ class EnvReader {
       ['loopback', 'linklocal', 'uniquelocal'].includes(item) || parseCidr(item) ? item : null,
     );
     return this.list(name, read, 'addresses, CIDRs, loopback, linklocal or uniquelocal');
+  }
+
+  /** Comma-separated `host:port` (a bracketed IPv6 address too); empty means none. */
+  hostPorts(name: string): { host: string; port: number }[] {
+    const read = parseCommaList(this.env[name] ?? '', (item) => {
+      const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) return null;
+      return { host: match[1].replace(/^\[|\]$/g, ''), port };
+    });
+    return this.list(name, read, 'host:port');
   }
 
   /** Comma-separated integers, each in [min, max]; empty means none. */

@@ -1,6 +1,8 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { runUnnamed } from './prepared';
 
 /**
  * The TypeORM connection shared by every app. The schema comes from `migrations/` only
@@ -18,22 +20,35 @@ export interface DatabaseOptions {
 @Module({})
 export class DatabaseModule {
   static forRoot(options: DatabaseOptions = {}): DynamicModule {
+    // Read by the options factory below, used by the data source factory after it.
+    let poolMode: KilnConfig['databasePoolMode'] = 'session';
     return {
       module: DatabaseModule,
       imports: [
         TypeOrmModule.forRootAsync({
           inject: [KILN_CONFIG],
-          useFactory: (config: KilnConfig) => ({
-            type: 'postgres' as const,
-            url: config.databaseUrl,
-            autoLoadEntities: true,
-            synchronize: false,
-            migrationsRun: false,
-            retryAttempts: options.waitForever ? Infinity : 20,
-            retryDelay: 1000,
-            // A request waits at most 5 s for a connection, then fails over to a 503.
-            extra: { max: 20, connectionTimeoutMillis: 5000 },
-          }),
+          useFactory: (config: KilnConfig) => {
+            poolMode = config.databasePoolMode;
+            return {
+              type: 'postgres' as const,
+              url: config.databaseUrl,
+              autoLoadEntities: true,
+              synchronize: false,
+              migrationsRun: false,
+              retryAttempts: options.waitForever ? Infinity : 20,
+              retryDelay: 1000,
+              // A request waits at most 5 s for a connection, then fails over to a 503.
+              extra: { max: 20, connectionTimeoutMillis: 5000 },
+            };
+          },
+          // Behind a transaction pooler (PgBouncer), one client's consecutive statements may go
+          // to different server connections: a named statement prepared on one is unknown on
+          // the next, so `preparedQuery` sends its statements unnamed there (docs/ha.md).
+          dataSourceFactory: (dataSourceOptions) => {
+            const db = new DataSource(dataSourceOptions!);
+            if (poolMode === 'transaction') runUnnamed(db);
+            return Promise.resolve(db);
+          },
         }),
       ],
     };

@@ -5,7 +5,8 @@ import { migrations } from '../../../migrations';
 
 /**
  * Applies pending migrations, holding a Postgres advisory lock so that two processes started at
- * once do not race. Run with `npm run migrate` (after `npm run build`).
+ * once do not race. Run with `npm run migrate` (after `npm run build`), against
+ * `DATABASE_DIRECT_URL`: the lock is a session's, which a transaction pooler would not keep.
  */
 export async function migrate(databaseUrl: string): Promise<string[]> {
   const dataSource = new DataSource({ type: 'postgres', url: databaseUrl, migrations });
@@ -27,7 +28,7 @@ export async function migrate(databaseUrl: string): Promise<string[]> {
 }
 
 if (require.main === module) {
-  migrate(loadConfig().databaseUrl)
+  migrate(loadConfig().databaseDirectUrl)
     .then((applied) => {
       console.log(applied.length ? `migrated: ${applied.join(', ')}` : 'schema is up to date');
     })

@@ -1,11 +1,13 @@
 import { Global, Module } from '@nestjs/common';
 import { BullModule } from '@nestjs/bull';
-import Redis, { RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { redisConnection } from '@kiln/redis';
 import { TaskQueues } from './task-queues';
 
 /**
- * Bull's shared configuration: one Redis URL and key prefix for every queue, with the `client` and
+ * Bull's shared configuration: one Redis (`redisConnection`: a URL or Sentinel) and key prefix for every queue, with the `client` and
  * `subscriber` connections shared by all queues of a process (Bull's "reusing connections").
  */
 @Global()
@@ -20,9 +22,9 @@ import { TaskQueues } from './task-queues';
         return {
           prefix: config.queuePrefix,
           createClient: (type: 'client' | 'subscriber' | 'bclient') => {
-            if (type === 'client') return (client ??= new Redis(config.redisUrl, shared));
-            if (type === 'subscriber') return (subscriber ??= new Redis(config.redisUrl, shared));
-            return new Redis(config.redisUrl, shared);
+            if (type === 'client') return (client ??= redisConnection(config, shared));
+            if (type === 'subscriber') return (subscriber ??= redisConnection(config, shared));
+            return redisConnection(config, shared);
           },
         };
       },

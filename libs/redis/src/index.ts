@@ -5,3 +5,4 @@ export * from './token-signals';
 export * from './redis-epoch';
 export * from './task-log-feed';
 export * from './rate-limits';
+export * from './redis-connection';

@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { withTimeout } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { redisConnection } from './redis-connection';
 
 /**
  * Checks that an authenticated request may go on: refused while its address is blocked (KEYS[1]),
@@ -87,7 +88,7 @@ export class RateLimits implements OnApplicationShutdown {
 
   constructor(@Inject(KILN_CONFIG) private readonly config: KilnConfig) {
     this.prefix = `${config.queuePrefix}:ratelimit:`;
-    const redis = new Redis(config.redisUrl, {
+    const redis = redisConnection(config, {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

@@ -1,6 +1,7 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { redisConnection } from './redis-connection';
 
 /**
  * A marker key that tells whether Redis still holds what Kiln put in it: if it is gone, Redis
@@ -13,7 +14,7 @@ export class RedisEpoch implements OnApplicationShutdown {
   private readonly key: string;
 
   constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
-    this.redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
+    this.redis = redisConnection(config, { maxRetriesPerRequest: 1, connectTimeout: 2000 });
     this.redis.on('error', () => undefined);
     this.key = `${config.queuePrefix}:epoch`;
   }

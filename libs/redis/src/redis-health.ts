@@ -1,6 +1,7 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { redisConnection } from './redis-connection';
 
 /** A dedicated connection that only answers "is Redis there?", failing fast instead of queueing. */
 @Injectable()
@@ -8,7 +9,7 @@ export class RedisHealth implements OnApplicationShutdown {
   private readonly redis: Redis;
 
   constructor(@Inject(KILN_CONFIG) config: KilnConfig) {
-    this.redis = new Redis(config.redisUrl, {
+    this.redis = redisConnection(config, {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

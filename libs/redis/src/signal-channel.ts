@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type Redis from 'ioredis';
 import type { KilnConfig } from '@kiln/config';
+import type { RedisTarget } from './redis-connection';
 import { sideConnection } from './side-connection';
 
 /**
@@ -10,7 +11,7 @@ import { sideConnection } from './side-connection';
  * thrown.
  */
 export class SignalChannel {
-  private readonly redisUrl: string;
+  private readonly target: RedisTarget;
   private readonly channel: string;
   private readonly logger: Logger;
   private publisher: Redis | undefined;
@@ -26,7 +27,7 @@ export class SignalChannel {
     owner: string,
     private readonly what: string,
   ) {
-    this.redisUrl = config.redisUrl;
+    this.target = config;
     this.channel = `${config.queuePrefix}:signals:${name}`;
     this.logger = new Logger(owner);
   }
@@ -34,7 +35,7 @@ export class SignalChannel {
   /** Publishes `ids`; true when Redis took the message. */
   async publish(ids: string[]): Promise<boolean> {
     if (ids.length === 0) return true;
-    this.publisher ??= sideConnection(this.redisUrl);
+    this.publisher ??= sideConnection(this.target);
     try {
       await this.publisher.publish(this.channel, JSON.stringify(ids));
       return true;
@@ -46,7 +47,7 @@ export class SignalChannel {
 
   /** Calls `handler` with each id published from now on; rejects if Redis refuses the subscription. */
   async subscribe(handler: (id: string) => void): Promise<void> {
-    this.subscriber ??= sideConnection(this.redisUrl);
+    this.subscriber ??= sideConnection(this.target);
     this.subscriber.on('message', (_channel: string, message: string) => {
       try {
         const ids: unknown = JSON.parse(message);

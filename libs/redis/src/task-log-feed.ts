@@ -107,6 +107,6 @@ export class TaskLogFeed implements OnApplicationShutdown {
   }
 
   private connect(): Redis {
-    return sideConnection(this.config.redisUrl);
+    return sideConnection(this.config);
   }
 }

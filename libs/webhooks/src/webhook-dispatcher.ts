@@ -131,10 +131,13 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     this.wakeUp = undefined;
   }
 
-  /** LISTENs for the triggers' notifications; a lost connection is retried, polling meanwhile. */
+  /**
+   * LISTENs for the triggers' notifications; a lost connection is retried, polling meanwhile.
+   * Straight to Postgres (`DATABASE_DIRECT_URL`): a transaction pooler would drop the LISTEN.
+   */
   private async listen(): Promise<void> {
     if (this.stopped) return;
-    const client = new Client({ connectionString: this.config.databaseUrl });
+    const client = new Client({ connectionString: this.config.databaseDirectUrl });
     const retry = () => {
       if (this.listener !== client) return;
       this.listener = undefined;
