@@ -255,6 +255,12 @@ describe('loadConfig', () => {
     expect(pooled.databaseDirectUrl).toBe('postgres://u:p@10.0.0.5:5432/db');
   });
 
+  it('reads the pool size: 20 by default, refusing 0', () => {
+    expect(loadConfig(base).databasePoolMax).toBe(20);
+    expect(loadConfig({ ...base, DATABASE_POOL_MAX: '4' }).databasePoolMax).toBe(4);
+    expect(() => loadConfig({ ...base, DATABASE_POOL_MAX: '0' })).toThrow(/DATABASE_POOL_MAX/);
+  });
+
   it('refuses transaction pooling without DATABASE_DIRECT_URL, and an odd mode', () => {
     expect(() => loadConfig({ ...base, DATABASE_POOL_MODE: 'transaction' })).toThrow(
       /DATABASE_DIRECT_URL is required when DATABASE_POOL_MODE=transaction/,

@@ -31,6 +31,12 @@ export interface KilnConfig {
    * `transaction`, else default `DATABASE_URL`.
    */
   databaseDirectUrl: string;
+  /**
+   * Connections each process's pool opens to `DATABASE_URL` at most (a request waits up to 5 s
+   * for one, then answers 503). Times the number of processes, this is what Postgres (or the
+   * pooler in front of it) must accept (docs/scaling.md). `DATABASE_POOL_MAX`, default 20.
+   */
+  databasePoolMax: number;
   /** Redis connection URL. `REDIS_URL`, required. */
   redisUrl: string;
   /**
@@ -484,6 +490,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       read.optional('DATABASE_DIRECT_URL') === undefined
         ? databaseUrl
         : read.url('DATABASE_DIRECT_URL', ['postgres:', 'postgresql:']),
+    databasePoolMax: read.int('DATABASE_POOL_MAX', 20, 1, 10_000),
     redisUrl: read.url('REDIS_URL', ['redis:', 'rediss:']),
     redisSentinels: read.hostPorts('REDIS_SENTINELS'),
     redisSentinelName: read.optional('REDIS_SENTINEL_NAME'),

@@ -38,7 +38,7 @@ export class DatabaseModule {
               retryAttempts: options.waitForever ? Infinity : 20,
               retryDelay: 1000,
               // A request waits at most 5 s for a connection, then fails over to a 503.
-              extra: { max: 20, connectionTimeoutMillis: 5000 },
+              extra: { max: config.databasePoolMax, connectionTimeoutMillis: 5000 },
             };
           },
           // Behind a transaction pooler (PgBouncer), one client's consecutive statements may go
