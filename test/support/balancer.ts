@@ -8,7 +8,7 @@ import { freePort } from './processes';
 /**
  * A real load balancer in front of API replicas: Debian's haproxy on loopback, health-checking
  * each replica's `/healthz` every 500 ms (down after 2 failures, up after 2 successes), retrying a
- * request whose connection failed on another replica. Its stats page tells how it sees them.
+ * request whose connection could not be made on another replica (never one a replica received). Its stats page tells how it sees them.
  */
 export class Balancer {
   port = 0;
@@ -39,7 +39,9 @@ export class Balancer {
         '  timeout server 120s',
         '  retries 3',
         '  option redispatch',
-        '  retry-on conn-failure empty-response',
+        // Only a connection that failed is retried: a request a replica broke off is a failure the
+        // clients see (a rolling restart must not produce any).
+        '  retry-on conn-failure',
         'frontend kiln',
         `  bind 127.0.0.1:${this.port}`,
         '  default_backend apis',

@@ -18,6 +18,8 @@ import { TaskFiles } from './task-files';
 import { TaskRunner } from './task-runner';
 
 const IDLE_POLL_MS = 1000;
+/** After the grace, how long the killed tasks get to be handed back before the worker exits. */
+const HAND_BACK_WAIT_MS = 10_000;
 /** A take that fails is tried this many times, this far apart (about a minute). */
 const TAKE_TRIES = 12;
 const TAKE_RETRY_MS = 5000;
@@ -97,22 +99,30 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     this.sleeper.stop();
     this.wake();
     await this.loop;
-    const inFlight = [...this.active.values()];
-    if (inFlight.length > 0) {
+    try {
+      const inFlight = [...this.active.values()];
+      if (inFlight.length === 0) return;
       const graceMs = this.config.worker.shutdownGraceSeconds * 1000;
       this.logger.log(
         `stopping: waiting up to ${graceMs / 1000} s for ${inFlight.length} running tasks`,
       );
-      let timer: NodeJS.Timeout | undefined;
-      const settled = await Promise.race([
-        Promise.allSettled(inFlight).then(() => true),
-        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
-      ]);
-      clearTimeout(timer);
-      if (!settled) await this.handBack();
+      if (await settledWithin(inFlight, graceMs)) return;
+      // Grace over: what still runs is killed and handed back to the queue by its runner.
+      await this.runner.stopAll();
+      if (!(await settledWithin([...this.active.values()], HAND_BACK_WAIT_MS))) {
+        this.logger.warn(
+          'tasks still ending after the hand-back; their heartbeat lapse re-queues them',
+        );
+      }
+      for (const { containerId } of await this.ownContainers()) {
+        await this.docker.remove(containerId);
+      }
+    } catch (error) {
+      this.logger.warn(`stopping: ${(error as Error).message}`);
+    } finally {
+      clearInterval(this.heartbeat);
+      await this.runner.settled();
     }
-    clearInterval(this.heartbeat);
-    await this.runner.settled();
   }
 
   private async dispatch(): Promise<void> {
@@ -173,7 +183,15 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     // A take that throws (Postgres away for a minute) keeps its claim: the reconciler re-queues.
     const task = await this.takeWithRetry(data.taskId);
     this.settled.push(job.taskId);
-    if (task) await this.runner.run(task);
+    if (!task) return;
+    // Taken as the worker began to stop: not run here, back to the queue at once.
+    if (this.stopping) {
+      await this.lifecycle.release(task.id, task.attempt).catch((error: Error) => {
+        this.logger.warn(`task ${task.id} not handed back: ${error.message}`);
+      });
+      return;
+    }
+    await this.runner.run(task);
   }
 
   /** Postgres restarting should not lose a delivered job: retry the take for about a minute. */
@@ -235,24 +253,6 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     }
   }
 
-  /**
-   * At shutdown, once the grace is over: kills what still runs, puts those tasks back in the
-   * queue (a compare-and-set on the attempt: a task that ended meanwhile stays ended) and removes
-   * every container of this worker's.
-   */
-  private async handBack(): Promise<void> {
-    const held = await this.runner.stopAll();
-    let released = 0;
-    for (const { taskId, attempt } of held) {
-      // A task whose outcome waits for Postgres has ended: its journal records it, never a re-run.
-      if (this.outcomes.holds().includes(taskId)) continue;
-      if (await this.lifecycle.release(taskId, attempt).catch(() => false)) released++;
-    }
-    await Promise.allSettled(this.active.values());
-    for (const { containerId } of await this.ownContainers()) await this.docker.remove(containerId);
-    this.logger.log(`grace over: ${released} of ${held.length} running tasks handed back`);
-  }
-
   /** This worker's containers (by label), each with the task and attempt it ran. */
   private async ownContainers() {
     const ids = await this.docker.containersWithLabel('kiln.worker', this.config.worker.id);
@@ -293,5 +293,18 @@ function parseJson(text: string): unknown {
     return JSON.parse(text) as unknown;
   } catch {
     return undefined;
+  }
+}
+
+/** Whether every promise settled within `ms`. */
+async function settledWithin(promises: Promise<unknown>[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      Promise.allSettled(promises).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -40,6 +40,10 @@ const REVISIONS_KEPT = 1000;
 interface Running {
   attempt: number;
   containerId?: string;
+  /** Its container has exited (or it ended before one ran): a shutdown no longer stops it. */
+  exited?: boolean;
+  /** An outcome was recorded for it (maybe into the journal): it is never handed back. */
+  recorded?: boolean;
   stoppedBy?: StopReason;
   /** Aborted when the task is stopped while it waits for its image. */
   preparing: AbortController;
@@ -104,25 +108,40 @@ export class TaskRunner implements OnApplicationShutdown {
         () => this.execute(task, state),
       );
     } finally {
+      state.exited = true;
       this.running.delete(task.id);
+    }
+    // Stopped by the worker's shutdown before it ended: back to the queue (a compare-and-set on
+    // the attempt, so a task that ended meanwhile stays ended), to run again elsewhere.
+    if (state.stoppedBy === 'shutdown' && !state.recorded && (await this.handBack(task))) {
+      this.logger.log(`task ${task.id} handed back to the queue`);
+    }
+  }
+
+  private async handBack(task: Task): Promise<boolean> {
+    try {
+      return await this.lifecycle.release(task.id, task.attempt);
+    } catch (error) {
+      // Postgres away: the heartbeat lapse re-queues it (docs/architecture.md).
+      this.logger.warn(`task ${task.id} not handed back: ${(error as Error).message}`);
+      return false;
     }
   }
 
   /**
-   * At shutdown, once the grace is over: stops every task still held (kills its container, or
-   * stops its wait for the image) without recording an outcome, and answers which tasks and
-   * attempts they were, for the caller to hand back to the queue.
+   * At shutdown, once the grace is over: stops every task that has not ended (kills its
+   * container, or stops its wait for the image). No outcome is recorded for those; each `run`
+   * hands its task back to the queue. Tasks already ending (container exited, outcome being
+   * recorded) or already stopped for another reason (timeout, cancel) end as they would have.
    */
-  async stopAll(): Promise<Array<{ taskId: string; attempt: number }>> {
-    const held = [...this.running].map(([taskId, state]) => ({ taskId, attempt: state.attempt }));
+  async stopAll(): Promise<void> {
     await Promise.all(
-      held.map(({ taskId }) =>
+      [...this.running.keys()].map((taskId) =>
         this.stop(taskId, 'shutdown').catch((error: Error) =>
           this.logger.warn(`task ${taskId} not stopped: ${error.message}`),
         ),
       ),
     );
-    return held;
   }
 
   /** Waits for containers still being removed (at shutdown). */
@@ -138,6 +157,7 @@ export class TaskRunner implements OnApplicationShutdown {
   async stop(taskId: string, reason: StopReason): Promise<void> {
     const state = this.running.get(taskId);
     if (!state) return;
+    if (reason === 'shutdown' && (state.exited || state.stoppedBy)) return;
     state.stoppedBy ??= reason;
     state.preparing.abort(new Error(`task ${reason}`));
     if (state.containerId) await this.docker.kill(state.containerId);
@@ -244,7 +264,10 @@ export class TaskRunner implements OnApplicationShutdown {
     }
     state.containerId = containerId;
     try {
-      await this.supervise(task, state, containerId, bind ? undefined : revision, creating);
+      // Stopped while the container was being created (cancelled, shutdown): never started.
+      if (!state.stoppedBy) {
+        await this.supervise(task, state, containerId, bind ? undefined : revision, creating);
+      }
     } finally {
       // The slot is free once the outcome is recorded; the removal finishes in the background,
       // and the task's files go with its container.
@@ -342,8 +365,9 @@ export class TaskRunner implements OnApplicationShutdown {
     } finally {
       clearTimeout(deadline);
     }
-    // Killed at shutdown: the worker hands the task back to the queue instead of ending it.
-    if (state.stoppedBy === 'shutdown') return;
+    state.exited = true;
+    // Killed at shutdown (not ended on its own just before): handed back by `run`, not ended.
+    if (state.stoppedBy === 'shutdown' && exit.exitCode === 137) return;
     const durationMs = Math.round(performance.now() - started);
     await withTimeout(output, OUTPUT_DRAIN_MS, `still open after ${OUTPUT_DRAIN_MS} ms`).catch(
       (error: Error) => {
@@ -385,6 +409,8 @@ export class TaskRunner implements OnApplicationShutdown {
 
   /** Records the outcome, through any Postgres outage (see {@link OutcomeRecorder}). */
   private async finish(task: Task, outcome: TaskOutcome, chunks: LogChunk[] = []): Promise<void> {
+    const state = this.running.get(task.id);
+    if (state) state.recorded = true;
     await inSpan('kiln.task.finish', { attributes: { 'kiln.status': outcome.status } }, () =>
       this.record(task, outcome, chunks),
     );

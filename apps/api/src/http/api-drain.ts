@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
@@ -16,7 +17,10 @@ export class ApiDrain implements BeforeApplicationShutdown {
   private readonly streams = new AbortController();
   private stopping = false;
 
-  constructor(@Inject(KILN_CONFIG) private readonly config: KilnConfig) {}
+  constructor(@Inject(KILN_CONFIG) private readonly config: KilnConfig) {
+    // Every live-log stream listens to it (and stops listening when it ends): no leak warning.
+    setMaxListeners(0, this.streams.signal);
+  }
 
   get draining(): boolean {
     return this.stopping;
