@@ -25,18 +25,8 @@ describe('Postgres behind PgBouncer (transaction pooling)', () => {
   /** Where each process's log stood before this suite: what it wrote is read from there. */
   const logStart = new Map<string, number>();
 
-  const api = async (method: string, path: string, json?: unknown) => {
-    const answer = await stack.request(
-      method,
-      `/2/projects/${project.id}${path}`,
-      json,
-      project.token,
-    );
-    if (answer.status !== 200) {
-      throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-    }
-    return answer.body;
-  };
+  const api = (method: string, path: string, json?: unknown) =>
+    stack.projectApi(project)(method, path, json);
   const queue = async (tasks: Record<string, unknown>[]): Promise<string[]> =>
     (await api('POST', '/tasks', { tasks })).tasks.map((task: { id: string }) => task.id);
   const task = (id: string) => api('GET', `/tasks/${id}`);

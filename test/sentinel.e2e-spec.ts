@@ -19,18 +19,8 @@ describe('Redis Sentinel: the primary fails over in the middle of a run', () => 
   let db: Client;
   let project: { id: string; token: string };
 
-  const api = async (method: string, path: string, json?: unknown) => {
-    const answer = await stack.request(
-      method,
-      `/2/projects/${project.id}${path}`,
-      json,
-      project.token,
-    );
-    if (answer.status !== 200) {
-      throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
-    }
-    return answer.body;
-  };
+  const api = (method: string, path: string, json?: unknown) =>
+    stack.projectApi(project)(method, path, json);
   const counts = async (): Promise<Record<string, number>> => {
     const { rows } = await db.query(
       'SELECT status, count(*)::int AS n FROM tasks WHERE project_id = $1 GROUP BY status',

@@ -1,5 +1,5 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, openSync, rmSync } from 'node:fs';
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitUntil } from './kiln';
 import { KILN_HOME } from './processes';
@@ -133,9 +133,10 @@ export class Engine {
     }
   }
 
+  /** An empty daemon.json of its own: a system /etc/docker/daemon.json could clash. */
   private config(): string {
     const file = join(this.root, 'dockerd.json');
-    execFileSync('sh', ['-c', 'echo "{}" > "$1"', 'sh', file]);
+    writeFileSync(file, '{}\n');
     return file;
   }
 

@@ -87,6 +87,25 @@ export class OwnStack {
     return { status: res.status, body };
   }
 
+  /**
+   * Calls on one project's routes (`/2/projects/{id}` + path) with its token that must answer
+   * 200: the answer's body, or an error naming the answer.
+   */
+  projectApi(project: { id: string; token: string }) {
+    return async (method: string, path: string, json?: unknown): Promise<any> => {
+      const answer = await this.request(
+        method,
+        `/2/projects/${project.id}${path}`,
+        json,
+        project.token,
+      );
+      if (answer.status !== 200) {
+        throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      }
+      return answer.body;
+    };
+  }
+
   /** A project of the stack and a token for it. */
   async newProject(name: string): Promise<{ id: string; token: string }> {
     const created = await this.request('POST', '/2/projects', { name });

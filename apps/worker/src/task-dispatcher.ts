@@ -186,9 +186,7 @@ export class TaskDispatcher implements OnApplicationBootstrap, BeforeApplication
     if (!task) return;
     // Taken as the worker began to stop: not run here, back to the queue at once.
     if (this.stopping) {
-      await this.lifecycle.release(task.id, task.attempt).catch((error: Error) => {
-        this.logger.warn(`task ${task.id} not handed back: ${error.message}`);
-      });
+      await this.runner.handBack(task);
       return;
     }
     await this.runner.run(task);

@@ -118,7 +118,8 @@ export class TaskRunner implements OnApplicationShutdown {
     }
   }
 
-  private async handBack(task: Task): Promise<boolean> {
+  /** Puts a task this worker holds back in the queue (at shutdown); false when it was not held. */
+  async handBack(task: Task): Promise<boolean> {
     try {
       return await this.lifecycle.release(task.id, task.attempt);
     } catch (error) {
