@@ -12,6 +12,7 @@ import { TaskRetention1764300000000 } from './1764300000000-TaskRetention';
 import { TaskTraceparent1764400000000 } from './1764400000000-TaskTraceparent';
 import { LogDrains1764500000000 } from './1764500000000-LogDrains';
 import { TaskListFilters1764600000000 } from './1764600000000-TaskListFilters';
+import { HotCodes1764900000000 } from './1764900000000-HotCodes';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -29,4 +30,5 @@ export const migrations = [
   TaskTraceparent1764400000000,
   LogDrains1764500000000,
   TaskListFilters1764600000000,
+  HotCodes1764900000000,
 ];

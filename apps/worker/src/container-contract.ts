@@ -69,26 +69,85 @@ export function containerSpec(
   limits: TaskLimits,
   imageVolumes: string[] = [],
 ): ContainerSpec {
-  const [uid, gid] = parseUser(config.user);
-  const contractEnv: Record<string, string> = {
+  const spec = sandboxSpec(revision, image, config, limits, imageVolumes, {
     PAYLOAD_FILE: CONTRACT_PATHS.payload,
     CONFIG_FILE: CONTRACT_PATHS.config,
     TASK_ID: task.id,
     TASK_DIR: CONTRACT_PATHS.taskDir,
-  };
-  // The contract's variables win over a code's env_vars of the same name.
-  const env = { ...revision.envVars, ...contractEnv };
-  const command = revision.command.trim();
+  });
   return {
-    image,
-    cmd: command === '' ? undefined : command.split(/\s+/),
-    env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+    ...spec,
     labels: {
       'kiln.task': task.id,
       'kiln.attempt': String(task.attempt),
       'kiln.worker': workerId,
       'kiln.project': task.projectId,
     },
+    readOnlyBind: filesDir ? { source: filesDir, target: CONTRACT_PATHS.filesDir } : undefined,
+    deliveryVolume: filesDir ? undefined : CONTRACT_PATHS.filesDir,
+  };
+}
+
+/** Where a hot container listens (docs/hot.md, "Start"). */
+export const HOT_PATHS = {
+  socketDir: '/mnt/kiln-hot',
+  socket: '/mnt/kiln-hot/hot.sock',
+} as const;
+
+/**
+ * A hot container of `revision` (docs/hot.md): hardened exactly as a cold one, its contract files
+ * bound read-only from `dirs.files` (the payload rewritten for each task), and its socket
+ * directory `dirs.socket` bound writable at `HOT_PATHS.socketDir`. It serves many tasks, so it
+ * carries no task's id: its labels name the worker (reaped with the worker's other containers),
+ * the project and the pool key.
+ */
+export function hotContainerSpec(
+  revision: CodeRevision,
+  image: string,
+  workerId: string,
+  config: KilnConfig['container'],
+  dirs: { files: string; socket: string },
+  limits: TaskLimits,
+  imageVolumes: string[] = [],
+): ContainerSpec {
+  const spec = sandboxSpec(revision, image, config, limits, imageVolumes, {
+    PAYLOAD_FILE: CONTRACT_PATHS.payload,
+    CONFIG_FILE: CONTRACT_PATHS.config,
+    TASK_DIR: CONTRACT_PATHS.taskDir,
+    KILN_HOT_SOCKET: HOT_PATHS.socket,
+  });
+  return {
+    ...spec,
+    labels: {
+      'kiln.worker': workerId,
+      'kiln.project': revision.projectId,
+      'kiln.hot': revision.id,
+    },
+    readOnlyBind: { source: dirs.files, target: CONTRACT_PATHS.filesDir },
+    socketBind: { source: dirs.socket, target: HOT_PATHS.socketDir },
+  };
+}
+
+/**
+ * What every task container shares, cold or hot: the code's image, command and env_vars (the
+ * contract's variables `contractEnv` win over env_vars of the same name), the task's user, network
+ * and limits, and its writable places.
+ */
+function sandboxSpec(
+  revision: CodeRevision,
+  image: string,
+  config: KilnConfig['container'],
+  limits: TaskLimits,
+  imageVolumes: string[],
+  contractEnv: Record<string, string>,
+): Omit<ContainerSpec, 'labels'> {
+  const [uid, gid] = parseUser(config.user);
+  const env = { ...revision.envVars, ...contractEnv };
+  const command = revision.command.trim();
+  return {
+    image,
+    cmd: command === '' ? undefined : command.split(/\s+/),
+    env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     workingDir: CONTRACT_PATHS.taskDir,
     user: config.user,
     network: config.network,
@@ -113,8 +172,6 @@ export function containerSpec(
       })),
     ],
     writableRootBytes: config.writableRootMb > 0 ? config.writableRootMb * MIB : undefined,
-    readOnlyBind: filesDir ? { source: filesDir, target: CONTRACT_PATHS.filesDir } : undefined,
-    deliveryVolume: filesDir ? undefined : CONTRACT_PATHS.filesDir,
   };
 }
 
@@ -125,7 +182,12 @@ const MIB = 1024 * 1024;
  * under them (a mount point inside the read-only files directory would have to be made in it).
  */
 function volumesOutsideContract(volumes: string[]): string[] {
-  const ours = [CONTRACT_PATHS.tmp, CONTRACT_PATHS.filesDir, CONTRACT_PATHS.taskDir];
+  const ours = [
+    CONTRACT_PATHS.tmp,
+    CONTRACT_PATHS.filesDir,
+    CONTRACT_PATHS.taskDir,
+    HOT_PATHS.socketDir,
+  ];
   const paths = volumes
     .map((volume) => posix.normalize(`/${volume}`).replace(/(.)\/$/, '$1'))
     .filter(

@@ -32,6 +32,34 @@ export function verdict(
   return { status: 'error', msg: `exit code ${exit.exitCode}` };
 }
 
+/**
+ * A hot task's status (docs/hot.md): a stop Kiln made wins (timeout, cancel), then a container
+ * killed for memory, then its answer if it kept the contract; else `error`, saying how it broke.
+ */
+export function hotVerdict(
+  answer: { status: 'complete' | 'error'; msg: string } | undefined,
+  broke: string | undefined,
+  container: { exited?: ContainerExit },
+  stoppedBy: StopReason | undefined,
+  timeoutSeconds: number,
+): Verdict {
+  if (stoppedBy === 'timeout' || stoppedBy === 'cancelled') {
+    return verdict({ exitCode: 137, oomKilled: false }, stoppedBy, timeoutSeconds);
+  }
+  if (container.exited?.oomKilled) return { status: 'killed', msg: 'Killed: out of memory' };
+  if (broke === undefined && answer) {
+    return {
+      status: answer.status,
+      msg: answer.status === 'complete' ? answer.msg : answer.msg || 'error',
+    };
+  }
+  const msg = broke ?? 'no answer';
+  return {
+    status: 'error',
+    msg: msg.startsWith('The hot container') ? msg : `The hot container broke the contract: ${msg}`,
+  };
+}
+
 /** The container limits a failed write can meet; `KilnConfig['container']` fits. */
 export interface WriteLimits {
   taskDirMb: number;

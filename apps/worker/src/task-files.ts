@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { chmodSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
@@ -82,6 +82,47 @@ export class TaskFiles {
     } catch {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * A hot container's directories (docs/hot.md): `files` (0755, its config and the payload of the
+   * task it runs, 0444, bound read-only) and `socket`, where it listens: root's, 1777 (sticky) so
+   * that the task's user can make its socket there, until {@link freezeSocketDir} once it listens.
+   */
+  hotDirs(name: string, config: string): { files: string; socket: string } {
+    const dir = join(this.root, `hot-${name}`);
+    const files = join(dir, 'files');
+    const socket = join(dir, 'socket');
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    mkdirSync(dir, { mode: 0o700 });
+    mkdirSync(files, { mode: 0o755 });
+    mkdirSync(socket, { mode: 0o755 });
+    chmodSync(files, 0o755);
+    chmodSync(socket, 0o1777);
+    this.writeHot(files, 'config.json', config);
+    this.writeHot(files, 'payload.json', '');
+    return { files, socket };
+  }
+
+  /** The payload of the task a hot container runs next, replaced whole (a rename). */
+  writePayload(filesDir: string, payload: string): void {
+    this.writeHot(filesDir, 'payload.json', payload);
+  }
+
+  /** Once the container listens: nothing more can be made (or swapped) in its socket directory. */
+  async freezeSocketDir(socketDir: string): Promise<void> {
+    await chmod(socketDir, 0o755);
+  }
+
+  async removeHot(name: string): Promise<void> {
+    await rm(join(this.root, `hot-${name}`), { recursive: true, force: true });
+  }
+
+  private writeHot(dir: string, name: string, content: string): void {
+    const next = join(dir, `.${name}.next`);
+    writeFileSync(next, content, { mode: 0o444 });
+    chmodSync(next, 0o444);
+    renameSync(next, join(dir, name));
   }
 
   private dirOf(taskId: string, attempt: number): string {

@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream/promises';
-import { CodeRevision, CodesService } from '@kiln/codes';
+import { finished, pipeline } from 'node:stream/promises';
+import { CodeRevision, CodesService, HotSetting } from '@kiln/codes';
 import {
   RecentValues,
   Sleeper,
@@ -26,14 +27,18 @@ import {
   taskLimits,
 } from './container-contract';
 import { ContainerLimits } from './container-limits';
+import { HotAnswer, HotContainer } from './hot/hot-container';
+import { HotPool } from './hot/hot-pool';
 import { ImagePuller } from './image-puller';
 import { OutcomeRecorder } from './outcome-recorder';
-import { limitHint, StopReason, verdict } from './outcome';
+import { hotVerdict, limitHint, StopReason, verdict } from './outcome';
 import { TaskFiles } from './task-files';
 import { TaskLogWriter } from './task-log-writer';
 
 /** How long output may keep draining after the container exited. */
 const OUTPUT_DRAIN_MS = 10_000;
+/** How long after its answer a hot container has to write its end fences. */
+const FENCE_GRACE_MS = 2000;
 /** Revisions never change: this many are remembered, sparing a query per task. */
 const REVISIONS_KEPT = 1000;
 
@@ -80,6 +85,7 @@ export class TaskRunner implements OnApplicationShutdown {
     private readonly outcomes: OutcomeRecorder,
     private readonly limits: ContainerLimits,
     private readonly metrics: KilnMetrics,
+    private readonly hot: HotPool,
   ) {}
 
   /** Ids of the tasks this worker is running now. */
@@ -177,9 +183,16 @@ export class TaskRunner implements OnApplicationShutdown {
     );
     if (!prepared) return;
     const { image, facts } = prepared;
+    // Hot needs the worker's files beside the engine's (docs/hot.md); with `archive`, cold.
+    const hot = this.config.container.contractDelivery === 'bind' ? revision.hot : null;
     try {
-      await inSpan('kiln.container.run', { attributes: { 'kiln.image': image.image } }, () =>
-        this.runContainer(task, state, revision, image.image, facts.volumes),
+      await inSpan(
+        hot ? 'kiln.container.call' : 'kiln.container.run',
+        { attributes: { 'kiln.image': image.image } },
+        () =>
+          hot
+            ? this.runHot(task, state, { ...revision, hot }, image.image, facts.volumes)
+            : this.runContainer(task, state, revision, image.image, facts.volumes),
       );
     } finally {
       this.images.release(image.pull);
@@ -285,6 +298,133 @@ export class TaskRunner implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Runs the task in a warm container of its code (docs/hot.md): one taken from the pool, or
+   * started for it. The container goes back to the pool only when the task ended by the contract.
+   */
+  private async runHot(
+    task: Task,
+    state: Running,
+    revision: CodeRevision & { hot: HotSetting },
+    image: string,
+    imageVolumes: string[],
+  ): Promise<void> {
+    if (state.stoppedBy) return; // cancelled while the image was pulled
+    let container: HotContainer;
+    try {
+      const limits = taskLimits(revision, this.config.container, await this.limits.engineCpus());
+      container = await this.hot.acquire(
+        { revision, image, imageVolumes, limits },
+        state.preparing.signal,
+      );
+    } catch (error) {
+      // Stopped while it waited for a container: whoever stopped it says why.
+      if (!state.stoppedBy) await this.fail(task, (error as Error).message);
+      return;
+    }
+    if (state.stoppedBy) {
+      this.hot.release(container, revision.hot, true); // it never saw the task
+      return;
+    }
+    state.containerId = container.id;
+    let keep = false;
+    try {
+      keep = await this.callHot(task, state, container);
+    } finally {
+      container.tasksRun++;
+      this.hot.release(container, revision.hot, keep);
+    }
+  }
+
+  /**
+   * One call: the payload, the fence, the answer, the fenced output; true when the container
+   * kept the contract and may take another task.
+   */
+  private async callHot(task: Task, state: Running, container: HotContainer): Promise<boolean> {
+    const writer = this.logWriter(task);
+    const fence = randomBytes(16).toString('hex');
+    const progress = this.progressReporter(task);
+    this.files.writePayload(container.dirs.files, task.payload);
+    container.output.begin({ fence, output: writer, progress });
+    const done = finished(writer).catch(() => undefined);
+    if (!(await this.markRunning(task))) {
+      // Cancelled or released while preparing: the status already says why; never called.
+      state.stoppedBy ??= 'cancelled';
+      container.output.finish();
+      writer.end();
+      return true;
+    }
+    this.observeQueueWait(task);
+    const started = performance.now();
+    const deadline = setTimeout(() => {
+      this.stop(task.id, 'timeout').catch((error: Error) =>
+        this.logger.warn(`timeout kill: ${error.message}`),
+      );
+    }, task.timeout * 1000);
+    let answer: HotAnswer | undefined;
+    let broke: string | undefined;
+    try {
+      answer = await container.call({
+        taskId: task.id,
+        attempt: task.attempt,
+        deadline: new Date(Date.now() + task.timeout * 1000),
+        fence,
+        payload: task.payload,
+      });
+      await withTimeout(container.output.ended(), FENCE_GRACE_MS, 'no end fences').catch(() => {
+        broke = `it did not write both end fences within ${FENCE_GRACE_MS / 1000} s of its answer`;
+      });
+    } catch (error) {
+      broke = (error as Error).message;
+    } finally {
+      clearTimeout(deadline);
+    }
+    state.exited = true;
+    container.output.finish();
+    writer.end();
+    // Killed at shutdown before it answered: handed back by `run`, not ended.
+    if (state.stoppedBy === 'shutdown' && !answer) return false;
+    const durationMs = Math.round(performance.now() - started);
+    await withTimeout(done, OUTPUT_DRAIN_MS, 'log writer still busy').catch(() => undefined);
+    await progress.settled();
+    const { status, msg } = hotVerdict(answer, broke, container, state.stoppedBy, task.timeout);
+    const chunks = await writer.takeUnstored();
+    await this.finish(
+      task,
+      { status, msg, exitCode: null, durationMs, logSize: writer.size },
+      chunks,
+    );
+    return answer !== undefined && broke === undefined && state.stoppedBy === undefined;
+  }
+
+  /**
+   * A hot task's progress lines become its `percent`: one write at a time, the latest value
+   * winning, so a task that reports in a tight loop costs a handful of statements.
+   */
+  private progressReporter(task: Task): ((percent: number) => void) & { settled(): Promise<void> } {
+    let latest: number | undefined;
+    let writing: Promise<void> | undefined;
+    const write = (): void => {
+      if (writing || latest === undefined) return;
+      const percent = latest;
+      latest = undefined;
+      writing = this.lifecycle
+        .setProgress(task.id, task.attempt, percent)
+        .catch((error: Error) =>
+          this.logger.warn(`progress of task ${task.id} not stored: ${error.message}`),
+        )
+        .finally(() => {
+          writing = undefined;
+          write();
+        });
+    };
+    const report = (percent: number) => {
+      latest = percent;
+      write();
+    };
+    return Object.assign(report, { settled: async () => void (await writing) });
+  }
+
   private async revision(id: string): Promise<CodeRevision | null> {
     const known = this.revisions.get(id);
     if (known) return known;
@@ -312,17 +452,7 @@ export class TaskRunner implements OnApplicationShutdown {
     archive: CodeRevision | undefined,
     creating: number,
   ): Promise<void> {
-    // Stored first, then published: a chunk a live follower hears is already in Postgres. A
-    // follower that misses a publish (Redis away) reads the chunk from Postgres: not a failed write.
-    const writer = new TaskLogWriter(
-      async (chunks) => {
-        await this.logs.append(task.id, task.attempt, chunks);
-        await this.feed.publish(task.id, task.attempt, chunks).catch((error: Error) => {
-          this.logger.warn(`output of task ${task.id} not published: ${error.message}`);
-        });
-      },
-      { maxBytes: this.config.tasks.maxLogBytes },
-    );
+    const writer = this.logWriter(task);
     let started: number;
     let output: Promise<void>;
     try {
@@ -350,10 +480,8 @@ export class TaskRunner implements OnApplicationShutdown {
       // Cancelled or released while preparing: stop here, the status already says why.
       state.stoppedBy ??= 'cancelled';
       await this.docker.kill(containerId);
-    } else if (this.metrics.enabled) {
-      // Due since run_at (its creation, or its delay's end); at least 0 whatever the clocks say.
-      const waited = (Date.now() - task.runAt.getTime()) / 1000;
-      this.metrics.queueWait.observe({ cluster: task.cluster }, Math.max(0, waited));
+    } else {
+      this.observeQueueWait(task);
     }
     const deadline = setTimeout(() => {
       this.stop(task.id, 'timeout').catch((error: Error) =>
@@ -383,6 +511,30 @@ export class TaskRunner implements OnApplicationShutdown {
       { status, msg: msg + hint, exitCode: exit.exitCode, durationMs, logSize: writer.size },
       chunks,
     );
+  }
+
+  /**
+   * Where a task's output goes. Stored first, then published: a chunk a live follower hears is
+   * already in Postgres. A follower that misses a publish (Redis away) reads the chunk from
+   * Postgres: not a failed write.
+   */
+  private logWriter(task: Task): TaskLogWriter {
+    return new TaskLogWriter(
+      async (chunks) => {
+        await this.logs.append(task.id, task.attempt, chunks);
+        await this.feed.publish(task.id, task.attempt, chunks).catch((error: Error) => {
+          this.logger.warn(`output of task ${task.id} not published: ${error.message}`);
+        });
+      },
+      { maxBytes: this.config.tasks.maxLogBytes },
+    );
+  }
+
+  private observeQueueWait(task: Task): void {
+    if (!this.metrics.enabled) return;
+    // Due since run_at (its creation, or its delay's end); at least 0 whatever the clocks say.
+    const waited = (Date.now() - task.runAt.getTime()) / 1000;
+    this.metrics.queueWait.observe({ cluster: task.cluster }, Math.max(0, waited));
   }
 
   /**

@@ -15,6 +15,7 @@ import { ImagePuller } from './image-puller';
 import { OutcomeRecorder } from './outcome-recorder';
 import { TaskDispatcher } from './task-dispatcher';
 import { TaskFiles } from './task-files';
+import { HotPool } from './hot/hot-pool';
 import { TaskRunner } from './task-runner';
 
 @Module({
@@ -37,6 +38,7 @@ import { TaskRunner } from './task-runner';
     TaskFiles,
     OutcomeRecorder,
     TaskRunner,
+    HotPool,
     TaskDispatcher,
     ...healthServerProviders((config) => ({
       name: 'worker',

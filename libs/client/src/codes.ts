@@ -103,6 +103,7 @@ function codeSettings(code: CodeOptions): Record<string, unknown> {
     default_priority: code.defaultPriority,
     cpus: code.cpus,
     memory: code.memory,
+    hot: code.hot,
   };
 }
 

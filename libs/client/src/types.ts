@@ -157,6 +157,18 @@ export interface Code {
   cpus: number | null;
   /** Memory limit of its tasks, MB; null: the server's default. */
   memory: number | null;
+  /** Hot mode (Kiln's docs/hot.md); null: cold, a container per task. */
+  hot: HotSettings | null;
+}
+
+/** A hot code's pool settings; each field has a default on the server. */
+export interface HotSettings {
+  /** Seconds a warm container waits for its next task before it stops. Default 30. */
+  idle_timeout: number;
+  /** Tasks one container runs before it is replaced. Default 1000. */
+  max_tasks: number;
+  /** Warm containers of this code on one worker. Default 2. */
+  max_containers: number;
 }
 
 export interface CodeOptions {
@@ -177,6 +189,11 @@ export interface CodeOptions {
   cpus?: number;
   /** Memory limit of its tasks, MB, up to the server's maximum. Default the server's (512). */
   memory?: number;
+  /**
+   * Hot mode: containers stay up and take task after task (the image must speak the hot
+   * contract, e.g. with `@kiln/fdk`). `{}` takes every default; absent or null: cold.
+   */
+  hot?: Partial<HotSettings> | null;
 }
 
 export interface NewCode extends CodeOptions {

@@ -1,4 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
+import type { HotSetting } from './code-spec';
 
 /** One registration of a code: what a task queued against this revision runs, forever. */
 @Entity('code_revisions')
@@ -34,6 +35,10 @@ export class CodeRevision {
   /** Memory limit of its tasks, MiB; null: the operator's default (`KILN_CONTAINER_MEMORY_MB`). */
   @Column({ name: 'memory_mb', type: 'int', nullable: true })
   memoryMb!: number | null;
+
+  /** Hot mode (docs/hot.md); null: cold. */
+  @Column({ type: 'jsonb', nullable: true })
+  hot!: HotSetting | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

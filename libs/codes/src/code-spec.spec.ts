@@ -1,6 +1,6 @@
-import { isImageReference, parseCodeSpec } from './code-spec';
+import { HOT_DEFAULTS, isImageReference, parseCodeSpec, parseHot } from './code-spec';
 
-const limits = { cpusMax: 2, memoryMbMax: 1024 };
+const limits = { cpusMax: 2, memoryMbMax: 1024, hotCodeMaxContainers: 4 };
 
 describe('parseCodeSpec', () => {
   it('accepts exactly what `iron register` sends', () => {
@@ -29,6 +29,7 @@ describe('parseCodeSpec', () => {
       defaultPriority: 0,
       cpus: null,
       memoryMb: null,
+      hot: null,
     });
   });
 
@@ -102,6 +103,38 @@ describe('parseCodeSpec', () => {
     expect(
       parseCodeSpec({ name: 'n', image: 'x', cpus: null, memory: null }, limits),
     ).toMatchObject({ cpus: null, memoryMb: null });
+  });
+});
+
+describe('parseHot', () => {
+  it('is cold for absent, null and false', () => {
+    for (const value of [undefined, null, false]) expect(parseHot(value, 4)).toBeNull();
+    expect(parseCodeSpec({ name: 'n', image: 'x' }, limits).hot).toBeNull();
+  });
+
+  it('takes each default a field does not give', () => {
+    expect(parseHot({}, 4)).toEqual(HOT_DEFAULTS);
+    expect(parseHot({ idle_timeout: 5 }, 4)).toEqual({ ...HOT_DEFAULTS, idleTimeout: 5 });
+    expect(
+      parseCodeSpec(
+        { name: 'n', image: 'x', hot: { idle_timeout: 60, max_tasks: 1, max_containers: 4 } },
+        limits,
+      ).hot,
+    ).toEqual({ idleTimeout: 60, maxTasks: 1, maxContainers: 4 });
+  });
+
+  it.each([
+    [true, 'hot must be an object'],
+    ['yes', 'hot must be an object'],
+    [[1], 'hot must be an object'],
+    [{ idle: 3 }, 'hot.idle is not a setting'],
+    [{ idle_timeout: 0 }, 'hot.idle_timeout must be a whole number from 1 to 3600'],
+    [{ idle_timeout: 3601 }, 'from 1 to 3600'],
+    [{ max_tasks: 1.5 }, 'hot.max_tasks must be a whole number from 1 to 1000000'],
+    [{ max_tasks: '10' }, 'hot.max_tasks must be'],
+    [{ max_containers: 5 }, 'hot.max_containers must be a whole number from 1 to 4'],
+  ])('refuses %j', (value, msg) => {
+    expect(() => parseHot(value, 4)).toThrow(msg);
   });
 });
 

@@ -17,7 +17,27 @@ export interface CodeSpec {
   cpus: number | null;
   /** Memory limit of its tasks, MiB; null: the operator's default. */
   memoryMb: number | null;
+  /** Hot mode (docs/hot.md); null: cold, a container per task. */
+  hot: HotSetting | null;
 }
+
+/** A hot code's pool settings (docs/hot.md, "Turning it on"). */
+export interface HotSetting {
+  /** Seconds a warm container may wait for its next task. */
+  idleTimeout: number;
+  /** Tasks one container runs before it is replaced. */
+  maxTasks: number;
+  /** Warm containers of the code on one worker. */
+  maxContainers: number;
+}
+
+export const HOT_DEFAULTS: HotSetting = { idleTimeout: 30, maxTasks: 1000, maxContainers: 2 };
+const HOT_FIELDS: Record<string, [keyof HotSetting, number, number]> = {
+  idle_timeout: ['idleTimeout', 1, 3600],
+  max_tasks: ['maxTasks', 1, 1_000_000],
+  // At most the operator's KILN_HOT_CODE_MAX_CONTAINERS.
+  max_containers: ['maxContainers', 1, 1000],
+};
 
 /**
  * The most a code may ask for: `KILN_CONTAINER_CPUS_MAX` and `KILN_CONTAINER_MEMORY_MB_MAX`
@@ -26,6 +46,8 @@ export interface CodeSpec {
 export interface CodeLimits {
   cpusMax: number;
   memoryMbMax: number;
+  /** The most `hot.max_containers` a code may ask for: `KILN_HOT_CODE_MAX_CONTAINERS`. */
+  hotCodeMaxContainers: number;
 }
 
 export const MAX_RETRIES = LIMITS.retries[1];
@@ -105,7 +127,37 @@ export function parseCodeSpec(
       0,
     cpus: parseCpus(data.cpus, limits.cpusMax),
     memoryMb: parseMemory(data.memory, limits.memoryMbMax),
+    hot: parseHot(data.hot, limits.hotCodeMaxContainers),
   };
+}
+
+/**
+ * A code's `hot`: an object whose fields each default (`{}` takes them all); `null`, `false` or
+ * absent: cold. Unknown fields are refused, so a misspelt setting is not silently the default.
+ */
+export function parseHot(value: unknown, maxContainers: number): HotSetting | null {
+  if (value === undefined || value === null || value === false) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw KilnException.badRequest(
+      'hot must be an object such as {"idle_timeout": 30, "max_tasks": 1000, "max_containers": 2}, or null for cold',
+    );
+  }
+  const hot = { ...HOT_DEFAULTS };
+  for (const [field, given] of Object.entries(value)) {
+    const known = HOT_FIELDS[field];
+    if (!known) {
+      throw KilnException.badRequest(
+        `hot.${field} is not a setting (idle_timeout, max_tasks, max_containers)`,
+      );
+    }
+    const [key, min, fieldMax] = known;
+    const top = Math.min(fieldMax, key === 'maxContainers' ? maxContainers : Infinity);
+    if (typeof given !== 'number' || !Number.isInteger(given) || given < min || given > top) {
+      throw KilnException.badRequest(`hot.${field} must be a whole number from ${min} to ${top}`);
+    }
+    hot[key] = given;
+  }
+  return hot;
 }
 
 /**

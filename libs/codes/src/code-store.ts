@@ -64,6 +64,7 @@ export class CodeStore {
         envVars,
         cpus: spec.cpus,
         memoryMb: spec.memoryMb,
+        hot: spec.hot,
       });
       Object.assign(code, {
         rev: revision.rev,
@@ -78,6 +79,7 @@ export class CodeStore {
         defaultPriority: spec.defaultPriority,
         cpus: spec.cpus,
         memoryMb: spec.memoryMb,
+        hot: spec.hot,
       });
       await manager.save(code);
       await manager.save(revision);

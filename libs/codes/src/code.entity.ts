@@ -1,4 +1,5 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import type { HotSetting } from './code-spec';
 
 /**
  * A code package: a named, revisioned Docker image with its run settings. The row mirrors its
@@ -40,6 +41,10 @@ export class Code {
   /** Memory limit of its tasks, MiB; null: the operator's default (`KILN_CONTAINER_MEMORY_MB`). */
   @Column({ name: 'memory_mb', type: 'int', nullable: true })
   memoryMb!: number | null;
+
+  /** Hot mode (docs/hot.md); null: cold. */
+  @Column({ type: 'jsonb', nullable: true })
+  hot!: HotSetting | null;
 
   /** Null means unlimited. */
   @Column({ name: 'max_concurrency', type: 'int', nullable: true })

@@ -41,6 +41,7 @@ export class CodesService {
             defaultPriority: existing.defaultPriority,
             cpus: existing.cpus,
             memoryMb: existing.memoryMb,
+            hot: existing.hot,
           }
         : { ...defaults, image },
     );

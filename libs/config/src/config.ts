@@ -211,6 +211,17 @@ export interface KilnConfig {
     taskFilesDir: string;
     /** Size limit of `TASK_DIR`, a tmpfs (it counts against the memory limit). `KILN_TASK_DIR_MB`, default 256. */
     taskDirMb: number;
+    /** The most `hot.max_containers` a code may ask for. `KILN_HOT_CODE_MAX_CONTAINERS`, default 8. */
+    hotCodeMaxContainers: number;
+  };
+  /** Hot containers (docs/hot.md, "Settings"). */
+  hot: {
+    /** Warm containers on one worker, all codes. `KILN_HOT_MAX_CONTAINERS`, default 20. */
+    maxContainers: number;
+    /** How long a new hot container has to listen on its socket. `KILN_HOT_READY_SECONDS`, default 10. */
+    readySeconds: number;
+    /** Below this much available memory (MiB), idle hot containers are stopped. `KILN_HOT_MIN_AVAILABLE_MB`, default 256. */
+    minAvailableMb: number;
   };
   scheduler: {
     /** Seconds between reconciler passes (delayed tasks become due on this beat). `KILN_RECONCILE_SECONDS`, default 1. */
@@ -554,6 +565,12 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       contractDelivery: read.oneOf('KILN_CONTRACT_DELIVERY', ['bind', 'archive'] as const, 'bind'),
       taskFilesDir: read.absolutePath('KILN_TASK_FILES_DIR', defaultTaskFilesDir()),
       taskDirMb: read.int('KILN_TASK_DIR_MB', 256, 1, 1024 * 1024),
+      hotCodeMaxContainers: read.int('KILN_HOT_CODE_MAX_CONTAINERS', 8, 1, 1000),
+    },
+    hot: {
+      maxContainers: read.int('KILN_HOT_MAX_CONTAINERS', 20, 1, 10_000),
+      readySeconds: read.int('KILN_HOT_READY_SECONDS', 10, 1, 600),
+      minAvailableMb: read.int('KILN_HOT_MIN_AVAILABLE_MB', 256, 0, 1024 * 1024 * 1024),
     },
     scheduler: {
       reconcileSeconds: read.int('KILN_RECONCILE_SECONDS', 1, 1, 3600),

@@ -24,8 +24,13 @@ export interface ContainerSpec {
    * cap the storage driver must enforce (`StorageOpt size`).
    */
   writableRootBytes?: number;
-  /** A host directory mounted read-only: the only host path a task container ever sees. */
+  /** A host directory mounted read-only: the task's contract files. */
   readOnlyBind?: { source: string; target: string };
+  /**
+   * A host directory mounted writable: a hot container's socket directory (docs/hot.md), its
+   * own and nothing else. With `readOnlyBind`, the only host paths a task container ever sees.
+   */
+  socketBind?: { source: string; target: string };
   /**
    * A path where the container gets an empty volume of its own, read-only inside the container
    * (Docker `ReadonlyPaths`), for `putArchive` to fill before the start; removed with it.
@@ -201,6 +206,14 @@ export class DockerEngine {
         Source: spec.readOnlyBind.source,
         Target: spec.readOnlyBind.target,
         ReadOnly: true,
+      });
+    }
+    if (spec.socketBind) {
+      mounts.push({
+        Type: 'bind',
+        Source: spec.socketBind.source,
+        Target: spec.socketBind.target,
+        ReadOnly: false,
       });
     }
     if (spec.deliveryVolume) {

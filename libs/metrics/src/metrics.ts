@@ -46,6 +46,9 @@ export class KilnMetrics {
   readonly queueWait: Histogram<string>;
   readonly runDuration: Histogram<string>;
   readonly containerStart: Histogram<string>;
+  readonly hotContainers: Gauge<string>;
+  readonly hotContainerStart: Histogram<string>;
+  readonly hotContainerTasks: Histogram<string>;
   readonly queueDepth: Gauge<string>;
   readonly queueOldestAge: Gauge<string>;
   readonly workerSlots: Gauge<string>;
@@ -100,6 +103,24 @@ export class KilnMetrics {
       name: 'kiln_container_start_seconds',
       help: 'From the create request to the container started (files, attach and start included).',
       buckets: START_BUCKETS,
+      registers: none,
+    });
+    this.hotContainers = new Gauge({
+      name: 'kiln_hot_containers',
+      help: "This worker's hot containers by state: starting, busy (running a task) or idle.",
+      labelNames: ['state'],
+      registers: none,
+    });
+    this.hotContainerStart = new Histogram({
+      name: 'kiln_hot_container_start_seconds',
+      help: 'From the create request to a hot container listening on its socket.',
+      buckets: START_BUCKETS,
+      registers: none,
+    });
+    this.hotContainerTasks = new Histogram({
+      name: 'kiln_hot_container_tasks',
+      help: 'Tasks a hot container ran before it was stopped (its reuse).',
+      buckets: [0, 1, 2, 5, 10, 50, 100, 500, 1000, 10_000, 100_000],
       registers: none,
     });
     this.queueDepth = new Gauge({
@@ -209,6 +230,9 @@ export class KilnMetrics {
         this.queueWait,
         this.runDuration,
         this.containerStart,
+        this.hotContainers,
+        this.hotContainerStart,
+        this.hotContainerTasks,
         this.workerSlots,
         this.imagePulls,
       ],

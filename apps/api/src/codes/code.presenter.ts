@@ -1,5 +1,5 @@
 import { formatTime } from '@kiln/common';
-import type { Code, CodeRevision } from '@kiln/codes';
+import type { Code, CodeRevision, HotSetting } from '@kiln/codes';
 
 /** A code in IronWorker's shape: `rev` a number, settings under their IronWorker names. */
 export function codeJson(code: Code) {
@@ -29,6 +29,7 @@ export function codeJson(code: Code) {
     // Kiln's: null means the server's default (KILN_CONTAINER_CPUS, KILN_CONTAINER_MEMORY_MB).
     cpus: code.cpus,
     memory: code.memoryMb,
+    hot: hotJson(code.hot),
   };
 }
 
@@ -47,5 +48,17 @@ export function revisionJson(code: Code, revision: CodeRevision) {
     env_vars: revision.envVars,
     cpus: revision.cpus,
     memory: revision.memoryMb,
+    hot: hotJson(revision.hot),
   };
+}
+
+/** Hot mode as it is given (docs/hot.md); null: cold. */
+function hotJson(hot: HotSetting | null) {
+  return (
+    hot && {
+      idle_timeout: hot.idleTimeout,
+      max_tasks: hot.maxTasks,
+      max_containers: hot.maxContainers,
+    }
+  );
 }

@@ -185,6 +185,20 @@ export class TaskLifecycle {
   }
 
   /**
+   * A running task's progress (`percent`), as a hot container reports it (docs/hot.md): only
+   * while this attempt runs, so a late report never touches a task that ended or moved on.
+   */
+  async setProgress(taskId: string, attempt: number, percent: number): Promise<void> {
+    await preparedQuery(
+      this.db,
+      'kiln-task-progress',
+      `UPDATE tasks SET percent = $3, updated_at = now()
+        WHERE id = $1 AND attempt = $2 AND status = 'running'`,
+      [taskId, attempt, percent],
+    );
+  }
+
+  /**
    * preparing|running → a final status, once. A failure (`error`, `timeout`, `killed`) of a code
    * with retries left queues a new task in the same transaction, after the code's
    * `retries_delay`, linked both ways (IronWorker's `original_task_id`/`retry_task_id`), and
