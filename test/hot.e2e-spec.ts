@@ -1,0 +1,413 @@
+import Docker from 'dockerode';
+import { statSync } from 'node:fs';
+import { waitUntil } from './support/kiln';
+import { OwnStack } from './support/own-stack';
+import { sleep } from './support/processes';
+
+const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
+const NODE_HOT = 'kiln-test/node-hot:latest';
+const BREAKER = 'kiln-test/hot-breaker:latest';
+
+/**
+ * Issue 17, hot containers (docs/hot.md), end to end on a stack of the suite's own: a worker with
+ * 4 slots and at most 6 warm containers, a second worker (cluster `tight`) that sees memory as
+ * always short, two projects. The images are the locally built `kiln-test/node-hot` (an
+ * `@kiln/fdk` handler driven by its payload) and `kiln-test/hot-breaker` (a container that breaks
+ * the contract in the way its command names).
+ */
+describe('hot containers', () => {
+  const stack = new OwnStack('hot', 120);
+  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET });
+  type Project = { id: string; token: string };
+  let a: Project;
+  let b: Project;
+
+  const as = (project: Project, method: string, path: string, json?: unknown) =>
+    stack.request(method, `/2/projects/${project.id}${path}`, json, project.token);
+
+  async function register(project: Project, name: string, settings: object = {}) {
+    const res = await as(project, 'POST', '/codes', {
+      name,
+      image: NODE_HOT,
+      hot: {},
+      ...settings,
+    });
+    expect(res).toMatchObject({ status: 200 });
+    return res.body.id as string;
+  }
+
+  async function queue(project: Project, code: string, payload: object, extra: object = {}) {
+    const res = await as(project, 'POST', '/tasks', {
+      tasks: [{ code_name: code, payload: JSON.stringify(payload), ...extra }],
+    });
+    expect(res).toMatchObject({ status: 200 });
+    return res.body.tasks[0].id as string;
+  }
+
+  async function finished(project: Project, id: string, timeoutMs = 90_000) {
+    let seen: any;
+    await waitUntil(
+      `task ${id} finished`,
+      async () => FINAL.includes((seen = (await as(project, 'GET', `/tasks/${id}`)).body).status),
+      { timeoutMs, intervalMs: 100, state: () => `it is ${seen?.status}: ${seen?.msg}` },
+    );
+    return seen;
+  }
+
+  const log = async (project: Project, id: string) =>
+    (await as(project, 'GET', `/tasks/${id}/log`)).body as string;
+
+  /** The container a node-hot task ran in: its first line says `container=<hostname>`. */
+  const containerOf = (text: string) => /container=(\S+)/.exec(text)?.[1];
+
+  /** Runs one task to its end; its final state and log. */
+  async function run(project: Project, code: string, payload: object, extra: object = {}) {
+    const id = await queue(project, code, payload, extra);
+    const task = await finished(project, id);
+    return { id, task, log: await log(project, id) };
+  }
+
+  /** The hot containers of a code's latest revision on the engine (running or not). */
+  async function hotContainers(project: Project, codeId: string) {
+    const code = (await as(project, 'GET', `/codes/${codeId}`)).body;
+    return docker.listContainers({
+      all: true,
+      filters: { label: [`kiln.hot=${code.latest_history_id}`] },
+    });
+  }
+
+  beforeAll(async () => {
+    await stack.create({ KILN_HOT_MAX_CONTAINERS: '6', KILN_HOT_CODE_MAX_CONTAINERS: '4' });
+    await stack.startApi();
+    await stack.startWorker({ KILN_WORKER_CONCURRENCY: '4' }, 'worker');
+    await stack.startWorker(
+      { KILN_WORKER_CLUSTER: 'tight', KILN_HOT_MIN_AVAILABLE_MB: String(1024 * 1024 * 1024) },
+      'tight',
+    );
+    a = await stack.newProject('hot-a');
+    b = await stack.newProject('hot-b');
+    await stack.grant(a.id, 'tight');
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack.close();
+  });
+
+  it('takes the hot setting with defaults, shows it on the code and revision, and refuses bad ones', async () => {
+    const id = await register(a, 'shown', { hot: { idle_timeout: 5 } });
+    const hot = { idle_timeout: 5, max_tasks: 1000, max_containers: 2 };
+    expect((await as(a, 'GET', `/codes/${id}`)).body).toMatchObject({ hot });
+    expect((await as(a, 'GET', `/codes/${id}/revisions`)).body.revisions[0]).toMatchObject({ hot });
+    await register(a, 'shown', { hot: null });
+    expect((await as(a, 'GET', `/codes/${id}`)).body).toMatchObject({ rev: 2, hot: null });
+    for (const [bad, msg] of [
+      [{ max_containers: 5 }, 'hot.max_containers must be a whole number from 1 to 4'],
+      [{ idle_timeout: 'soon' }, 'hot.idle_timeout must be a whole number from 1 to 3600'],
+      [{ warm: true }, 'hot.warm is not a setting'],
+      [7, 'hot must be an object'],
+    ] as const) {
+      const res = await as(a, 'POST', '/codes', { name: 'shown', image: NODE_HOT, hot: bad });
+      expect(res.status).toBe(400);
+      expect(res.body.msg).toContain(msg);
+    }
+    expect((await as(a, 'GET', `/codes/${id}`)).body.rev).toBe(2);
+  });
+
+  it("reuses warm containers, each task's log holding its own lines and no other's", async () => {
+    const codeId = await register(a, 'echo');
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      ids.push(
+        await queue(a, 'echo', { lines: [`out ${i}`, `again ${i}`], errLines: [`err ${i}`] }),
+      );
+    }
+    const containers = new Set<string>();
+    for (const [i, id] of ids.entries()) {
+      const task = await finished(a, id);
+      expect(task).toMatchObject({ status: 'complete', msg: '' });
+      const text = await log(a, id);
+      containers.add(containerOf(text)!);
+      const lines = text.split('\n').filter((line) => line !== '');
+      expect(lines.sort()).toEqual(
+        [
+          `container=${containerOf(text)} pid=${/pid=(\d+)/.exec(text)?.[1]} task=${id}`,
+          `out ${i}`,
+          `again ${i}`,
+          `err ${i}`,
+        ].sort(),
+      );
+    }
+    // max_containers 2: twelve tasks, at most two containers.
+    expect(containers.size).toBeGreaterThanOrEqual(1);
+    expect(containers.size).toBeLessThanOrEqual(2);
+    expect((await hotContainers(a, codeId)).length).toBeLessThanOrEqual(2);
+  });
+
+  it('keeps a last line without a newline, and drops output printed between tasks', async () => {
+    await register(a, 'chatty', { hot: { max_containers: 1 } });
+    const first = await run(a, 'chatty', { background: true, noNewline: 'no newline' });
+    expect(first.task.status).toBe('complete');
+    expect(first.log).toContain('no newline');
+    expect(first.log).not.toContain('background tick');
+    await sleep(300); // ticks between the tasks
+    const second = await run(a, 'chatty', { lines: ['second'], sleepMs: 200 });
+    expect(containerOf(second.log)).toBe(containerOf(first.log));
+    expect(second.log).toContain('second');
+    // Ticks while the second task runs are its output (the container's, printed meanwhile); the
+    // ones printed between the tasks reached no log.
+    expect(first.log).not.toContain('second');
+  });
+
+  it('sets progress from the container, and empties TASK_DIR between tasks', async () => {
+    await register(a, 'files', { hot: { max_containers: 1 } });
+    const first = await run(a, 'files', { progress: [30, 60], writeFile: 'left-behind' });
+    expect(first.task).toMatchObject({ status: 'complete', percent: 60 });
+    expect(first.log).not.toContain('progress');
+    const second = await run(a, 'files', { listTaskDir: true });
+    expect(containerOf(second.log)).toBe(containerOf(first.log));
+    expect(second.log).toContain('taskdir=[]');
+  });
+
+  it('answers error with the handler message, and keeps the container', async () => {
+    await register(a, 'failing', { hot: { max_containers: 1 } });
+    const failed = await run(a, 'failing', { fail: 'no such user' });
+    expect(failed.task).toMatchObject({ status: 'error', msg: 'no such user' });
+    const next = await run(a, 'failing', { result: 'done' });
+    expect(next.task).toMatchObject({ status: 'complete', msg: 'done' });
+    expect(containerOf(next.log)).toBe(containerOf(failed.log));
+  });
+
+  it('ends a task whose container crashes `error`, and gives the next task a fresh container', async () => {
+    await register(a, 'crashy', { hot: { max_containers: 1 } });
+    const before = await run(a, 'crashy', {});
+    const crashed = await run(a, 'crashy', { lines: ['about to crash'], exit: 3 });
+    expect(crashed.task).toMatchObject({
+      status: 'error',
+      msg: 'The hot container exited with code 3 during the task',
+    });
+    expect(crashed.log).toContain('about to crash');
+    const after = await run(a, 'crashy', {});
+    expect(after.task.status).toBe('complete');
+    expect(containerOf(after.log)).not.toBe(containerOf(before.log));
+  });
+
+  it('kills and replaces a container at the deadline: `timeout`', async () => {
+    await register(a, 'slow', { hot: { max_containers: 1 } });
+    const before = await run(a, 'slow', {});
+    const slow = await run(a, 'slow', { spinMs: 60_000 }, { timeout: 2 });
+    expect(slow.task).toMatchObject({ status: 'timeout', msg: 'Task timed out after 2 s' });
+    const after = await run(a, 'slow', {});
+    expect(after.task.status).toBe('complete');
+    expect(containerOf(after.log)).not.toBe(containerOf(before.log));
+  });
+
+  it('cancels a running hot task as a cold one: `cancelled`, its container killed', async () => {
+    const codeId = await register(a, 'cancelled', { hot: { max_containers: 1 } });
+    const id = await queue(a, 'cancelled', { sleepMs: 60_000 });
+    await waitUntil(
+      'running',
+      async () => (await as(a, 'GET', `/tasks/${id}`)).body.status === 'running',
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    expect((await as(a, 'POST', `/tasks/${id}/cancel`)).status).toBe(200);
+    expect(await finished(a, id)).toMatchObject({ status: 'cancelled' });
+    await waitUntil(
+      'its container gone',
+      async () => (await hotContainers(a, codeId)).length === 0,
+      {
+        timeoutMs: 30_000,
+      },
+    );
+  });
+
+  it('replaces a container after max_tasks, and stops idle ones after idle_timeout', async () => {
+    const codeId = await register(a, 'short-lived', {
+      hot: { max_tasks: 2, idle_timeout: 2, max_containers: 1 },
+    });
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) seen.push(containerOf((await run(a, 'short-lived', {})).log)!);
+    expect(seen[0]).toBe(seen[1]);
+    expect(seen[2]).toBe(seen[3]);
+    expect(new Set(seen).size).toBe(3);
+    await waitUntil(
+      'idle containers gone',
+      async () => (await hotContainers(a, codeId)).length === 0,
+      {
+        timeoutMs: 30_000,
+      },
+    );
+  });
+
+  it('never shares a container between two projects with the same image and settings', async () => {
+    await register(a, 'twin', { config: { who: 'a' } });
+    await register(b, 'twin', { config: { who: 'a' } });
+    const fromA = new Set<string>();
+    const fromB = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const [ra, rb] = await Promise.all([
+        run(a, 'twin', { printConfig: true }),
+        run(b, 'twin', { printConfig: true }),
+      ]);
+      expect([ra.task.status, rb.task.status]).toEqual(['complete', 'complete']);
+      fromA.add(containerOf(ra.log)!);
+      fromB.add(containerOf(rb.log)!);
+      expect(ra.log).toContain('config={"who":"a"}');
+    }
+    expect([...fromA].filter((container) => fromB.has(container))).toEqual([]);
+    // Nor between two revisions of one code.
+    await register(a, 'twin', { config: { who: 'a2' } });
+    const next = await run(a, 'twin', { printConfig: true });
+    expect(next.log).toContain('config={"who":"a2"}');
+    expect(fromA.has(containerOf(next.log)!)).toBe(false);
+  });
+
+  it('runs hot containers hardened as cold ones, with the socket directory frozen once ready', async () => {
+    const codeId = await register(a, 'inspected', { hot: { max_containers: 1, idle_timeout: 60 } });
+    await run(a, 'inspected', {});
+    const [listed] = await hotContainers(a, codeId);
+    const info = await docker.getContainer(listed.Id).inspect();
+    expect(info.Config.User).toBe('65534:65534');
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    expect(info.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(info.HostConfig.SecurityOpt).toContain('no-new-privileges');
+    expect(info.Config.Labels).toMatchObject({ 'kiln.project': a.id });
+    const mounts = Object.fromEntries(info.Mounts.map((mount) => [mount.Destination, mount]));
+    expect(mounts['/mnt/kiln']).toMatchObject({ RW: false });
+    expect(mounts['/mnt/kiln-hot']).toMatchObject({ RW: true });
+    expect(statSync(mounts['/mnt/kiln-hot'].Source).mode & 0o7777).toBe(0o755);
+  });
+
+  describe('containers that break the contract', () => {
+    it.each([
+      ['garbage', 'its answer is not JSON'],
+      ['http-500', 'it answered HTTP 500, not 200'],
+      ['bad-status', 'its answer\'s status is "weird"'],
+      ['close', 'it closed the connection without an answer'],
+      ['exit-mid-task', 'The hot container exited with code 3 during the task'],
+      ['no-end-fence', 'it did not write both end fences within 2 s of its answer'],
+    ])('%s: the task ends `error` saying so, and the container goes', async (mode, msg) => {
+      const codeId = await register(a, `breaker-${mode}`, {
+        image: BREAKER,
+        command: `node /kiln/breaker.js ${mode}`,
+      });
+      const broken = await run(a, `breaker-${mode}`, {});
+      expect(broken.task.status).toBe('error');
+      expect(broken.task.msg).toContain(msg);
+      await waitUntil(
+        'the container gone',
+        async () => (await hotContainers(a, codeId)).length === 0,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+    });
+
+    it.each([
+      [
+        'never-listen',
+        'Could not start a hot container: it did not listen on /mnt/kiln-hot/hot.sock within 10 s',
+      ],
+      ['symlink-socket', 'Could not start a hot container: it did not listen'],
+    ])('%s: the task ends `error` and no container is left', async (mode, msg) => {
+      const codeId = await register(a, `breaker-${mode}`, {
+        image: BREAKER,
+        command: `node /kiln/breaker.js ${mode}`,
+      });
+      const broken = await run(a, `breaker-${mode}`, {});
+      expect(broken.task).toMatchObject({ status: 'error' });
+      expect(broken.task.msg).toContain(msg);
+      await waitUntil(
+        'the container gone',
+        async () => (await hotContainers(a, codeId)).length === 0,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+    });
+  });
+
+  it('under memory pressure keeps no container: each task gets a fresh one', async () => {
+    const codeId = await register(a, 'pressed');
+    const seen = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const done = await run(a, 'pressed', {}, { cluster: 'tight' });
+      expect(done.task.status).toBe('complete');
+      seen.add(containerOf(done.log)!);
+    }
+    expect(seen.size).toBe(3);
+    await waitUntil(
+      'no container kept',
+      async () => (await hotContainers(a, codeId)).length === 0,
+      {
+        timeoutMs: 30_000,
+      },
+    );
+  });
+
+  it('runs the same image cold when the code is not hot (the FDK reads PAYLOAD_FILE)', async () => {
+    await register(a, 'cold-fdk', { hot: null });
+    const cold = await run(a, 'cold-fdk', { lines: ['cold line'], result: 'ignored cold' });
+    expect(cold.task).toMatchObject({ status: 'complete' });
+    expect(cold.log).toContain('cold line');
+    const failed = await run(a, 'cold-fdk', { fail: 'cold failure' });
+    expect(failed.task.status).toBe('error');
+    expect(failed.log).toContain('cold failure');
+  });
+
+  it('keeps at most KILN_HOT_MAX_CONTAINERS warm containers on a worker, all codes together', async () => {
+    const worker = `${stack.env.KILN_QUEUE_PREFIX}-worker`;
+    const codes = ['cap-1', 'cap-2', 'cap-3', 'cap-4'];
+    for (const code of codes) await register(a, code, { hot: { max_containers: 2 } });
+    const ids: string[] = [];
+    for (const code of codes) {
+      for (let i = 0; i < 4; i++) ids.push(await queue(a, code, { sleepMs: 300 }));
+    }
+    let most = 0;
+    let pending = ids;
+    while (pending.length > 0) {
+      const listed = await docker.listContainers({
+        filters: { label: [`kiln.worker=${worker}`, 'kiln.hot'] },
+      });
+      most = Math.max(most, listed.length);
+      const states = await Promise.all(
+        pending.map(async (id) => (await as(a, 'GET', `/tasks/${id}`)).body),
+      );
+      expect(
+        states.filter((task) => FINAL.includes(task.status) && task.status !== 'complete'),
+      ).toEqual([]);
+      pending = pending.filter((_, i) => !FINAL.includes(states[i].status));
+      await sleep(100);
+    }
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(6);
+  });
+
+  it('leaves no hot container behind when its worker is killed and starts again', async () => {
+    const codeId = await register(a, 'orphan', { hot: { idle_timeout: 3600, max_containers: 1 } });
+    await stack.grant(a.id, 'orphans');
+    const worker = await stack.startWorker({ KILN_WORKER_CLUSTER: 'orphans' }, 'orphans');
+    const first = await run(a, 'orphan', {}, { cluster: 'orphans' });
+    expect(first.task.status).toBe('complete');
+    expect((await hotContainers(a, codeId)).length).toBe(1);
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.kill('SIGKILL');
+    await exited;
+    // Killed: nothing removed its warm container.
+    expect((await hotContainers(a, codeId)).length).toBe(1);
+    await stack.startWorker({ KILN_WORKER_CLUSTER: 'orphans' }, 'orphans');
+    // Healthy only once its earlier life's containers are reaped.
+    expect((await hotContainers(a, codeId)).length).toBe(0);
+    const again = await run(a, 'orphan', {}, { cluster: 'orphans' });
+    expect(again.task.status).toBe('complete');
+  });
+
+  it('removes its warm containers when a worker stops', async () => {
+    const codeId = await register(a, 'at-stop', { hot: { idle_timeout: 3600, max_containers: 1 } });
+    await run(a, 'at-stop', {});
+    expect((await hotContainers(a, codeId)).length).toBe(1);
+    await stack.stopProcesses();
+    expect((await hotContainers(a, codeId)).length).toBe(0);
+  });
+});
