@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { FdkProcess, NODE_HOT_HANDLER, buildFdk, tempDir } from './fdk.fixture';
 
 /** `handle(fn)` without KILN_HOT_SOCKET: one cold task, as any Kiln task runs (DESIGN.md). */
+// Each test starts a process and waits on it with the fixture's 60 s polls.
+jest.setTimeout(120_000);
+
 describe('@kiln/fdk cold', () => {
   let root: string;
   let nodePath: string;

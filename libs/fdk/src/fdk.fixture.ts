@@ -39,7 +39,8 @@ export const tempDir = (prefix: string): string =>
 
 export interface Answer {
   status: number;
-  body: any;
+  /** The JSON body; a body that is not a JSON object, as `{ text }`. */
+  body: Record<string, unknown>;
 }
 
 /** A handler's process, its STDOUT and STDERR collected. */
@@ -81,20 +82,7 @@ export class FdkProcess {
     headers: Record<string, string> = {},
     taskId = 'task0123456789abcdef0123',
   ): Promise<Answer> {
-    const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
-    return this.request(
-      'POST',
-      '/call',
-      {
-        'kiln-task-id': taskId,
-        'kiln-attempt': '1',
-        'kiln-deadline': '2026-12-01T14:30:00.000Z',
-        'kiln-log-fence': fence,
-        'content-type': 'text/plain; charset=utf-8',
-        ...headers,
-      },
-      body,
-    );
+    return callHot(this.socketPath!, payload, fence, headers, taskId);
   }
 
   request(
@@ -103,23 +91,7 @@ export class FdkProcess {
     headers: Record<string, string>,
     body: string,
   ): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, method, path, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // keep the text
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    return requestSocket(this.socketPath!, method, path, headers, body);
   }
 
   /** Resolves once STDOUT (or STDERR) holds `text`. */
@@ -133,6 +105,66 @@ export class FdkProcess {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
     await this.exited;
   }
+}
+
+function jsonObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * POST /call on the hot socket `socketPath`, as the worker calls it: task `taskId`, `fence`,
+ * the payload (JSON unless a string), `headers` over the defaults.
+ */
+export function callHot(
+  socketPath: string,
+  payload: unknown,
+  fence: string,
+  headers: Record<string, string> = {},
+  taskId = 'task0123456789abcdef0123',
+): Promise<Answer> {
+  const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
+  return requestSocket(
+    socketPath,
+    'POST',
+    '/call',
+    {
+      'kiln-task-id': taskId,
+      'kiln-attempt': '1',
+      'kiln-deadline': '2026-12-01T14:30:00.000Z',
+      'kiln-log-fence': fence,
+      'content-type': 'text/plain; charset=utf-8',
+      ...headers,
+    },
+    body,
+  );
+}
+
+/** One HTTP request on the Unix socket `socketPath`. */
+export function requestSocket(
+  socketPath: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: jsonObject(text) ?? { text } }),
+      );
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** Polls `check` every 20 ms until it holds, for at most 60 s. */

@@ -8,6 +8,9 @@ import { FdkProcess, NODE_HOT_HANDLER, buildFdk, fenced, tempDir, waitFor } from
  * socket, driven through the kiln-test/node-hot handler (docker/test-images/node-hot/handler.js)
  * or a script of the test's own.
  */
+// Each test starts a process and waits on it with the fixture's 60 s polls.
+jest.setTimeout(120_000);
+
 describe('@kiln/fdk hot', () => {
   let root: string;
   let nodePath: string;

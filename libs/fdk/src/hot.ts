@@ -87,7 +87,9 @@ export async function serveHot(handler: Handler, options: HotOptions): Promise<S
   rmSync(options.socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.socketPath, () => {
+    // Open to every user: the worker connects as whichever host user it runs as, and the socket's
+    // directory (bound into this container alone) is what keeps others out.
+    server.listen({ path: options.socketPath, readableAll: true, writableAll: true }, () => {
       server.off('error', reject);
       resolve();
     });
@@ -100,8 +102,9 @@ function refuse(
   req: IncomingMessage,
   busy: boolean,
 ): { status: number; msg: string; headers?: Record<string, string> } | undefined {
-  if (req.url !== '/call')
+  if (req.url !== '/call') {
     return { status: 404, msg: 'Not found: a hot container serves POST /call' };
+  }
   if (req.method !== 'POST') {
     return { status: 405, msg: 'Method not allowed: POST /call', headers: { allow: 'POST' } };
   }
@@ -172,8 +175,9 @@ export async function runCall(
  */
 async function emptyTaskDir(dir: string, output: TaskOutput): Promise<void> {
   try {
-    for (const name of await readdir(dir))
+    for (const name of await readdir(dir)) {
       await rm(join(dir, name), { recursive: true, force: true });
+    }
   } catch (error) {
     await output.stderr.writeLine(
       `kiln-fdk: could not empty TASK_DIR ${dir}: ${errorMessage(error)}`,

@@ -14,10 +14,11 @@ export class OutputStream {
 
   constructor(private readonly stream: NodeJS.WritableStream) {
     const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
-    stream.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+    const watched = (chunk: unknown, ...rest: unknown[]): boolean => {
       this.note(chunk);
       return write(chunk, ...rest);
-    }) as typeof stream.write;
+    };
+    stream.write = watched;
   }
 
   /**
