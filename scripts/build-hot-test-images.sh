@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the hot container test images (docs/hot.md) into the docker engine of DOCKER_HOST (else
-# of $KILN_SHARED_INFRA or $KILN_HOME/env), without pulling anything: FROM scratch, this host's
+# Builds the hot container test images (docs/hot.md) into the docker engine of DOCKER_HOST,
+# without pulling anything: FROM scratch, this host's
 # node binary at /usr/local/bin/node with the shared libraries ldd lists for it, /etc/passwd and
 # /etc/group with root and nobody/nogroup (65534), /tmp (1777). scripts/build-test-images.sh runs
 # it; it can run alone too.
@@ -35,12 +35,7 @@ die() {
   exit 1
 }
 
-if [[ -z ${DOCKER_HOST:-} ]]; then
-  env_file=${KILN_SHARED_INFRA:-$KILN_HOME/env}
-  [[ -f $env_file ]] || die "DOCKER_HOST is not set and $env_file is missing (scripts/infra.sh up)"
-  # shellcheck disable=SC1090
-  source "$env_file"
-fi
+[[ -n ${DOCKER_HOST:-} ]] || die "DOCKER_HOST is not set (source .kiln/env, or run scripts/build-test-images.sh)"
 export DOCKER_HOST
 unset DOCKER_CONTEXT
 # The classic builder: FROM scratch + COPY needs nothing from any registry.
