@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Builds the hot container test images (docs/hot.md) into the docker engine of DOCKER_HOST,
-# without pulling anything: FROM scratch, this host's
-# node binary at /usr/local/bin/node with the shared libraries ldd lists for it, /etc/passwd and
-# /etc/group with root and nobody/nogroup (65534), /tmp (1777). scripts/build-test-images.sh runs
-# it; it can run alone too.
+# Builds the hot container test images (docs/hot.md) into the docker engine of DOCKER_HOST, without
+# pulling anything: FROM scratch, this host's node binary at /usr/local/bin/node with the shared
+# libraries ldd lists for it, /etc/passwd and /etc/group with root and nobody/nogroup (65534), /tmp
+# (1777). scripts/build-test-images.sh runs it; it runs alone too, DOCKER_HOST set.
 #
 #   kiln-test/node-hot:latest     CMD ["node", "/kiln/handler.js"]: a hot container on @kiln/fdk
 #                                 (built from libs/fdk into /kiln/node_modules/@kiln/fdk), driven

@@ -69,17 +69,17 @@ export async function serveHot(handler: Handler, options: HotOptions): Promise<S
       const payload = await readBody(req).catch(() => undefined);
       // The request broke off (the worker gave up on the call): there is nothing to run.
       if (payload === undefined) return;
-      const result = await runCall(handler, call, payload, options).catch(
-        (error: unknown) => error,
-      );
-      busy = false;
-      if (result instanceof Error || !isAnswer(result)) {
-        // The fences could not be written (STDOUT or STDERR closed): the contract is broken, and a
-        // 500 says so; the worker replaces the container.
-        return answer(res, 500, { msg: `kiln-fdk: ${errorMessage(result)}` });
+      let result: CallAnswer;
+      try {
+        result = await runCall(handler, call, payload, options);
+      } catch (error) {
+        // The fences could not be written (STDOUT or STDERR closed): the contract is broken, and
+        // a 500 says so; the worker replaces the container.
+        return answer(res, 500, { msg: `kiln-fdk: ${errorMessage(error)}` });
       }
       answer(res, 200, result);
     } finally {
+      // After the answer, in the same turn: the next call cannot have been read yet.
       busy = false;
     }
   }
@@ -198,10 +198,6 @@ function refuseWith(
 ): void {
   req.resume();
   req.on('end', () => answer(res, status, { msg }, headers));
-}
-
-function isAnswer(value: unknown): value is CallAnswer {
-  return typeof value === 'object' && value !== null && 'status' in value;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
