@@ -15,32 +15,34 @@ const LIBS_TO_APPS = {
 };
 
 /**
- * libs/client is published as a package of its own with no dependencies, built from its src/ only
- * (libs/client/tsconfig.build.json), so it imports Node's `node:*` modules and its own files, and
- * nothing else: no `@kiln/*` alias (its own included: the published build does not resolve
- * aliases), no npm package, no root path. `../..` leaves libs/client from libs/client/src/*.ts;
- * the client has no deeper folders today, where the check would be stricter than needed.
+ * libs/client and libs/fdk are each published as a package of their own with no dependencies,
+ * built from their src/ only (their tsconfig.build.json), so they import Node's `node:*` modules
+ * and their own files, and nothing else: no `@kiln/*` alias (their own included: the published
+ * build does not resolve aliases), no npm package, no root path. `../..` leaves libs/<package>
+ * from libs/<package>/src/*.ts; neither has deeper folders today, where the check would be
+ * stricter than needed.
  */
-const CLIENT_OUTWARD = [
+const PACKAGE_OUTWARD = (lib) => [
   {
     regex: '^(?!node:|\\.)',
-    message:
-      'libs/client is a dependency-free package: it imports node:* modules and its own files only, nothing from the server.',
+    message: `libs/${lib} is a dependency-free package: it imports node:* modules and its own files only, nothing from the server.`,
   },
   {
     regex: '^(\\./)?\\.\\./\\.\\.(/|$)',
-    message: 'libs/client imports nothing from outside libs/client.',
+    message: `libs/${lib} imports nothing from outside libs/${lib}.`,
   },
 ];
+const PACKAGES = ['client', 'fdk'];
 
 /**
  * The environment is read in one place per program (STYLE.md, config validated once at start-up):
- * the server's libs/config and the client's libs/client/src/settings.ts. Tests, specs and the
+ * the server's libs/config, the client's libs/client/src/settings.ts and the FDK's
+ * libs/fdk/src/env.ts. Tests, specs and the
  * benchmarks are harnesses that read the variables their runner sets (database URLs, fuzz runs),
  * so they may read it directly.
  */
 const ENV_MESSAGE =
-  'Read the environment through @kiln/config (server) or libs/client/src/settings.ts (client).';
+  'Read the environment through @kiln/config (server), libs/client/src/settings.ts (client) or libs/fdk/src/env.ts (FDK).';
 const ENV_RULES = {
   'no-restricted-properties': [
     'error',
@@ -62,6 +64,7 @@ export default tseslint.config(
     ignores: [
       'dist/**',
       'libs/client/dist/**',
+      'libs/fdk/dist/**',
       'node_modules/**',
       '.kiln/**',
       'coverage/**',
@@ -104,18 +107,25 @@ export default tseslint.config(
   },
   { files: ['apps/**/*.ts', 'libs/**/*.ts', 'migrations/**/*.ts'], rules: ENV_RULES },
   {
-    files: ['libs/config/**/*.ts', 'libs/client/src/settings.ts', '**/*.spec.ts'],
+    files: [
+      'libs/config/**/*.ts',
+      'libs/client/src/settings.ts',
+      'libs/fdk/src/env.ts',
+      '**/*.spec.ts',
+    ],
     rules: ENV_RULES_OFF,
   },
   {
     files: ['libs/**/*.ts'],
     rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [LIBS_TO_APPS] }] },
   },
-  {
-    // Replaces the libs/ patterns above (rule options do not merge); CLIENT_OUTWARD covers them.
-    files: ['libs/client/**/*.ts'],
-    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: CLIENT_OUTWARD }] },
-  },
+  // Replace the libs/ patterns above (rule options do not merge); PACKAGE_OUTWARD covers them.
+  ...PACKAGES.map((lib) => ({
+    files: [`libs/${lib}/**/*.ts`],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: PACKAGE_OUTWARD(lib) }],
+    },
+  })),
   prettier,
   {
     // After `prettier`, which turns `curly` off because Prettier may move a body onto its own line.

@@ -5,6 +5,8 @@
 #   kiln-test/busybox:latest   CMD ["/bin/sh", "/kiln/run.sh"]
 #   kiln-test/busybox:alt      same rootfs, ENV KILN_TEST_VARIANT=alt and a
 #                              different label (a "second image" for tests)
+#   kiln-test/node-hot, kiln-test/hot-breaker: the hot container test images,
+#                              by scripts/build-hot-test-images.sh (see there)
 #
 # Rootfs: /bin/busybox + one symlink per applet, /kiln/run.sh (see
 # docker/test-images/busybox/run.sh for its payload contract), /etc/passwd and
@@ -45,6 +47,8 @@ export DOCKER_BUILDKIT=0
 
 LOG=$KILN_HOME/log/build-test-images.log
 mkdir -p "$(dirname "$LOG")"
+
+KILN_HOME=$KILN_HOME "$SCRIPT_DIR/build-hot-test-images.sh"
 
 [[ -f $SRC_DIR/run.sh ]] || die "missing $SRC_DIR/run.sh"
 [[ -x $BUSYBOX ]] || die "missing $BUSYBOX (apt-get install busybox-static)"
