@@ -16,7 +16,7 @@ const BREAKER = 'kiln-test/hot-breaker:latest';
  * the contract in the way its command names).
  */
 describe('hot containers', () => {
-  const stack = new OwnStack('hot', 120);
+  const stack = new OwnStack('hot', 130);
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET });
   type Project = { id: string; token: string };
   let a: Project;
