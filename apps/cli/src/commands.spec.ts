@@ -38,6 +38,7 @@ function context(values: Values, positionals: string[]): Context {
 const CALLS: Record<string, { positionals: string[]; values?: Values }> = {
   register: { positionals: ['kiln-test/busybox:latest'] },
   queue: { positionals: ['hello'] },
+  invoke: { positionals: ['hello'] },
   tasks: { positionals: [] },
   retry: { positionals: ['6740c3b2e4b0a1b2c3d4e5f6'] },
   schedule: { positionals: ['hello'], values: { cron: '* * * * *' } },

@@ -26,7 +26,7 @@ import {
 import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
 import { ApiDrain } from '../http/api-drain';
-import { FollowerSlots } from './follower-slots';
+import { FollowerSlots } from './held-slots';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
