@@ -4,6 +4,7 @@ import {
   Kiln,
   KilnError,
   KilnTimeoutError,
+  InvokeOptions,
   LIMITS,
   Task,
   TaskOptions,
@@ -296,31 +297,38 @@ the task's outcome: 0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled;
     },
     run: async (ctx) => {
       const code = one(ctx, 'CODE');
-      const kiln = ctx.kiln();
-      try {
-        const result = await kiln.codes.invoke(code, payloadOf(ctx), {
-          timeout: int(ctx, 'timeout'),
-          cluster: str(ctx, 'cluster'),
-          label: str(ctx, 'label'),
-          wait: int(ctx, 'wait'),
+      const options: InvokeOptions = {
+        timeout: int(ctx, 'timeout'),
+        cluster: str(ctx, 'cluster'),
+        label: str(ctx, 'label'),
+        wait: int(ctx, 'wait'),
+      };
+      const outcome = await ctx
+        .kiln()
+        .codes.invoke(code, payloadOf(ctx), options)
+        .catch((error: unknown) => {
+          // The wait passed: the task goes on, and the answer names it.
+          if (error instanceof KilnTimeoutError && error.taskId) return error;
+          throw error;
         });
-        if (ctx.values.json) ctx.out(json(result));
-        else {
-          ctx.out(result.output);
-          if (result.truncated)
-            ctx.err(ctx.cErr.dim(`(output truncated: kiln log ${result.id})\n`));
-          if (result.status !== 'complete') {
-            const why = result.msg ? `: ${result.msg}` : '';
-            ctx.err(`${ctx.cErr.red(`task ${result.id} ${result.status}`)}${why}\n`);
-          }
-        }
-        return EXIT_CODES[result.status];
-      } catch (error) {
-        if (!(error instanceof KilnTimeoutError) || !error.taskId) throw error;
-        if (ctx.values.json) ctx.out(json({ id: error.taskId, msg: error.msg }));
-        else ctx.err(`${error.msg}\n`);
+      if (outcome instanceof KilnTimeoutError) {
+        if (ctx.values.json) ctx.out(json({ id: outcome.taskId, msg: outcome.msg }));
+        else ctx.err(`${outcome.msg}\n`);
         return INVOKE_WAIT_PASSED;
       }
+      if (ctx.values.json) {
+        ctx.out(json(outcome));
+      } else {
+        ctx.out(outcome.output);
+        if (outcome.truncated) {
+          ctx.err(ctx.cErr.dim(`(output truncated: kiln log ${outcome.id} prints it all)\n`));
+        }
+        if (outcome.status !== 'complete') {
+          const why = outcome.msg ? `: ${outcome.msg}` : '';
+          ctx.err(`${ctx.cErr.red(`task ${outcome.id} ${outcome.status}`)}${why}\n`);
+        }
+      }
+      return EXIT_CODES[outcome.status];
     },
   },
   {
