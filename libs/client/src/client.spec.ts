@@ -102,24 +102,21 @@ describe('Kiln client (against a fake server)', () => {
 
   it("codes.invoke: one POST with the task's fields and ?wait, waiting past the client's timeout; 504 is a KilnTimeoutError naming the task; a 503 is not retried", async () => {
     const id = 'b'.repeat(24);
+    const ended = {
+      id,
+      status: 'error',
+      msg: 'exit code 1',
+      duration: 5,
+      output: 'out',
+      truncated: false,
+    };
     let answer = 200;
     await withKiln(
       (req, res) => {
         if (answer === 504) return json(res, 504, { msg: `Task ${id} did not end within 1 s`, id });
         if (answer === 503) return json(res, 503, { msg: 'Database unavailable, retry later' });
         // Slower than the client's own 200 ms timeout: an invoke's limit is its wait's.
-        setTimeout(
-          () =>
-            json(res, 200, {
-              id,
-              status: 'error',
-              msg: 'exit code 1',
-              duration: 5,
-              output: 'out',
-              truncated: false,
-            }),
-          400,
-        );
+        setTimeout(() => json(res, 200, ended), 400);
       },
       async (_kiln, fake) => {
         const kiln = new Kiln({
@@ -130,14 +127,7 @@ describe('Kiln client (against a fake server)', () => {
           ...isolated,
         });
         const result = await kiln.codes.invoke('my code', { a: 1 }, { wait: 2, label: 'l' });
-        expect(result).toEqual({
-          id,
-          status: 'error',
-          msg: 'exit code 1',
-          duration: 5,
-          output: 'out',
-          truncated: false,
-        });
+        expect(result).toEqual(ended);
         expect(fake.seen[0]).toMatchObject({
           method: 'POST',
           url: `/2/projects/${PID}/codes/my%20code/invoke?wait=2`,

@@ -10,7 +10,7 @@ function slots(max: number, quota: number, quotas: Record<string, number> = {}):
       return quotas[projectId] ?? quota;
     },
   } as unknown as ProjectLimits;
-  return new HeldSlots(limits, 'invokes', max, 'full: retry later');
+  return new HeldSlots(limits, 'invokes', max, `holds ${max} things`, 'KILN_MAX_THINGS');
 }
 
 /** The 429 a take is refused with: its code (quota or the process full) and message. */
@@ -23,7 +23,10 @@ async function refusal(promise: Promise<unknown>): Promise<{ code: ErrorCode; ms
   return { code: (error as KilnException).code, msg: (error as KilnException).message };
 }
 
-const FULL = { code: ErrorCode.TooManyRequests, msg: 'full: retry later' };
+const full = (max: number) => ({
+  code: ErrorCode.TooManyRequests,
+  msg: `This API process already holds ${max} things, its most (KILN_MAX_THINGS): retry later`,
+});
 
 describe('HeldSlots', () => {
   it("refuses past a project's quota without touching the others'", async () => {
@@ -42,7 +45,7 @@ describe('HeldSlots', () => {
     const held = slots(2, 5);
     await held.take('a');
     await held.take('b');
-    expect(await refusal(held.take('c'))).toEqual(FULL);
+    expect(await refusal(held.take('c'))).toEqual(full(2));
     expect(held.held).toBe(2);
   });
 
@@ -54,7 +57,7 @@ describe('HeldSlots', () => {
     release();
     expect(held.held).toBe(1);
     await held.take('a');
-    expect(await refusal(held.take('b'))).toEqual(FULL);
+    expect(await refusal(held.take('b'))).toEqual(full(2));
   });
 
   it('a quota of 0 refuses every take', async () => {

@@ -15,14 +15,19 @@ const FULL_RETRY_AFTER_SECONDS = 5;
 export class HeldSlots {
   private readonly open = new Map<string, number>();
   private total = 0;
+  /** The 429's `msg` when the process is full. */
+  private readonly full: string;
 
+  /** `holding` says what the process holds, e.g. `streams 1000 live logs`; `setting` names `max`. */
   constructor(
     private readonly limits: ProjectLimits,
     private readonly quota: QuotaName,
     private readonly max: number,
-    /** The 429's `msg` when the process is full. */
-    private readonly full: string,
-  ) {}
+    holding: string,
+    setting: string,
+  ) {
+    this.full = `This API process already ${holding}, its most (${setting}): retry later`;
+  }
 
   /** Slots held now, all projects together. */
   get held(): number {
@@ -60,12 +65,7 @@ export class HeldSlots {
 export class FollowerSlots extends HeldSlots {
   constructor(@Inject(KILN_CONFIG) config: KilnConfig, limits: ProjectLimits) {
     const max = config.api.maxFollowers;
-    super(
-      limits,
-      'logFollowers',
-      max,
-      `This API process already streams ${max} live logs, its most (KILN_API_MAX_FOLLOWERS): retry later`,
-    );
+    super(limits, 'logFollowers', max, `streams ${max} live logs`, 'KILN_API_MAX_FOLLOWERS');
   }
 }
 
@@ -78,11 +78,6 @@ export class FollowerSlots extends HeldSlots {
 export class InvokeSlots extends HeldSlots {
   constructor(@Inject(KILN_CONFIG) config: KilnConfig, limits: ProjectLimits) {
     const max = config.api.maxInvokes;
-    super(
-      limits,
-      'invokes',
-      max,
-      `This API process already holds ${max} waiting invokes, its most (KILN_API_MAX_INVOKES): retry later`,
-    );
+    super(limits, 'invokes', max, `holds ${max} waiting invokes`, 'KILN_API_MAX_INVOKES');
   }
 }
