@@ -2,7 +2,7 @@ import { Body, Controller, HttpCode, Inject, Param, Post, Query, Res } from '@ne
 import type { Response } from 'express';
 import { requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { parseInvokeSpec, parseInvokeWait } from '@kiln/tasks';
+import { parseInvokeSpec, parseInvokeWait, taskLimitsOf } from '@kiln/tasks';
 import { Role } from '../auth/roles';
 import { ApiDrain } from '../http/api-drain';
 import { BodyKind } from '../http/body';
@@ -38,10 +38,7 @@ export class InvokeController {
     @Res({ passthrough: true }) res: Response,
   ) {
     const wait = parseInvokeWait(query);
-    const spec = parseInvokeSpec(requireObject(body, 'body'), codeName, {
-      ...this.config.tasks,
-      webhookAllowedHosts: this.config.webhooks.allowedHosts,
-    });
+    const spec = parseInvokeSpec(requireObject(body, 'body'), codeName, taskLimitsOf(this.config));
     const release = await this.slots.take(projectId);
     const waiting = new AbortController();
     const end = (): void => waiting.abort();

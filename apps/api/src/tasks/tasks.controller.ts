@@ -22,6 +22,7 @@ import {
   parseTaskSpec,
   parseTaskListQuery,
   parseTaskSpecs,
+  taskLimitsOf,
 } from '@kiln/tasks';
 import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
@@ -57,7 +58,7 @@ export class TasksController {
   }
 
   private limits(): TaskLimits {
-    return { ...this.config.tasks, webhookAllowedHosts: this.config.webhooks.allowedHosts };
+    return taskLimitsOf(this.config);
   }
 
   /**
