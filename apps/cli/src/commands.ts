@@ -3,6 +3,8 @@ import type { ParseArgsConfig } from 'node:util';
 import {
   Kiln,
   KilnError,
+  KilnTimeoutError,
+  InvokeOptions,
   LIMITS,
   Task,
   TaskOptions,
@@ -75,7 +77,11 @@ export const INT_FLAGS: Readonly<Record<string, readonly [min: number, max: numb
   limit: [1, 100_000],
   'run-every': LIMITS.runEvery,
   'run-times': LIMITS.runTimes,
+  wait: LIMITS.invokeWait,
 };
+
+/** What `kiln invoke` exits with when its wait passed before the task ended (EX_TEMPFAIL). */
+export const INVOKE_WAIT_PASSED = 75;
 
 const TASK_FLAGS: Options = {
   payload: { type: 'string' },
@@ -263,6 +269,66 @@ Shows a progress bar on a terminal.`,
       else for (const task of tasks) ctx.out(`${task.id}  ${paintStatus(task.status, ctx.c)}\n`);
       const failed = tasks.find((task) => task.status !== 'complete');
       return failed ? EXIT_CODES[failed.status as keyof typeof EXIT_CODES] : 0;
+    },
+  },
+  {
+    name: 'invoke',
+    args: 'CODE [--payload JSON|--payload-file F] [--wait S] [options]',
+    summary: 'run a task at the top priority, wait for it and print its output',
+    details: `  --payload JSON         the payload (default {}); --payload-file F reads it from a file ("-" = stdin)
+  --wait S               seconds Kiln waits for the task to end, 1-300 (default 30)
+  --timeout S            seconds before the task is killed (default 3600)
+  --cluster NAME         run on workers of this cluster
+  --label TEXT           a label to filter tasks by
+Prints the task's log (STDOUT and STDERR; the server caps it, 1 MiB by default) and exits with
+the task's outcome: 0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled; ${INVOKE_WAIT_PASSED} when
+--wait passed first (the task goes on: its id is on stderr).`,
+    examples: [
+      `kiln invoke hello --payload '{"a":1}'`,
+      'kiln invoke report --payload-file job.json --wait 120 --json',
+    ],
+    options: {
+      payload: TASK_FLAGS.payload,
+      'payload-file': TASK_FLAGS['payload-file'],
+      timeout: TASK_FLAGS.timeout,
+      cluster: TASK_FLAGS.cluster,
+      label: TASK_FLAGS.label,
+      wait: { type: 'string' },
+    },
+    run: async (ctx) => {
+      const code = one(ctx, 'CODE');
+      const options: InvokeOptions = {
+        timeout: int(ctx, 'timeout'),
+        cluster: str(ctx, 'cluster'),
+        label: str(ctx, 'label'),
+        wait: int(ctx, 'wait'),
+      };
+      const outcome = await ctx
+        .kiln()
+        .codes.invoke(code, payloadOf(ctx), options)
+        .catch((error: unknown) => {
+          // The wait passed: the task goes on, and the answer names it.
+          if (error instanceof KilnTimeoutError && error.taskId) return error;
+          throw error;
+        });
+      if (outcome instanceof KilnTimeoutError) {
+        if (ctx.values.json) ctx.out(json({ id: outcome.taskId, msg: outcome.msg }));
+        else ctx.err(`${outcome.msg}\n`);
+        return INVOKE_WAIT_PASSED;
+      }
+      if (ctx.values.json) {
+        ctx.out(json(outcome));
+      } else {
+        ctx.out(outcome.output);
+        if (outcome.truncated) {
+          ctx.err(ctx.cErr.dim(`(output truncated: kiln log ${outcome.id} prints it all)\n`));
+        }
+        if (outcome.status !== 'complete') {
+          const why = outcome.msg ? `: ${outcome.msg}` : '';
+          ctx.err(`${ctx.cErr.red(`task ${outcome.id} ${outcome.status}`)}${why}\n`);
+        }
+      }
+      return EXIT_CODES[outcome.status];
     },
   },
   {

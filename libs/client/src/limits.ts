@@ -13,4 +13,9 @@ export const LIMITS = {
   delay: [0, 7 * 24 * 3600],
   runEvery: [60, 10 * 365 * 24 * 3600],
   runTimes: [0, 2_147_483_647],
+  /** Seconds `POST …/codes/{name}/invoke` waits for its task (`?wait=`). */
+  invokeWait: [1, 300],
 } as const satisfies Record<string, readonly [min: number, max: number]>;
+
+/** Seconds an invoke waits for its task when the caller does not say (`?wait=`). */
+export const INVOKE_WAIT_DEFAULT = 30;
