@@ -151,6 +151,19 @@ describe('hot containers', () => {
     expect((await hotContainers(a, codeId)).length).toBeLessThanOrEqual(2);
   });
 
+  it('answers a synchronous invoke of a hot code with its output', async () => {
+    await register(a, 'invoked', { hot: { max_containers: 1 } });
+    for (const i of [1, 2]) {
+      const res = await as(a, 'POST', '/codes/invoked/invoke?wait=60', {
+        payload: JSON.stringify({ lines: [`via invoke ${i}`], result: `r${i}` }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ status: 'complete', msg: `r${i}`, truncated: false });
+      expect(res.body.output).toContain(`via invoke ${i}\n`);
+      expect(res.body.output).toContain(`task=${res.body.id}`);
+    }
+  });
+
   it('keeps a last line without a newline, and drops output printed between tasks', async () => {
     await register(a, 'chatty', { hot: { max_containers: 1 } });
     const first = await run(a, 'chatty', { background: true, noNewline: 'no newline' });

@@ -132,6 +132,26 @@ describe('integer flags of the kiln CLI', () => {
   }, 120_000);
 });
 
+describe('kiln register --hot', () => {
+  const register = COMMANDS.find((command) => command.name === 'register')!;
+  const hotOf = async (values: Values) => {
+    const outcome = await register
+      .run(context(values, ['kiln-test/node-hot:latest']))
+      .catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(Reached);
+    return ((outcome as Reached).args[0] as { hot?: unknown }).hot;
+  };
+
+  it('is cold without a hot flag, takes the defaults with --hot, and each setting turns it on', async () => {
+    expect(await hotOf({})).toBeUndefined();
+    expect(await hotOf({ hot: true })).toEqual({});
+    expect(await hotOf({ 'hot-max-containers': '4', 'hot-idle-timeout': '5' })).toEqual({
+      idle_timeout: 5,
+      max_containers: 4,
+    });
+  });
+});
+
 describe('kiln tokens', () => {
   const tokens = COMMANDS.find((command) => command.name === 'tokens')!;
   const run = (positionals: string[], values: Values = {}) =>

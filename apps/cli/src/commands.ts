@@ -4,6 +4,7 @@ import {
   Kiln,
   KilnError,
   KilnTimeoutError,
+  HotSettings,
   InvokeOptions,
   LIMITS,
   Task,
@@ -78,6 +79,9 @@ export const INT_FLAGS: Readonly<Record<string, readonly [min: number, max: numb
   'run-every': LIMITS.runEvery,
   'run-times': LIMITS.runTimes,
   wait: LIMITS.invokeWait,
+  'hot-idle-timeout': LIMITS.hotIdleTimeout,
+  'hot-max-tasks': LIMITS.hotMaxTasks,
+  'hot-max-containers': LIMITS.hotMaxContainers,
 };
 
 /** What `kiln invoke` exits with when its wait passed before the task ended (EX_TEMPFAIL). */
@@ -132,10 +136,14 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
   --retries-delay S      seconds before a retry
   --default-priority P   priority of tasks queued without one
   --cpus N               CPUs its tasks may use, e.g. 0.5 (default and maximum: the server's)
-  --memory MB            memory limit of its tasks (default and maximum: the server's)`,
+  --memory MB            memory limit of its tasks (default and maximum: the server's)
+  --hot                  warm containers that take task after task (docs/hot.md); each of
+                         --hot-idle-timeout S, --hot-max-tasks N, --hot-max-containers N
+                         sets one of its settings (and turns hot on)`,
     examples: [
       'kiln register kiln-test/busybox:latest --name hello',
       'kiln register repo/app:1.2 -e MODE=prod --retries 2',
+      'kiln register kiln-test/node-hot:latest --name fast --hot --hot-max-containers 4',
     ],
     options: {
       name: { type: 'string' },
@@ -149,6 +157,10 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
       'default-priority': { type: 'string' },
       cpus: { type: 'string' },
       memory: { type: 'string' },
+      hot: { type: 'boolean' },
+      'hot-idle-timeout': { type: 'string' },
+      'hot-max-tasks': { type: 'string' },
+      'hot-max-containers': { type: 'string' },
     },
     run: async (ctx) => {
       const image = one(ctx, 'IMAGE');
@@ -179,6 +191,7 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
         defaultPriority: priority(ctx, 'default-priority'),
         cpus: positive(ctx, 'cpus'),
         memory: positive(ctx, 'memory'),
+        hot: hotFlags(ctx),
       });
       ctx.out(
         ctx.values.json ? json({ ...answer, name }) : `Registered ${name} (code ${answer.id})\n`,
@@ -930,6 +943,18 @@ function positive(ctx: Context, name: string): number | undefined {
   const number = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
   if (!(number > 0)) throw new UsageError(`--${name} wants a positive number, got "${value}"`);
   return number;
+}
+
+/** `--hot` and its settings: undefined (cold) unless one of them is given. */
+function hotFlags(ctx: Context): Partial<HotSettings> | undefined {
+  const hot = {
+    idle_timeout: int(ctx, 'hot-idle-timeout'),
+    max_tasks: int(ctx, 'hot-max-tasks'),
+    max_containers: int(ctx, 'hot-max-containers'),
+  };
+  const given = Object.entries(hot).filter(([, value]) => value !== undefined);
+  if (given.length === 0 && !ctx.values.hot) return undefined;
+  return Object.fromEntries(given);
 }
 
 function priority(ctx: Context, name: string): 0 | 1 | 2 | undefined {
