@@ -89,9 +89,10 @@ export function containerSpec(
 }
 
 /** Where a hot container listens (docs/hot.md, "Start"). */
+export const HOT_SOCKET_NAME = 'hot.sock';
 export const HOT_PATHS = {
   socketDir: '/mnt/kiln-hot',
-  socket: '/mnt/kiln-hot/hot.sock',
+  socket: `/mnt/kiln-hot/${HOT_SOCKET_NAME}`,
 } as const;
 
 /**

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { chmodSync, mkdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 
@@ -109,9 +109,23 @@ export class TaskFiles {
     this.writeHot(filesDir, 'payload.json', payload);
   }
 
-  /** Once the container listens: nothing more can be made (or swapped) in its socket directory. */
-  async freezeSocketDir(socketDir: string): Promise<void> {
+  /**
+   * Once the container listens: nothing more can be made (or swapped) in its socket directory by
+   * the task's user, and the directory must hold its socket and nothing else (no file or
+   * directory made to write to later, no link).
+   */
+  async freezeSocketDir(socketDir: string, socketName: string): Promise<void> {
     await chmod(socketDir, 0o755);
+    const entries = await readdir(socketDir);
+    const socket =
+      entries.length === 1 && entries[0] === socketName
+        ? await lstat(join(socketDir, socketName))
+        : undefined;
+    if (!socket?.isSocket()) {
+      throw new Error(
+        `its socket directory must hold its socket alone, and holds ${JSON.stringify(entries.slice(0, 5))}`,
+      );
+    }
   }
 
   async removeHot(name: string): Promise<void> {

@@ -88,6 +88,23 @@ export class TaskRunner implements OnApplicationShutdown {
     private readonly hot: HotPool,
   ) {}
 
+  /**
+   * Hot codes run hot only where their containers cannot reach past their own directories
+   * (docs/hot.md, "Where hot runs"): the worker shares a filesystem with the engine (`bind`), and
+   * tasks run as a numeric user that is neither root nor the worker's own (who could change or
+   * swap the socket directory). Elsewhere they run cold.
+   */
+  private get hotAllowed(): boolean {
+    const { contractDelivery, user } = this.config.container;
+    const uid = /^(\d+)(?::\d+)?$/.exec(user)?.[1];
+    return (
+      contractDelivery === 'bind' &&
+      uid !== undefined &&
+      Number(uid) !== 0 &&
+      Number(uid) !== (process.getuid?.() ?? -1)
+    );
+  }
+
   /** Ids of the tasks this worker is running now. */
   runningTaskIds(): string[] {
     return [...this.running.keys()];
@@ -183,8 +200,7 @@ export class TaskRunner implements OnApplicationShutdown {
     );
     if (!prepared) return;
     const { image, facts } = prepared;
-    // Hot needs the worker's files beside the engine's (docs/hot.md); with `archive`, cold.
-    const hot = this.config.container.contractDelivery === 'bind' ? revision.hot : null;
+    const hot = this.hotAllowed ? revision.hot : null;
     try {
       await inSpan(
         hot ? 'kiln.container.call' : 'kiln.container.run',
@@ -345,13 +361,19 @@ export class TaskRunner implements OnApplicationShutdown {
     const writer = this.logWriter(task, true);
     const fence = randomBytes(16).toString('hex');
     const progress = this.progressReporter(task);
-    this.files.writePayload(container.dirs.files, task.payload);
+    try {
+      this.files.writePayload(container.dirs.files, task.payload);
+    } catch (error) {
+      await this.fail(task, `Could not write the task's payload: ${(error as Error).message}`);
+      return false;
+    }
     container.output.begin({ fence, output: writer, progress });
     if (!(await this.markRunning(task))) {
-      // Cancelled or released while preparing: the status already says why; never called.
+      // Cancelled or released while preparing: the status already says why; never called. Its
+      // container may have been killed meanwhile (a cancel kills it): not kept.
       state.stoppedBy ??= 'cancelled';
       container.output.finish();
-      return true;
+      return false;
     }
     this.observeQueueWait(task);
     const started = performance.now();
@@ -370,9 +392,9 @@ export class TaskRunner implements OnApplicationShutdown {
         fence,
         payload: task.payload,
       });
-      await withTimeout(container.output.ended(), FENCE_GRACE_MS, 'no end fences').catch(() => {
+      if (!(await container.output.endedWithin(FENCE_GRACE_MS, OUTPUT_DRAIN_MS))) {
         broke = `it did not write both end fences within ${FENCE_GRACE_MS / 1000} s of its answer`;
-      });
+      }
     } catch (error) {
       broke = (error as Error).message;
     } finally {
@@ -419,7 +441,11 @@ export class TaskRunner implements OnApplicationShutdown {
       latest = percent;
       write();
     };
-    return Object.assign(report, { settled: async () => void (await writing) });
+    // A write that ends starts the next (the latest value): wait for the last one.
+    const settled = async () => {
+      while (writing) await writing;
+    };
+    return Object.assign(report, { settled });
   }
 
   private async revision(id: string): Promise<CodeRevision | null> {

@@ -16,7 +16,7 @@
  *   writeFile: name      write the file `name` (text `written by a task\n`) into ctx.taskDir
  *   listTaskDir: true    print `taskdir=[<ctx.taskDir's entries, sorted, joined by ",">]`
  *   progress: number[]   ctx.progress each
- *   background: true     start a timer printing `background tick` every 20 ms, forever (it goes
+ *   background: true     start a timer printing `background tick <n>` (n = 1, 2, …) every 20 ms, forever (it goes
  *                        on between tasks, outside their fences)
  *   sleepMs: number      wait that long (a timer)
  *   spinMs: number       keep the CPU busy that long (a busy loop)
@@ -61,7 +61,10 @@ handle(async (payload, ctx) => {
   }
   if (p.listTaskDir === true) console.log(`taskdir=[${readdirSync(ctx.taskDir).sort().join(',')}]`);
   for (const percent of list(p.progress)) ctx.progress(percent);
-  if (p.background === true) setInterval(() => console.log('background tick'), 20);
+  if (p.background === true) {
+    let tick = 0;
+    setInterval(() => console.log(`background tick ${++tick}`), 20);
+  }
   if (typeof p.sleepMs === 'number') await new Promise((resolve) => setTimeout(resolve, p.sleepMs));
   if (typeof p.spinMs === 'number') {
     const end = Date.now() + p.spinMs;

@@ -151,7 +151,8 @@ export async function runCall(
       const value = clampProgress(percent);
       // Past the end fence a progress line would be no task's: the worker would drop it anyway.
       if (!running || value === undefined) return;
-      void output.stdout.writeLine(`${call.fence} progress ${value}`);
+      // A lost progress line costs only the progress: never an unhandled rejection.
+      output.stdout.writeLine(`${call.fence} progress ${value}`).catch(() => undefined);
     },
   };
   await output.fence(call.fence);

@@ -59,6 +59,23 @@ export class FencedOutput extends Writable {
     return new Promise((resolve) => (this.endWaiter = resolve));
   }
 
+  /**
+   * Whether both end fences came within `graceMs`; time the log writer holds the stream back
+   * (storing the task's output) does not count, up to `blockedMs` in all.
+   */
+  async endedWithin(graceMs: number, blockedMs: number): Promise<boolean> {
+    const ended = this.ended().then(() => true);
+    const giveUp = Date.now() + graceMs + blockedMs;
+    let left = graceMs;
+    while (left > 0) {
+      const step = Math.min(left, 100);
+      const done = await Promise.race([ended, sleep(step).then(() => false)]);
+      if (done) return true;
+      if (this.resume === undefined || Date.now() > giveUp) left -= step;
+    }
+    return false;
+  }
+
   /** The task is over: its output is no longer routed (what follows is stray). */
   finish(): void {
     this.task = undefined;
@@ -188,4 +205,8 @@ function endsWith(data: Buffer, suffix: Buffer): boolean {
 
 function startsWith(data: Buffer, prefix: Buffer): boolean {
   return data.length >= prefix.length && data.subarray(0, prefix.length).equals(prefix);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

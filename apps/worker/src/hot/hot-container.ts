@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { ContainerExit } from '@kiln/docker';
 import { FrameDemuxer } from '@kiln/docker';
+import { HOT_SOCKET_NAME } from '../container-contract';
 import { FencedOutput } from './fenced-output';
 
 /** How a hot container answered a task (docs/hot.md, "A task"). */
@@ -39,7 +40,12 @@ const MSG_CHARS = 1000;
 const ANSWER_BYTES = 64 * 1024;
 const READY_POLL_MS = 20;
 /** How long a dropped connection waits to learn whether the container exited. */
-const EXIT_WAIT_MS = 1000;
+const EXIT_WAIT_MS = 5000;
+/**
+ * A call still unanswered this long after the task's deadline is dropped: the worker kills the
+ * container at the deadline, and this bounds the call should that kill fail.
+ */
+const PAST_DEADLINE_MS = 15_000;
 
 /**
  * One hot container, created but not started: the worker's side of the contract. `start` runs it
@@ -64,7 +70,7 @@ export class HotContainer {
     readonly dirs: { files: string; socket: string },
     readonly name: string,
   ) {
-    this.socketPath = join(dirs.socket, 'hot.sock');
+    this.socketPath = join(dirs.socket, HOT_SOCKET_NAME);
   }
 
   /**
@@ -141,6 +147,11 @@ export class HotContainer {
           });
         },
       );
+      const late = setTimeout(
+        () => req.destroy(new Error('no answer long after the task deadline')),
+        Math.max(0, call.deadline.getTime() - Date.now()) + PAST_DEADLINE_MS,
+      );
+      req.on('close', () => clearTimeout(late));
       req.on('error', (error) => {
         // A container that exits drops its connections first: say it exited, when it did.
         const exitedSoon = Promise.race([this.exit, sleep(EXIT_WAIT_MS)]);

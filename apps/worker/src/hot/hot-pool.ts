@@ -6,7 +6,7 @@ import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { newId } from '@kiln/common';
 import { DockerEngine } from '@kiln/docker';
 import { KilnMetrics } from '@kiln/metrics';
-import { HOT_PATHS, hotContainerSpec, TaskLimits } from '../container-contract';
+import { HOT_PATHS, HOT_SOCKET_NAME, hotContainerSpec, TaskLimits } from '../container-contract';
 import { TaskFiles } from '../task-files';
 import { HotContainer, HotContainerBroke } from './hot-container';
 
@@ -76,6 +76,11 @@ export class HotPool implements OnApplicationShutdown {
       if (idle) {
         clearTimeout(this.idleTimers.get(idle));
         this.idleTimers.delete(idle);
+        // One that died while it waited (its exit not yet heard) is never handed a task.
+        if (idle.exited) {
+          this.retire(idle);
+          continue;
+        }
         pool.busy.add(idle);
         return idle;
       }
@@ -95,7 +100,8 @@ export class HotPool implements OnApplicationShutdown {
     const pool = this.pool(container.key);
     pool.busy.delete(container);
     container.lastUsed = Date.now();
-    if (keep && container.tasksRun < hot.maxTasks && !this.closed && !this.memoryShort()) {
+    const fit = keep && !container.exited && container.tasksRun < hot.maxTasks;
+    if (fit && !this.closed && !this.memoryShort()) {
       pool.idle.push(container);
       const timer = setTimeout(() => this.retireIdle(container), hot.idleTimeout * 1000);
       timer.unref();
@@ -124,6 +130,7 @@ export class HotPool implements OnApplicationShutdown {
       return container;
     } finally {
       pool.starting--;
+      this.dropIfEmpty(key);
       this.wake();
     }
   }
@@ -132,9 +139,10 @@ export class HotPool implements OnApplicationShutdown {
   private async launch(key: string, launch: HotLaunch): Promise<HotContainer> {
     const creating = performance.now();
     const name = newId();
-    const dirs = this.files.hotDirs(name, launch.revision.config);
+    let dirs: { files: string; socket: string };
     let id: string;
     try {
+      dirs = this.files.hotDirs(name, launch.revision.config);
       id = await this.docker.create(
         hotContainerSpec(
           launch.revision,
@@ -147,13 +155,13 @@ export class HotPool implements OnApplicationShutdown {
         ),
       );
     } catch (error) {
-      await this.files.removeHot(name);
+      await this.files.removeHot(name).catch(() => undefined);
       throw new HotContainerBroke(`Could not create a hot container: ${(error as Error).message}`);
     }
     const container = new HotContainer(this.docker, id, key, dirs, name);
     try {
       await container.start(this.config.hot.readySeconds * 1000, HOT_PATHS.socket);
-      await this.files.freezeSocketDir(dirs.socket);
+      await this.files.freezeSocketDir(dirs.socket, HOT_SOCKET_NAME);
     } catch (error) {
       this.remove(container);
       throw new HotContainerBroke(`Could not start a hot container: ${(error as Error).message}`);
@@ -161,6 +169,8 @@ export class HotPool implements OnApplicationShutdown {
     if (this.metrics.enabled) {
       this.metrics.hotContainerStart.observe((performance.now() - creating) / 1000);
     }
+    // A container that dies while idle (a crash between tasks, the OOM killer) goes at once.
+    void container.exit.then(() => this.retireIdle(container));
     return container;
   }
 
@@ -178,31 +188,41 @@ export class HotPool implements OnApplicationShutdown {
 
   private retire(container: HotContainer): void {
     if (this.metrics.enabled) this.metrics.hotContainerTasks.observe(container.tasksRun);
-    const pool = this.pools.get(container.key);
-    if (pool && pool.idle.length === 0 && pool.busy.size === 0 && pool.starting === 0) {
-      this.pools.delete(container.key);
-    }
+    this.dropIfEmpty(container.key);
     this.remove(container);
+  }
+
+  /** A key with no container left is forgotten (revisions come and go). */
+  private dropIfEmpty(key: string): void {
+    const pool = this.pools.get(key);
+    if (pool && pool.idle.length === 0 && pool.busy.size === 0 && pool.starting === 0) {
+      this.pools.delete(key);
+    }
   }
 
   /** Removes the container (killing it) and its directories, in the background. */
   private remove(container: HotContainer): void {
+    // Its directories go only once it is gone: a container still running could race the removal.
     const removal: Promise<void> = this.docker
       .remove(container.id)
-      .catch((error: Error) =>
-        this.logger.warn(`hot container ${container.id} not removed: ${error.message}`),
+      .then(
+        () => this.files.removeHot(container.name),
+        (error: Error) =>
+          this.logger.warn(`hot container ${container.id} not removed: ${error.message}`),
       )
-      .then(() => this.files.removeHot(container.name))
       .catch((error: Error) =>
         this.logger.warn(`hot container ${container.id}'s files not removed: ${error.message}`),
       )
-      .finally(() => this.removals.delete(removal));
+      .finally(() => {
+        this.removals.delete(removal);
+        this.wake();
+      });
     this.removals.add(removal);
   }
 
-  /** Whether the worker may have one more container. */
+  /** Whether the worker may have one more container (those being removed count until gone). */
   private room(): boolean {
-    let total = 0;
+    let total = this.removals.size;
     for (const pool of this.pools.values()) {
       total += pool.idle.length + pool.busy.size + pool.starting;
     }
