@@ -68,7 +68,7 @@ export class HotPool implements OnApplicationShutdown {
    * with {@link HotContainerBroke} when a new container could not start.
    */
   async acquire(launch: HotLaunch, signal: AbortSignal): Promise<HotContainer> {
-    const key = keyOf(launch.revision);
+    const key = keyOf(launch);
     for (;;) {
       signal.throwIfAborted();
       const pool = this.pool(key);
@@ -311,7 +311,10 @@ export class HotPool implements OnApplicationShutdown {
   }
 }
 
-/** Never shared across projects or revisions (a revision fixes image, command, config, limits). */
-function keyOf(revision: CodeRevision): string {
-  return `${revision.projectId}/${revision.id}`;
+/**
+ * Never shared across projects or revisions (a revision fixes command, config, env vars, limits),
+ * nor across images: a tag pushed again is a new digest, and a new container.
+ */
+function keyOf({ revision, image }: HotLaunch): string {
+  return `${revision.projectId}/${revision.id}/${image}`;
 }
