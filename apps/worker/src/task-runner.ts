@@ -343,20 +343,35 @@ export class TaskRunner implements OnApplicationShutdown {
       return;
     }
     state.containerId = container.id;
-    let keep = false;
-    try {
-      keep = await this.callHot(task, state, container);
-    } finally {
+    let released = false;
+    /** The container goes back (or away) as soon as its part is over, before the outcome is stored. */
+    const release = (keep: boolean): void => {
+      if (released) return;
+      released = true;
       container.tasksRun++;
       this.hot.release(container, revision.hot, keep);
+    };
+    try {
+      await this.callHot(task, state, container, release);
+    } finally {
+      release(false);
     }
   }
 
   /**
-   * One call: the payload, the fence, the answer, the fenced output; true when the container
-   * kept the contract and may take another task.
+   * One call: the payload, the fence, the answer, the fenced output, then the outcome. The
+   * container is released (`release(keep)`, keep when it kept the contract and may take another
+   * task) once its answer and end fences are in, so that it serves the next task while this one's
+   * outcome is stored. As for a cold task, whose container starts before it is marked running,
+   * the call starts while the task is marked running; a task cancelled meanwhile has its
+   * container killed.
    */
-  private async callHot(task: Task, state: Running, container: HotContainer): Promise<boolean> {
+  private async callHot(
+    task: Task,
+    state: Running,
+    container: HotContainer,
+    release: (keep: boolean) => void,
+  ): Promise<void> {
     // Most hot tasks end within the first flush interval: their log goes with their outcome.
     const writer = this.logWriter(task, true);
     const fence = randomBytes(16).toString('hex');
@@ -365,17 +380,18 @@ export class TaskRunner implements OnApplicationShutdown {
       this.files.writePayload(container.dirs.files, task.payload);
     } catch (error) {
       await this.fail(task, `Could not write the task's payload: ${(error as Error).message}`);
-      return false;
+      return;
     }
     container.output.begin({ fence, output: writer, progress });
-    if (!(await this.markRunning(task))) {
-      // Cancelled or released while preparing: the status already says why; never called. Its
-      // container may have been killed meanwhile (a cancel kills it): not kept.
+    const marked = this.markRunning(task).then(async (running) => {
+      if (running) {
+        this.observeQueueWait(task);
+        return;
+      }
+      // Cancelled or released while preparing: the status already says why.
       state.stoppedBy ??= 'cancelled';
-      container.output.finish();
-      return false;
-    }
-    this.observeQueueWait(task);
+      await this.docker.kill(container.id);
+    });
     const started = performance.now();
     const deadline = setTimeout(() => {
       this.stop(task.id, 'timeout').catch((error: Error) =>
@@ -402,9 +418,13 @@ export class TaskRunner implements OnApplicationShutdown {
     }
     state.exited = true;
     container.output.finish();
-    // Killed at shutdown before it answered: handed back by `run`, not ended.
-    if (state.stoppedBy === 'shutdown' && !answer) return false;
     const durationMs = Math.round(performance.now() - started);
+    await marked.catch((error: Error) =>
+      this.logger.warn(`task ${task.id} not marked running: ${error.message}`),
+    );
+    release(answer !== undefined && broke === undefined && state.stoppedBy === undefined);
+    // Killed at shutdown before it answered: handed back by `run`, not ended.
+    if (state.stoppedBy === 'shutdown' && !answer) return;
     const chunks = await writer.takeRest();
     await progress.settled();
     const { status, msg } = hotVerdict(answer, broke, container, state.stoppedBy, task.timeout);
@@ -413,7 +433,6 @@ export class TaskRunner implements OnApplicationShutdown {
       { status, msg, exitCode: null, durationMs, logSize: writer.size },
       chunks,
     );
-    return answer !== undefined && broke === undefined && state.stoppedBy === undefined;
   }
 
   /**
