@@ -1,4 +1,5 @@
 import Bull, { Queue } from 'bull';
+import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
@@ -136,10 +137,10 @@ export async function newProject(kiln: Kiln, name: string): Promise<Project> {
   return { id: projectId, api };
 }
 
-/** The request body queueing `count` trivial tasks (payload `{}`). */
-export function tasksBody(count: number): string {
+/** The request body queueing `count` tasks of `code` (trivial ones of `bench` by default). */
+export function tasksBody(count: number, code = CODE_NAME, payload = '{}'): string {
   return JSON.stringify({
-    tasks: Array.from({ length: count }, () => ({ code_name: CODE_NAME, payload: '{}' })),
+    tasks: Array.from({ length: count }, () => ({ code_name: code, payload })),
   });
 }
 
@@ -149,6 +150,20 @@ export async function queueTasks(project: Project, count: number, body = tasksBo
   const ids = (answer.body.tasks as { id: string }[]).map((task) => task.id);
   if (ids.length !== count) throw new Error(`asked for ${count} tasks, got ${ids.length}`);
   return { ids, ms: answer.ms };
+}
+
+/** Removes (killing) every container of the engine whose `label` is `value`. */
+export async function removeLabelled(docker: Docker, label: string, value: string): Promise<void> {
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${label}=${value}`] },
+  });
+  for (const container of containers) {
+    await docker
+      .getContainer(container.Id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
+  }
 }
 
 // ---------------------------------------------------------------- Redis / Bull ----
