@@ -29,6 +29,9 @@ prepare() {
   fi
   say "building"
   npm run --silent build
+  # The hot test images are made from libs/fdk, which needs the npm packages: on a fresh checkout
+  # `infra.sh up` (before the install) could not build them. Rebuilt only when their inputs changed.
+  bash scripts/build-hot-test-images.sh
 }
 
 # need_debian_package PACKAGE COMMAND: installs the Debian package PACKAGE when COMMAND is not on

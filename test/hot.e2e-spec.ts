@@ -67,13 +67,14 @@ describe('hot containers', () => {
     return { id, task, log: await log(project, id) };
   }
 
-  /** The hot containers of a code's latest revision on the engine (running or not). */
+  /** The hot containers of a code revision on the engine (running or not). */
+  const containersOf = (revision: string) =>
+    docker.listContainers({ all: true, filters: { label: [`kiln.hot=${revision}`] } });
+
+  /** The hot containers of a code's latest revision. */
   async function hotContainers(project: Project, codeId: string) {
     const code = (await as(project, 'GET', `/codes/${codeId}`)).body;
-    return docker.listContainers({
-      all: true,
-      filters: { label: [`kiln.hot=${code.latest_history_id}`] },
-    });
+    return containersOf(code.latest_history_id);
   }
 
   beforeAll(async () => {
@@ -406,8 +407,9 @@ describe('hot containers', () => {
   it('removes its warm containers when a worker stops', async () => {
     const codeId = await register(a, 'at-stop', { hot: { idle_timeout: 3600, max_containers: 1 } });
     await run(a, 'at-stop', {});
-    expect((await hotContainers(a, codeId)).length).toBe(1);
+    const revision = (await as(a, 'GET', `/codes/${codeId}`)).body.latest_history_id;
+    expect((await containersOf(revision)).length).toBe(1);
     await stack.stopProcesses();
-    expect((await hotContainers(a, codeId)).length).toBe(0);
+    expect((await containersOf(revision)).length).toBe(0);
   });
 });

@@ -127,6 +127,44 @@ describe('TaskLogWriter timing', () => {
   });
 });
 
+describe('TaskLogWriter for a hot task (holdFirstOutput, takeRest)', () => {
+  it('holds the first output for the flush timer and hands the rest over unstored', async () => {
+    const stored: LogChunk[] = [];
+    const writer = new TaskLogWriter(async (chunks) => void stored.push(...chunks), {
+      maxBytes: 1024 * 1024,
+      flushIntervalMs: 1000,
+      holdFirstOutput: true,
+    });
+    writer.write({ stream: 1, data: Buffer.from('first\n') });
+    writer.write({ stream: 2, data: Buffer.from('oops\n') });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(stored).toEqual([]);
+    const rest = await writer.takeRest();
+    expect(rest.map((chunk) => [chunk.seq, chunk.stream, chunk.data])).toEqual([
+      [1, LogStream.Stdout, 'first\n'],
+      [2, LogStream.Stderr, 'oops\n'],
+    ]);
+    expect(writer.size).toBe(11);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(stored).toEqual([]);
+  });
+
+  it('takes the cap marker and the tail too, after what was stored', async () => {
+    const stored: LogChunk[] = [];
+    const writer = new TaskLogWriter(async (chunks) => void stored.push(...chunks), {
+      maxBytes: 20,
+      flushIntervalMs: 5,
+      holdFirstOutput: true,
+    });
+    writer.write({ stream: 1, data: Buffer.from('0123456789') });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    writer.write({ stream: 1, data: Buffer.from('abcdefghijklmnopqrstuvwxyz') });
+    const rest = await writer.takeRest();
+    const text = [...stored, ...rest].map((chunk) => chunk.data).join('');
+    expect(text).toBe('0123456789\n[kiln: 16 bytes of output omitted]\nqrstuvwxyz');
+  });
+});
+
 describe('TaskLogWriter through an outage', () => {
   const frame = (data: string) => ({ stream: 1 as const, data: Buffer.from(data) });
   const ended = (writer: TaskLogWriter) =>

@@ -15,6 +15,11 @@ export interface LogWriterOptions {
   chunkBytes?: number;
   /** Pending output is flushed at least this often (output after a quiet spell at once). Default 250 ms. */
   flushIntervalMs?: number;
+  /**
+   * The first output waits for the flush timer instead of being stored at once: a task that ends
+   * sooner stores its whole log with its outcome, one statement fewer (hot tasks, docs/hot.md).
+   */
+  holdFirstOutput?: boolean;
 }
 
 const STDERR_TAIL = 1024;
@@ -66,6 +71,7 @@ export class TaskLogWriter extends Writable {
     this.tailLimit = options.maxBytes - this.headLimit;
     this.chunkBytes = options.chunkBytes ?? 64 * 1024;
     this.flushIntervalMs = options.flushIntervalMs ?? 250;
+    if (options.holdFirstOutput) this.flushedAt = Date.now();
   }
 
   /** Bytes of the log so far (after the cap, stored or kept to store), i.e. the task's `log_size`. */
@@ -102,16 +108,41 @@ export class TaskLogWriter extends Writable {
   }
 
   override _final(done: (error?: Error | null) => void): void {
+    this.closeOutput();
+    this.flush().then(() => done(), done);
+  }
+
+  /**
+   * For a task whose output is over but whose stream goes on (a hot container's, docs/hot.md):
+   * once every frame written so far is taken in, the log's last chunks, and any kept through an
+   * outage, not stored but handed over to go with the outcome, in one statement with it. The
+   * writer takes nothing after.
+   */
+  async takeRest(): Promise<LogChunk[]> {
+    // Frames are taken in order: the callback of an empty one comes after all before it.
+    await new Promise<void>((resolve) =>
+      this.write({ stream: 1, data: Buffer.alloc(0) } satisfies OutputFrame, () => resolve()),
+    );
+    this.closeOutput();
+    const last = this.takePending();
+    await this.flushing;
+    const chunks = [...this.unstoredChunks, ...last];
+    this.unstoredChunks = [];
+    return chunks;
+  }
+
+  /** The output is over: the decoders' last bytes, the omission marker and the kept tail. */
+  private closeOutput(): void {
     for (const [stream, decoder] of this.decoders) this.accept(stream, decoder.end());
     if (this.omittedBytes > 0) {
       this.push0({
         stream: LogStream.Kiln,
         text: `\n[kiln: ${this.omittedBytes} bytes of output omitted]\n`,
       });
+      this.omittedBytes = 0;
     }
     for (const piece of this.tail) this.push0(piece);
     this.tail = [];
-    this.flush().then(() => done(), done);
   }
 
   private decoder(stream: LogStream): StringDecoder {
@@ -195,21 +226,22 @@ export class TaskLogWriter extends Writable {
    * fails: output that could not be stored is kept (see {@link store}).
    */
   private flush(force = false): Promise<void> {
+    const chunks = this.takePending();
+    if (chunks.length === 0 && !(force && this.unstoredChunks.length > 0)) return this.flushing;
+    this.flushing = this.flushing.then(() => this.store(chunks, force));
+    return this.flushing;
+  }
+
+  /** The pending pieces as numbered chunks, counted in the log's size. */
+  private takePending(): LogChunk[] {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.flushedAt = Date.now();
     const pieces = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    const chunks: LogChunk[] = pieces.map((piece) => ({
-      seq: ++this.seq,
-      stream: piece.stream,
-      data: piece.text,
-    }));
     this.producedBytes += pieces.reduce((sum, piece) => sum + piece.bytes, 0);
-    if (chunks.length === 0 && !(force && this.unstoredChunks.length > 0)) return this.flushing;
-    this.flushing = this.flushing.then(() => this.store(chunks, force));
-    return this.flushing;
+    return pieces.map((piece) => ({ seq: ++this.seq, stream: piece.stream, data: piece.text }));
   }
 
   /**

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { CodeRevision, CodesService, HotSetting } from '@kiln/codes';
 import {
   RecentValues,
@@ -341,17 +341,16 @@ export class TaskRunner implements OnApplicationShutdown {
    * kept the contract and may take another task.
    */
   private async callHot(task: Task, state: Running, container: HotContainer): Promise<boolean> {
-    const writer = this.logWriter(task);
+    // Most hot tasks end within the first flush interval: their log goes with their outcome.
+    const writer = this.logWriter(task, true);
     const fence = randomBytes(16).toString('hex');
     const progress = this.progressReporter(task);
     this.files.writePayload(container.dirs.files, task.payload);
     container.output.begin({ fence, output: writer, progress });
-    const done = finished(writer).catch(() => undefined);
     if (!(await this.markRunning(task))) {
       // Cancelled or released while preparing: the status already says why; never called.
       state.stoppedBy ??= 'cancelled';
       container.output.finish();
-      writer.end();
       return true;
     }
     this.observeQueueWait(task);
@@ -381,14 +380,12 @@ export class TaskRunner implements OnApplicationShutdown {
     }
     state.exited = true;
     container.output.finish();
-    writer.end();
     // Killed at shutdown before it answered: handed back by `run`, not ended.
     if (state.stoppedBy === 'shutdown' && !answer) return false;
     const durationMs = Math.round(performance.now() - started);
-    await withTimeout(done, OUTPUT_DRAIN_MS, 'log writer still busy').catch(() => undefined);
+    const chunks = await writer.takeRest();
     await progress.settled();
     const { status, msg } = hotVerdict(answer, broke, container, state.stoppedBy, task.timeout);
-    const chunks = await writer.takeUnstored();
     await this.finish(
       task,
       { status, msg, exitCode: null, durationMs, logSize: writer.size },
@@ -518,7 +515,7 @@ export class TaskRunner implements OnApplicationShutdown {
    * already in Postgres. A follower that misses a publish (Redis away) reads the chunk from
    * Postgres: not a failed write.
    */
-  private logWriter(task: Task): TaskLogWriter {
+  private logWriter(task: Task, holdFirstOutput = false): TaskLogWriter {
     return new TaskLogWriter(
       async (chunks) => {
         await this.logs.append(task.id, task.attempt, chunks);
@@ -526,7 +523,7 @@ export class TaskRunner implements OnApplicationShutdown {
           this.logger.warn(`output of task ${task.id} not published: ${error.message}`);
         });
       },
-      { maxBytes: this.config.tasks.maxLogBytes },
+      { maxBytes: this.config.tasks.maxLogBytes, holdFirstOutput },
     );
   }
 
