@@ -26,8 +26,10 @@ import Docker from 'dockerode';
 import { Pool } from 'pg';
 import { sleep } from '../test/support/processes';
 import { setting } from './lib/env';
+import { request } from './lib/http';
 import {
   FINAL_STATUSES,
+  Kiln,
   Project,
   bullQueue,
   newProject,
@@ -127,6 +129,7 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
   defer('close the Postgres pool', () => db.end());
   const kiln = await startKiln(ctx.infra, 'hot', {
     workerConcurrency: params.concurrency,
+    workerMetrics: true,
     profile: ctx.profile,
     env: {
       // Room for the RSS phase's warm containers (and the hot code's) on the one worker.
@@ -169,9 +172,11 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
 
   console.log(`[hot] hot: warm-up of ${params.warmup} tasks, then ${params.tasks}`);
   await tasks.run(HOT_CODE, payload, params.warmup, params.batch, params.clients);
+  const startsBefore = await hotStarts(kiln);
   const cpuBefore = sampleCpu(kiln.pids);
   const hotIds = await tasks.run(HOT_CODE, payload, params.tasks, params.batch, params.clients);
   const cpu = cpuBetween(cpuBefore, sampleCpu(kiln.pids));
+  const startsAfter = await hotStarts(kiln);
   const hotRun = figures(await tasks.times(hotIds), logSize);
   console.log(`[hot] hot: ${fmt(hotRun.perSecond)} tasks/s`);
 
@@ -188,6 +193,9 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
 
   console.log(`[hot] worker RSS with ${params.warm} warm containers`);
   const rss = await warmRss(project, db, docker, kiln.workerId, workerPid, params.warm, tasks);
+  const starts = await hotStarts(kiln);
+  const startedInRun =
+    startsBefore && startsAfter ? startsAfter.count - startsBefore.count : undefined;
 
   const hotToCold = hotRun.perSecond / cold.perSecond;
   const hotToBull = hotRun.perSecond / bull.perSecond;
@@ -252,6 +260,12 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       ].join(' / '),
     },
     {
+      metric: 'diag: hot containers started in the hot run / mean start, all',
+      value: starts
+        ? `${startedInRun} / ${fmt((starts.seconds * 1000) / starts.count)} ms`
+        : 'unknown (no metrics)',
+    },
+    {
       metric: 'diag: worker peak RSS over the run (VmHWM)',
       value: `${fmt(rss.peakMb, 1)} MB`,
     },
@@ -282,6 +296,7 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       hotToCold: round(hotToCold, 2),
       hotToBull: round(hotToBull, 3),
       cpuSecondsHotRun: cpu,
+      hotContainerStarts: { inHotRun: startedInRun, all: starts },
       offeredLoad: { ...loaded, offeredPerSecond: round(load.perSecond, 1), lateMs: load.lateMs },
       invoke,
       rss,
@@ -423,6 +438,24 @@ async function rawBullProcess(
 }
 
 /**
+ * Hot containers the worker started so far and their start seconds summed
+ * (`kiln_hot_container_start_seconds`), from its `/metrics`; undefined with metrics off.
+ */
+async function hotStarts(kiln: Kiln): Promise<{ count: number; seconds: number } | undefined> {
+  if (!kiln.workerMetricsUrl) return undefined;
+  const answer = await request('GET', kiln.workerMetricsUrl, { token: kiln.adminToken }).catch(
+    () => undefined,
+  );
+  if (answer?.status !== 200) return undefined;
+  const value = (name: string) =>
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(answer.text)?.[1] ?? 0);
+  return {
+    count: value('kiln_hot_container_start_seconds_count'),
+    seconds: value('kiln_hot_container_start_seconds_sum'),
+  };
+}
+
+/**
  * `count` tasks of the hot code, one per request, the i-th sent at start + i/rate whatever the
  * answers before it (an open loop, as independent clients would send them).
  */
@@ -467,6 +500,7 @@ async function invokes(
   count: number,
   check: () => void,
 ): Promise<Invokes> {
+  if (count === 0) return { skipped: 'KILN_BENCH_HOT_INVOKES=0', calls: 0, failed: 0 };
   const path = `/2/projects/${project.id}/codes/${HOT_CODE}/invoke?wait=${INVOKE_WAIT}`;
   const probe = await project.api.call('POST', path, { payload });
   if (probe.status === 404) {

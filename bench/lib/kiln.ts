@@ -23,6 +23,8 @@ export interface Kiln {
   env: Record<string, string>;
   api: App;
   worker?: App;
+  /** The worker's `/metrics` (admin token), when it was asked for. */
+  workerMetricsUrl?: string;
   /** Pids of Kiln's processes, for CPU accounting. */
   pids: Record<number, string>;
 }
@@ -30,6 +32,8 @@ export interface Kiln {
 export interface KilnOptions {
   /** Start one worker with this concurrency (no worker when absent). */
   workerConcurrency?: number;
+  /** Give the worker a health server (a free port after the API's), for its `/metrics`. */
+  workerMetrics?: boolean;
   /** The worker's KILN_CONTRACT_DELIVERY (Kiln's default, `bind`, when absent). */
   contractDelivery?: 'bind' | 'archive';
   profile?: boolean;
@@ -89,6 +93,7 @@ export async function startKiln(
     pids: { [api.child.pid!]: 'kiln api' },
   };
   if (options.workerConcurrency) {
+    const healthPort = options.workerMetrics ? await freePortFrom(port + 1, 200) : 0;
     defer(`remove ${BENCH_TASK_FILES_DIR}/${workerId}`, () =>
       rmSync(join(BENCH_TASK_FILES_DIR, workerId), { recursive: true, force: true }),
     );
@@ -99,7 +104,7 @@ export async function startKiln(
         KILN_WORKER_ID: workerId,
         KILN_WORKER_CLUSTER: 'default',
         KILN_WORKER_CONCURRENCY: String(options.workerConcurrency),
-        KILN_WORKER_HEALTH_PORT: '0',
+        KILN_WORKER_HEALTH_PORT: String(healthPort),
         KILN_CONTAINER_NETWORK: 'none',
         KILN_TASK_FILES_DIR: BENCH_TASK_FILES_DIR,
         ...(options.contractDelivery ? { KILN_CONTRACT_DELIVERY: options.contractDelivery } : {}),
@@ -108,6 +113,7 @@ export async function startKiln(
       options.profile,
     );
     kiln.worker = worker;
+    if (healthPort) kiln.workerMetricsUrl = `http://127.0.0.1:${healthPort}/metrics`;
     kiln.pids[worker.child.pid!] = 'kiln worker';
   }
   // Below the `log` level the processes do not say they are up: the API's health says it.
