@@ -23,8 +23,10 @@
  * are replaced during the run as they would be in production.
  */
 import Docker from 'dockerode';
+import Redis from 'ioredis';
 import { Pool } from 'pg';
 import { sleep } from '../test/support/processes';
+import { Counters, counters } from './lib/counters';
 import { setting } from './lib/env';
 import { request } from './lib/http';
 import {
@@ -159,6 +161,9 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
     max_containers: params.containers,
   });
   const tasks = new TaskRuns(project, db, check);
+  const redis = new Redis(ctx.infra.redisUrl, { lazyConnect: true });
+  await redis.connect();
+  defer('close the Redis client', () => void redis.disconnect());
 
   console.log(`[hot] raw Bull: ${params.bullJobs} jobs, process() ${params.concurrency} at a time`);
   const bull = await rawBullProcess(ctx, kiln.prefix, params.bullJobs, params.concurrency);
@@ -172,11 +177,16 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
 
   console.log(`[hot] hot: warm-up of ${params.warmup} tasks, then ${params.tasks}`);
   await tasks.run(HOT_CODE, payload, params.warmup, params.batch, params.clients);
+  // Postgres's statistics reach its shared counters within a second (see lib/counters.ts).
+  await sleep(1500);
+  const countersBefore = await counters(db, redis);
   const startsBefore = await hotStarts(kiln);
   const cpuBefore = sampleCpu(kiln.pids);
   const hotIds = await tasks.run(HOT_CODE, payload, params.tasks, params.batch, params.clients);
   const cpu = cpuBetween(cpuBefore, sampleCpu(kiln.pids));
   const startsAfter = await hotStarts(kiln);
+  await sleep(1500);
+  const perHotTask = perTask(countersBefore, await counters(db, redis), params.tasks);
   const hotRun = figures(await tasks.times(hotIds), logSize);
   console.log(`[hot] hot: ${fmt(hotRun.perSecond)} tasks/s`);
 
@@ -260,6 +270,10 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       ].join(' / '),
     },
     {
+      metric: 'diag: per hot task: Postgres transactions / rows written / Redis commands',
+      value: `${perHotTask.postgresTransactions} / ${perHotTask.postgresRowsWritten} / ${perHotTask.redisCommands}`,
+    },
+    {
       metric: 'diag: hot containers started in the hot run / mean start, all',
       value: starts
         ? `${startedInRun} / ${fmt((starts.seconds * 1000) / starts.count)} ms`
@@ -296,6 +310,7 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       hotToCold: round(hotToCold, 2),
       hotToBull: round(hotToBull, 3),
       cpuSecondsHotRun: cpu,
+      perHotTask,
       hotContainerStarts: { inHotRun: startedInRun, all: starts },
       offeredLoad: { ...loaded, offeredPerSecond: round(load.perSecond, 1), lateMs: load.lateMs },
       invoke,
@@ -374,6 +389,17 @@ class TaskRuns {
       logSize: Number(row.log_size),
     }));
   }
+}
+
+/** What one task of a run cost Postgres and Redis (Redis: the whole server's commands). */
+function perTask(before: Counters, after: Counters, tasks: number) {
+  const per = (value: number, digits: number) => round(value / tasks, digits);
+  return {
+    postgresTransactions: per(after.xacts - before.xacts, 2),
+    postgresRowsWritten: per(after.written - before.written, 2),
+    walBytes: per(after.walBytes - before.walBytes, 0),
+    redisCommands: per(after.redisCalls - before.redisCalls, 1),
+  };
 }
 
 /** Rate (first create → last end) and latencies of a set of tasks. */
