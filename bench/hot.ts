@@ -147,6 +147,7 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
   const scheduler = startApp('scheduler', kiln.env, 'hot-scheduler', ctx.profile);
   kiln.pids[scheduler.child.pid!] = 'kiln scheduler';
   const workerPid = kiln.worker!.child.pid!;
+  const startRssMb = round(memoryMb(workerPid, 'VmRSS'), 1);
   const project = await newProject(kiln, 'bench-hot');
   const register = (name: string, hot?: object) =>
     project.api.ok('POST', `/2/projects/${project.id}/codes`, {
@@ -280,8 +281,8 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
         : 'unknown (no metrics)',
     },
     {
-      metric: 'diag: worker peak RSS over the run (VmHWM)',
-      value: `${fmt(rss.peakMb, 1)} MB`,
+      metric: 'diag: worker RSS at its start / peak over the run (VmHWM)',
+      value: `${fmt(startRssMb, 1)} / ${fmt(rss.peakMb, 1)} MB`,
     },
     {
       metric: 'tasks not complete or without their log (cold / hot / offered)',
@@ -314,7 +315,7 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       hotContainerStarts: { inHotRun: startedInRun, all: starts },
       offeredLoad: { ...loaded, offeredPerSecond: round(load.perSecond, 1), lateMs: load.lateMs },
       invoke,
-      rss,
+      rss: { ...rss, startMb: startRssMb },
     },
   };
 }
@@ -611,17 +612,20 @@ async function warmRss(
     await sleep(500);
     seen = await running();
   }
-  // MB = 10^6 bytes, as the bar's.
-  const mb = (field: 'VmRSS' | 'VmHWM') => (rssMiB(workerPid, field) * 2 ** 20) / 1e6;
   const samples: number[] = [];
   for (let i = 0; i < 5; i++) {
     await sleep(1000);
-    samples.push(mb('VmRSS'));
+    samples.push(memoryMb(workerPid, 'VmRSS'));
   }
   return {
     warm: await running(),
     rssMb: round(samples[samples.length - 1], 1),
     maxRssMb: round(Math.max(...samples), 1),
-    peakMb: round(mb('VmHWM'), 1),
+    peakMb: round(memoryMb(workerPid, 'VmHWM'), 1),
   };
+}
+
+/** A process's VmRSS or VmHWM in MB (10^6 bytes, as the bar's). */
+function memoryMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  return (rssMiB(pid, field) * 2 ** 20) / 1e6;
 }
