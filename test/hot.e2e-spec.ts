@@ -2,7 +2,7 @@ import Docker from 'dockerode';
 import { statSync } from 'node:fs';
 import { waitUntil } from './support/kiln';
 import { OwnStack } from './support/own-stack';
-import { sleep } from './support/processes';
+import { freePort, sleep, waitForHealthy } from './support/processes';
 
 const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
 const NODE_HOT = 'kiln-test/node-hot:latest';
@@ -21,6 +21,7 @@ describe('hot containers', () => {
   type Project = { id: string; token: string };
   let a: Project;
   let b: Project;
+  let workerPort: number;
 
   const as = (project: Project, method: string, path: string, json?: unknown) =>
     stack.request(method, `/2/projects/${project.id}${path}`, json, project.token);
@@ -80,7 +81,13 @@ describe('hot containers', () => {
   beforeAll(async () => {
     await stack.create({ KILN_HOT_MAX_CONTAINERS: '6', KILN_HOT_CODE_MAX_CONTAINERS: '4' });
     await stack.startApi();
-    await stack.startWorker({ KILN_WORKER_CONCURRENCY: '4' }, 'worker');
+    workerPort = await freePort();
+    stack.start('worker', {
+      KILN_WORKER_ID: `${stack.env.KILN_QUEUE_PREFIX}-worker`,
+      KILN_WORKER_HEALTH_PORT: String(workerPort),
+      KILN_WORKER_CONCURRENCY: '4',
+    });
+    await waitForHealthy(`http://127.0.0.1:${workerPort}/healthz`);
     await stack.startWorker(
       { KILN_WORKER_CLUSTER: 'tight', KILN_HOT_MIN_AVAILABLE_MB: String(1024 * 1024 * 1024) },
       'tight',
@@ -357,6 +364,23 @@ describe('hot containers', () => {
     expect(failed.log).toContain('cold failure');
   });
 
+  it("shows the pool on the worker's metrics: containers by state, their start time and reuse", async () => {
+    const res = await fetch(`http://127.0.0.1:${workerPort}/metrics`, {
+      headers: { authorization: `OAuth ${stack.adminToken}` },
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('kiln_hot_container_start_seconds_count')).toBeGreaterThan(0);
+    // Stopped containers ran tasks: the reuse histogram counts each when it goes.
+    expect(value('kiln_hot_container_tasks_count')).toBeGreaterThan(0);
+    expect(value('kiln_hot_container_tasks_sum')).toBeGreaterThan(
+      value('kiln_hot_container_tasks_count'),
+    );
+    expect(text).toMatch(/^kiln_hot_containers\{state="idle"\} \d+$/m);
+    expect(text).toMatch(/^kiln_hot_containers\{state="busy"\} \d+$/m);
+  });
+
   it('keeps at most KILN_HOT_MAX_CONTAINERS warm containers on a worker, all codes together', async () => {
     const worker = `${stack.env.KILN_QUEUE_PREFIX}-worker`;
     const codes = ['cap-1', 'cap-2', 'cap-3', 'cap-4'];
@@ -398,8 +422,14 @@ describe('hot containers', () => {
     // Killed: nothing removed its warm container.
     expect((await hotContainers(a, codeId)).length).toBe(1);
     await stack.startWorker({ KILN_WORKER_CLUSTER: 'orphans' }, 'orphans');
-    // Healthy only once its earlier life's containers are reaped.
-    expect((await hotContainers(a, codeId)).length).toBe(0);
+    // Its earlier life's containers are reaped as it starts, before it takes a task.
+    await waitUntil(
+      'the orphan reaped',
+      async () => (await hotContainers(a, codeId)).length === 0,
+      {
+        timeoutMs: 30_000,
+      },
+    );
     const again = await run(a, 'orphan', {}, { cluster: 'orphans' });
     expect(again.task.status).toBe('complete');
   });
