@@ -40,6 +40,7 @@ import {
   startKiln,
   tasksBody,
 } from './lib/kiln';
+import { monotonicUs, summarizeProfile, Window } from './lib/profile';
 import { cpuBetween, defer, round, rssMiB, sampleCpu, startApp } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 import { Summary, runBatches, summarize } from './lib/stats';
@@ -183,7 +184,9 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
   const countersBefore = await counters(db, redis);
   const startsBefore = await hotStarts(kiln);
   const cpuBefore = sampleCpu(kiln.pids);
+  const startUs = monotonicUs();
   const hotIds = await tasks.run(HOT_CODE, payload, params.tasks, params.batch, params.clients);
+  const hotWindow: Window = { startUs, endUs: monotonicUs() };
   const cpu = cpuBetween(cpuBefore, sampleCpu(kiln.pids));
   const startsAfter = await hotStarts(kiln);
   await sleep(1500);
@@ -207,6 +210,17 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
   const starts = await hotStarts(kiln);
   const startedInRun =
     startsBefore && startsAfter ? startsAfter.count - startsBefore.count : undefined;
+
+  // KILN_BENCH_PROFILE=1: where the worker's and the API's CPU went during the hot run.
+  let profiles;
+  if (ctx.profile) {
+    await kiln.worker!.stop();
+    await kiln.api.stop();
+    profiles = {
+      worker: summarizeProfile('hot-worker', [hotWindow]),
+      api: summarizeProfile('hot-api', [hotWindow]),
+    };
+  }
 
   const hotToCold = hotRun.perSecond / cold.perSecond;
   const hotToBull = hotRun.perSecond / bull.perSecond;
@@ -316,6 +330,7 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       offeredLoad: { ...loaded, offeredPerSecond: round(load.perSecond, 1), lateMs: load.lateMs },
       invoke,
       rss: { ...rss, startMb: startRssMb },
+      profiles,
     },
   };
 }
