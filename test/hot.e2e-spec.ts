@@ -16,7 +16,7 @@ const BREAKER = 'kiln-test/hot-breaker:latest';
  * the contract in the way its command names).
  */
 describe('hot containers', () => {
-  const stack = new OwnStack('hot', 120);
+  const stack = new OwnStack('hot', 130);
   const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET });
   type Project = { id: string; token: string };
   let a: Project;
@@ -149,6 +149,19 @@ describe('hot containers', () => {
     expect(containers.size).toBeGreaterThanOrEqual(1);
     expect(containers.size).toBeLessThanOrEqual(2);
     expect((await hotContainers(a, codeId)).length).toBeLessThanOrEqual(2);
+  });
+
+  it('answers a synchronous invoke of a hot code with its output', async () => {
+    await register(a, 'invoked', { hot: { max_containers: 1 } });
+    for (const i of [1, 2]) {
+      const res = await as(a, 'POST', '/codes/invoked/invoke?wait=60', {
+        payload: JSON.stringify({ lines: [`via invoke ${i}`], result: `r${i}` }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ status: 'complete', msg: `r${i}`, truncated: false });
+      expect(res.body.output).toContain(`via invoke ${i}\n`);
+      expect(res.body.output).toContain(`task=${res.body.id}`);
+    }
   });
 
   it('keeps a last line without a newline, and drops output printed between tasks', async () => {

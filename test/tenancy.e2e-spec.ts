@@ -15,6 +15,7 @@ describe('tenancy: cluster grants and quotas', () => {
     KILN_QUOTA_LOG_DRAINS: '2',
     KILN_QUOTA_TRIGGERS_PER_CODE: '2',
     KILN_QUOTA_LOG_FOLLOWERS: '2',
+    KILN_QUOTA_INVOKES: '2',
   };
   const stack = new OwnStack('tenancy', 40);
   type Project = { id: string; token: string };
@@ -337,6 +338,7 @@ describe('tenancy: cluster grants and quotas', () => {
             log_drains: 2,
             triggers_per_code: 2,
             log_followers: 2,
+            invokes: 2,
           },
           overrides: { queued_tasks: 7 },
         },

@@ -6,7 +6,7 @@ import { newId } from '@kiln/common';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { QueueModule } from '@kiln/queue';
-import { RedisModule } from '@kiln/redis';
+import { FeedMessage, RedisModule, TaskLogFeed } from '@kiln/redis';
 import { TaskDelivery, TaskLifecycle, TasksModule, TasksService, eventOf } from '@kiln/tasks';
 import { OwnDatabase } from '../support/database';
 import { testRedisUrl } from '../support/redis';
@@ -120,6 +120,29 @@ describe('TaskLifecycle against Postgres', () => {
     expect(result).toEqual({ finished: false, retry: null });
     const [row] = await db.query(`SELECT status, duration_ms FROM tasks WHERE id = $1`, [id]);
     expect(row).toEqual({ status: 'cancelled', duration_ms: 5 });
+  });
+
+  it('a cancel tells the live feed a queued task ended (no worker will); a taken one is left to its worker', async () => {
+    const feed = app.get(TaskLogFeed);
+    const [waiting, taken] = [await queued(), await queued()];
+    await lifecycle.take(taken, 'w1');
+    const heard: Record<string, FeedMessage[]> = { [waiting]: [], [taken]: [] };
+    const unsubscribe = await Promise.all(
+      [waiting, taken].map((id) => feed.subscribe(id, (message) => heard[id].push(message))),
+    );
+    try {
+      // The taken one first: an end published for it would arrive before the queued one's.
+      await tasks.cancel(projectId, taken);
+      await tasks.cancel(projectId, waiting);
+      const attempt = (await status(waiting)).attempt as number;
+      for (let tries = 0; heard[waiting].length === 0 && tries < 300; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(heard[waiting]).toEqual([{ kind: 'end', attempt }]);
+      expect(heard[taken]).toEqual([]);
+    } finally {
+      for (const off of unsubscribe) off();
+    }
   });
 
   it('a failure with retries left queues one linked retry in the same transaction', async () => {

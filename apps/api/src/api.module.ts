@@ -15,6 +15,7 @@ import { TasksModule } from '@kiln/tasks';
 import { WebhooksModule } from '@kiln/webhooks';
 import { AuthModule } from './auth/auth.module';
 import { CodesController } from './codes/codes.controller';
+import { InvokeController } from './codes/invoke.controller';
 import { imageUploadStorage } from './codes/upload-storage';
 import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
@@ -26,7 +27,9 @@ import { ProjectLimitsController } from './projects/project-limits.controller';
 import { ProjectsController } from './projects/projects.controller';
 import { SchedulesController } from './schedules/schedules.controller';
 import { FollowWatch } from './tasks/follow-watch';
-import { FollowerSlots } from './tasks/follower-slots';
+import { FollowerSlots, InvokeSlots } from './tasks/held-slots';
+import { Invoker } from './tasks/invoker';
+import { TaskEnds } from './tasks/task-ends';
 import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
 import { CodeTriggersController, IncomingTriggersController } from './webhooks/triggers.controller';
@@ -60,6 +63,7 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     ProjectsController,
     ProjectLimitsController,
     CodesController,
+    InvokeController,
     TasksController,
     SchedulesController,
     CredentialsController,
@@ -77,6 +81,9 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     LogFollower,
     FollowWatch,
     FollowerSlots,
+    InvokeSlots,
+    TaskEnds,
+    Invoker,
     // KILN_METRICS_PORT: /metrics (and /healthz) off the public router, on a listener of its own.
     ...healthServerProviders((config) => ({
       name: 'api',

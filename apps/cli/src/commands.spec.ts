@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { COMMANDS, Context, INT_FLAGS, UsageError, Values } from './commands';
+import { InvokeResult, KilnError, KilnTimeoutError } from '@kiln/client';
+import { COMMANDS, Context, INT_FLAGS, INVOKE_WAIT_PASSED, UsageError, Values } from './commands';
 import { colours } from './format';
 
 /** What the fake client was asked, instead of a request: the call's arguments. */
@@ -38,6 +39,7 @@ function context(values: Values, positionals: string[]): Context {
 const CALLS: Record<string, { positionals: string[]; values?: Values }> = {
   register: { positionals: ['kiln-test/busybox:latest'] },
   queue: { positionals: ['hello'] },
+  invoke: { positionals: ['hello'] },
   tasks: { positionals: [] },
   retry: { positionals: ['6740c3b2e4b0a1b2c3d4e5f6'] },
   schedule: { positionals: ['hello'], values: { cron: '* * * * *' } },
@@ -47,7 +49,8 @@ const CALLS: Record<string, { positionals: string[]; values?: Values }> = {
 /** Every (command, integer flag) pair the CLI has. */
 const FLAG_CASES = COMMANDS.flatMap((command) =>
   Object.keys(command.options)
-    .filter((flag) => flag in INT_FLAGS)
+    // `queue --wait` is a boolean flag; `invoke --wait` the integer one.
+    .filter((flag) => flag in INT_FLAGS && command.options[flag].type === 'string')
     .map((flag) => ({ command, flag })),
 );
 
@@ -129,6 +132,26 @@ describe('integer flags of the kiln CLI', () => {
   }, 120_000);
 });
 
+describe('kiln register --hot', () => {
+  const register = COMMANDS.find((command) => command.name === 'register')!;
+  const hotOf = async (values: Values) => {
+    const outcome = await register
+      .run(context(values, ['kiln-test/node-hot:latest']))
+      .catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(Reached);
+    return ((outcome as Reached).args[0] as { hot?: unknown }).hot;
+  };
+
+  it('is cold without a hot flag, takes the defaults with --hot, and each setting turns it on', async () => {
+    expect(await hotOf({})).toBeUndefined();
+    expect(await hotOf({ hot: true })).toEqual({});
+    expect(await hotOf({ 'hot-max-containers': '4', 'hot-idle-timeout': '5' })).toEqual({
+      idle_timeout: 5,
+      max_containers: 4,
+    });
+  });
+});
+
 describe('kiln tokens', () => {
   const tokens = COMMANDS.find((command) => command.name === 'tokens')!;
   const run = (positionals: string[], values: Values = {}) =>
@@ -166,5 +189,95 @@ describe('kiln tokens', () => {
     const outcome = await run(positionals, values);
     expect(outcome).toBeInstanceOf(UsageError);
     expect((outcome as UsageError).message).toBe(message);
+  });
+});
+
+describe('kiln invoke', () => {
+  const invoke = COMMANDS.find((command) => command.name === 'invoke')!;
+  const ID = '6740c3b2e4b0a1b2c3d4e5f6';
+
+  /** Runs `kiln invoke hello` against a client whose `codes.invoke` answers `answer`. */
+  async function run(answer: () => Promise<InvokeResult>, values: Values = {}) {
+    const printed = { out: '', err: '' };
+    const asked: unknown[][] = [];
+    const plain = colours(false, true);
+    const code = await invoke.run({
+      values,
+      positionals: ['hello'],
+      out: (text) => (printed.out += text),
+      err: (text) => (printed.err += text),
+      c: plain,
+      cErr: plain,
+      stderrTty: false,
+      kiln: () =>
+        ({
+          codes: {
+            invoke: (...args: unknown[]) => {
+              asked.push(args);
+              return answer();
+            },
+          },
+        }) as never,
+    });
+    return { code, ...printed, asked };
+  }
+
+  const result = (over: Partial<InvokeResult> = {}): InvokeResult => ({
+    id: ID,
+    status: 'complete',
+    msg: '',
+    duration: 12,
+    output: 'hi\n',
+    truncated: false,
+    ...over,
+  });
+
+  it('prints the output and exits 0 on complete, sending the payload and flags', async () => {
+    const done = await run(async () => result(), {
+      payload: '{"a":1}',
+      wait: '60',
+      timeout: '10',
+      label: 'l',
+    });
+    expect(done).toMatchObject({ code: 0, out: 'hi\n', err: '' });
+    expect(done.asked).toEqual([
+      ['hello', '{"a":1}', { timeout: 10, cluster: undefined, label: 'l', wait: 60 }],
+    ]);
+  });
+
+  it.each([
+    ['error', 'exit code 3', 1],
+    ['timeout', 'Timed out', 124],
+    ['killed', 'Out of memory', 137],
+    ['cancelled', 'Cancelled', 130],
+  ] as const)('%s: the output, why on stderr, exit %d', async (status, msg, exit) => {
+    const failed = await run(async () => result({ status, msg }));
+    expect(failed).toMatchObject({
+      code: exit,
+      out: 'hi\n',
+      err: `task ${ID} ${status}: ${msg}\n`,
+    });
+  });
+
+  it('says so on stderr when the output was truncated', async () => {
+    const long = await run(async () => result({ truncated: true }));
+    expect(long.err).toBe(`(output truncated: kiln log ${ID} prints it all)\n`);
+  });
+
+  it(`a passed wait exits ${INVOKE_WAIT_PASSED}, naming the task; --json prints {id, msg}`, async () => {
+    const late = () =>
+      Promise.reject(new KilnTimeoutError(`Task ${ID} did not end within 1 s`, ID, 504));
+    expect(await run(late)).toMatchObject({
+      code: INVOKE_WAIT_PASSED,
+      out: '',
+      err: `Task ${ID} did not end within 1 s\n`,
+    });
+    const json = await run(late, { json: true });
+    expect(JSON.parse(json.out)).toEqual({ id: ID, msg: `Task ${ID} did not end within 1 s` });
+  });
+
+  it('any other failure is thrown for main to print', async () => {
+    const error = new KilnError(404, 'Code "hello" not found');
+    await expect(run(() => Promise.reject(error))).rejects.toBe(error);
   });
 });

@@ -3,6 +3,9 @@ import type { ParseArgsConfig } from 'node:util';
 import {
   Kiln,
   KilnError,
+  KilnTimeoutError,
+  HotSettings,
+  InvokeOptions,
   LIMITS,
   Task,
   TaskOptions,
@@ -75,7 +78,14 @@ export const INT_FLAGS: Readonly<Record<string, readonly [min: number, max: numb
   limit: [1, 100_000],
   'run-every': LIMITS.runEvery,
   'run-times': LIMITS.runTimes,
+  wait: LIMITS.invokeWait,
+  'hot-idle-timeout': LIMITS.hotIdleTimeout,
+  'hot-max-tasks': LIMITS.hotMaxTasks,
+  'hot-max-containers': LIMITS.hotMaxContainers,
 };
+
+/** What `kiln invoke` exits with when its wait passed before the task ended (EX_TEMPFAIL). */
+export const INVOKE_WAIT_PASSED = 75;
 
 const TASK_FLAGS: Options = {
   payload: { type: 'string' },
@@ -126,10 +136,14 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
   --retries-delay S      seconds before a retry
   --default-priority P   priority of tasks queued without one
   --cpus N               CPUs its tasks may use, e.g. 0.5 (default and maximum: the server's)
-  --memory MB            memory limit of its tasks (default and maximum: the server's)`,
+  --memory MB            memory limit of its tasks (default and maximum: the server's)
+  --hot                  warm containers that take task after task (docs/hot.md); each of
+                         --hot-idle-timeout S, --hot-max-tasks N, --hot-max-containers N
+                         sets one of its settings (and turns hot on)`,
     examples: [
       'kiln register kiln-test/busybox:latest --name hello',
       'kiln register repo/app:1.2 -e MODE=prod --retries 2',
+      'kiln register kiln-test/node-hot:latest --name fast --hot --hot-max-containers 4',
     ],
     options: {
       name: { type: 'string' },
@@ -143,6 +157,10 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
       'default-priority': { type: 'string' },
       cpus: { type: 'string' },
       memory: { type: 'string' },
+      hot: { type: 'boolean' },
+      'hot-idle-timeout': { type: 'string' },
+      'hot-max-tasks': { type: 'string' },
+      'hot-max-containers': { type: 'string' },
     },
     run: async (ctx) => {
       const image = one(ctx, 'IMAGE');
@@ -173,6 +191,7 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
         defaultPriority: priority(ctx, 'default-priority'),
         cpus: positive(ctx, 'cpus'),
         memory: positive(ctx, 'memory'),
+        hot: hotFlags(ctx),
       });
       ctx.out(
         ctx.values.json ? json({ ...answer, name }) : `Registered ${name} (code ${answer.id})\n`,
@@ -263,6 +282,66 @@ Shows a progress bar on a terminal.`,
       else for (const task of tasks) ctx.out(`${task.id}  ${paintStatus(task.status, ctx.c)}\n`);
       const failed = tasks.find((task) => task.status !== 'complete');
       return failed ? EXIT_CODES[failed.status as keyof typeof EXIT_CODES] : 0;
+    },
+  },
+  {
+    name: 'invoke',
+    args: 'CODE [--payload JSON|--payload-file F] [--wait S] [options]',
+    summary: 'run a task at the top priority, wait for it and print its output',
+    details: `  --payload JSON         the payload (default {}); --payload-file F reads it from a file ("-" = stdin)
+  --wait S               seconds Kiln waits for the task to end, 1-300 (default 30)
+  --timeout S            seconds before the task is killed (default 3600)
+  --cluster NAME         run on workers of this cluster
+  --label TEXT           a label to filter tasks by
+Prints the task's log (STDOUT and STDERR; the server caps it, 1 MiB by default) and exits with
+the task's outcome: 0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled; ${INVOKE_WAIT_PASSED} when
+--wait passed first (the task goes on: its id is on stderr).`,
+    examples: [
+      `kiln invoke hello --payload '{"a":1}'`,
+      'kiln invoke report --payload-file job.json --wait 120 --json',
+    ],
+    options: {
+      payload: TASK_FLAGS.payload,
+      'payload-file': TASK_FLAGS['payload-file'],
+      timeout: TASK_FLAGS.timeout,
+      cluster: TASK_FLAGS.cluster,
+      label: TASK_FLAGS.label,
+      wait: { type: 'string' },
+    },
+    run: async (ctx) => {
+      const code = one(ctx, 'CODE');
+      const options: InvokeOptions = {
+        timeout: int(ctx, 'timeout'),
+        cluster: str(ctx, 'cluster'),
+        label: str(ctx, 'label'),
+        wait: int(ctx, 'wait'),
+      };
+      const outcome = await ctx
+        .kiln()
+        .codes.invoke(code, payloadOf(ctx), options)
+        .catch((error: unknown) => {
+          // The wait passed: the task goes on, and the answer names it.
+          if (error instanceof KilnTimeoutError && error.taskId) return error;
+          throw error;
+        });
+      if (outcome instanceof KilnTimeoutError) {
+        if (ctx.values.json) ctx.out(json({ id: outcome.taskId, msg: outcome.msg }));
+        else ctx.err(`${outcome.msg}\n`);
+        return INVOKE_WAIT_PASSED;
+      }
+      if (ctx.values.json) {
+        ctx.out(json(outcome));
+      } else {
+        ctx.out(outcome.output);
+        if (outcome.truncated) {
+          ctx.err(ctx.cErr.dim(`(output truncated: kiln log ${outcome.id} prints it all)\n`));
+        }
+        if (outcome.status !== 'complete') {
+          const why = outcome.msg ? `: ${outcome.msg}` : '';
+          ctx.err(`${ctx.cErr.red(`task ${outcome.id} ${outcome.status}`)}${why}\n`);
+        }
+      }
+      return EXIT_CODES[outcome.status];
     },
   },
   {
@@ -864,6 +943,18 @@ function positive(ctx: Context, name: string): number | undefined {
   const number = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : NaN;
   if (!(number > 0)) throw new UsageError(`--${name} wants a positive number, got "${value}"`);
   return number;
+}
+
+/** `--hot` and its settings: undefined (cold) unless one of them is given. */
+function hotFlags(ctx: Context): Partial<HotSettings> | undefined {
+  const hot = {
+    idle_timeout: int(ctx, 'hot-idle-timeout'),
+    max_tasks: int(ctx, 'hot-max-tasks'),
+    max_containers: int(ctx, 'hot-max-containers'),
+  };
+  const given = Object.entries(hot).filter(([, value]) => value !== undefined);
+  if (given.length === 0 && !ctx.values.hot) return undefined;
+  return Object.fromEntries(given);
 }
 
 function priority(ctx: Context, name: string): 0 | 1 | 2 | undefined {

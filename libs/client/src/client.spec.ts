@@ -7,6 +7,7 @@ import { createHmac } from 'node:crypto';
 import {
   Kiln,
   KilnError,
+  KilnTimeoutError,
   WebhookVerificationError,
   resolveSettings,
   saveSettings,
@@ -95,6 +96,63 @@ describe('Kiln client (against a fake server)', () => {
         expect(error).toBeInstanceOf(KilnError);
         expect(error).toMatchObject({ status: 503, msg: 'Database unavailable, retry later' });
         expect(fake.seen).toHaveLength(4); // the create was sent once
+      },
+    );
+  });
+
+  it("codes.invoke: one POST with the task's fields and ?wait, waiting past the client's timeout; 504 is a KilnTimeoutError naming the task; a 503 is not retried", async () => {
+    const id = 'b'.repeat(24);
+    const ended = {
+      id,
+      status: 'error',
+      msg: 'exit code 1',
+      duration: 5,
+      output: 'out',
+      truncated: false,
+    };
+    let answer = 200;
+    await withKiln(
+      (req, res) => {
+        if (answer === 504) return json(res, 504, { msg: `Task ${id} did not end within 1 s`, id });
+        if (answer === 503) return json(res, 503, { msg: 'Database unavailable, retry later' });
+        // Slower than the client's own 200 ms timeout: an invoke's limit is its wait's.
+        setTimeout(() => json(res, 200, ended), 400);
+      },
+      async (_kiln, fake) => {
+        const kiln = new Kiln({
+          url: _kiln.settings.url,
+          projectId: PID,
+          token: 'tok',
+          timeoutMs: 200,
+          ...isolated,
+        });
+        const result = await kiln.codes.invoke('my code', { a: 1 }, { wait: 2, label: 'l' });
+        expect(result).toEqual(ended);
+        expect(fake.seen[0]).toMatchObject({
+          method: 'POST',
+          url: `/2/projects/${PID}/codes/my%20code/invoke?wait=2`,
+        });
+        expect(JSON.parse(fake.seen[0].body.toString())).toEqual({
+          label: 'l',
+          payload: '{"a":1}',
+        });
+
+        answer = 504;
+        const late = await kiln.codes.invoke('hello', 'raw').catch((e: unknown) => e);
+        expect(late).toBeInstanceOf(KilnTimeoutError);
+        expect(late).toMatchObject({
+          status: 504,
+          taskId: id,
+          msg: `Task ${id} did not end within 1 s`,
+        });
+        expect(fake.seen[1].url).toBe(`/2/projects/${PID}/codes/hello/invoke`);
+        expect(JSON.parse(fake.seen[1].body.toString())).toEqual({ payload: 'raw' });
+
+        answer = 503;
+        const refused = await kiln.codes.invoke('hello').catch((e: unknown) => e);
+        expect(refused).toMatchObject({ status: 503 });
+        expect(refused).not.toBeInstanceOf(KilnTimeoutError);
+        expect(fake.seen).toHaveLength(3);
       },
     );
   });

@@ -1,11 +1,15 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { KilnError, KilnTimeoutError } from './errors';
 import { Transport } from './http';
+import { INVOKE_WAIT_DEFAULT } from './limits';
 import { paged } from './paging';
 import {
   Code,
   CodeOptions,
+  InvokeOptions,
+  InvokeResult,
   Message,
   NewCode,
   RegisteredCode,
@@ -13,7 +17,10 @@ import {
   UploadedCode,
 } from './types';
 
-/** Register images as codes, or upload `docker save` tarballs: `kiln.codes`. */
+/** How much longer than its `wait` an invoke's request may take (queueing, reading the log, the network). */
+const INVOKE_SLACK_MS = 30_000;
+
+/** Register images as codes, upload `docker save` tarballs, invoke a code: `kiln.codes`. */
 export class Codes {
   constructor(
     private readonly http: Transport,
@@ -60,6 +67,49 @@ export class Codes {
       streaming: true,
       signal: options.signal,
     });
+  }
+
+  /**
+   * Runs one task of code `name` at the top priority and resolves with its outcome and output
+   * once it has ended (Kiln's `POST …/codes/{name}/invoke`), whatever the outcome: check
+   * `status`. A string payload is sent as is, anything else as JSON. When the task has not ended
+   * within `wait` seconds, rejects with a `KilnTimeoutError` whose `taskId` names it (it goes
+   * on). Not retried: each call queues a task.
+   * @example const { status, output } = await kiln.codes.invoke('resize', { url }, { wait: 60 });
+   */
+  async invoke(
+    name: string,
+    payload: unknown = '',
+    options: InvokeOptions = {},
+  ): Promise<InvokeResult> {
+    const { wait, signal, ...task } = options;
+    const path = `${this.base}/codes/${encodeURIComponent(name)}/invoke`;
+    const res = await this.http.send({
+      method: 'POST',
+      path,
+      query: { wait },
+      json: { ...task, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) },
+      idempotent: false,
+      signal,
+      timeoutMs: (wait ?? INVOKE_WAIT_DEFAULT) * 1000 + INVOKE_SLACK_MS,
+      answers: [504],
+    });
+    const text = await res.text();
+    let body: Partial<InvokeResult> & { msg?: string };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new KilnError(res.status, text.trim().slice(0, 500) || res.statusText, `POST ${path}`);
+    }
+    if (res.status === 504) {
+      throw new KilnTimeoutError(
+        body.msg ?? 'the task did not end in time',
+        body.id,
+        504,
+        `POST ${path}`,
+      );
+    }
+    return body as InvokeResult;
   }
 
   /** Every code of the project, a page at a time. */

@@ -24,11 +24,19 @@ export class KilnError extends Error {
   }
 }
 
-/** `tasks.wait` (or `run`) gave up before the task ended. */
+/**
+ * The task did not end in time: `tasks.wait` (or `run`) gave up (`status` 0), or Kiln answered an
+ * invoke 504 (`codes.invoke`). The task goes on; `taskId` names it, to poll or cancel.
+ */
 export class KilnTimeoutError extends KilnError {
   override name = 'KilnTimeoutError';
 
-  constructor(msg: string) {
-    super(0, msg);
+  constructor(
+    msg: string,
+    readonly taskId?: string,
+    status = 0,
+    request = '',
+  ) {
+    super(status, msg, request);
   }
 }

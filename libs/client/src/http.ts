@@ -28,6 +28,10 @@ export interface Call {
   signal?: AbortSignal;
   /** No per-request timeout (a stream that stays open). */
   streaming?: boolean;
+  /** This call's time limit, ms, instead of the client's (a call that waits on the server). */
+  timeoutMs?: number;
+  /** Statuses besides 2xx handed back as answers rather than thrown (an invoke's 504). */
+  answers?: number[];
 }
 
 /**
@@ -39,7 +43,7 @@ export interface Call {
 export class Transport {
   constructor(private readonly options: TransportOptions) {}
 
-  /** The call's answer, 2xx only; anything else is thrown as a `KilnError`. */
+  /** The call's answer, 2xx (or one of `answers`); anything else is thrown as a `KilnError`. */
   async send(call: Call): Promise<Response> {
     const label = `${call.method} ${call.path}`;
     for (let attempt = 0; ; attempt++) {
@@ -51,7 +55,7 @@ export class Transport {
         const refused = causeCode(error) === 'ECONNREFUSED';
         const timedOut = (error as Error).name === 'TimeoutError';
         const msg = timedOut
-          ? `no answer within ${this.options.timeoutMs} ms`
+          ? `no answer within ${call.timeoutMs ?? this.options.timeoutMs} ms`
           : `${(error as Error).message}${causeCode(error) ? ` (${causeCode(error)})` : ''}`;
         if (attempt < this.options.retries && !call.body && (call.idempotent || refused)) {
           await this.pause(attempt, undefined, call.signal);
@@ -59,7 +63,7 @@ export class Transport {
         }
         throw new KilnError(0, `cannot reach Kiln at ${this.options.url}: ${msg}`, label);
       }
-      if (res.ok) return res;
+      if (res.ok || call.answers?.includes(res.status)) return res;
       const retryable = res.status === 503 || res.status === 408;
       if (retryable && call.idempotent && !call.body && attempt < this.options.retries) {
         await res.body?.cancel().catch(() => undefined);
@@ -107,7 +111,7 @@ export class Transport {
     }
     const signals = [
       call.signal,
-      call.streaming ? undefined : AbortSignal.timeout(this.options.timeoutMs),
+      call.streaming ? undefined : AbortSignal.timeout(call.timeoutMs ?? this.options.timeoutMs),
     ];
     const present = signals.filter((signal): signal is AbortSignal => signal !== undefined);
     const init: RequestInit & { duplex?: 'half' } = {

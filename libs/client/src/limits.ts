@@ -13,4 +13,13 @@ export const LIMITS = {
   delay: [0, 7 * 24 * 3600],
   runEvery: [60, 10 * 365 * 24 * 3600],
   runTimes: [0, 2_147_483_647],
+  /** Seconds `POST …/codes/{name}/invoke` waits for its task (`?wait=`). */
+  invokeWait: [1, 300],
+  /** A hot code's `hot.idle_timeout`, `hot.max_tasks` and `hot.max_containers` (the last also at most the server's KILN_HOT_CODE_MAX_CONTAINERS). */
+  hotIdleTimeout: [1, 3600],
+  hotMaxTasks: [1, 1_000_000],
+  hotMaxContainers: [1, 1000],
 } as const satisfies Record<string, readonly [min: number, max: number]>;
+
+/** Seconds an invoke waits for its task when the caller does not say (`?wait=`). */
+export const INVOKE_WAIT_DEFAULT = 30;

@@ -134,6 +134,33 @@ export interface RunResult {
   output: string;
 }
 
+/** What `codes.invoke` takes: a task's options but its priority (an invoke always runs at 2). */
+export interface InvokeOptions extends Omit<TaskOptions, 'priority'> {
+  /**
+   * Seconds Kiln waits for the task, 1-300 (`LIMITS.invokeWait`). Default 30
+   * (`INVOKE_WAIT_DEFAULT`). Past it the call rejects with a `KilnTimeoutError` naming the task,
+   * which goes on.
+   */
+  wait?: number;
+  /** Stops waiting (rejects with the signal's reason); the task goes on. */
+  signal?: AbortSignal;
+}
+
+/** What `codes.invoke` resolves with once the task has ended, however it ended. */
+export interface InvokeResult {
+  id: string;
+  /** Check it: `complete` is success. */
+  status: FinalTaskStatus;
+  /** Why it failed; empty on success. */
+  msg: string;
+  /** Run time in ms. */
+  duration: number;
+  /** The task's log (STDOUT and STDERR as printed), up to the server's cap (1 MiB by default). */
+  output: string;
+  /** Whether the log was longer than `output`. */
+  truncated: boolean;
+}
+
 export interface Code {
   id: string;
   project_id: string;

@@ -32,11 +32,11 @@ export interface HotSetting {
 }
 
 export const HOT_DEFAULTS: HotSetting = { idleTimeout: 30, maxTasks: 1000, maxContainers: 2 };
-const HOT_FIELDS: Record<string, [keyof HotSetting, number, number]> = {
-  idle_timeout: ['idleTimeout', 1, 3600],
-  max_tasks: ['maxTasks', 1, 1_000_000],
-  // At most the operator's KILN_HOT_CODE_MAX_CONTAINERS.
-  max_containers: ['maxContainers', 1, 1000],
+const HOT_FIELDS: Record<string, [keyof HotSetting, readonly [number, number]]> = {
+  idle_timeout: ['idleTimeout', LIMITS.hotIdleTimeout],
+  max_tasks: ['maxTasks', LIMITS.hotMaxTasks],
+  // At most the operator's KILN_HOT_CODE_MAX_CONTAINERS too.
+  max_containers: ['maxContainers', LIMITS.hotMaxContainers],
 };
 
 /**
@@ -150,7 +150,7 @@ export function parseHot(value: unknown, maxContainers: number): HotSetting | nu
         `hot.${field} is not a setting (idle_timeout, max_tasks, max_containers)`,
       );
     }
-    const [key, min, fieldMax] = known;
+    const [key, [min, fieldMax]] = known;
     const top = Math.min(fieldMax, key === 'maxContainers' ? maxContainers : Infinity);
     if (typeof given !== 'number' || !Number.isInteger(given) || given < min || given > top) {
       throw KilnException.badRequest(`hot.${field} must be a whole number from ${min} to ${top}`);

@@ -26,3 +26,16 @@ export function parseCommaList<T>(
   }
   return { entries, bad };
 }
+
+/**
+ * The longest start of `text` whose UTF-8 encoding fits in `maxBytes`, cut between characters
+ * (never inside one, nor between the halves of a surrogate pair).
+ */
+export function utf8Head(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length <= maxBytes) return text;
+  let end = Math.max(0, maxBytes);
+  // A byte 10xxxxxx continues a character: back up to where one starts.
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
+}

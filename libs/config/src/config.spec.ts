@@ -148,6 +148,7 @@ describe('loadConfig', () => {
       logDrains: 5,
       triggersPerCode: 20,
       logFollowers: 50,
+      invokes: 50,
     });
     const config = loadConfig({
       ...base,
@@ -157,6 +158,7 @@ describe('loadConfig', () => {
       KILN_QUOTA_LOG_DRAINS: '1',
       KILN_QUOTA_TRIGGERS_PER_CODE: '3',
       KILN_QUOTA_LOG_FOLLOWERS: '4',
+      KILN_QUOTA_INVOKES: '6',
     });
     expect(config.quotas).toEqual({
       queuedTasks: 5,
@@ -165,6 +167,7 @@ describe('loadConfig', () => {
       logDrains: 1,
       triggersPerCode: 3,
       logFollowers: 4,
+      invokes: 6,
     });
     expect(() => loadConfig({ ...base, KILN_QUOTA_SCHEDULES: '-1' })).toThrow(
       'KILN_QUOTA_SCHEDULES must be an integer from 0 to 1000000000 (got "-1")',
@@ -214,6 +217,8 @@ describe('loadConfig', () => {
       uploadIdleSeconds: 60,
       trustedProxies: [],
       maxFollowers: 1000,
+      maxInvokes: 1000,
+      invokeOutputMaxBytes: 1024 * 1024,
     });
     expect(config.rateLimits).toEqual({
       tokenPerSecond: 1000,

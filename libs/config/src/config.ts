@@ -86,6 +86,16 @@ export interface KilnConfig {
     /** `GET …/log?follow=1` streams one API process holds at once, all projects together. `KILN_API_MAX_FOLLOWERS`, default 1000. */
     maxFollowers: number;
     /**
+     * `POST …/codes/{name}/invoke` calls one API process holds waiting for their task at once, all
+     * projects together. `KILN_API_MAX_INVOKES`, default 1000.
+     */
+    maxInvokes: number;
+    /**
+     * Bytes of a task's log an invoke answers with (the head; `truncated` says when there was
+     * more). `KILN_INVOKE_OUTPUT_MAX_BYTES`, default 1 MiB.
+     */
+    invokeOutputMaxBytes: number;
+    /**
      * What a SIGTERM leaves the API to drain: for this long it keeps serving while `/healthz`
      * answers 503 `draining` (so a load balancer stops sending it requests) and every answer
      * closes its connection; then it ends its live-log streams (clients resume elsewhere with
@@ -430,6 +440,8 @@ export interface ProjectQuotas {
   triggersPerCode: number;
   /** `GET …/log?follow=1` streams open at once, per API process. `KILN_QUOTA_LOG_FOLLOWERS`, default 50. */
   logFollowers: number;
+  /** `POST …/codes/{name}/invoke` calls waiting at once, per API process. `KILN_QUOTA_INVOKES`, default 50. */
+  invokes: number;
 }
 
 /** Each quota's default, and the most it may be set to (by the operator or per project). */
@@ -440,6 +452,7 @@ export const QUOTA_DEFAULTS: ProjectQuotas = {
   logDrains: 5,
   triggersPerCode: 20,
   logFollowers: 50,
+  invokes: 50,
 };
 export const QUOTA_MAX = 1_000_000_000;
 /** The longest retention, operator-wide or per project: ten years. */
@@ -519,6 +532,13 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       uploadIdleSeconds: read.int('KILN_UPLOAD_IDLE_SECONDS', 60, 1, 3600),
       trustedProxies: read.proxies('KILN_TRUSTED_PROXIES'),
       maxFollowers: read.int('KILN_API_MAX_FOLLOWERS', 1000, 0, 1_000_000),
+      maxInvokes: read.int('KILN_API_MAX_INVOKES', 1000, 0, 1_000_000),
+      invokeOutputMaxBytes: read.int(
+        'KILN_INVOKE_OUTPUT_MAX_BYTES',
+        1024 * 1024,
+        1024,
+        64 * 1024 * 1024,
+      ),
       drainSeconds: read.int('KILN_API_DRAIN_SECONDS', 0, 0, 3600),
     },
     rateLimits: {
@@ -644,6 +664,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
         QUOTA_MAX,
       ),
       logFollowers: read.int('KILN_QUOTA_LOG_FOLLOWERS', QUOTA_DEFAULTS.logFollowers, 0, QUOTA_MAX),
+      invokes: read.int('KILN_QUOTA_INVOKES', QUOTA_DEFAULTS.invokes, 0, QUOTA_MAX),
     },
     logLevel: read.oneOf('KILN_LOG_LEVEL', ['error', 'warn', 'log', 'debug'] as const, 'log'),
     logFormat: read.oneOf('KILN_LOG_FORMAT', ['json', 'pretty'] as const, 'json'),

@@ -21,6 +21,7 @@ export const QUOTA_FIELDS: Record<QuotaName, string> = {
   logDrains: 'log_drains',
   triggersPerCode: 'triggers_per_code',
   logFollowers: 'log_followers',
+  invokes: 'invokes',
 };
 
 /** What a quota counts, for its 429 `msg`. */
@@ -31,6 +32,7 @@ const COUNTED: Record<QuotaName, string> = {
   logDrains: 'log drains',
   triggersPerCode: 'live trigger URLs per code',
   logFollowers: 'live log followers (?follow=1) per API process',
+  invokes: 'invokes waiting for their task per API process',
 };
 
 /**

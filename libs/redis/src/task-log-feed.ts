@@ -3,6 +3,9 @@ import type Redis from 'ioredis';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { sideConnection } from './side-connection';
 
+/** Messages per pipeline of {@link TaskLogFeed.endedAll}. */
+const END_BATCH = 1000;
+
 /** A stored log chunk as it travels over the feed (the same seq as in Postgres). */
 export interface FeedChunk {
   seq: number;
@@ -42,6 +45,27 @@ export class TaskLogFeed implements OnApplicationShutdown {
   /** Tells followers the attempt has ended (its final status is recorded, its log complete). */
   async ended(taskId: string, attempt: number): Promise<void> {
     await this.send(taskId, { kind: 'end', attempt });
+  }
+
+  /**
+   * `ended` for many tasks at once, in pipelines of {@link END_BATCH}: the API's cancel of tasks
+   * that never ran (no worker will say they ended), so that whoever waits for them hears it now.
+   */
+  async endedAll(ends: { id: string; attempt: number }[]): Promise<void> {
+    if (ends.length === 0) return;
+    this.publisher ??= this.connect();
+    try {
+      for (let start = 0; start < ends.length; start += END_BATCH) {
+        const pipeline = this.publisher.pipeline();
+        for (const { id, attempt } of ends.slice(start, start + END_BATCH)) {
+          const message: FeedMessage = { kind: 'end', attempt };
+          pipeline.publish(this.prefix + id, JSON.stringify(message));
+        }
+        await pipeline.exec();
+      }
+    } catch (error) {
+      this.logger.warn(`ends of ${ends.length} tasks not published: ${(error as Error).message}`);
+    }
   }
 
   /**

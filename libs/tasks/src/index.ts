@@ -16,3 +16,4 @@ export * from './task-delivery';
 export * from './task-list-query';
 export * from './queued-tasks-quota';
 export * from './queue-figures';
+export * from './invoke-spec';

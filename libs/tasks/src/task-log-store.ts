@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { KilnException } from '@kiln/common';
+import { KilnException, utf8Head } from '@kiln/common';
 import { preparedQuery } from '@kiln/database';
 import { LogStream } from './task-log-chunk.entity';
 import { isFinal, TaskStatus } from './task-status';
@@ -110,6 +110,28 @@ export class TaskLogStore {
           [taskId],
         );
     return rows.map((row) => row.data).join('');
+  }
+
+  /**
+   * The first `maxBytes` of the log (STDOUT and STDERR in print order, cut between characters),
+   * reading only the chunks that start within them; `truncated` when the log is longer.
+   */
+  async readHead(taskId: string, maxBytes: number): Promise<{ text: string; truncated: boolean }> {
+    const { rows } = await preparedQuery<{ data: string; total: string }>(
+      this.db,
+      'kiln_log_read_head',
+      `SELECT data, total FROM (
+         SELECT seq, data,
+                sum(octet_length(data)) OVER (ORDER BY seq) - octet_length(data) AS before,
+                sum(octet_length(data)) OVER () AS total
+           FROM task_log_chunks WHERE task_id = $1) c
+        WHERE before < $2
+        ORDER BY seq`,
+      [taskId, maxBytes],
+    );
+    const total = rows.length > 0 ? Number(rows[0].total) : 0;
+    const text = rows.map((row) => row.data).join('');
+    return { text: utf8Head(text, maxBytes), truncated: total > maxBytes };
   }
 
   /**

@@ -9,6 +9,7 @@ import {
   isPlainObject,
   parseWebhookUrl,
 } from '@kiln/common';
+import type { KilnConfig } from '@kiln/config';
 import type { TaskPriority } from '@kiln/queue';
 
 export const MAX_TASKS_PER_REQUEST = 100;
@@ -20,6 +21,11 @@ export interface TaskLimits {
   maxPayloadBytes: number;
   /** Where a task's `webhook` may point despite being private (`WEBHOOK_ALLOWED_HOSTS`); default none. */
   webhookAllowedHosts?: readonly AllowEntry[];
+}
+
+/** The limits a task queued through the API is checked against, from the configuration. */
+export function taskLimitsOf(config: KilnConfig): TaskLimits {
+  return { ...config.tasks, webhookAllowedHosts: config.webhooks.allowedHosts };
 }
 
 /** One task as asked for; `priority` undefined means "the code's default". */

@@ -3,7 +3,7 @@ import { KilnException, newId } from '@kiln/common';
 import { Code, CodesService } from '@kiln/codes';
 import { KilnMetrics, TaskLabels, TaskSource, TaskTally } from '@kiln/metrics';
 import { ProjectLimits } from '@kiln/projects';
-import { TaskSignals } from '@kiln/redis';
+import { TaskLogFeed, TaskSignals } from '@kiln/redis';
 import { Task } from './task.entity';
 import { retryOf } from './task-retry';
 import { NewTaskCode, NewTaskRow } from './store/task-record';
@@ -19,6 +19,7 @@ export class TasksService {
     private readonly store: TaskStore,
     private readonly codes: CodesService,
     private readonly signals: TaskSignals,
+    private readonly feed: TaskLogFeed,
     private readonly delivery: TaskDelivery,
     private readonly limits: ProjectLimits,
     private readonly queuedQuota: QueuedTasksQuota,
@@ -131,10 +132,17 @@ export class TasksService {
     return this.cancelled(await this.store.cancel(projectId, { codeId }));
   }
 
-  /** Tells the workers of the cancelled tasks that were taken to stop them; returns how many. */
-  private async cancelled(rows: (TaskLabels & { id: string; was: TaskStatus })[]): Promise<number> {
+  /**
+   * Tells the workers of the cancelled tasks that were taken to stop them (each says it ended once
+   * it has), and the live feed that the ones still queued have ended (no worker will): a follower
+   * or an invoke waiting for one hears it at once. Returns how many.
+   */
+  private async cancelled(
+    rows: (TaskLabels & { id: string; was: TaskStatus; attempt: number })[],
+  ): Promise<number> {
     for (const row of rows) this.metrics.taskFinished(row, 'cancelled');
     await this.signals.cancelled(rows.filter((row) => row.was !== 'queued').map((row) => row.id));
+    await this.feed.endedAll(rows.filter((row) => row.was === 'queued'));
     return rows.length;
   }
 

@@ -22,11 +22,12 @@ import {
   parseTaskSpec,
   parseTaskListQuery,
   parseTaskSpecs,
+  taskLimitsOf,
 } from '@kiln/tasks';
 import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
 import { ApiDrain } from '../http/api-drain';
-import { FollowerSlots } from './follower-slots';
+import { FollowerSlots } from './held-slots';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
 import { taskJson } from './task.presenter';
@@ -57,7 +58,7 @@ export class TasksController {
   }
 
   private limits(): TaskLimits {
-    return { ...this.config.tasks, webhookAllowedHosts: this.config.webhooks.allowedHosts };
+    return taskLimitsOf(this.config);
   }
 
   /**
