@@ -11,44 +11,12 @@
  */
 import { Client } from 'pg';
 import Redis from 'ioredis';
+import { counters } from './lib/counters';
 import { sleep } from '../test/support/processes';
 import { setting } from './lib/env';
 import { FINAL_STATUSES, newProject, queueTasks, startKiln } from './lib/kiln';
 import { cpuBetween, defer, round, sampleCpu, startApp } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
-
-interface Counters {
-  xacts: number;
-  written: number;
-  read: number;
-  walBytes: number;
-  redisCalls: number;
-  redisIn: number;
-  redisOut: number;
-}
-
-async function counters(db: Client, redis: Redis): Promise<Counters> {
-  // The statistics a backend gathers reach the shared counters within a second of its last
-  // transaction (PostgreSQL 15): read them once they have.
-  const { rows } = await db.query(
-    `SELECT xact_commit + xact_rollback AS xacts, tup_inserted + tup_updated + tup_deleted AS written,
-            tup_fetched AS read, (SELECT wal_bytes FROM pg_stat_wal) AS wal
-       FROM pg_stat_database WHERE datname = current_database()`,
-  );
-  const info = `${await redis.info('commandstats')}\n${await redis.info('stats')}`;
-  let calls = 0;
-  for (const match of info.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) calls += Number(match[1]);
-  const stat = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-  return {
-    xacts: Number(rows[0].xacts),
-    written: Number(rows[0].written),
-    read: Number(rows[0].read),
-    walBytes: Number(rows[0].wal),
-    redisCalls: calls,
-    redisIn: stat('total_net_input_bytes'),
-    redisOut: stat('total_net_output_bytes'),
-  };
-}
 
 export async function costs(ctx: BenchContext): Promise<BenchResult> {
   const startedAt = new Date();

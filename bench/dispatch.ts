@@ -19,6 +19,7 @@ import {
   Project,
   newProject,
   queueTasks,
+  removeLabelled,
   startKiln,
 } from './lib/kiln';
 import { cpuBetween, defer, round, sampleCpu } from './lib/procs';
@@ -455,17 +456,4 @@ async function readTasks(project: Project, ids: string[]): Promise<any[]> {
     tasks[index] = answer.body;
   });
   return tasks;
-}
-
-async function removeLabelled(docker: Docker, label: string, value: string): Promise<void> {
-  const containers = await docker.listContainers({
-    all: true,
-    filters: { label: [`${label}=${value}`] },
-  });
-  for (const container of containers) {
-    await docker
-      .getContainer(container.Id)
-      .remove({ force: true, v: true })
-      .catch(() => undefined);
-  }
 }

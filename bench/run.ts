@@ -15,6 +15,7 @@ import { costs } from './costs';
 import { dispatch } from './dispatch';
 import { fairness } from './fairness';
 import { followers } from './followers';
+import { hot } from './hot';
 import { ingest } from './ingest';
 import { limits } from './limits';
 import { pgbouncer } from './pgbouncer';
@@ -69,6 +70,10 @@ const BENCHMARKS: Record<
   // Two Kilns (direct, through PgBouncer) side by side: ingest 2 × 10,000 tasks and dispatch
   // 2 × 200 tasks each way, about 5 min.
   pgbouncer: { run: pgbouncer, minutes: 15 },
+  // Raw Bull 20,000 jobs (~10 s), 300 cold tasks (~1-2 min at 3-5/s), 20,500 hot ones (~30 s at
+  // the 1,000/s bar, minutes if far below it), 20 s of offered load, 1,000 invokes (~30 s), 20 warm
+  // containers and the set-up: about 5 min on a quiet machine.
+  hot: { run: hot, minutes: 20 },
 };
 
 async function main(): Promise<number> {

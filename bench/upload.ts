@@ -7,14 +7,7 @@
  * round builds a fresh image, so neither side finds its blobs in the registry already.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  createReadStream,
-} from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync, createReadStream } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { buildImage, docker } from '../test/support/images';
@@ -22,7 +15,7 @@ import { sleep } from '../test/support/processes';
 import { BENCH_HOME, setting } from './lib/env';
 import { Kiln, startKiln } from './lib/kiln';
 import { Api } from './lib/http';
-import { defer, round } from './lib/procs';
+import { defer, round, rssMiB } from './lib/procs';
 import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report';
 
 const MiB = 1024 * 1024;
@@ -214,13 +207,6 @@ async function measure(
     apiRssPeakMiB: round(Math.max(peak, hwm ?? 0)),
     apiRssAfterMiB: round(rssMiB(pid, 'VmRSS')),
   };
-}
-
-/** VmRSS or VmHWM of a process, MiB. */
-function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
-  return match ? Number(match[1]) / 1024 : 0;
 }
 
 /** Resets the kernel's peak RSS (VmHWM) of a process (writing 5 to clear_refs). */

@@ -1,4 +1,5 @@
 import Bull, { Queue } from 'bull';
+import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
@@ -22,6 +23,8 @@ export interface Kiln {
   env: Record<string, string>;
   api: App;
   worker?: App;
+  /** The worker's `/metrics` (admin token), when it was asked for. */
+  workerMetricsUrl?: string;
   /** Pids of Kiln's processes, for CPU accounting. */
   pids: Record<number, string>;
 }
@@ -29,6 +32,8 @@ export interface Kiln {
 export interface KilnOptions {
   /** Start one worker with this concurrency (no worker when absent). */
   workerConcurrency?: number;
+  /** Give the worker a health server (a free port after the API's), for its `/metrics`. */
+  workerMetrics?: boolean;
   /** The worker's KILN_CONTRACT_DELIVERY (Kiln's default, `bind`, when absent). */
   contractDelivery?: 'bind' | 'archive';
   profile?: boolean;
@@ -88,6 +93,7 @@ export async function startKiln(
     pids: { [api.child.pid!]: 'kiln api' },
   };
   if (options.workerConcurrency) {
+    const healthPort = options.workerMetrics ? await freePortFrom(port + 1, 200) : 0;
     defer(`remove ${BENCH_TASK_FILES_DIR}/${workerId}`, () =>
       rmSync(join(BENCH_TASK_FILES_DIR, workerId), { recursive: true, force: true }),
     );
@@ -98,7 +104,7 @@ export async function startKiln(
         KILN_WORKER_ID: workerId,
         KILN_WORKER_CLUSTER: 'default',
         KILN_WORKER_CONCURRENCY: String(options.workerConcurrency),
-        KILN_WORKER_HEALTH_PORT: '0',
+        KILN_WORKER_HEALTH_PORT: String(healthPort),
         KILN_CONTAINER_NETWORK: 'none',
         KILN_TASK_FILES_DIR: BENCH_TASK_FILES_DIR,
         ...(options.contractDelivery ? { KILN_CONTRACT_DELIVERY: options.contractDelivery } : {}),
@@ -107,6 +113,7 @@ export async function startKiln(
       options.profile,
     );
     kiln.worker = worker;
+    if (healthPort) kiln.workerMetricsUrl = `http://127.0.0.1:${healthPort}/metrics`;
     kiln.pids[worker.child.pid!] = 'kiln worker';
   }
   // Below the `log` level the processes do not say they are up: the API's health says it.
@@ -136,10 +143,10 @@ export async function newProject(kiln: Kiln, name: string): Promise<Project> {
   return { id: projectId, api };
 }
 
-/** The request body queueing `count` trivial tasks (payload `{}`). */
-export function tasksBody(count: number): string {
+/** The request body queueing `count` tasks of `code` (trivial ones of `bench` by default). */
+export function tasksBody(count: number, code = CODE_NAME, payload = '{}'): string {
   return JSON.stringify({
-    tasks: Array.from({ length: count }, () => ({ code_name: CODE_NAME, payload: '{}' })),
+    tasks: Array.from({ length: count }, () => ({ code_name: code, payload })),
   });
 }
 
@@ -149,6 +156,20 @@ export async function queueTasks(project: Project, count: number, body = tasksBo
   const ids = (answer.body.tasks as { id: string }[]).map((task) => task.id);
   if (ids.length !== count) throw new Error(`asked for ${count} tasks, got ${ids.length}`);
   return { ids, ms: answer.ms };
+}
+
+/** Removes (killing) every container of the engine whose `label` is `value`. */
+export async function removeLabelled(docker: Docker, label: string, value: string): Promise<void> {
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`${label}=${value}`] },
+  });
+  for (const container of containers) {
+    await docker
+      .getContainer(container.Id)
+      .remove({ force: true, v: true })
+      .catch(() => undefined);
+  }
 }
 
 // ---------------------------------------------------------------- Redis / Bull ----

@@ -282,6 +282,18 @@ export function cpuBetween(before: CpuSample, after: CpuSample): Record<string, 
   return result;
 }
 
+/** VmRSS or VmHWM of a process, MiB (0 when the process is gone). */
+export function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return 0;
+  }
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+  return match ? Number(match[1]) / 1024 : 0;
+}
+
 export function round(value: number, digits = 1): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
