@@ -99,6 +99,7 @@ describe('the API guard', () => {
       'SchedulesController.update': 'manage',
       'CredentialsController.add': 'manage',
       'CredentialsController.list': 'read',
+      'InvokeController.invoke': 'queue',
       'CredentialsController.delete': 'manage',
       'WebhooksController.create': 'manage',
       'WebhooksController.list': 'read',

@@ -34,6 +34,7 @@ describe('request bodies', () => {
       'TasksController.webhook': 'raw',
       'SchedulesController.create': 'bulk',
       'SchedulesController.update': 'payload',
+      'InvokeController.invoke': 'payload',
       'IncomingTriggersController.fire': 'raw',
       'CodesController.uploadImage': 'streamed',
     });
