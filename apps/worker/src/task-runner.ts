@@ -348,6 +348,9 @@ export class TaskRunner implements OnApplicationShutdown {
     const release = (keep: boolean): void => {
       if (released) return;
       released = true;
+      // From here on the container may run another task: a late stop of this one (a heartbeat
+      // that finds it ended, a cancel) must not kill it.
+      state.containerId = undefined;
       container.tasksRun++;
       this.hot.release(container, revision.hot, keep);
     };
