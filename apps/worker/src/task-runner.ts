@@ -388,6 +388,7 @@ export class TaskRunner implements OnApplicationShutdown {
     container.output.begin({ fence, output: writer, progress });
     const marked = this.markRunning(task).then(async (running) => {
       if (running) {
+        progress.start();
         this.observeQueueWait(task);
         return;
       }
@@ -440,13 +441,18 @@ export class TaskRunner implements OnApplicationShutdown {
 
   /**
    * A hot task's progress lines become its `percent`: one write at a time, the latest value
-   * winning, so a task that reports in a tight loop costs a handful of statements.
+   * winning, so a task that reports in a tight loop costs a handful of statements. Nothing is
+   * written before `start()` (the task marked running: a percent is stored only then), what came
+   * before is written at it.
    */
-  private progressReporter(task: Task): ((percent: number) => void) & { settled(): Promise<void> } {
+  private progressReporter(
+    task: Task,
+  ): ((percent: number) => void) & { start(): void; settled(): Promise<void> } {
     let latest: number | undefined;
     let writing: Promise<void> | undefined;
+    let started = false;
     const write = (): void => {
-      if (writing || latest === undefined) return;
+      if (!started || writing || latest === undefined) return;
       const percent = latest;
       latest = undefined;
       writing = this.lifecycle
@@ -467,7 +473,11 @@ export class TaskRunner implements OnApplicationShutdown {
     const settled = async () => {
       while (writing) await writing;
     };
-    return Object.assign(report, { settled });
+    const start = () => {
+      started = true;
+      write();
+    };
+    return Object.assign(report, { start, settled });
   }
 
   private async revision(id: string): Promise<CodeRevision | null> {
