@@ -83,6 +83,28 @@ describe('TaskLifecycle against Postgres', () => {
     expect((await status(id)).attempt).toBe(1);
   });
 
+  it('marks many tasks running in one statement, each by its own compare-and-set', async () => {
+    const ids = await Promise.all([1, 2, 3, 4, 5, 6].map(() => queued()));
+    const taken = await Promise.all(ids.map(async (id) => (await lifecycle.take(id, 'w1'))!));
+    const cancelled = ids[4];
+    await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [cancelled]);
+    // All at once: the first goes alone, the rest in one batch behind it.
+    const marked = await Promise.all([
+      ...taken.map((task, i) => lifecycle.markRunning(task.id, task.attempt + (i === 2 ? 1 : 0))),
+      lifecycle.markRunning(ids[0], taken[0].attempt),
+    ]);
+    expect(marked).toEqual([true, true, false, true, false, true, false]);
+    const statuses = await Promise.all(ids.map(async (id) => (await status(id)).status));
+    expect(statuses).toEqual([
+      'running',
+      'running',
+      'preparing',
+      'running',
+      'cancelled',
+      'running',
+    ]);
+  });
+
   it('running and finishing are compare-and-sets on the attempt', async () => {
     const id = await queued();
     const task = (await lifecycle.take(id, 'w1'))!;

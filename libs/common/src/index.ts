@@ -19,3 +19,4 @@ export * from './sealed-columns';
 export * from './redact';
 export * from './tracing';
 export * from './log';
+export * from './batcher';

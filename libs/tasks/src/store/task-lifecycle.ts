@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { logTransition } from '@kiln/common';
+import { Batcher, logTransition } from '@kiln/common';
 import { preparedQuery, rowsOf } from '@kiln/database';
 import { Task } from '../task.entity';
 import { FinalStatus, TaskStatus } from '../task-status';
@@ -13,6 +13,7 @@ import { insertRetry } from './task-record';
 /** The WHERE clauses of the status changes, from the transition table. */
 const TAKE_FROM = sqlFrom('preparing', 'worker', 't.status');
 const RUNNING_FROM = sqlFrom('running', 'worker');
+const RUNNING_FROM_TASKS = sqlFrom('running', 'worker', 'tasks.status');
 /** Every final status a worker records leaves the same statuses (the spec of the table checks it). */
 const FINISH_FROM = sqlFrom('complete', 'worker', 't.status');
 /** What a worker holds: the statuses it may release. */
@@ -168,20 +169,48 @@ export class TaskLifecycle {
     return task;
   }
 
-  /** preparing → running, stamping `start_time`. */
+  /**
+   * preparing → running, stamping `start_time`. Calls made while one is being written go in one
+   * statement together (group commit, {@link Batcher}): a worker of many slots running short
+   * tasks marks them with one statement, not one each.
+   */
   async markRunning(taskId: string, attempt: number): Promise<boolean> {
-    const {
-      rows: [row],
-    } = await preparedQuery<ChangedRow>(
-      this.db,
-      'kiln-task-running',
-      `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
-        WHERE id = $1 AND attempt = $2 AND ${RUNNING_FROM}
-        RETURNING id, project_id, code_name, attempt, worker_id, 'preparing' AS was`,
-      [taskId, attempt],
-    );
-    if (row) logChanged(row, 'running');
-    return row !== undefined;
+    return this.runnings.add({ taskId, attempt });
+  }
+
+  private readonly runnings = new Batcher<{ taskId: string; attempt: number }, boolean>((items) =>
+    this.markRunningMany(items),
+  );
+
+  /** One statement for `items`: whether each was marked running. */
+  private async markRunningMany(items: { taskId: string; attempt: number }[]): Promise<boolean[]> {
+    let rows: ChangedRow[];
+    if (items.length === 1) {
+      ({ rows } = await preparedQuery<ChangedRow>(
+        this.db,
+        'kiln-task-running',
+        `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
+          WHERE id = $1 AND attempt = $2 AND ${RUNNING_FROM}
+          RETURNING id, project_id, code_name, attempt, worker_id, 'preparing' AS was`,
+        [items[0].taskId, items[0].attempt],
+      ));
+    } else {
+      // Unnamed: planned for these values each time (a generic plan made on a small table would
+      // scan it), by the primary key.
+      rows = rowsOf<ChangedRow>(
+        await this.db.query(
+          `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
+           FROM unnest($1::char(24)[], $2::int[]) AS v(id, attempt)
+          WHERE tasks.id = v.id AND tasks.attempt = v.attempt AND ${RUNNING_FROM_TASKS}
+          RETURNING tasks.id, tasks.project_id, tasks.code_name, tasks.attempt, tasks.worker_id,
+                    'preparing' AS was`,
+          [items.map((item) => item.taskId), items.map((item) => item.attempt)],
+        ),
+      );
+    }
+    for (const row of rows) logChanged(row, 'running');
+    const marked = new Set(rows.map((row) => `${row.id}.${row.attempt}`));
+    return items.map((item) => marked.has(`${item.taskId}.${item.attempt}`));
   }
 
   /**
