@@ -83,6 +83,30 @@ describe('TaskLifecycle against Postgres', () => {
     expect((await status(id)).attempt).toBe(1);
   });
 
+  it("takes a worker's tasks in one statement, each once, the others as alone", async () => {
+    const ids = await Promise.all([1, 2, 3, 4, 5].map(() => queued()));
+    await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [ids[3]]);
+    // All at once: the first goes alone, the rest in one batch behind it (ids[1] twice).
+    const taken = await Promise.all([...ids, ids[1]].map((id) => lifecycle.take(id, 'w-batch')));
+    expect(taken.map((task) => task?.id ?? null)).toEqual([
+      ids[0],
+      ids[1],
+      ids[2],
+      null,
+      ids[4],
+      null,
+    ]);
+    expect(taken.filter(Boolean).every((task) => task!.attempt === 1)).toBe(true);
+    const rows = await Promise.all(ids.map((id) => status(id)));
+    expect(rows.map((row) => [row.status, row.attempt])).toEqual([
+      ['preparing', 1],
+      ['preparing', 1],
+      ['preparing', 1],
+      ['cancelled', 0],
+      ['preparing', 1],
+    ]);
+  });
+
   it('marks many tasks running in one statement, each by its own compare-and-set', async () => {
     const ids = await Promise.all([1, 2, 3, 4, 5, 6].map(() => queued()));
     const taken = await Promise.all(ids.map(async (id) => (await lifecycle.take(id, 'w1'))!));

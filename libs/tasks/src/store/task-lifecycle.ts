@@ -60,34 +60,78 @@ export class TaskLifecycle {
    * A re-run starts with an empty log.
    *
    * The common case, a code that is neither paused nor limited, of a project without a limit, is
-   * one statement; the rest
-   * goes through {@link takeChecked}.
+   * one statement, shared by the takes a worker makes meanwhile (group commit); the rest goes
+   * through {@link takeChecked}.
    */
   async take(taskId: string, workerId: string): Promise<Task | null> {
-    const {
-      rows: [row],
-    } = await preparedQuery<Record<string, unknown>>(
-      this.db,
-      'kiln-task-take',
-      `WITH taken AS (
-         UPDATE tasks t
-            SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
-                heartbeat_at = now(), updated_at = now()
-           FROM codes c, projects p
-          WHERE t.id = $1 AND ${TAKE_FROM}
-            AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
-            AND p.id = t.project_id AND coalesce(p.max_running, $3) IS NULL
-          RETURNING t.*
-       ), cleared AS (
-         DELETE FROM task_log_chunks
-          WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
-       )
-       SELECT * FROM taken`,
-      [taskId, workerId, this.projectMaxRunning],
+    let batcher = this.takes.get(workerId);
+    if (!batcher) {
+      batcher = new Batcher((ids: string[]) => this.takeMany(ids, workerId));
+      this.takes.set(workerId, batcher);
+    }
+    return batcher.add(taskId);
+  }
+
+  /** Takes made while one is being written go together (group commit), per worker. */
+  private readonly takes = new Map<string, Batcher<string, Task | null>>();
+
+  /**
+   * One statement takes every task of `ids` that is in the common case; each other one (gone,
+   * taken, or paused or limited) goes through {@link takeChecked}. One id alone keeps the
+   * prepared statement.
+   */
+  private async takeMany(ids: string[], workerId: string): Promise<(Task | null)[]> {
+    const single = ids.length === 1;
+    const rows = single
+      ? (
+          await preparedQuery<Record<string, unknown>>(
+            this.db,
+            'kiln-task-take',
+            `WITH taken AS (
+               UPDATE tasks t
+                  SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
+                      heartbeat_at = now(), updated_at = now()
+                 FROM codes c, projects p
+                WHERE t.id = $1 AND ${TAKE_FROM}
+                  AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
+                  AND p.id = t.project_id AND coalesce(p.max_running, $3) IS NULL
+                RETURNING t.*
+             ), cleared AS (
+               DELETE FROM task_log_chunks
+                WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
+             )
+             SELECT * FROM taken`,
+            [ids[0], workerId, this.projectMaxRunning],
+          )
+        ).rows
+      : // Unnamed: planned for these values each time, by the primary key.
+        await this.db.query<Record<string, unknown>[]>(
+          `WITH taken AS (
+             UPDATE tasks t
+                SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
+                    heartbeat_at = now(), updated_at = now()
+               FROM unnest($1::char(24)[]) AS v(id), codes c, projects p
+              WHERE t.id = v.id AND ${TAKE_FROM}
+                AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
+                AND p.id = t.project_id AND coalesce(p.max_running, $3) IS NULL
+              RETURNING t.*
+           ), cleared AS (
+             DELETE FROM task_log_chunks
+              WHERE task_id IN (SELECT id FROM taken WHERE attempt > 1)
+           )
+           SELECT * FROM taken`,
+          [[...new Set(ids)].sort(), workerId, this.projectMaxRunning],
+        );
+    const taken = new Map(rows.map((row) => [String(row.id), this.taskOf(row)]));
+    return Promise.all(
+      ids.map(async (id) => {
+        const found = taken.get(id);
+        taken.delete(id); // an id given twice is taken once
+        const task = found ?? (await this.takeChecked(id, workerId));
+        if (task) logTaken(task, 'queued', 'preparing');
+        return task;
+      }),
     );
-    const task = row ? this.taskOf(row) : await this.takeChecked(taskId, workerId);
-    if (task) logTaken(task, 'queued', 'preparing');
-    return task;
   }
 
   private async takeChecked(taskId: string, workerId: string): Promise<Task | null> {
