@@ -308,6 +308,22 @@ describe('hot containers', () => {
   });
 
   describe('containers that break the contract', () => {
+    /** A task of a breaker code running `mode`: its final state once its container is gone. */
+    async function brokenTask(mode: string, argument = '') {
+      const name = `breaker-${mode}`;
+      const codeId = await register(a, name, {
+        image: BREAKER,
+        command: `node /kiln/breaker.js ${mode} ${argument}`.trim(),
+      });
+      const { task } = await run(a, name, {});
+      await waitUntil(
+        'the container gone',
+        async () => (await hotContainers(a, codeId)).length === 0,
+        { timeoutMs: 30_000 },
+      );
+      return task;
+    }
+
     it.each([
       ['garbage', 'its answer is not JSON'],
       ['http-500', 'it answered HTTP 500, not 200'],
@@ -316,39 +332,16 @@ describe('hot containers', () => {
       ['exit-mid-task', 'The hot container exited with code 3 during the task'],
       ['no-end-fence', 'it did not write both end fences within 2 s of its answer'],
     ])('%s: the task ends `error` saying so, and the container goes', async (mode, msg) => {
-      const codeId = await register(a, `breaker-${mode}`, {
-        image: BREAKER,
-        command: `node /kiln/breaker.js ${mode}`,
-      });
-      const broken = await run(a, `breaker-${mode}`, {});
-      expect(broken.task.status).toBe('error');
-      expect(broken.task.msg).toContain(msg);
-      await waitUntil(
-        'the container gone',
-        async () => (await hotContainers(a, codeId)).length === 0,
-        {
-          timeoutMs: 30_000,
-        },
-      );
+      const task = await brokenTask(mode);
+      expect(task.status).toBe('error');
+      expect(task.msg).toContain(msg);
     });
 
     it('never-listen: the task ends `error` and no container is left', async () => {
-      const codeId = await register(a, 'breaker-never-listen', {
-        image: BREAKER,
-        command: 'node /kiln/breaker.js never-listen',
-      });
-      const broken = await run(a, 'breaker-never-listen', {});
-      expect(broken.task).toMatchObject({
+      expect(await brokenTask('never-listen')).toMatchObject({
         status: 'error',
         msg: 'Could not start a hot container: it did not listen on /mnt/kiln-hot/hot.sock within 10 s',
       });
-      await waitUntil(
-        'the container gone',
-        async () => (await hotContainers(a, codeId)).length === 0,
-        {
-          timeoutMs: 30_000,
-        },
-      );
     });
 
     it("symlink-socket: a link to a socket of the worker's host is never connected to", async () => {
@@ -361,20 +354,9 @@ describe('hot containers', () => {
       });
       await new Promise<void>((resolve) => trap.listen(trapPath, resolve));
       try {
-        const codeId = await register(a, 'breaker-symlink-socket', {
-          image: BREAKER,
-          command: `node /kiln/breaker.js symlink-socket ${trapPath}`,
-        });
-        const broken = await run(a, 'breaker-symlink-socket', {});
-        expect(broken.task.status).toBe('error');
-        expect(broken.task.msg).toContain('Could not start a hot container: it did not listen');
-        await waitUntil(
-          'the container gone',
-          async () => (await hotContainers(a, codeId)).length === 0,
-          {
-            timeoutMs: 30_000,
-          },
-        );
+        const task = await brokenTask('symlink-socket', trapPath);
+        expect(task.status).toBe('error');
+        expect(task.msg).toContain('Could not start a hot container: it did not listen');
         expect(connections).toBe(0);
       } finally {
         await new Promise((resolve) => trap.close(resolve));

@@ -71,6 +71,8 @@ export class TaskRunner implements OnApplicationShutdown {
   private readonly removals = new Set<Promise<void>>();
   private readonly revisions = new RecentValues<CodeRevision>(Infinity, REVISIONS_KEPT);
   private readonly sleeper = new Sleeper();
+  /** Whether hot codes run hot on this worker ({@link hotAllowed}); the settings do not change. */
+  private readonly hotAllowed: boolean;
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
@@ -86,23 +88,8 @@ export class TaskRunner implements OnApplicationShutdown {
     private readonly limits: ContainerLimits,
     private readonly metrics: KilnMetrics,
     private readonly hot: HotPool,
-  ) {}
-
-  /**
-   * Hot codes run hot only where their containers cannot reach past their own directories
-   * (docs/hot.md, "Where hot runs"): the worker shares a filesystem with the engine (`bind`), and
-   * tasks run as a numeric user that is neither root nor the worker's own (who could change or
-   * swap the socket directory). Elsewhere they run cold.
-   */
-  private get hotAllowed(): boolean {
-    const { contractDelivery, user } = this.config.container;
-    const uid = /^(\d+)(?::\d+)?$/.exec(user)?.[1];
-    return (
-      contractDelivery === 'bind' &&
-      uid !== undefined &&
-      Number(uid) !== 0 &&
-      Number(uid) !== (process.getuid?.() ?? -1)
-    );
+  ) {
+    this.hotAllowed = hotAllowed(config.container);
   }
 
   /** Ids of the tasks this worker is running now. */
@@ -643,4 +630,20 @@ export class TaskRunner implements OnApplicationShutdown {
   onApplicationShutdown(): void {
     this.sleeper.stop();
   }
+}
+
+/**
+ * Hot codes run hot only where their containers cannot reach past their own directories
+ * (docs/hot.md, "Where hot runs"): the worker shares a filesystem with the engine (`bind`), and
+ * tasks run as a numeric user that is neither root nor the worker's own (who could change or swap
+ * the socket directory). Elsewhere they run cold.
+ */
+function hotAllowed({ contractDelivery, user }: KilnConfig['container']): boolean {
+  const uid = /^(\d+)(?::\d+)?$/.exec(user)?.[1];
+  return (
+    contractDelivery === 'bind' &&
+    uid !== undefined &&
+    Number(uid) !== 0 &&
+    Number(uid) !== (process.getuid?.() ?? -1)
+  );
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import type { OutputFrame } from '@kiln/docker';
 
@@ -205,8 +206,4 @@ function endsWith(data: Buffer, suffix: Buffer): boolean {
 
 function startsWith(data: Buffer, prefix: Buffer): boolean {
   return data.length >= prefix.length && data.subarray(0, prefix.length).equals(prefix);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

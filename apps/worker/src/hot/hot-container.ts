@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'node:http';
 import { lstat } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -235,8 +236,4 @@ export function parseAnswer(statusCode: number, body: string): HotAnswer {
     );
   }
   return { status, msg: typeof msg === 'string' ? msg.slice(0, MSG_CHARS) : '' };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -12,8 +12,7 @@ import { insertRetry } from './task-record';
 
 /** The WHERE clauses of the status changes, from the transition table. */
 const TAKE_FROM = sqlFrom('preparing', 'worker', 't.status');
-const RUNNING_FROM = sqlFrom('running', 'worker');
-const RUNNING_FROM_TASKS = sqlFrom('running', 'worker', 'tasks.status');
+const RUNNING_FROM = sqlFrom('running', 'worker', 't.status');
 /** Every final status a worker records leaves the same statuses (the spec of the table checks it). */
 const FINISH_FROM = sqlFrom('complete', 'worker', 't.status');
 /** What a worker holds: the statuses it may release. */
@@ -81,47 +80,22 @@ export class TaskLifecycle {
    * prepared statement.
    */
   private async takeMany(ids: string[], workerId: string): Promise<(Task | null)[]> {
-    const single = ids.length === 1;
-    const rows = single
-      ? (
-          await preparedQuery<Record<string, unknown>>(
-            this.db,
-            'kiln-task-take',
-            `WITH taken AS (
-               UPDATE tasks t
-                  SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
-                      heartbeat_at = now(), updated_at = now()
-                 FROM codes c, projects p
-                WHERE t.id = $1 AND ${TAKE_FROM}
-                  AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
-                  AND p.id = t.project_id AND coalesce(p.max_running, $3) IS NULL
-                RETURNING t.*
-             ), cleared AS (
-               DELETE FROM task_log_chunks
-                WHERE task_id = $1 AND EXISTS (SELECT 1 FROM taken WHERE attempt > 1)
-             )
-             SELECT * FROM taken`,
-            [ids[0], workerId, this.projectMaxRunning],
-          )
-        ).rows
-      : // Unnamed: planned for these values each time, by the primary key.
-        await this.db.query<Record<string, unknown>[]>(
-          `WITH taken AS (
-             UPDATE tasks t
-                SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
-                    heartbeat_at = now(), updated_at = now()
-               FROM unnest($1::char(24)[]) AS v(id), codes c, projects p
-              WHERE t.id = v.id AND ${TAKE_FROM}
-                AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
-                AND p.id = t.project_id AND coalesce(p.max_running, $3) IS NULL
-              RETURNING t.*
-           ), cleared AS (
-             DELETE FROM task_log_chunks
-              WHERE task_id IN (SELECT id FROM taken WHERE attempt > 1)
-           )
-           SELECT * FROM taken`,
-          [[...new Set(ids)].sort(), workerId, this.projectMaxRunning],
-        );
+    const rows =
+      ids.length === 1
+        ? (
+            await preparedQuery<Record<string, unknown>>(
+              this.db,
+              'kiln-task-take',
+              takeSql(false),
+              [ids[0], workerId, this.projectMaxRunning],
+            )
+          ).rows
+        : // Unnamed: planned for these values each time, by the primary key.
+          await this.db.query<Record<string, unknown>[]>(takeSql(true), [
+            [...new Set(ids)].sort(),
+            workerId,
+            this.projectMaxRunning,
+          ]);
     const taken = new Map(rows.map((row) => [String(row.id), this.taskOf(row)]));
     return Promise.all(
       ids.map(async (id) => {
@@ -228,30 +202,19 @@ export class TaskLifecycle {
 
   /** One statement for `items`: whether each was marked running. */
   private async markRunningMany(items: { taskId: string; attempt: number }[]): Promise<boolean[]> {
-    let rows: ChangedRow[];
-    if (items.length === 1) {
-      ({ rows } = await preparedQuery<ChangedRow>(
-        this.db,
-        'kiln-task-running',
-        `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
-          WHERE id = $1 AND attempt = $2 AND ${RUNNING_FROM}
-          RETURNING id, project_id, code_name, attempt, worker_id, 'preparing' AS was`,
-        [items[0].taskId, items[0].attempt],
-      ));
-    } else {
-      // Unnamed: planned for these values each time (a generic plan made on a small table would
-      // scan it), by the primary key.
-      rows = rowsOf<ChangedRow>(
-        await this.db.query(
-          `UPDATE tasks SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
-           FROM unnest($1::char(24)[], $2::int[]) AS v(id, attempt)
-          WHERE tasks.id = v.id AND tasks.attempt = v.attempt AND ${RUNNING_FROM_TASKS}
-          RETURNING tasks.id, tasks.project_id, tasks.code_name, tasks.attempt, tasks.worker_id,
-                    'preparing' AS was`,
-          [items.map((item) => item.taskId), items.map((item) => item.attempt)],
-        ),
-      );
-    }
+    const ids = items.map((item) => item.taskId);
+    const attempts = items.map((item) => item.attempt);
+    const rows =
+      items.length === 1
+        ? (
+            await preparedQuery<ChangedRow>(this.db, 'kiln-task-running', runningSql(false), [
+              ids[0],
+              attempts[0],
+            ])
+          ).rows
+        : // Unnamed: planned for these values each time (a generic plan made on a small table
+          // would scan it), by the primary key.
+          rowsOf<ChangedRow>(await this.db.query(runningSql(true), [ids, attempts]));
     for (const row of rows) logChanged(row, 'running');
     const marked = new Set(rows.map((row) => `${row.id}.${row.attempt}`));
     return items.map((item) => marked.has(`${item.taskId}.${item.attempt}`));
@@ -514,4 +477,33 @@ function logTaken(task: Task, from: TaskStatus | null, to: TaskStatus): void {
     to,
     worker: task.workerId,
   });
+}
+
+/**
+ * The common-case take (a code neither paused nor limited, a project without a limit) of one task,
+ * `$1`, or of the array `$1` (`many`); a re-run's old log is cleared with it.
+ */
+function takeSql(many: boolean): string {
+  return `WITH taken AS (
+     UPDATE tasks t
+        SET status = 'preparing', attempt = t.attempt + 1, worker_id = $2,
+            heartbeat_at = now(), updated_at = now()
+       FROM ${many ? 'unnest($1::char(24)[]) AS v(id), ' : ''}codes c, projects p
+      WHERE t.id = ${many ? 'v.id' : '$1'} AND ${TAKE_FROM}
+        AND c.id = t.code_id AND NOT c.paused AND c.max_concurrency IS NULL
+        AND p.id = t.project_id AND coalesce(p.max_running, $3) IS NULL
+      RETURNING t.*
+   ), cleared AS (
+     DELETE FROM task_log_chunks
+      WHERE task_id IN (SELECT id FROM taken WHERE attempt > 1)
+   )
+   SELECT * FROM taken`;
+}
+
+/** preparing → running of the task `$1` at attempt `$2`, or of the arrays `$1`, `$2` (`many`). */
+function runningSql(many: boolean): string {
+  return `UPDATE tasks t SET status = 'running', start_time = now(), heartbeat_at = now(), updated_at = now()
+    ${many ? 'FROM unnest($1::char(24)[], $2::int[]) AS v(id, attempt)' : ''}
+    WHERE t.id = ${many ? 'v.id' : '$1'} AND t.attempt = ${many ? 'v.attempt' : '$2'} AND ${RUNNING_FROM}
+    RETURNING t.id, t.project_id, t.code_name, t.attempt, t.worker_id, 'preparing' AS was`;
 }
