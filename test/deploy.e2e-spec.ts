@@ -73,8 +73,10 @@ const SECRET_KEYS: Record<string, string[]> = {
   ],
 };
 
+/** `kubectl kustomize` of an overlay of deploy/k8s/overlays, or of any directory. */
 function render(overlay: string): K8sObject[] {
-  const out = execFileSync('kubectl', ['kustomize', join(K8S, 'overlays', overlay)], {
+  const dir = overlay.startsWith('/') ? overlay : join(K8S, 'overlays', overlay);
+  const out = execFileSync('kubectl', ['kustomize', dir], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -365,7 +367,9 @@ describe('Kubernetes manifests', () => {
       workloads(objects).map((w) => [w.metadata.name, secretKeysSeen(objects, w)]),
     );
     expect(seen).toEqual(
-      Object.fromEntries(Object.entries(SECRET_KEYS).map(([name, keys]) => [name, keys.sort()])),
+      Object.fromEntries(
+        Object.entries(SECRET_KEYS).map(([name, keys]) => [name, [...keys].sort()]),
+      ),
     );
     // No Secret for everyone any more, no Secret no process reads, and no process that can ask
     // the API server for one (no service account token in any pod).
@@ -430,6 +434,54 @@ describe('Kubernetes manifests', () => {
           ? ['dind: privileged']
           : ['hostPath volume docker-socket', 'hostPath volume journal'],
       );
+    },
+  );
+
+  it.each(OVERLAYS)(
+    "%s: an operator's overlay replaces each Secret's placeholders as docs/deploy.md shows",
+    (overlay) => {
+      // An overlay of one's own beside the others (kustomize loads bases by relative path), with
+      // a secretGenerator entry per Secret from a file of its keys only.
+      const mine = mkdtempSync(join(K8S, 'overlays', '.test-'));
+      try {
+        const entries = Object.entries(SECRET_KEYS).map(([component, keys]) => {
+          const name = `${component}-secrets`;
+          const file = `${component}.env`;
+          writeFileSync(join(mine, file), keys.map((key) => `${key}=${name}-${key}`).join('\n'));
+          const namespace = component === 'kiln-worker' ? 'kiln-workers' : 'kiln';
+          return `  - { name: ${name}, namespace: ${namespace}, behavior: replace, env: ${file} }`;
+        });
+        writeFileSync(
+          join(mine, 'kustomization.yaml'),
+          [`bases:`, `  - ../${overlay}`, `secretGenerator:`, ...entries, ''].join('\n'),
+        );
+        const objects = render(mine);
+        for (const obj of objects) validate(obj);
+        const secrets = objects.filter((obj) => obj.kind === 'Secret');
+        expect(secrets).toHaveLength(Object.keys(SECRET_KEYS).length);
+        for (const secret of secrets) {
+          const name = secret.metadata.name;
+          expect(secret.stringData).toBeUndefined();
+          const data = Object.fromEntries(
+            Object.entries<string>(secret.data).map(([k, v]) => [
+              k,
+              Buffer.from(v, 'base64').toString(),
+            ]),
+          );
+          const component = name.replace(/-secrets$/, '');
+          expect(data).toEqual(
+            Object.fromEntries(SECRET_KEYS[component].map((key) => [key, `${name}-${key}`])),
+          );
+        }
+        // The workloads still find them, under the same names, in their namespaces.
+        for (const workload of workloads(objects)) {
+          expect(secretKeysSeen(objects, workload)).toEqual(
+            [...SECRET_KEYS[workload.metadata.name]].sort(),
+          );
+        }
+      } finally {
+        rmSync(mine, { recursive: true, force: true });
+      }
     },
   );
 
