@@ -1,5 +1,12 @@
 import { Writable } from 'node:stream';
-import { JsonLogger, kilnLogger, logTransition, requestContext, requestIdOf } from './log';
+import {
+  JsonLogger,
+  kilnLogger,
+  logTransition,
+  requestContext,
+  requestIdOf,
+  TransitionFields,
+} from './log';
 
 /** A JsonLogger writing into `lines` (one parsed object per line). */
 function capture(level: 'error' | 'warn' | 'log' | 'debug' = 'log') {
@@ -18,39 +25,56 @@ function capture(level: 'error' | 'warn' | 'log' | 'debug' = 'log') {
 }
 
 describe('JsonLogger', () => {
-  it('events() writes, in one write, the lines event() writes one by one', () => {
+  it('transitions() writes, in one write and in ASCII, the lines event() writes one by one', () => {
     const one = capture();
     const many = capture();
-    const list = [
+    const list: TransitionFields[] = [
+      { task_id: 'a1', project_id: 'p"1', code: 'c', attempt: 0, from: null, to: 'queued' },
+      { task_id: 'a2', project_id: 'p"1', code: 'c', attempt: 0, from: null, to: 'queued' },
       {
-        fields: {
-          task_id: 'a1',
-          project_id: 'p"1',
-          attempt: 0,
-          from: null,
-          to: 'queued',
-          worker: undefined,
-        },
-        msg: 'task a1 new → queued',
+        task_id: 'b\\2',
+        project_id: 'p1',
+        code: 'ç',
+        attempt: 2,
+        from: 'running',
+        to: 'error',
+        worker: 'w1',
       },
       {
-        fields: { task_id: 'b2', project_id: 'p1', attempt: 2, from: 'running', to: 'error' },
-        msg: 'task b2 running → error',
+        task_id: 'b3',
+        project_id: 'p1',
+        code: 'ç',
+        attempt: 2,
+        from: 'running',
+        to: 'error',
+        worker: null,
       },
     ];
-    for (const { fields, msg } of list) one.logger.event('task.transition', fields, msg);
-    many.logger.events('task.transition', list);
+    for (const fields of list) {
+      one.logger.event(
+        'task.transition',
+        { ...fields, request_id: 'r1' },
+        `task ${fields.task_id} ${fields.from ?? 'new'} → ${fields.to}`,
+      );
+    }
+    many.logger.transitions(list, 'r1');
     const withoutTime = (lines: Record<string, unknown>[]) =>
       lines.map(({ time, ...rest }) => {
         expect(time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
         return rest;
       });
-    expect(many.lines).toHaveLength(2);
+    expect(many.lines).toHaveLength(4);
     expect(withoutTime(many.lines)).toEqual(withoutTime(one.lines));
     expect(many.lines[0]).not.toHaveProperty('worker');
-    // Below `info`, nothing.
+    expect(many.lines[3]).toHaveProperty('worker', null);
+    expect(many.lines[2]).toMatchObject({ task_id: 'b\\2', msg: 'task b\\2 running → error' });
+    expect(many.raw.slice(0, 2).join('\n')).toMatch(/^[\x20-\x7e\n]*$/);
+    // Without a request id, none; below `info`, nothing.
+    const bare = capture();
+    bare.logger.transitions(list.slice(0, 1), undefined);
+    expect(bare.lines[0]).not.toHaveProperty('request_id');
     const quiet = capture('warn');
-    quiet.logger.events('task.transition', list);
+    quiet.logger.transitions(list, 'r1');
     expect(quiet.lines).toEqual([]);
   });
 
