@@ -11,6 +11,7 @@
  */
 import { backlog } from './backlog';
 import { cli } from './cli';
+import { capacity } from './capacity';
 import { costs } from './costs';
 import { dispatch } from './dispatch';
 import { fairness } from './fairness';
@@ -18,6 +19,7 @@ import { followers } from './followers';
 import { hot } from './hot';
 import { ingest } from './ingest';
 import { limits } from './limits';
+import { observability } from './observability';
 import { pgbouncer } from './pgbouncer';
 import { reads } from './reads';
 import { retention } from './retention';
@@ -67,6 +69,8 @@ const BENCHMARKS: Record<
   reads: { run: reads, minutes: 10 },
   // 500 cold tasks and the set-up: about 2 min on a quiet machine.
   costs: { run: costs, minutes: 10 },
+  // pgbench 15 s and redis-benchmark's two runs, with pgbench's initialisation: about 1 min.
+  capacity: { run: capacity, minutes: 10 },
   // Two Kilns (direct, through PgBouncer) side by side: ingest 2 × 10,000 tasks and dispatch
   // 2 × 200 tasks each way, about 5 min.
   pgbouncer: { run: pgbouncer, minutes: 15 },
@@ -74,6 +78,9 @@ const BENCHMARKS: Record<
   // the 1,000/s bar, minutes if far below it), 20 s of offered load, 1,000 invokes (~30 s), 20 warm
   // containers and the set-up: about 5 min on a quiet machine.
   hot: { run: hot, minutes: 20 },
+  // Twelve rounds, each a fresh Kiln (about 10 s to start and stop), 30,000 tasks created (3-4 s)
+  // and 40 container tasks run (10-15 s on this VM's engine): about 6 min.
+  observability: { run: observability, minutes: 20 },
 };
 
 async function main(): Promise<number> {
