@@ -11,7 +11,7 @@
  */
 import { Client } from 'pg';
 import Redis from 'ioredis';
-import { counters } from './lib/counters';
+import { counters, statements, statementsPerTask } from './lib/counters';
 import { sleep } from '../test/support/processes';
 import { setting } from './lib/env';
 import { FINAL_STATUSES, newProject, queueTasks, startKiln } from './lib/kiln';
@@ -48,7 +48,7 @@ export async function costs(ctx: BenchContext): Promise<BenchResult> {
     for (;;) {
       ctx.deadline.check();
       const { rows } = await db.query(
-        'SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = ANY($2)',
+        '/* bench */ SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = ANY($2)',
         [ids, FINAL_STATUSES],
       );
       if (rows[0].n === ids.length) return;
@@ -61,12 +61,18 @@ export async function costs(ctx: BenchContext): Promise<BenchResult> {
   await sleep(1500);
   const cpuBefore = sampleCpu(kiln.pids);
   const before = await counters(db, redis);
+  const statementsBefore = await statements(ctx.infra.databaseUrl);
   const started = performance.now();
   await runTasks(params.tasks);
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuBetween(cpuBefore, sampleCpu(kiln.pids));
   await sleep(1500);
   const after = await counters(db, redis);
+  const ran = statementsPerTask(
+    statementsBefore,
+    await statements(ctx.infra.databaseUrl),
+    params.tasks,
+  );
   const n = params.tasks;
   const per = (value: number) => value / n;
   const ms = (group: string) => per((cpu[group] ?? 0) * 1000);
@@ -81,6 +87,7 @@ export async function costs(ctx: BenchContext): Promise<BenchResult> {
     engineCpuMs: round(engineMs, 2),
     machineCpuMs: round(ms('machine busy'), 2),
     postgresTransactions: round(per(after.xacts - before.xacts), 2),
+    postgresStatements: ran?.perTask ?? null,
     postgresRowsWritten: round(per(after.written - before.written), 2),
     postgresRowsRead: round(per(after.read - before.read), 1),
     walBytes: Math.round(per(after.walBytes - before.walBytes)),
@@ -102,6 +109,6 @@ export async function costs(ctx: BenchContext): Promise<BenchResult> {
     ...resultHeader('costs', ctx, startedAt),
     params,
     rows,
-    details: { perTask, cpu, seconds: round(seconds, 2) },
+    details: { perTask, statementsPerTask: ran?.top, cpu, seconds: round(seconds, 2) },
   };
 }

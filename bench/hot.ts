@@ -26,7 +26,7 @@ import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { Pool } from 'pg';
 import { sleep } from '../test/support/processes';
-import { Counters, counters } from './lib/counters';
+import { Counters, counters, statements, statementsPerTask } from './lib/counters';
 import { setting } from './lib/env';
 import { request } from './lib/http';
 import {
@@ -182,6 +182,7 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
   // Postgres's statistics reach its shared counters within a second (see lib/counters.ts).
   await sleep(1500);
   const countersBefore = await counters(db, redis);
+  const statementsBefore = await statements(ctx.infra.databaseUrl);
   const startsBefore = await hotStarts(kiln);
   const cpuBefore = sampleCpu(kiln.pids);
   const startUs = monotonicUs();
@@ -191,6 +192,11 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
   const startsAfter = await hotStarts(kiln);
   await sleep(1500);
   const perHotTask = perTask(countersBefore, await counters(db, redis), params.tasks);
+  const hotStatements = statementsPerTask(
+    statementsBefore,
+    await statements(ctx.infra.databaseUrl),
+    params.tasks,
+  );
   const hotRun = figures(await tasks.times(hotIds), logSize);
   console.log(`[hot] hot: ${fmt(hotRun.perSecond)} tasks/s`);
 
@@ -285,8 +291,9 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       ].join(' / '),
     },
     {
-      metric: 'diag: per hot task: Postgres transactions / rows written / Redis commands',
-      value: `${perHotTask.postgresTransactions} / ${perHotTask.postgresRowsWritten} / ${perHotTask.redisCommands}`,
+      metric:
+        'diag: per hot task: Postgres transactions / statements / rows written / Redis commands',
+      value: `${perHotTask.postgresTransactions} / ${hotStatements?.perTask ?? '?'} / ${perHotTask.postgresRowsWritten} / ${perHotTask.redisCommands}`,
     },
     {
       metric: 'diag: hot containers started in the hot run / mean start, all',
@@ -325,7 +332,8 @@ export async function hot(ctx: BenchContext): Promise<BenchResult> {
       hotToCold: round(hotToCold, 2),
       hotToBull: round(hotToBull, 3),
       cpuSecondsHotRun: cpu,
-      perHotTask,
+      perHotTask: { ...perHotTask, postgresStatements: hotStatements?.perTask },
+      hotStatementsPerTask: hotStatements?.top,
       hotContainerStarts: { inHotRun: startedInRun, all: starts },
       offeredLoad: { ...loaded, offeredPerSecond: round(load.perSecond, 1), lateMs: load.lateMs },
       invoke,
@@ -378,7 +386,7 @@ class TaskRuns {
     for (;;) {
       this.check();
       const { rows } = await this.db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM tasks
+        `/* bench */ SELECT count(*)::int AS n FROM tasks
           WHERE project_id = $1 AND code_name = $2 AND status = ANY($3)`,
         [this.project.id, code, FINAL_STATUSES],
       );
@@ -390,7 +398,7 @@ class TaskRuns {
   /** The tasks' status, times (ms since the epoch) and log size, from Postgres. */
   async times(ids: string[]): Promise<TaskTimes[]> {
     const { rows } = await this.db.query<Record<string, string | null>>(
-      `SELECT status, extract(epoch FROM created_at) * 1000 AS created,
+      `/* bench */ SELECT status, extract(epoch FROM created_at) * 1000 AS created,
               extract(epoch FROM start_time) * 1000 AS started,
               extract(epoch FROM end_time) * 1000 AS ended, log_size
          FROM tasks WHERE id = ANY($1)`,

@@ -63,7 +63,20 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
+# Statements counted per query (pg_stat_statements, read by the benchmarks: bench/lib/counters.ts);
+# the library loads only at start (see pg_preload_current).
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = top
 EOF
+}
+
+# Whether the running server has loaded what kiln.conf preloads (a server started by an older
+# Kiln has not: it is restarted once).
+pg_preload_current() {
+  local loaded
+  loaded=$(as_postgres "$PG_BIN/psql" -X -A -t -h "$PG_SOCK_DIR" -p "$PG_PORT" -d postgres \
+    -c 'SHOW shared_preload_libraries' 2>>"$INFRA_LOG") || return 1
+  [[ $loaded == *pg_stat_statements* ]]
 }
 
 # Who may connect how; rewritten on every `up` (a cluster initdb'd by an older Kiln had the same
@@ -102,6 +115,13 @@ start_postgres() {
       as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >>"$INFRA_LOG" 2>&1 || true
     fi
     PG_STATE="already running"
+    if ! pg_preload_current; then
+      log "postgres: restarting once to load pg_stat_statements"
+      as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -m fast -w -t 60 \
+        restart </dev/null >>"$INFRA_LOG" 2>&1 9>&- ||
+        die "postgres did not restart (log: $LOG_DIR/postgres.log)"
+      PG_STATE="restarted"
+    fi
     return 0
   fi
   if pg_ready_tcp; then
@@ -199,6 +219,8 @@ SELECT 'CREATE DATABASE kiln OWNER kiln'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kiln') \gexec
 SELECT 'CREATE DATABASE kiln_test OWNER kiln'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kiln_test') \gexec
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+GRANT pg_read_all_stats TO kiln;
 SQL
   } | as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$PG_PORT" -d postgres >>"$INFRA_LOG" 2>&1; then
     tail_log "$INFRA_LOG"
