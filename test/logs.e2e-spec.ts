@@ -50,7 +50,7 @@ describe('logs: JSON lines, access lines, task transitions', () => {
           .filter((line) => line.includes(taskId))
           .map((line) => JSON.parse(line) as Line)
           .filter((line) => line.event === 'task.transition' && line.task_id === taskId)
-          .map((line) => ({ label, ...line })),
+          .map((line): Line => ({ label, ...line })),
       )
       .sort((a, b) => String(a.time).localeCompare(String(b.time)));
   }

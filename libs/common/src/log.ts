@@ -39,7 +39,7 @@ export class JsonLogger implements LoggerService {
   constructor(
     private readonly processName: string,
     level: KilnLogLevel,
-    private readonly destination = stdoutDestination(),
+    private readonly destination: pino.DestinationStream = stdoutDestination(),
   ) {
     this.pino = pino(
       {
