@@ -69,7 +69,7 @@ const BENCHMARKS: Record<
   reads: { run: reads, minutes: 10 },
   // 500 cold tasks and the set-up: about 2 min on a quiet machine.
   costs: { run: costs, minutes: 10 },
-  // pgbench 15 s and redis-benchmark's two runs, with pgbench's initialisation: about 1 min.
+  // pgbench 15 s and redis-benchmark's two runs, with pgbench's initialisation: about 30 s.
   capacity: { run: capacity, minutes: 10 },
   // Two Kilns (direct, through PgBouncer) side by side: ingest 2 × 10,000 tasks and dispatch
   // 2 × 200 tasks each way, about 5 min.
@@ -78,8 +78,8 @@ const BENCHMARKS: Record<
   // the 1,000/s bar, minutes if far below it), 20 s of offered load, 1,000 invokes (~30 s), 20 warm
   // containers and the set-up: about 5 min on a quiet machine.
   hot: { run: hot, minutes: 20 },
-  // Twelve rounds, each a fresh Kiln (about 10 s to start and stop), 30,000 tasks created (3-4 s)
-  // and 40 container tasks run (10-15 s on this VM's engine): about 6 min.
+  // Twelve rounds, each a fresh Kiln (about 10 s to start and stop), 50,000 tasks created (2-3 s)
+  // and 100 container tasks run (8-15 s on these VMs' engines): about 6 min.
   observability: { run: observability, minutes: 20 },
 };
 

@@ -152,8 +152,14 @@ describe('hot containers between two projects', () => {
     // A's evicted code runs again too, in a container of its own.
     const aAgain = await run(a, 'fill-1', { lines: ['a again'], printConfig: true });
     expect([bOld, bNew]).not.toContain(await expectOwnRun(aAgain, 'a again', 'a', fill1));
+    // It made room by evicting fill-2's (the least recently used), not B's; the removal runs
+    // beside the new container's start, so it is waited for.
+    await waitUntil('fill-2 evicted', async () => (await containersOf(fill2)).length === 0, {
+      timeoutMs: 30_000,
+    });
+    expect(await containersOf(kept)).toEqual([bNew]);
     await expectOwnProjects();
-  });
+  }, 300_000);
 
   it("starts B's cold task within a turn of the slots while A's flood of hot tasks waits: not after A's backlog", async () => {
     // One container for A's 200 tasks of at least 250 ms each: A's backlog needs 50 s or more,
@@ -164,8 +170,17 @@ describe('hot containers between two projects', () => {
     for (let i = 0; i < 2; i++) {
       flood.push(...(await queue(a, 'flood', Array(100).fill({ quiet: true, sleepMs: 250 }))));
     }
-    const listA = async (query: string) =>
-      (await as(a, 'GET', `/tasks?code_name=flood&per_page=100&${query}`)).body.tasks as unknown[];
+    /** A's flood tasks matching `query`: both pages of 100 (the flood is 200). */
+    const listA = async (query: string) => {
+      const pages = await Promise.all(
+        [0, 1].map(
+          async (page) =>
+            (await as(a, 'GET', `/tasks?code_name=flood&per_page=100&page=${page}&${query}`)).body
+              .tasks as unknown[],
+        ),
+      );
+      return pages.flat();
+    };
     await waitUntil('one of A’s tasks running', async () => (await listA('running=1')).length > 0, {
       timeoutMs: 60_000,
     });
@@ -200,5 +215,5 @@ describe('hot containers between two projects', () => {
     );
     expect(ended.filter((task) => !['complete', 'cancelled'].includes(task.status))).toEqual([]);
     expect(ended.filter((task) => task.status === 'complete').length).toBeGreaterThanOrEqual(aDone);
-  });
+  }, 300_000);
 });

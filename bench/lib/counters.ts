@@ -60,12 +60,15 @@ export async function statements(
   const url = new URL(databaseUrl);
   url.pathname = '/postgres';
   const client = new Client({ connectionString: url.toString() });
-  await client.connect();
   try {
+    await client.connect();
+    // A role sees its own statements' rows (one per user, database and query).
     const { rows } = await client.query<{ id: string; query: string; calls: string; ms: number }>(
-      `SELECT s.queryid::text AS id, s.query, s.calls, s.total_exec_time AS ms
+      `SELECT s.queryid::text AS id, min(s.query) AS query, sum(s.calls) AS calls,
+              sum(s.total_exec_time) AS ms
          FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-        WHERE d.datname = $1`,
+        WHERE d.datname = $1
+        GROUP BY s.queryid`,
       [database],
     );
     return new Map(
@@ -74,24 +77,33 @@ export async function statements(
   } catch {
     return null;
   } finally {
-    await client.end();
+    await client.end().catch(() => undefined);
   }
 }
 
-/** What one task cost in statements between two readings: all, and the most frequent ones. */
+/**
+ * What one task cost in statements between two readings: all, and the most frequent ones; and
+ * how many statements the benchmark itself ran meanwhile (`bench`, not per task: its polls, each a
+ * transaction of its own, to take out of the transaction count).
+ */
 export function statementsPerTask(
   before: Map<string, StatementTotals> | null,
   after: Map<string, StatementTotals> | null,
   tasks: number,
   top = 12,
-): { perTask: number; top: { calls: number; ms: number; query: string }[] } | null {
+): { perTask: number; bench: number; top: { calls: number; ms: number; query: string }[] } | null {
   if (!before || !after) return null;
   const diffs: { calls: number; ms: number; query: string }[] = [];
+  let bench = 0;
   for (const [id, now] of after) {
     const then = before.get(id);
     const calls = now.calls - (then?.calls ?? 0);
+    if (calls <= 0) continue;
     // The benchmark's own statements (polls, these readings) say so in a comment.
-    if (calls <= 0 || now.query.startsWith('/* bench */')) continue;
+    if (now.query.startsWith('/* bench */')) {
+      bench += calls;
+      continue;
+    }
     diffs.push({
       calls: Math.round((calls / tasks) * 1000) / 1000,
       ms: Math.round(((now.ms - (then?.ms ?? 0)) / tasks) * 1000) / 1000,
@@ -100,5 +112,5 @@ export function statementsPerTask(
   }
   diffs.sort((a, b) => b.calls - a.calls);
   const perTask = diffs.reduce((sum, d) => sum + d.calls, 0);
-  return { perTask: Math.round(perTask * 100) / 100, top: diffs.slice(0, top) };
+  return { perTask: Math.round(perTask * 100) / 100, bench, top: diffs.slice(0, top) };
 }

@@ -64,19 +64,42 @@ log_timezone = 'UTC'
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
 # Statements counted per query (pg_stat_statements, read by the benchmarks: bench/lib/counters.ts);
-# the library loads only at start (see pg_preload_current).
+# the library loads only at start (see pg_restart_for_preload). Utility statements (BEGIN, COMMIT,
+# ALTER ROLE … PASSWORD) are not kept: their text would be stored as it was sent.
 shared_preload_libraries = 'pg_stat_statements'
 pg_stat_statements.track = top
+pg_stat_statements.track_utility = off
 EOF
 }
 
-# Whether the running server has loaded what kiln.conf preloads (a server started by an older
-# Kiln has not: it is restarted once).
-pg_preload_current() {
-  local loaded
-  loaded=$(as_postgres "$PG_BIN/psql" -X -A -t -h "$PG_SOCK_DIR" -p "$PG_PORT" -d postgres \
-    -c 'SHOW shared_preload_libraries' 2>>"$INFRA_LOG") || return 1
-  [[ $loaded == *pg_stat_statements* ]]
+# psql as postgres on the server's socket, one value out (or nothing, and a failure).
+pg_value() {
+  as_postgres "$PG_BIN/psql" -X -A -t -h "$PG_SOCK_DIR" -p "$PG_PORT" -d postgres -c "$1" \
+    2>>"$INFRA_LOG"
+}
+
+# A server started by an older `up` has not loaded what kiln.conf preloads (pg_stat_statements,
+# for the benchmarks' statement counts): restarted once, but only while no client is connected
+# (`npm start`, a test run, another checkout sharing these services); otherwise a warning, and
+# the benchmarks count no statements until the next restart (`scripts/infra.sh down && up`).
+pg_restart_for_preload() {
+  local loaded clients
+  loaded=$(pg_value 'SHOW shared_preload_libraries') || {
+    warn "postgres: could not read shared_preload_libraries (see $INFRA_LOG); not restarting"
+    return 0
+  }
+  [[ $loaded == *pg_stat_statements* ]] && return 0
+  clients=$(pg_value "SELECT count(*) FROM pg_stat_activity
+                       WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()") || clients=unknown
+  if [[ $clients != 0 ]]; then
+    warn "postgres: pg_stat_statements is not loaded and $clients clients are connected; not restarting (scripts/infra.sh down && up loads it)"
+    return 0
+  fi
+  log "postgres: restarting once to load pg_stat_statements (no client connected)"
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -m fast -w -t 60 \
+    restart </dev/null >>"$INFRA_LOG" 2>&1 9>&- ||
+    die "postgres did not restart (log: $LOG_DIR/postgres.log)"
+  PG_STATE="restarted"
 }
 
 # Who may connect how; rewritten on every `up` (a cluster initdb'd by an older Kiln had the same
@@ -115,13 +138,7 @@ start_postgres() {
       as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >>"$INFRA_LOG" 2>&1 || true
     fi
     PG_STATE="already running"
-    if ! pg_preload_current; then
-      log "postgres: restarting once to load pg_stat_statements"
-      as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -m fast -w -t 60 \
-        restart </dev/null >>"$INFRA_LOG" 2>&1 9>&- ||
-        die "postgres did not restart (log: $LOG_DIR/postgres.log)"
-      PG_STATE="restarted"
-    fi
+    pg_restart_for_preload
     return 0
   fi
   if pg_ready_tcp; then
@@ -220,7 +237,6 @@ SELECT 'CREATE DATABASE kiln OWNER kiln'
 SELECT 'CREATE DATABASE kiln_test OWNER kiln'
   WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kiln_test') \gexec
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
-GRANT pg_read_all_stats TO kiln;
 SQL
   } | as_postgres "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK_DIR" -p "$PG_PORT" -d postgres >>"$INFRA_LOG" 2>&1; then
     tail_log "$INFRA_LOG"

@@ -29,7 +29,7 @@ describe('JsonLogger', () => {
     const one = capture();
     const many = capture();
     const list: TransitionFields[] = [
-      { task_id: 'a1', project_id: 'p"1', code: 'c', attempt: 0, from: null, to: 'queued' },
+      { task_id: 'a"1\n\t', project_id: 'p"1', code: 'c', attempt: 0, from: null, to: 'queued' },
       { task_id: 'a2', project_id: 'p"1', code: 'c', attempt: 0, from: null, to: 'queued' },
       {
         task_id: 'b\\2',
