@@ -1,9 +1,7 @@
 import Docker from 'dockerode';
+import { NODE_HOT, hotCalls } from './support/hot';
 import { waitUntil } from './support/kiln';
 import { OwnStack } from './support/own-stack';
-
-const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
-const NODE_HOT = 'kiln-test/node-hot:latest';
 
 /**
  * Issue 17, hot containers (docs/hot.md), as two projects on one worker see them: what project A's
@@ -20,8 +18,7 @@ describe('hot containers between two projects', () => {
   let b: Project;
   let worker: string;
 
-  const as = (project: Project, method: string, path: string, json?: unknown) =>
-    stack.request(method, `/2/projects/${project.id}${path}`, json, project.token);
+  const { as, queue, finished, log } = hotCalls(stack);
 
   /** A hot code of node-hot kept warm for the whole test (idle_timeout 600); its latest revision. */
   async function register(project: Project, name: string, settings: object = {}) {
@@ -35,30 +32,12 @@ describe('hot containers between two projects', () => {
     return (await as(project, 'GET', `/codes/${res.body.id}`)).body.latest_history_id as string;
   }
 
-  async function queue(project: Project, code: string, payloads: object[]) {
-    const res = await as(project, 'POST', '/tasks', {
-      tasks: payloads.map((payload) => ({ code_name: code, payload: JSON.stringify(payload) })),
-    });
-    expect(res).toMatchObject({ status: 200 });
-    return (res.body.tasks as { id: string }[]).map((task) => task.id);
-  }
-
-  async function finished(project: Project, id: string) {
-    let seen: any;
-    await waitUntil(
-      `task ${id} finished`,
-      async () => FINAL.includes((seen = (await as(project, 'GET', `/tasks/${id}`)).body).status),
-      { timeoutMs: 90_000, state: () => `it is ${seen?.status}: ${seen?.msg}` },
-    );
-    return seen;
-  }
-
   /** Runs one task to its end: its final state, its log, and the container it ran in. */
   async function run(project: Project, code: string, payload: object) {
     const [id] = await queue(project, code, [payload]);
     const task = await finished(project, id);
-    const log = (await as(project, 'GET', `/tasks/${id}/log`)).body as string;
-    return { id, task, log, container: /container=(\S+)/.exec(log)?.[1] };
+    const text = await log(project, id);
+    return { id, task, log: text, container: /container=(\S+)/.exec(text)?.[1] };
   }
 
   /** The worker's hot containers, running or not. */

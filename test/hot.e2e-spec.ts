@@ -3,12 +3,11 @@ import { rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitUntil } from './support/kiln';
+import { FINAL_STATUSES, waitUntil } from './support/kiln';
+import { NODE_HOT, hotCalls } from './support/hot';
 import { OwnStack } from './support/own-stack';
 import { freePort, sleep, waitForHealthy } from './support/processes';
 
-const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
-const NODE_HOT = 'kiln-test/node-hot:latest';
 const BREAKER = 'kiln-test/hot-breaker:latest';
 
 /**
@@ -26,8 +25,7 @@ describe('hot containers', () => {
   let b: Project;
   let workerPort: number;
 
-  const as = (project: Project, method: string, path: string, json?: unknown) =>
-    stack.request(method, `/2/projects/${project.id}${path}`, json, project.token);
+  const { as, queue: queueAll, finished, log } = hotCalls(stack);
 
   async function register(project: Project, name: string, settings: object = {}) {
     const res = await as(project, 'POST', '/codes', {
@@ -41,25 +39,8 @@ describe('hot containers', () => {
   }
 
   async function queue(project: Project, code: string, payload: object, extra: object = {}) {
-    const res = await as(project, 'POST', '/tasks', {
-      tasks: [{ code_name: code, payload: JSON.stringify(payload), ...extra }],
-    });
-    expect(res).toMatchObject({ status: 200 });
-    return res.body.tasks[0].id as string;
+    return (await queueAll(project, code, [payload], extra))[0];
   }
-
-  async function finished(project: Project, id: string, timeoutMs = 90_000) {
-    let seen: any;
-    await waitUntil(
-      `task ${id} finished`,
-      async () => FINAL.includes((seen = (await as(project, 'GET', `/tasks/${id}`)).body).status),
-      { timeoutMs, intervalMs: 100, state: () => `it is ${seen?.status}: ${seen?.msg}` },
-    );
-    return seen;
-  }
-
-  const log = async (project: Project, id: string) =>
-    (await as(project, 'GET', `/tasks/${id}/log`)).body as string;
 
   /** The container a node-hot task ran in: its first line says `container=<hostname>`. */
   const containerOf = (text: string) => /container=(\S+)/.exec(text)?.[1];
@@ -430,9 +411,9 @@ describe('hot containers', () => {
         pending.map(async (id) => (await as(a, 'GET', `/tasks/${id}`)).body),
       );
       expect(
-        states.filter((task) => FINAL.includes(task.status) && task.status !== 'complete'),
+        states.filter((task) => FINAL_STATUSES.includes(task.status) && task.status !== 'complete'),
       ).toEqual([]);
-      pending = pending.filter((_, i) => !FINAL.includes(states[i].status));
+      pending = pending.filter((_, i) => !FINAL_STATUSES.includes(states[i].status));
       await sleep(100);
     }
     expect(most).toBeGreaterThan(0);

@@ -55,10 +55,23 @@ export class OwnDatabase {
     migrate(this.url);
   }
 
+  /**
+   * Drops it, ending its connections. An autovacuum worker on it at that moment is not the role's
+   * to end (PostgreSQL 15 refuses the FORCE with insufficient_privilege, 42501); it is gone a moment
+   * later, so the drop is tried again a few times.
+   */
   async drop(): Promise<void> {
-    await withClient(this.server, (server) =>
-      server.query(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`),
-    );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await withClient(this.server, (server) =>
+          server.query(`DROP DATABASE IF EXISTS ${this.name} WITH (FORCE)`),
+        );
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== '42501' || attempt === 10) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
   }
 }
 

@@ -131,13 +131,14 @@ export async function getTask(project: TestProject, id: string): Promise<any> {
   return res.body;
 }
 
-const FINAL = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
+/** The statuses a task ends in. */
+export const FINAL_STATUSES = ['complete', 'error', 'cancelled', 'killed', 'timeout'];
 
 /** Polls a task until it reaches a final status (or `until` holds); resolves with it. */
 export async function waitForTask(
   project: TestProject,
   id: string,
-  until: (task: any) => boolean = (task) => FINAL.includes(task.status),
+  until: (task: any) => boolean = (task) => FINAL_STATUSES.includes(task.status),
   timeoutMs = 90_000,
 ): Promise<any> {
   let task: any;
