@@ -27,6 +27,10 @@ const BATCH_BYTES = 1024 * 1024;
 const ROUNDS_PER_PASS = 8;
 /** Drains shipped to at once. */
 const DRAINS_AT_ONCE = 8;
+/** A drain's `swept_until` is moved up at most this often (LogDrainStore.sweep). */
+const SWEEP_EVERY_MS = 10_000;
+/** How far behind the clock `swept_until` stays: longer than any task's final transaction. */
+const SWEEP_LAG_SECONDS = 60;
 
 /** What one round of one drain came to. */
 export interface RoundResult {
@@ -49,6 +53,8 @@ export interface RoundResult {
 export class LogDrainShipper {
   private readonly logger = new Logger(LogDrainShipper.name);
   private readonly box: SecretBox;
+  /** When each drain was last swept, by this process (the leader). */
+  private readonly sweptAt = new Map<string, number>();
 
   constructor(
     @Inject(KILN_CONFIG) private readonly config: KilnConfig,
@@ -63,6 +69,8 @@ export class LogDrainShipper {
   /** One pass over every drain not backing off. */
   async shipAll(now = new Date()): Promise<void> {
     const drains = await this.store.due(now);
+    const live = new Set(drains.map((drain) => drain.id));
+    for (const id of this.sweptAt.keys()) if (!live.has(id)) this.sweptAt.delete(id);
     let next = 0;
     const lane = async () => {
       while (next < drains.length) {
@@ -70,6 +78,10 @@ export class LogDrainShipper {
         try {
           for (let round = 0; round < ROUNDS_PER_PASS; round++) {
             if (!(await this.ship(drain)).more) break;
+          }
+          if (now.getTime() - (this.sweptAt.get(drain.id) ?? 0) >= SWEEP_EVERY_MS) {
+            await this.store.sweep(drain, this.endedAfter(now), SWEEP_LAG_SECONDS);
+            this.sweptAt.set(drain.id, now.getTime());
           }
         } catch (error) {
           this.logger.warn(`log drain ${drain.id}: ${(error as Error).message}`);
@@ -83,7 +95,7 @@ export class LogDrainShipper {
   async ship(drain: DueDrain, now = new Date()): Promise<RoundResult> {
     const bufferMs = this.config.logDrains.bufferSeconds * 1000;
     const cutoff = now.getTime() - bufferMs;
-    const tasks = await this.store.tasks(drain, new Date(cutoff - bufferMs), TASKS_PER_ROUND);
+    const tasks = await this.store.tasks(drain, this.endedAfter(now), TASKS_PER_ROUND);
     const byId = new Map(tasks.map((task) => [task.id, task]));
     const chunks = await this.store.chunks(
       tasks.filter((task) => task.lastSeq > task.cursor),
@@ -169,6 +181,14 @@ export class LogDrainShipper {
   }
 
   /** Sends one batch; null when the receiver took it, else why not. */
+  /**
+   * Tasks that ended before this are out of every drain's reach: their chunks are all older
+   * than the buffer (a task's chunks are stored before it ends), dropped if not sent.
+   */
+  private endedAfter(now: Date): Date {
+    return new Date(now.getTime() - 2 * this.config.logDrains.bufferSeconds * 1000);
+  }
+
   private async send(
     drain: DueDrain,
     target: ReturnType<typeof drainTarget>,

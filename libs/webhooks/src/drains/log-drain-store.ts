@@ -12,6 +12,8 @@ export interface DueDrain {
   secret: string | null;
   failures: number;
   createdAt: Date;
+  /** Every task of its scope that ended before this is done for it (its `swept_until`). */
+  sweptUntil: Date;
 }
 
 /** A task with output the drain may not have had yet. */
@@ -55,9 +57,11 @@ export class LogDrainStore {
         secret: string | null;
         failures: number;
         created_at: Date;
+        swept_until: Date;
       }[]
     >(
-      `SELECT id, project_id, url, code_name, secret, failures, created_at
+      `SELECT id, project_id, url, code_name, secret, failures, created_at,
+              coalesce(swept_until, created_at) AS swept_until
          FROM log_drains WHERE retry_at IS NULL OR retry_at <= $1 ORDER BY id`,
       [now],
     );
@@ -69,13 +73,16 @@ export class LogDrainStore {
       secret: r.secret,
       failures: r.failures,
       createdAt: r.created_at,
+      sweptUntil: r.swept_until,
     }));
   }
 
   /**
-   * The drain's project's (or code's) tasks it is not done with: running, or ended since the
-   * drain was made and within `endedAfter`, oldest first. A task ended longer ago is out of any
-   * buffer: what the drain had not received of it was dropped (and counted) on the way.
+   * The drain's project's (or code's) tasks it is not done with: running, or ended since it was
+   * last swept ({@link sweep}) and within `endedAfter`, oldest first. A task ended longer ago is
+   * out of any buffer: what the drain had not received of it was dropped (and counted) on the
+   * way. Both bounds of `end_time` are index conditions (`tasks_project_end_idx`): a pass reads
+   * the tasks ended since the sweep, not all those within the buffer.
    */
   async tasks(drain: DueDrain, endedAfter: Date, limit: number): Promise<DrainTask[]> {
     const rows = await this.db.query<
@@ -91,7 +98,7 @@ export class LogDrainStore {
           AND coalesce(c.done, false) = false
         ORDER BY t.start_time NULLS LAST, t.id
         LIMIT $6`,
-      [drain.id, drain.projectId, drain.codeName, endedAfter, drain.createdAt, limit],
+      [drain.id, drain.projectId, drain.codeName, endedAfter, drain.sweptUntil, limit],
     );
     return rows.map((r) => ({
       id: r.id,
@@ -100,6 +107,31 @@ export class LogDrainStore {
       cursor: Number(r.cursor),
       lastSeq: Number(r.last_seq),
     }));
+  }
+
+  /**
+   * Moves the drain's `swept_until` up to the end of the oldest ended task it is not done with,
+   * and never past `lagSeconds` ago nor back: a task's `end_time` is its final transaction's
+   * start, which may commit a little later, so the mark stays that far behind the clock (a
+   * final transaction longer than that would be passed over by the drain). Tasks ended before
+   * `endedAfter` are out of the buffer and do not hold it back.
+   */
+  async sweep(drain: DueDrain, endedAfter: Date, lagSeconds: number): Promise<void> {
+    await this.db.query(
+      `UPDATE log_drains d
+          SET swept_until = greatest(coalesce(d.swept_until, d.created_at), least(
+                now() - $3 * interval '1 second',
+                coalesce((SELECT min(t.end_time)
+                            FROM tasks t
+                            LEFT JOIN log_drain_cursors c ON c.drain_id = d.id AND c.task_id = t.id
+                           WHERE t.project_id = d.project_id
+                             AND (d.code_name IS NULL OR t.code_name = d.code_name)
+                             AND t.end_time > $2
+                             AND t.end_time >= coalesce(d.swept_until, d.created_at)
+                             AND coalesce(c.done, false) = false), 'infinity')))
+        WHERE d.id = $1`,
+      [drain.id, endedAfter, lagSeconds],
+    );
   }
 
   /**

@@ -42,6 +42,13 @@ export class LogDrain {
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 
+  /**
+   * Every task of the drain's scope that ended before this is done for it (sent or dropped):
+   * its passes look no further back. Null until first swept: `createdAt`.
+   */
+  @Column({ name: 'swept_until', type: 'timestamptz', nullable: true })
+  sweptUntil!: Date | null;
+
   @Column({ name: 'updated_at', type: 'timestamptz' })
   updatedAt!: Date;
 }
