@@ -17,3 +17,5 @@ export * from './task-list-query';
 export * from './queued-tasks-quota';
 export * from './queue-figures';
 export * from './invoke-spec';
+export * from './project-stats-query';
+export * from './project-stats';

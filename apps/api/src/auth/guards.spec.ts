@@ -72,6 +72,7 @@ describe('the API guard', () => {
       'ProjectsController.listTokens': 'manage',
       'ProjectsController.issueToken': 'manage',
       'ProjectsController.revokeToken': 'manage',
+      'ProjectStatsController.stats': 'read',
       'CodesController.register': 'manage',
       'CodesController.uploadImage': 'manage',
       'CodesController.list': 'read',
