@@ -135,7 +135,7 @@ describe('the task list against Postgres', () => {
         for (const [page, perPage] of pages) {
           const query: TaskListQuery = { ...filter, statuses, page, perPage };
           const want = await expected(projects[0], query);
-          const got = (await tasks.list(projects[0], query)).map((task) => task.id);
+          const got = (await tasks.list(projects[0], query)).tasks.map((task) => task.id);
           expect({ query, got }).toEqual({ query, got: want });
           compared++;
           if (want.length > 0) nonEmpty++;
@@ -150,7 +150,7 @@ describe('the task list against Postgres', () => {
 
   it("never lists another project's tasks, whatever the filter", async () => {
     for (const filter of filters) {
-      const listed = await tasks.list(projects[1], {
+      const { tasks: listed } = await tasks.list(projects[1], {
         ...filter,
         statuses: [],
         page: 0,
@@ -187,7 +187,7 @@ describe('the task list against Postgres', () => {
       expect(typeorm).not.toBeNull();
       expect(await tasks.get(projects[0], id)).toStrictEqual(typeorm);
     }
-    const listed = await tasks.list(projects[0], { statuses: [], page: 0, perPage: 2 });
+    const { tasks: listed } = await tasks.list(projects[0], { statuses: [], page: 0, perPage: 2 });
     expect(listed).toStrictEqual(
       await repository.findBy({ id: In([full, plain]) }).then(sortNewest),
     );
