@@ -49,7 +49,7 @@ export interface TaskPage {
  * and a page that found fewer matches than asked ends at the last task it read, for the next page
  * to go on from there.
  */
-export const SEARCH_SCAN = 5000;
+export const SEARCH_SCAN = 2000;
 
 /** A task's place in the list's order, as its rows carry it (`kiln_cursor`). */
 const CURSOR_COLUMN = `(extract(epoch FROM t.created_at) * 1000000)::bigint::text AS kiln_cursor`;
