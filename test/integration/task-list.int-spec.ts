@@ -135,7 +135,7 @@ describe('the task list against Postgres', () => {
         for (const [page, perPage] of pages) {
           const query: TaskListQuery = { ...filter, statuses, page, perPage };
           const want = await expected(projects[0], query);
-          const got = (await tasks.list(projects[0], query)).map((task) => task.id);
+          const got = (await tasks.list(projects[0], query)).tasks.map((task) => task.id);
           expect({ query, got }).toEqual({ query, got: want });
           compared++;
           if (want.length > 0) nonEmpty++;
@@ -148,9 +148,78 @@ describe('the task list against Postgres', () => {
     expect(nonEmpty).toBeGreaterThanOrEqual(compared / 2);
   });
 
+  it("walks every filter by cursor through exactly the plain query's list, page by page", async () => {
+    let walked = 0;
+    for (const filter of filters) {
+      for (const statuses of flags) {
+        const want = await expected(projects[0], { ...filter, statuses, page: 0, perPage: 1000 });
+        const got: string[] = [];
+        let cursor: TaskListQuery['cursor'] = 'first';
+        for (let pages = 0; cursor && pages < 100; pages++) {
+          const page = await tasks.list(projects[0], {
+            ...filter,
+            statuses,
+            page: 0,
+            perPage: 45,
+            cursor,
+          });
+          got.push(...page.tasks.map((task) => task.id));
+          expect(page.next).not.toBeUndefined();
+          cursor = page.next ?? undefined;
+        }
+        expect({ filter, statuses, got }).toEqual({ filter, statuses, got: want });
+        walked += want.length;
+      }
+    }
+    expect(walked).toBeGreaterThan(1000);
+  });
+
+  it('searches payloads within the filters, a page of matches at a time, and finds a task by id', async () => {
+    const ids = (
+      await db.query<{ id: string }[]>(
+        `SELECT id FROM tasks WHERE project_id = $1 AND code_name = 'b'
+          ORDER BY created_at DESC, id DESC LIMIT 5`,
+        [projects[0]],
+      )
+    ).map((row) => row.id);
+    await db.query(`UPDATE tasks SET payload = '{"Needle": 1}' WHERE id = ANY($1)`, [ids]);
+    const searched: string[] = [];
+    let cursor: TaskListQuery['cursor'] = 'first';
+    while (cursor) {
+      const page = await tasks.list(projects[0], {
+        statuses: [],
+        codeName: 'b',
+        page: 0,
+        perPage: 2,
+        q: 'nEEdle',
+        cursor,
+      });
+      searched.push(...page.tasks.map((task) => task.id));
+      cursor = page.next ?? undefined;
+    }
+    expect(searched).toEqual(ids);
+    // The same text in the other project, or under another code, is not found.
+    const other = await tasks.list(projects[1], {
+      statuses: [],
+      page: 0,
+      perPage: 30,
+      q: 'needle',
+    });
+    expect(other).toEqual({ tasks: [], next: null });
+    const byId = await tasks.list(projects[0], { statuses: [], page: 0, perPage: 30, q: ids[2] });
+    expect(byId.tasks.map((task) => task.id)).toEqual([ids[2]]);
+    const elsewhere = await tasks.list(projects[1], {
+      statuses: [],
+      page: 0,
+      perPage: 30,
+      q: ids[2],
+    });
+    expect(elsewhere.tasks).toEqual([]);
+  });
+
   it("never lists another project's tasks, whatever the filter", async () => {
     for (const filter of filters) {
-      const listed = await tasks.list(projects[1], {
+      const { tasks: listed } = await tasks.list(projects[1], {
         ...filter,
         statuses: [],
         page: 0,
@@ -187,7 +256,7 @@ describe('the task list against Postgres', () => {
       expect(typeorm).not.toBeNull();
       expect(await tasks.get(projects[0], id)).toStrictEqual(typeorm);
     }
-    const listed = await tasks.list(projects[0], { statuses: [], page: 0, perPage: 2 });
+    const { tasks: listed } = await tasks.list(projects[0], { statuses: [], page: 0, perPage: 2 });
     expect(listed).toStrictEqual(
       await repository.findBy({ id: In([full, plain]) }).then(sortNewest),
     );

@@ -25,6 +25,7 @@ import { BodyInterceptor } from './http/body.interceptor';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectLimitsController } from './projects/project-limits.controller';
 import { ProjectsController } from './projects/projects.controller';
+import { ProjectStatsController } from './projects/project-stats.controller';
 import { SchedulesController } from './schedules/schedules.controller';
 import { FollowWatch } from './tasks/follow-watch';
 import { FollowerSlots, InvokeSlots } from './tasks/held-slots';
@@ -62,6 +63,7 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     MetricsController,
     ProjectsController,
     ProjectLimitsController,
+    ProjectStatsController,
     CodesController,
     InvokeController,
     TasksController,

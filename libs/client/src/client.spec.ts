@@ -157,6 +157,47 @@ describe('Kiln client (against a fake server)', () => {
     );
   });
 
+  it('bulk cancel and retry: 1000 ids a request, and a filter repeated while the answer says more', async () => {
+    let more = 2;
+    await withKiln(
+      (req, res) => {
+        const body = JSON.parse(req.body.toString()) as { ids?: string[] };
+        if (req.url.endsWith('/tasks/retry')) {
+          const ids = body.ids ?? [];
+          return json(res, 200, {
+            msg: 'Queued up',
+            retried: ids.length,
+            tasks: ids.map((id) => ({ id: 'r'.repeat(24), original_task_id: id })),
+            not_found: 1,
+          });
+        }
+        if (body.ids) return json(res, 200, { cancelled: body.ids.length - 1, not_found: 1 });
+        json(res, 200, { msg: 'Cancelled', cancelled: 10_000, more: more-- > 0 });
+      },
+      async (kiln, fake) => {
+        const ids = Array.from({ length: 2500 }, (_, n) => n.toString(16).padStart(24, '0'));
+        expect(await kiln.tasks.cancelMany({ ids })).toEqual({ cancelled: 2497, notFound: 3 });
+        expect(fake.seen.map((seen) => JSON.parse(seen.body.toString()).ids.length)).toEqual([
+          1000, 1000, 500,
+        ]);
+        fake.seen = [];
+        const filter = { codeName: 'resize', status: ['queued' as const, 'running' as const] };
+        expect(await kiln.tasks.cancelMany({ filter })).toEqual({ cancelled: 30_000, notFound: 0 });
+        expect(fake.seen).toHaveLength(3);
+        expect(JSON.parse(fake.seen[0].body.toString())).toEqual({
+          filter: { code_name: 'resize', queued: 1, running: 1 },
+        });
+        fake.seen = [];
+        const retried = await kiln.tasks.retryMany({ ids: ids.slice(0, 2) }, { delay: 5 });
+        expect(retried.tasks.map((task) => task.original_task_id)).toEqual(ids.slice(0, 2));
+        expect(JSON.parse(fake.seen[0].body.toString())).toEqual({
+          ids: ids.slice(0, 2),
+          delay: 5,
+        });
+      },
+    );
+  });
+
   it('retries an idempotent call after a dropped connection', async () => {
     let drops = 1;
     await withKiln(

@@ -3,7 +3,15 @@ import { Transport, sleep } from './http';
 import { paged } from './paging';
 import { lines, sseEvents } from './streams';
 import {
+  BulkCancelResult,
+  BulkRetryResult,
+  DeliveryFilter,
   FinalTaskStatus,
+  PageOptions,
+  ProjectStats,
+  TaskPage,
+  TaskSelection,
+  WebhookDelivery,
   FollowOptions,
   LogEvent,
   Message,
@@ -19,6 +27,9 @@ import {
 
 /** Tasks per `POST …/tasks` (the API's limit). */
 const BATCH = 100;
+
+/** Ids per bulk cancel or retry request (the API's limit). */
+const BULK_IDS = 1000;
 
 /** Queue, inspect, follow and steer tasks: `kiln.tasks`. */
 export class Tasks {
@@ -73,25 +84,134 @@ export class Tasks {
    */
   async *list(filter: TaskFilter = {}): AsyncGenerator<Task> {
     const perPage = Math.min(100, Math.max(1, filter.perPage ?? 100));
-    const statuses = filter.status === undefined ? [] : [filter.status].flat();
     yield* paged(async (page) => {
-      const query: Record<string, string | number | undefined> = {
-        page,
-        per_page: perPage,
-        code_name: filter.codeName,
-        label: filter.label,
-        cluster: filter.cluster,
-        from_time: filter.from ? Math.floor(filter.from.getTime() / 1000) : undefined,
-        to_time: filter.to ? Math.ceil(filter.to.getTime() / 1000) : undefined,
-      };
-      for (const status of statuses) query[status] = 1;
       const { tasks } = await this.http.json<{ tasks: Task[] }>({
         method: 'GET',
         path: `${this.base}/tasks`,
-        query,
+        query: { page, per_page: perPage, ...filterQuery(filter) },
         idempotent: true,
       });
       return tasks;
+    }, perPage);
+  }
+
+  /**
+   * One page of the list by cursor (Kiln's): as deep in the list as you like at the cost of the
+   * first page, with an optional search `q`.
+   * @example let page = await kiln.tasks.page({ q: 'order-42' }); page = await kiln.tasks.page({ q: 'order-42', cursor: page.next_cursor! });
+   */
+  async page(options: PageOptions = {}): Promise<TaskPage> {
+    const { cursor, q, ...filter } = options;
+    return this.http.json<TaskPage>({
+      method: 'GET',
+      path: `${this.base}/tasks`,
+      query: {
+        cursor: cursor ?? '',
+        q,
+        per_page: Math.min(100, Math.max(1, filter.perPage ?? 30)),
+        ...filterQuery(filter),
+      },
+      idempotent: true,
+    });
+  }
+
+  /**
+   * The project's tasks over a window (default the last 24 hours): per code by status, a time
+   * series, and its queues and running tasks now.
+   */
+  async stats(window: { from?: Date; to?: Date } = {}): Promise<ProjectStats> {
+    return this.http.json<ProjectStats>({
+      method: 'GET',
+      path: `${this.base}/stats`,
+      query: {
+        start_date: window.from ? Math.floor(window.from.getTime() / 1000) : undefined,
+        end_date: window.to ? Math.ceil(window.to.getTime() / 1000) : undefined,
+      },
+      idempotent: true,
+    });
+  }
+
+  /**
+   * Cancels the tasks given by id (1000 per request; ids of other projects count as not found),
+   * or every task matching a filter (request after request until none is left), as `cancel` does.
+   * @example await kiln.tasks.cancelMany({ filter: { codeName: 'resize', status: 'queued' } });
+   */
+  async cancelMany(selection: TaskSelection): Promise<BulkCancelResult> {
+    const result: BulkCancelResult = { cancelled: 0, notFound: 0 };
+    for await (const answer of this.bulk<{ cancelled: number }>('cancel', selection, {})) {
+      result.cancelled += answer.cancelled;
+      result.notFound += answer.not_found ?? 0;
+    }
+    return result;
+  }
+
+  /**
+   * Retries the tasks given by id, or every ended task matching a filter that has not been
+   * retried yet, as `retry` does (after `delay` seconds, default 0).
+   */
+  async retryMany(
+    selection: TaskSelection,
+    options: { delay?: number } = {},
+  ): Promise<BulkRetryResult> {
+    const result: BulkRetryResult = { tasks: [], notFound: 0 };
+    const extra = options.delay === undefined ? {} : { delay: options.delay };
+    type Answer = { tasks: { id: string; original_task_id: string }[] };
+    for await (const answer of this.bulk<Answer>('retry', selection, extra)) {
+      result.tasks.push(...answer.tasks);
+      result.notFound += answer.not_found ?? 0;
+    }
+    return result;
+  }
+
+  /** The answers of `POST tasks/{action}` for a selection: a request per 1000 ids, or until no `more`. */
+  private async *bulk<T>(
+    action: 'cancel' | 'retry',
+    selection: TaskSelection,
+    extra: Record<string, unknown>,
+  ): AsyncGenerator<T & { not_found?: number; more?: boolean }> {
+    const send = (body: Record<string, unknown>) =>
+      this.http.json<T & { not_found?: number; more?: boolean }>({
+        method: 'POST',
+        path: `${this.base}/tasks/${action}`,
+        json: { ...body, ...extra },
+        // Repeating a cancel changes nothing more; a retry would queue a second one.
+        idempotent: action === 'cancel',
+      });
+    if ('ids' in selection) {
+      for (let i = 0; i < selection.ids.length; i += BULK_IDS) {
+        yield await send({ ids: selection.ids.slice(i, i + BULK_IDS) });
+      }
+      return;
+    }
+    const filter = filterQuery(selection.filter);
+    for (;;) {
+      const answer = await send({ filter });
+      yield answer;
+      if (!answer.more) return;
+    }
+  }
+
+  /** The retry chain the task is in, oldest first (original, its retry, …), without payloads. */
+  async chain(id: string): Promise<Omit<Task, 'payload'>[]> {
+    const { tasks } = await this.http.json<{ tasks: Omit<Task, 'payload'>[] }>({
+      method: 'GET',
+      path: `${this.base}/tasks/${encodeURIComponent(id)}/chain`,
+      idempotent: true,
+    });
+    return tasks;
+  }
+
+  /** The task's webhook deliveries (subscriptions and its own `webhook`), newest first. */
+  async *deliveries(id: string, filter: DeliveryFilter = {}): AsyncGenerator<WebhookDelivery> {
+    const perPage = Math.min(100, Math.max(1, filter.perPage ?? 100));
+    yield* paged(async (page) => {
+      const { deliveries } = await this.http.json<{ deliveries: WebhookDelivery[] }>({
+        method: 'GET',
+        path: `${this.base}/tasks/${encodeURIComponent(id)}/deliveries`,
+        query: { page, per_page: perPage },
+        idempotent: true,
+      });
+      return deliveries;
     }, perPage);
   }
 
@@ -262,6 +382,21 @@ export class Tasks {
 
 async function* outputOf(events: AsyncIterable<LogEvent>): AsyncGenerator<string> {
   for await (const event of events) if (event.type === 'output') yield event.text;
+}
+
+/** The list's filter parameters (status flags, names, epoch-second window) of `filter`. */
+function filterQuery(filter: TaskFilter): Record<string, string | number | undefined> {
+  const query: Record<string, string | number | undefined> = {
+    code_name: filter.codeName,
+    label: filter.label,
+    cluster: filter.cluster,
+    from_time: filter.from ? Math.floor(filter.from.getTime() / 1000) : undefined,
+    to_time: filter.to ? Math.ceil(filter.to.getTime() / 1000) : undefined,
+  };
+  for (const status of filter.status === undefined ? [] : [filter.status].flat()) {
+    query[status] = 1;
+  }
+  return query;
 }
 
 function taskBody(task: NewTask): Record<string, unknown> {

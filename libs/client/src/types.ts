@@ -108,6 +108,60 @@ export interface TaskFilter {
   perPage?: number;
 }
 
+/** One page of `tasks.page`: `next_cursor` continues after it; null at the end. */
+export interface TaskPage {
+  tasks: Task[];
+  next_cursor: string | null;
+}
+
+export interface PageOptions extends TaskFilter {
+  /** A `next_cursor` of the previous page; omit for the first. */
+  cursor?: string;
+  /**
+   * A task id (finds that task), or text looked for in the payloads, case-insensitively. A page
+   * of a search reads a bounded number of tasks: it may hold fewer matches than `perPage` (even
+   * none) and still have a `next_cursor`.
+   */
+  q?: string;
+}
+
+/** Which tasks `tasks.cancelMany` and `tasks.retryMany` are for: by id, or every task matching. */
+export type TaskSelection = { ids: string[] } | { filter: Omit<TaskFilter, 'perPage'> };
+
+export interface BulkCancelResult {
+  cancelled: number;
+  /** Ids given that are not the project's tasks. */
+  notFound: number;
+}
+
+export interface BulkRetryResult {
+  /** The new tasks, each with the task it retries. */
+  tasks: { id: string; original_task_id: string }[];
+  /** Ids given that are not the project's tasks. */
+  notFound: number;
+}
+
+/** `tasks.stats`: the project's tasks over a window, and its queues now. */
+export interface ProjectStats {
+  start: Timestamp;
+  end: Timestamp;
+  bucket_seconds: number;
+  /** Codes with tasks created in the window: counts by status. */
+  codes: ({ code_name: string } & Record<TaskStatus, number>)[];
+  /** Tasks created in each bucket that ended so, oldest bucket first. */
+  series: { start: Timestamp; complete: number; error: number; timeout: number; killed: number }[];
+  /** Clusters with tasks queued or running now. */
+  clusters: {
+    cluster: string;
+    queued: number;
+    oldest_queued_at: Timestamp | null;
+    oldest_queued_seconds: number;
+    running: number;
+  }[];
+  /** Tasks running now (preparing ones too). */
+  running: number;
+}
+
 export interface WaitOptions {
   /** Give up (with a `KilnTimeoutError`) after this many ms. Default: wait for ever. */
   timeoutMs?: number;
@@ -394,7 +448,8 @@ export type DeliveryState = 'pending' | 'delivered' | 'failed' | 'dropped';
 /** One message to one endpoint, in the delivery log (`webhooks.deliveries`). */
 export interface WebhookDelivery {
   id: string;
-  webhook_id: string;
+  /** The subscription's id; null for a delivery to a task's own `webhook` URL. */
+  webhook_id: string | null;
   /** The `webhook-id` header: the same on every retry and redelivery. */
   message_id: string;
   event_type: WebhookEvent;

@@ -14,6 +14,8 @@ import { TaskRetentionStore } from './store/task-retention';
 import { TaskLogStore } from './task-log-store';
 import { QueuedTasksQuota } from './queued-tasks-quota';
 import { QueueFigures } from './queue-figures';
+import { ProjectStatsService } from './project-stats';
+import { ProjectStatsStore } from './store/project-stats-store';
 
 @Module({
   imports: [
@@ -32,9 +34,12 @@ import { QueueFigures } from './queue-figures';
     TaskLogStore,
     TaskRetentionStore,
     QueueFigures,
+    ProjectStatsStore,
+    ProjectStatsService,
   ],
   exports: [
     QueueFigures,
+    ProjectStatsService,
     TasksService,
     TaskDelivery,
     TaskLifecycle,

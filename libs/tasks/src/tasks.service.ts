@@ -7,11 +7,15 @@ import { TaskLogFeed, TaskSignals } from '@kiln/redis';
 import { Task } from './task.entity';
 import { retryOf } from './task-retry';
 import { NewTaskCode, NewTaskRow } from './store/task-record';
-import { TaskListQuery, TaskStore } from './store/task-store';
+import { TaskListQuery, TaskPage, TaskStore } from './store/task-store';
+import { BULK_FILTER_LIMITS, BulkOutcome, BulkTarget } from './task-bulk';
 import { TaskSpec } from './task-spec';
 import { TASK_STATUSES, TaskStatus } from './task-status';
 import { QueuedTask, TaskDelivery } from './task-delivery';
 import { QueuedTasksQuota } from './queued-tasks-quota';
+
+/** Tasks a retry chain reads each way from a task, at most. */
+export const CHAIN_LIMIT = 100;
 
 @Injectable()
 export class TasksService {
@@ -113,7 +117,7 @@ export class TasksService {
     return task;
   }
 
-  async list(projectId: string, query: TaskListQuery): Promise<Task[]> {
+  async list(projectId: string, query: TaskListQuery): Promise<TaskPage> {
     return this.store.list(projectId, query);
   }
 
@@ -125,6 +129,26 @@ export class TasksService {
   async cancel(projectId: string, id: string): Promise<void> {
     await this.get(projectId, id);
     await this.cancelled(await this.store.cancel(projectId, { taskId: id }));
+  }
+
+  /**
+   * A bulk cancel (`POST …/tasks/cancel`): the tasks among `ids` that have not ended, or the first
+   * BULK_FILTER_LIMITS.cancel of those matching `filter` (`more` when there may be others); each
+   * as {@link cancel} does it. Ids of tasks not in the project are counted as not found.
+   */
+  async cancelMany(projectId: string, target: BulkTarget): Promise<BulkOutcome<number>> {
+    if ('ids' in target) {
+      const found = await this.store.findMany(projectId, target.ids);
+      const rows = await this.store.cancel(projectId, { taskIds: found.map((task) => task.id) });
+      return { done: await this.cancelled(rows), notFound: target.ids.length - found.length };
+    }
+    const limit = BULK_FILTER_LIMITS.cancel;
+    const rows = await this.store.cancel(projectId, {
+      filter: target.filter,
+      before: new Date(),
+      limit,
+    });
+    return { done: await this.cancelled(rows), more: rows.length === limit };
   }
 
   /** Cancels every task of a code that has not ended (`POST …/codes/{id}/cancel_all`). */
@@ -166,6 +190,49 @@ export class TasksService {
     this.metrics.tasksQueued(retry, 'retry');
     if (delaySeconds === 0) await this.delivery.enqueueDue([retry]);
     return retry;
+  }
+
+  /**
+   * A bulk retry (`POST …/tasks/retry`): a retry of each task among `ids`, or of the first
+   * BULK_FILTER_LIMITS.retry matching `filter` that have ended and not been retried. As
+   * {@link retry} does it, all or nothing: the clusters are checked and the queued-tasks quota
+   * reserved for all of them first, then the retries are inserted in one transaction. Returns
+   * the retries, each with its original.
+   */
+  async retryMany(
+    projectId: string,
+    target: BulkTarget,
+    delaySeconds: number,
+  ): Promise<BulkOutcome<Task[]>> {
+    const limit = BULK_FILTER_LIMITS.retry;
+    const originals =
+      'ids' in target
+        ? await this.store.findMany(projectId, target.ids)
+        : await this.store.findRetryable(projectId, target.filter, new Date(), limit);
+    await this.limits.checkClusters(
+      projectId,
+      originals.map((task) => task.cluster),
+    );
+    const retries = originals.map((original) => retryOf(original, delaySeconds));
+    if (retries.length > 0) {
+      await this.insertWithinQuota(projectId, retries.length, () =>
+        this.store.insertRetries(originals.map((original, i) => [original, retries[i]])),
+      );
+    }
+    for (const retry of retries) this.metrics.tasksQueued(retry, 'retry');
+    if (delaySeconds === 0) await this.delivery.enqueueDue(retries);
+    return 'ids' in target
+      ? { done: retries, notFound: target.ids.length - originals.length }
+      : { done: retries, more: originals.length === limit };
+  }
+
+  /**
+   * The retry chain a task is in, oldest first: its original, the original's original and so on
+   * back to the first, then its retry, the retry's retry and so on (at most CHAIN_LIMIT each way).
+   */
+  async chain(projectId: string, id: string): Promise<Task[]> {
+    const task = await this.get(projectId, id);
+    return this.store.chain(projectId, task, CHAIN_LIMIT);
   }
 
   /** Task counts per status for a code, over tasks created in [from, to]. */

@@ -653,12 +653,35 @@ export class WebhookOutbox {
 
   /** A subscription's deliveries, newest first. */
   async list(webhookId: string, page: number, perPage: number): Promise<DeliveryRecord[]> {
+    return this.listWhere('webhook_id = $1', [webhookId], page, perPage);
+  }
+
+  /**
+   * One task's deliveries, to subscriptions and to its own `webhook` URL, newest first (over
+   * `webhook_deliveries_task_idx`).
+   */
+  async listOfTask(
+    projectId: string,
+    taskId: string,
+    page: number,
+    perPage: number,
+  ): Promise<DeliveryRecord[]> {
+    return this.listWhere('task_id = $1 AND project_id = $2', [taskId, projectId], page, perPage);
+  }
+
+  private async listWhere(
+    where: string,
+    params: unknown[],
+    page: number,
+    perPage: number,
+  ): Promise<DeliveryRecord[]> {
+    const n = params.length;
     const rows = await this.db.query<DeliveryRow[]>(
       `SELECT id, webhook_id, message_id, event_type, task_id, schedule_id, attempt, status_code,
               error, duration_ms, state, created_at, next_attempt_at
-         FROM webhook_deliveries WHERE webhook_id = $1
-        ORDER BY seq DESC OFFSET $2 LIMIT $3`,
-      [webhookId, page * perPage, perPage],
+         FROM webhook_deliveries WHERE ${where}
+        ORDER BY seq DESC OFFSET $${n + 1} LIMIT $${n + 2}`,
+      [...params, page * perPage, perPage],
     );
     return rows.map((row) => ({
       id: row.id,

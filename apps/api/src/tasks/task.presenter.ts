@@ -37,3 +37,9 @@ export function taskJson(task: Task) {
     ...(task.webhook ? { webhook: task.webhook } : {}),
   };
 }
+
+/** A task without its payload: for lists of tasks that link to each one (a retry chain). */
+export function taskSummaryJson(task: Task) {
+  const { payload: _payload, ...summary } = taskJson(task);
+  return summary;
+}

@@ -12,13 +12,16 @@ import {
   Res,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { FieldReader, isFlagSet, requireObject } from '@kiln/common';
+import { FieldReader, JsonObject, isFlagSet, parsePage, requireObject } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
+import { WebhookOutbox } from '@kiln/webhooks';
 import {
   MAX_DELAY_SECONDS,
   TaskLimits,
   TaskLogStore,
   TasksService,
+  formatCursor,
+  parseBulkTarget,
   parseTaskSpec,
   parseTaskListQuery,
   parseTaskSpecs,
@@ -30,7 +33,8 @@ import { ApiDrain } from '../http/api-drain';
 import { FollowerSlots } from './held-slots';
 import { LogFollower, parsePosition } from './log-follower';
 import { streamLog } from './log-stream';
-import { taskJson } from './task.presenter';
+import { taskJson, taskSummaryJson } from './task.presenter';
+import { deliveryJson } from '../webhooks/webhook.presenter';
 import { Role } from '../auth/roles';
 
 /** Idle time before TCP keep-alive probes check that a follower's client is still there. */
@@ -45,6 +49,7 @@ export class TasksController {
     private readonly follower: LogFollower,
     private readonly followerSlots: FollowerSlots,
     private readonly drain: ApiDrain,
+    private readonly outbox: WebhookOutbox,
   ) {}
 
   @Post()
@@ -94,14 +99,53 @@ export class TasksController {
     return { id, msg: 'Queued up.' };
   }
 
-  /** Newest first; the filters are `parseTaskListQuery`'s. */
+  /**
+   * Newest first; the filters are `parseTaskListQuery`'s. With `cursor` or `q` the answer has
+   * `next_cursor` too (null at the end); without them it is IronWorker's, unchanged.
+   */
   @Get()
   async list(
     @Param('projectId', IdPipe) projectId: string,
     @Query() query: Record<string, unknown>,
   ) {
-    const tasks = await this.tasks.list(projectId, parseTaskListQuery(query));
-    return { tasks: tasks.map(taskJson) };
+    const page = await this.tasks.list(projectId, parseTaskListQuery(query));
+    const tasks = page.tasks.map(taskJson);
+    if (page.next === undefined) return { tasks };
+    return { tasks, next_cursor: page.next ? formatCursor(page.next) : null };
+  }
+
+  /**
+   * Cancels many tasks as `POST …/tasks/{id}/cancel` cancels one: `{"ids": [...]}` or
+   * `{"filter": {...}}` (`parseBulkTarget`).
+   */
+  @Post('cancel')
+  @Role('queue')
+  @HttpCode(200)
+  async cancelMany(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
+    const target = parseBulkTarget(requireObject(body, 'body'));
+    const { done, ...rest } = await this.tasks.cancelMany(projectId, target);
+    return { msg: 'Cancelled', cancelled: done, ...bulkRest(rest) };
+  }
+
+  /**
+   * Retries many tasks as `POST …/tasks/{id}/retry` retries one: `{"ids": [...]}` or
+   * `{"filter": {...}}` (`parseBulkTarget`; by filter, only ended tasks not yet retried), and
+   * `"delay"` optional.
+   */
+  @Post('retry')
+  @Role('queue')
+  @HttpCode(200)
+  async retryMany(@Param('projectId', IdPipe) projectId: string, @Body() body: unknown) {
+    const fields = requireObject(body, 'body');
+    const target = parseBulkTarget(fields);
+    const delay = this.retryDelay(fields);
+    const { done, ...rest } = await this.tasks.retryMany(projectId, target, delay);
+    return {
+      msg: 'Queued up',
+      retried: done.length,
+      tasks: done.map((task) => ({ id: task.id, original_task_id: task.originalTaskId })),
+      ...bulkRest(rest),
+    };
   }
 
   @Get(':taskId')
@@ -196,12 +240,43 @@ export class TasksController {
     @Param('taskId', IdPipe) taskId: string,
     @Body() body: unknown,
   ) {
-    const delay =
-      new FieldReader(requireObject(body, 'body')).int('delay', {
-        min: 0,
-        max: MAX_DELAY_SECONDS,
-      }) ?? 0;
-    const task = await this.tasks.retry(projectId, taskId, delay);
+    const task = await this.tasks.retry(
+      projectId,
+      taskId,
+      this.retryDelay(requireObject(body, 'body')),
+    );
     return { msg: 'Queued up', tasks: [{ id: task.id }] };
   }
+
+  private retryDelay(body: JsonObject): number {
+    return new FieldReader(body).int('delay', { min: 0, max: MAX_DELAY_SECONDS }) ?? 0;
+  }
+
+  /** The retry chain the task is in (`TasksService.chain`), oldest first, without payloads. */
+  @Get(':taskId/chain')
+  async chain(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('taskId', IdPipe) taskId: string,
+  ) {
+    const chain = await this.tasks.chain(projectId, taskId);
+    return { tasks: chain.map(taskSummaryJson) };
+  }
+
+  /** The task's webhook deliveries (subscriptions and its own `webhook`), newest first. */
+  @Get(':taskId/deliveries')
+  async deliveries(
+    @Param('projectId', IdPipe) projectId: string,
+    @Param('taskId', IdPipe) taskId: string,
+    @Query() query: Record<string, unknown>,
+  ) {
+    const { page, perPage } = parsePage(query);
+    await this.tasks.get(projectId, taskId);
+    const deliveries = await this.outbox.listOfTask(projectId, taskId, page, perPage);
+    return { deliveries: deliveries.map(deliveryJson) };
+  }
+}
+
+/** A bulk answer's other field: `not_found` (by ids) or `more` (by filter). */
+function bulkRest(rest: { notFound: number } | { more: boolean }) {
+  return 'notFound' in rest ? { not_found: rest.notFound } : { more: rest.more };
 }
