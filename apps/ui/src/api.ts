@@ -75,14 +75,19 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   return json as T;
 }
 
-/** The session of the cookie, if it is still live. */
-export async function loadSession(): Promise<Session | null> {
+/**
+ * The session of the cookie, if it is still live; otherwise why it ended (the API's `msg`), or
+ * null when there was no session at all.
+ */
+export async function loadSession(): Promise<Session | { ended: string | null }> {
   try {
     session = await api<Session>('GET', '/ui/session');
-  } catch {
+    return session;
+  } catch (error) {
     session = null;
+    const msg = error instanceof ApiError ? error.message : null;
+    return { ended: msg === null || msg.startsWith('Not signed in') ? null : msg };
   }
-  return session;
 }
 
 export async function signIn(token: string): Promise<Session> {

@@ -83,7 +83,12 @@ function layout(projectId: string | null, section: string): HTMLElement {
 async function render(): Promise<void> {
   leave();
   const path = location.pathname;
-  let session = currentSession() ?? (await loadSession());
+  let session = currentSession();
+  if (!session) {
+    const loaded = await loadSession();
+    if ('ended' in loaded) signInMessage ??= loaded.ended;
+    else session = loaded;
+  }
   if (path === '/ui/signin' || !session) {
     if (session && path === '/ui/signin') return navigate(home(), true);
     if (path !== '/ui/signin') history.replaceState(null, '', '/ui/signin');
@@ -92,7 +97,6 @@ async function render(): Promise<void> {
     signInMessage = null;
     return signInPage(root, message, () => navigate(home(), true));
   }
-  session = session!;
   if (path === '/ui/projects' && session.admin) {
     document.title = 'Projects · Kiln';
     return projectsPage(layout(null, 'projects'));

@@ -36,6 +36,9 @@ export function tokenOutsideBody(req: Request): string | undefined {
 /** Methods a cookie-authenticated request may use without the CSRF header: they change nothing. */
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
 
+/** The 401 of a request with no session cookie (the dashboard says nothing of it on sign-in). */
+export const NOT_SIGNED_IN = 'Not signed in: no dashboard session cookie';
+
 /** A dashboard session as a request presents it: its id (the cookie), what it holds, who it is. */
 export interface PresentedSession {
   id: string;
@@ -82,9 +85,12 @@ export class TokenStrategy extends PassportStrategy(Strategy, 'kiln-token') {
    */
   async presentedSession(req: Request): Promise<PresentedSession> {
     const id = sessionCookie(req.headers.cookie);
-    const session = id === undefined ? null : await this.sessions.get(id);
-    if (id === undefined || session === null) {
-      throw KilnException.unauthorized('The dashboard session has ended: sign in again');
+    if (id === undefined) throw KilnException.unauthorized(NOT_SIGNED_IN);
+    const session = await this.sessions.get(id);
+    if (session === null) {
+      throw KilnException.unauthorized(
+        'The dashboard session has ended (it expired, or was signed out): sign in again',
+      );
     }
     try {
       return { id, session, principal: await this.principalOfSession(session) };

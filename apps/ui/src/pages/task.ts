@@ -1,4 +1,5 @@
 import { ApiError, api, canAct, projectPath } from '../api';
+import { actionButton } from './common';
 import { Child, errorBox, fill, h, showError, time } from '../dom';
 import { PageContext, navigate, projectHref } from '../router';
 import type { Task } from './tasks';
@@ -28,23 +29,6 @@ function payloadView(task: Task): Child {
     );
   }
   return h('pre', { class: 'payload', tabindex: 0, 'aria-label': 'Payload' }, pretty(payload));
-}
-
-/** A button that runs `action`, showing its API error (`msg`) in `error`. */
-function actionButton(label: string, error: HTMLElement, action: () => Promise<void>): HTMLElement {
-  return h(
-    'button',
-    {
-      type: 'button',
-      onclick: () => {
-        showError(error, null);
-        action().catch((e: unknown) =>
-          showError(error, e instanceof ApiError ? e.message : String(e)),
-        );
-      },
-    },
-    label,
-  );
 }
 
 /**
