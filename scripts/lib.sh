@@ -24,8 +24,9 @@ prepare() {
   if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
     say "installing npm packages"
     # `npm ci` trips over optional platform packages missing from the lock (npm 11); install
-    # honours the lock all the same.
-    npm install --no-audit --no-fund --loglevel=error
+    # honours the lock all the same. No browser is ever downloaded: the dashboard's tests drive
+    # Debian's Chromium (playwright-core downloads none; this also holds should that change).
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error
   fi
   say "building"
   npm run --silent build

@@ -31,6 +31,8 @@ need_debian_package shellcheck shellcheck
 # that shares another checkout's services, scripts/infra/packages.sh did not run here).
 need_debian_package kubernetes-client kubectl
 need_debian_package docker-compose docker-compose
+# The dashboard's browser tests drive Debian's Chromium (playwright-core never downloads one).
+need_debian_package chromium chromium
 if npm run --silent lint; then echo '{"name":"lint","passed":1,"failed":0}' >"$results/lint.json"
 else echo '{"name":"lint","passed":0,"failed":1}' >"$results/lint.json"; fi
 

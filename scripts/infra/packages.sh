@@ -36,6 +36,8 @@ ensure_packages() {
     # HA tests (docs/ha.md): each suite starts its own on loopback, nothing runs system-wide.
     "pgbouncer:/usr/sbin/pgbouncer"
     "redis-sentinel:redis-sentinel"
+    # The dashboard's browser tests (test/ui.e2e-spec.ts) drive Debian's Chromium: none downloaded.
+    "chromium:/usr/bin/chromium"
   )
   # Tools the deployment tests run (test/deploy.e2e-spec.ts): any package that provides the
   # command will do (kubectl often comes from Kubernetes' or Google's repositories instead, whose

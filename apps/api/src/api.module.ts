@@ -34,6 +34,7 @@ import { TaskEnds } from './tasks/task-ends';
 import { LogFollower } from './tasks/log-follower';
 import { TasksController } from './tasks/tasks.controller';
 import { CodeTriggersController, IncomingTriggersController } from './webhooks/triggers.controller';
+import { UiSessionController } from './ui/ui-session.controller';
 import { WebhooksController } from './webhooks/webhooks.controller';
 import { LogDrainsController } from './webhooks/log-drains.controller';
 
@@ -73,6 +74,7 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     LogDrainsController,
     CodeTriggersController,
     IncomingTriggersController,
+    UiSessionController,
   ],
   providers: [
     TracingShutdown,

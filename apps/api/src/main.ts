@@ -14,6 +14,7 @@ import { ApiDrain } from './http/api-drain';
 import { answerFor, sendError } from './http/exception.filter';
 import { httpMetrics } from './http/http-metrics';
 import { traceRequests } from './http/http-tracing';
+import { serveDashboard } from './ui/ui-static';
 
 /** How often Node looks for requests past their headers or request time-out. */
 const TIMEOUT_CHECK_MS = 1000;
@@ -31,6 +32,8 @@ runProcess('api', earlyLogFormat(), async () => {
   app.use(app.get(ApiDrain).middleware());
   if (metrics.enabled) app.use(httpMetrics(metrics));
   if (config.tracing.endpoint) app.use(traceRequests());
+  // The dashboard (`/ui`, and `/` redirected there): static files, ahead of the API's routes.
+  app.use(serveDashboard());
   app.disable('x-powered-by');
   app.set('etag', false);
   // `req.ip` is the peer's address unless the peer is a proxy the operator named.

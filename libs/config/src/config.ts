@@ -103,6 +103,11 @@ export interface KilnConfig {
      * `KILN_API_DRAIN_SECONDS`, default 0.
      */
     drainSeconds: number;
+    /**
+     * How long a dashboard session (`POST /ui/session`) lasts after sign-in; the token it was made
+     * from is checked again on every request all the same. `KILN_UI_SESSION_HOURS`, default 12.
+     */
+    uiSessionHours: number;
   };
   /** Request rates, shared by every API replica (counted in Redis). */
   rateLimits: {
@@ -540,6 +545,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
         64 * 1024 * 1024,
       ),
       drainSeconds: read.int('KILN_API_DRAIN_SECONDS', 0, 0, 3600),
+      uiSessionHours: read.int('KILN_UI_SESSION_HOURS', 12, 1, 24 * 30),
     },
     rateLimits: {
       tokenPerSecond: read.int('KILN_RATE_LIMIT_PER_SECOND', 1000, 0, 1_000_000),

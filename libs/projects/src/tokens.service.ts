@@ -111,14 +111,32 @@ export class TokensService {
 
   /**
    * What a secret lets a request do, or why it does not. Live tokens are remembered for
-   * {@link TOKEN_CACHE_MS} (by hash), sparing a query per request; expiry is checked every time.
+   * {@link TOKEN_CACHE_MS} (by hash, or by id for {@link accessById}), sparing a query per request; expiry is checked every time.
    */
   async access(secret: string): Promise<TokenAccess | TokenRefusal> {
     const hash = hashSecret(secret);
-    let access = this.known.get(hash);
+    return this.lookUp(hash, () => this.tokens.findOneBy({ tokenHash: hash, revokedAt: IsNull() }));
+  }
+
+  /**
+   * The same as {@link access}, by the token's id: for a dashboard session, which holds the id of
+   * the token it was made from (never its secret), so that revoking or expiring that token ends
+   * the session at its next request.
+   */
+  async accessById(tokenId: string): Promise<TokenAccess | TokenRefusal> {
+    return this.lookUp(`id:${tokenId}`, () =>
+      this.tokens.findOneBy({ id: tokenId, revokedAt: IsNull() }),
+    );
+  }
+
+  private async lookUp(
+    key: string,
+    find: () => Promise<Token | null>,
+  ): Promise<TokenAccess | TokenRefusal> {
+    let access = this.known.get(key);
     if (!access) {
       const generation = this.generation;
-      const token = await this.tokens.findOneBy({ tokenHash: hash, revokedAt: IsNull() });
+      const token = await find();
       if (!token) return 'unknown';
       access = {
         tokenId: token.id,
@@ -126,7 +144,7 @@ export class TokensService {
         role: token.role,
         expiresAt: token.expiresAt,
       };
-      if (generation === this.generation) this.known.set(hash, access);
+      if (generation === this.generation) this.known.set(key, access);
     }
     if (access.expiresAt && access.expiresAt.getTime() <= Date.now()) return 'expired';
     this.noteUse(access.tokenId);

@@ -7,6 +7,7 @@ import { BodyReader } from '../http/body.interceptor';
 import { AdminGuard, ProjectGuard } from './guards';
 import { TokenRevocations } from './token-revocations';
 import { TokenStrategy } from './token.strategy';
+import { UiSessions } from './ui-sessions';
 
 @Module({
   imports: [PassportModule, ProjectsModule],
@@ -15,10 +16,20 @@ import { TokenStrategy } from './token.strategy';
     ProjectGuard,
     AdminGuard,
     TokenRevocations,
+    UiSessions,
     BodyReader,
     RateLimits,
     { provide: APP_GUARD, useExisting: ProjectGuard },
   ],
-  exports: [ProjectGuard, AdminGuard, TokenRevocations, BodyReader, RateLimits, ProjectsModule],
+  exports: [
+    ProjectGuard,
+    AdminGuard,
+    TokenStrategy,
+    UiSessions,
+    TokenRevocations,
+    BodyReader,
+    RateLimits,
+    ProjectsModule,
+  ],
 })
 export class AuthModule {}

@@ -42,8 +42,9 @@ describe('the API guard', () => {
     expect(routes().length).toBeGreaterThan(40);
   });
 
-  // `/metrics` checks its own token (admin or KILN_METRICS_TOKEN): metrics.e2e-spec.ts.
-  it('leaves public exactly /healthz, /metrics and the trigger URLs; every other route needs a token', () => {
+  // `/metrics` checks its own token (admin or KILN_METRICS_TOKEN): metrics.e2e-spec.ts. The
+  // dashboard's session routes check the token (sign-in) or the session cookie themselves.
+  it('leaves public exactly /healthz, /metrics, the trigger URLs and /ui/session; every other route needs a token', () => {
     expect(
       routes()
         .filter((route) => route.isPublic)
@@ -53,6 +54,9 @@ describe('the API guard', () => {
       'HealthController.healthz',
       'IncomingTriggersController.fire',
       'MetricsController.scrape',
+      'UiSessionController.current',
+      'UiSessionController.signIn',
+      'UiSessionController.signOut',
     ]);
   });
 
