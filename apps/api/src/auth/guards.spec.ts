@@ -43,7 +43,7 @@ describe('the API guard', () => {
   });
 
   // `/metrics` checks its own token (admin or KILN_METRICS_TOKEN): metrics.e2e-spec.ts.
-  it('leaves public exactly /healthz, /metrics and the trigger URLs; every other route needs a token', () => {
+  it('leaves public exactly /healthz, /metrics, /openapi.json and the trigger URLs; every other route needs a token', () => {
     expect(
       routes()
         .filter((route) => route.isPublic)
@@ -53,6 +53,7 @@ describe('the API guard', () => {
       'HealthController.healthz',
       'IncomingTriggersController.fire',
       'MetricsController.scrape',
+      'OpenApiController.describe',
     ]);
   });
 
