@@ -105,6 +105,31 @@ describe('the OpenAPI document', () => {
     expect([...QUOTA_NAMES].sort()).toEqual(Object.values(QUOTA_FIELDS).sort());
   });
 
+  it('resolves every $ref it holds', () => {
+    const document = openApiDocument();
+    const refs: string[] = [];
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (node && typeof node === 'object') {
+        for (const [key, value] of Object.entries(node)) {
+          if (key === '$ref' && typeof value === 'string') refs.push(value);
+          else walk(value);
+        }
+      }
+    };
+    walk(document);
+    const resolve = (pointer: string): unknown =>
+      pointer
+        .slice(2)
+        .split('/')
+        .reduce<unknown>(
+          (at, part) => (at as Record<string, unknown> | undefined)?.[part],
+          document,
+        );
+    expect(refs.length).toBeGreaterThan(50);
+    expect(refs.filter((target) => resolve(target) === undefined)).toEqual([]);
+  });
+
   it('gives every operation a unique operationId (generated clients name methods by it)', () => {
     const paths = openApiDocument().paths as Record<
       string,
