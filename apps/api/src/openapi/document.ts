@@ -83,7 +83,11 @@ function responses(route: Route): Record<string, Schema> {
   const answers: Record<string, Schema> = { 200: ok };
   for (const status of errors) answers[status] = { $ref: `#/components/responses/E${status}` };
   for (const [status, schema] of Object.entries(route.also ?? {})) {
-    answers[status] = jsonAnswer(String(status), schema);
+    const description = schema.description;
+    answers[status] = jsonAnswer(
+      typeof description === 'string' ? description : USUAL_ERRORS[Number(status)],
+      schema,
+    );
   }
   return answers;
 }

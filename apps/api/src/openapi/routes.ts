@@ -46,7 +46,7 @@ export interface Route {
   body?: Schema | { raw: string[]; description: string } | { multipart: Schema };
   /** The 200 answer. */
   ok: Schema | NotJson;
-  /** Other answers a client should expect from this route, beyond the usual errors. */
+  /** Other answers a client should expect from this route, beyond the usual errors (with a description). */
   also?: Record<number, Schema>;
 }
 
@@ -245,7 +245,7 @@ const CODES: Route[] = [
       description: 'The `docker save` tarball, plain or gzip.',
     },
     ok: ref('Upload'),
-    also: { 415: ref('Error') },
+    also: { 415: described(ref('Error'), 'The Content-Type is not a tarball type.') },
   },
   {
     method: 'get',
@@ -637,7 +637,7 @@ const WEBHOOKS: Route[] = [
     query: { secret: str('Or the `X-Kiln-Trigger-Secret` header.') },
     body: { raw: ['*/*'], description: 'Any body, any Content-Type: the payload.' },
     ok: object({ id: ref('Id'), msg: str('`Queued up.`') }),
-    also: { 403: ref('Error') },
+    also: { 403: described(ref('Error'), "The trigger's cluster is no longer granted.") },
   },
   {
     method: 'post',
@@ -691,7 +691,9 @@ const OPERATIONS: Route[] = [
     summary: 'Whether Postgres and Redis answer (what failed: with the admin token)',
     access: 'public',
     ok: ref('Health'),
-    also: { 503: ref('Health') },
+    also: {
+      503: described(ref('Health'), 'Postgres or Redis is down, or the process is stopping.'),
+    },
   },
   {
     method: 'get',

@@ -51,7 +51,7 @@ export function object(
 
 /** An object of free-form fields (a request body's options: unknown keys are ignored). */
 export function fields(properties: Record<string, Schema>, required: string[] = []): Schema {
-  return { type: 'object', properties, required };
+  return { type: 'object', properties, ...(required.length > 0 ? { required } : {}) };
 }
 
 /** `{"msg": "…"}`, every error answer and many a success (`Deleted`, `Cancelled`, …). */
