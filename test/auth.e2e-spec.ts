@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { openApiDocument } from '../apps/api/src/openapi/document';
 import { call, e2e, newProject, registerCode, TestProject } from './support/kiln';
 
 describe('auth and token isolation', () => {
@@ -16,6 +17,15 @@ describe('auth and token isolation', () => {
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ id: a.projectId, name: 'project a' });
     }
+  });
+
+  // The answer check of call() holds every other answer to this document (test/support/answer-check.ts).
+  it('serves the OpenAPI document to anyone, the one the suites check answers against', async () => {
+    const res = await call('GET', '/openapi.json');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(res.body).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
+    expect(Object.keys(res.body.paths)).toContain('/2/projects/{projectId}/tasks/{taskId}');
   });
 
   it('refuses a missing or wrong token with 401 {"msg"}', async () => {

@@ -34,7 +34,11 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-/** One HTTP call to the Kiln under test; JSON answers are parsed, others kept as text. */
+/**
+ * One HTTP call to the Kiln under test; JSON answers are parsed, others kept as text. A JSON answer
+ * the API's OpenAPI document does not allow (its schema for the method, path and status) throws,
+ * naming what differs: the suites keep the document true.
+ */
 export async function call(
   method: string,
   path: string,
@@ -59,6 +63,11 @@ export async function call(
   let parsed: unknown = text;
   if ((res.headers.get('content-type') ?? '').includes('application/json')) {
     parsed = JSON.parse(text);
+    // Loaded on first use: global-teardown imports this module outside Jest's `@kiln/*` mapping,
+    // which the document's schemas need.
+    const { answerProblem } = await import('./answer-check');
+    const problem = answerProblem(method, path, res.status, parsed);
+    if (problem) throw new Error(`Answer not as the OpenAPI document says: ${problem}`);
   }
   return { status: res.status, body: parsed, text, headers: res.headers };
 }

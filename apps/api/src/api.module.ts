@@ -21,6 +21,7 @@ import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
 import { ApiDrain } from './http/api-drain';
 import { MetricsController } from './health/metrics.controller';
+import { OpenApiController } from './openapi/openapi.controller';
 import { BodyInterceptor } from './http/body.interceptor';
 import { KilnExceptionFilter } from './http/exception.filter';
 import { ProjectLimitsController } from './projects/project-limits.controller';
@@ -62,6 +63,7 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
   controllers: [
     HealthController,
     MetricsController,
+    OpenApiController,
     ProjectsController,
     ProjectLimitsController,
     ProjectStatsController,

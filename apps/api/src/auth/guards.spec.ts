@@ -44,7 +44,7 @@ describe('the API guard', () => {
 
   // `/metrics` checks its own token (admin or KILN_METRICS_TOKEN): metrics.e2e-spec.ts. The
   // dashboard's session routes check the token (sign-in) or the session cookie themselves.
-  it('leaves public exactly /healthz, /metrics, the trigger URLs and /ui/session; every other route needs a token', () => {
+  it('leaves public exactly /healthz, /metrics, /openapi.json, the trigger URLs and /ui/session; every other route needs a token', () => {
     expect(
       routes()
         .filter((route) => route.isPublic)
@@ -54,6 +54,7 @@ describe('the API guard', () => {
       'HealthController.healthz',
       'IncomingTriggersController.fire',
       'MetricsController.scrape',
+      'OpenApiController.describe',
       'UiSessionController.current',
       'UiSessionController.signIn',
       'UiSessionController.signOut',
