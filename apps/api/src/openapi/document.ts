@@ -5,7 +5,7 @@ import { SCHEMAS, Schema, ref } from './schemas';
 const USUAL_ERRORS: Record<number, string> = {
   400: 'Bad input; `msg` names the field.',
   401: 'No token, or one that is unknown, revoked or expired.',
-  403: "The token's role does not allow this, or a cluster is not granted.",
+  403: "The token's role does not allow this, a cluster is not granted, or a request signed in by the dashboard's cookie lacks its `X-Kiln-CSRF` header.",
   404: 'No such resource in this project.',
   408: 'The request came too slowly.',
   413: "The body is past the route's cap.",
@@ -27,8 +27,15 @@ const SECURITY_SCHEMES = {
   },
   Bearer: { type: 'http', scheme: 'bearer' },
   OAuthQuery: { type: 'apiKey', in: 'query', name: 'oauth' },
+  Session: {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'kiln_session',
+    description:
+      "The dashboard's session (`POST /ui/session`); requests other than GET/HEAD also send `X-Kiln-CSRF`.",
+  },
 };
-const TOKEN_SECURITY = [{ OAuth: [] }, { Bearer: [] }, { OAuthQuery: [] }];
+const TOKEN_SECURITY = [{ OAuth: [] }, { Bearer: [] }, { OAuthQuery: [] }, { Session: [] }];
 
 const isNotJson = (ok: Route['ok']): ok is NotJson => typeof ok.mediaType === 'string';
 
@@ -103,7 +110,7 @@ function operation(route: Route): Schema {
     tags: [route.tag],
     summary: route.summary,
     description: who,
-    operationId: operationId(route),
+    operationId: route.operationId ?? operationId(route),
     security: route.access === 'public' ? [] : TOKEN_SECURITY,
     parameters: [...pathParameters(route.path), ...queryParameters(route)],
     ...(route.body ? { requestBody: requestBody(route.body) } : {}),

@@ -1,6 +1,7 @@
 import {
   Schema,
   arrayOf,
+  bool,
   described,
   fields,
   int,
@@ -36,6 +37,8 @@ export interface Route {
   path: string;
   tag: string;
   summary: string;
+  /** When the one made of the method and path would be another route's (`document.ts`). */
+  operationId?: string;
   access: Access;
   /** The least role of a project token (the admin token passes all); docs/security.md. */
   role?: 'read' | 'queue' | 'manage';
@@ -359,6 +362,14 @@ function taskFieldsExceptCode(): Record<string, Schema> {
 }
 
 const TASK = `${PROJECT}/tasks/{taskId}`;
+/** What a bulk cancel or retry acts on: one of the two. */
+const BULK_TARGET: Record<string, Schema> = {
+  ids: arrayOf(ref('Id')),
+  filter: described(
+    { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
+    "The list's filters: status flags, `code_name`, `label`, `cluster`, `from_time`, `to_time`.",
+  ),
+};
 
 const TASKS: Route[] = [
   {
@@ -404,8 +415,55 @@ const TASKS: Route[] = [
       from_time: int('Epoch seconds.'),
       to_time: int('Epoch seconds.'),
       ...paging,
+      cursor: str('Kiln: empty for the first page, then the `next_cursor` answered.'),
+      q: str('Kiln: a task id, or text searched for in payloads (pages by cursor).'),
     },
-    ok: list('tasks', ref('Task')),
+    ok: object(
+      {
+        tasks: arrayOf(ref('Task')),
+        next_cursor: nullable(str('Kiln, with `cursor` or `q`: the next page; null at the end.')),
+      },
+      { optional: ['next_cursor'] },
+    ),
+  },
+  {
+    method: 'post',
+    path: `${PROJECT}/tasks/cancel`,
+    tag: 'tasks',
+    summary: 'Cancel many tasks: by ids, or every task matching a filter (Kiln)',
+    operationId: 'postProjectsTasksCancelMany',
+    access: 'token',
+    role: 'queue',
+    body: fields(BULK_TARGET),
+    ok: object(
+      {
+        msg: str('`Cancelled`.'),
+        cancelled: int(),
+        not_found: int('By ids: ids of no task of this project, or of tasks already ended.'),
+        more: bool('By filter: more matching tasks are left (call again).'),
+      },
+      { optional: ['not_found', 'more'] },
+    ),
+  },
+  {
+    method: 'post',
+    path: `${PROJECT}/tasks/retry`,
+    tag: 'tasks',
+    summary: 'Retry many ended tasks: by ids, or every ended task matching a filter (Kiln)',
+    operationId: 'postProjectsTasksRetryMany',
+    access: 'token',
+    role: 'queue',
+    body: fields({ ...BULK_TARGET, delay: int('Seconds before the retries run.') }),
+    ok: object(
+      {
+        msg: str('`Queued up`.'),
+        retried: int(),
+        tasks: arrayOf(object({ id: ref('Id'), original_task_id: ref('Id') })),
+        not_found: int('By ids: ids of no ended task of this project.'),
+        more: bool('By filter: more matching tasks are left (call again).'),
+      },
+      { optional: ['not_found', 'more'] },
+    ),
   },
   {
     method: 'get',
@@ -429,6 +487,23 @@ const TASKS: Route[] = [
         description: '`text/event-stream` instead with `follow=1` and that `Accept`.',
       },
     },
+  },
+  {
+    method: 'get',
+    path: `${TASK}/chain`,
+    tag: 'tasks',
+    summary: 'The retry chain the task is in, oldest first, without payloads (Kiln)',
+    access: 'token',
+    ok: list('tasks', ref('TaskSummary')),
+  },
+  {
+    method: 'get',
+    path: `${TASK}/deliveries`,
+    tag: 'tasks',
+    summary: "The task's webhook deliveries, newest first (Kiln)",
+    access: 'token',
+    query: paging,
+    ok: list('deliveries', ref('Delivery')),
   },
   {
     method: 'get',
@@ -713,6 +788,90 @@ const OPERATIONS: Route[] = [
   },
 ];
 
+const COUNTS_BY_STATUS = Object.fromEntries(TASK_STATUSES.map((status) => [status, int()]));
+
+const OVERVIEW: Route[] = [
+  {
+    method: 'get',
+    path: `${PROJECT}/stats`,
+    tag: 'overview',
+    summary: "The project's tasks over a window, by code and in buckets, and its queues now (Kiln)",
+    access: 'token',
+    query: {
+      start_date: int('Epoch seconds; by default 24 hours before `end_date`.'),
+      end_date: int('Epoch seconds; by default now.'),
+    },
+    ok: object({
+      start: ref('Time'),
+      end: ref('Time'),
+      bucket_seconds: int(),
+      codes: arrayOf(
+        object(
+          { code_name: str(), ...COUNTS_BY_STATUS },
+          { description: 'Tasks created in the window, by status.' },
+        ),
+      ),
+      series: arrayOf(
+        object({
+          start: ref('Time'),
+          complete: int(),
+          error: int(),
+          timeout: int(),
+          killed: int(),
+        }),
+      ),
+      clusters: arrayOf(
+        object({
+          cluster: str(),
+          queued: int(),
+          oldest_queued_at: nullable(ref('Time')),
+          oldest_queued_seconds: int(),
+          running: int(),
+        }),
+      ),
+      running: int('Tasks running now, whenever created.'),
+    }),
+  },
+];
+
+/** The dashboard's session (docs/dashboard.md): a token exchanged for an HttpOnly cookie. */
+const UI_SESSION = object({
+  csrf: str('Sent back in `X-Kiln-CSRF` by every request other than GET/HEAD.'),
+  admin: bool(),
+  project_id: nullable(ref('Id')),
+  role: oneOfValues(['read', 'queue', 'manage', 'admin']),
+  expires_at: ref('Time'),
+});
+
+const DASHBOARD: Route[] = [
+  {
+    method: 'post',
+    path: '/ui/session',
+    tag: 'dashboard',
+    summary: 'Sign in: a token for a session cookie (`kiln_session`, HttpOnly, SameSite=Strict)',
+    access: 'public',
+    body: fields({ token: str('A project token or the admin token.') }, ['token']),
+    ok: UI_SESSION,
+  },
+  {
+    method: 'get',
+    path: '/ui/session',
+    tag: 'dashboard',
+    summary: 'The session of the cookie sent (401 when it has ended)',
+    access: 'public',
+    ok: UI_SESSION,
+  },
+  {
+    method: 'delete',
+    path: '/ui/session',
+    tag: 'dashboard',
+    summary: 'Sign out: ends the session on the server and clears the cookie',
+    access: 'public',
+    ok: { type: 'object', additionalProperties: false },
+    also: { 403: msg("Without the session's `X-Kiln-CSRF` header.") },
+  },
+];
+
 /**
  * Every route of the API. A new route is one entry here (in its area's list); `openapi.spec.ts`
  * fails until the document and the app's routes agree.
@@ -724,4 +883,6 @@ export const ROUTES: Route[] = [
   ...TASKS,
   ...SCHEDULES,
   ...WEBHOOKS,
+  ...OVERVIEW,
+  ...DASHBOARD,
 ];

@@ -87,6 +87,38 @@ const quotaValues = (description: string): Schema =>
     description,
   );
 
+/** A task's fields as answered (task.presenter.ts `taskJson`). */
+const TASK_FIELDS: Record<string, Schema> = {
+  id: ref('Id'),
+  project_id: ref('Id'),
+  code_id: ref('Id'),
+  code_history_id: ref('Id'),
+  code_name: str(),
+  code_rev: str('The code revision, as a string (IronWorker decodes it as one).'),
+  status: ref('TaskStatus'),
+  priority: int(),
+  payload: str(),
+  timeout: int(),
+  delay: int(),
+  cluster: str(),
+  label: str(),
+  created_at: ref('Time'),
+  updated_at: ref('Time'),
+  start_time: ref('Time'),
+  end_time: ref('Time'),
+  duration: int('Milliseconds.'),
+  run_times: int(),
+  percent: int(),
+  msg: str('Empty on success.'),
+  log_size: int(),
+  retry_count: int(),
+  original_task_id: ref('Id'),
+  retry_task_id: ref('Id'),
+  schedule_id: ref('Id'),
+  webhook: str(),
+};
+const TASK_OPTIONAL = ['original_task_id', 'retry_task_id', 'schedule_id', 'webhook'];
+
 /** `components.schemas`: each resource once, referenced by the routes. */
 export const SCHEMAS: Record<string, Schema> = {
   Id: {
@@ -182,37 +214,13 @@ export const SCHEMAS: Record<string, Schema> = {
     memory: nullable(int()),
     hot: nullable(ref('HotSetting')),
   }),
-  Task: object(
+  Task: object(TASK_FIELDS, { optional: TASK_OPTIONAL }),
+  TaskSummary: object(
+    Object.fromEntries(Object.entries(TASK_FIELDS).filter(([name]) => name !== 'payload')),
     {
-      id: ref('Id'),
-      project_id: ref('Id'),
-      code_id: ref('Id'),
-      code_history_id: ref('Id'),
-      code_name: str(),
-      code_rev: str('The code revision, as a string (IronWorker decodes it as one).'),
-      status: ref('TaskStatus'),
-      priority: int(),
-      payload: str(),
-      timeout: int(),
-      delay: int(),
-      cluster: str(),
-      label: str(),
-      created_at: ref('Time'),
-      updated_at: ref('Time'),
-      start_time: ref('Time'),
-      end_time: ref('Time'),
-      duration: int('Milliseconds.'),
-      run_times: int(),
-      percent: int(),
-      msg: str('Empty on success.'),
-      log_size: int(),
-      retry_count: int(),
-      original_task_id: ref('Id'),
-      retry_task_id: ref('Id'),
-      schedule_id: ref('Id'),
-      webhook: str(),
+      optional: TASK_OPTIONAL,
+      description: 'A task without its payload (lists of the dashboard).',
     },
-    { optional: ['original_task_id', 'retry_task_id', 'schedule_id', 'webhook'] },
   ),
   Schedule: object(
     {
@@ -268,7 +276,7 @@ export const SCHEMAS: Record<string, Schema> = {
   Delivery: object(
     {
       id: ref('Id'),
-      webhook_id: ref('Id'),
+      webhook_id: nullable(described(ref('Id'), "null: to the task's own `webhook` URL.")),
       message_id: str(),
       event_type: oneOfValues([...WEBHOOK_EVENTS, 'webhook.disabled']),
       task_id: nullable(ref('Id')),
