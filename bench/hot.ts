@@ -25,6 +25,7 @@
 import Docker from 'dockerode';
 import Redis from 'ioredis';
 import { Pool } from 'pg';
+import { NODE_HOT_IMAGE as NODE_HOT } from '../test/support/images';
 import { sleep } from '../test/support/processes';
 import { Counters, counters, statements, statementsPerTask } from './lib/counters';
 import { setting } from './lib/env';
@@ -46,7 +47,6 @@ import { BenchContext, BenchResult, Row, fmt, resultHeader } from './lib/report'
 import { Summary, runBatches, summarize } from './lib/stats';
 
 /** Built by scripts/build-hot-test-images.sh (run by scripts/build-test-images.sh). */
-const NODE_HOT = 'kiln-test/node-hot:latest';
 const HOT_CODE = 'hot';
 const COLD_CODE = 'cold';
 /** How long a hot code's containers may stay idle: longer than any gap between phases. */

@@ -1,8 +1,9 @@
+import { NODE_HOT_IMAGE } from './images';
 import { FINAL_STATUSES, waitUntil } from './kiln';
 import { OwnStack } from './own-stack';
 
 /** The locally built `@kiln/fdk` test image (scripts/build-hot-test-images.sh). */
-export const NODE_HOT = 'kiln-test/node-hot:latest';
+export const NODE_HOT = NODE_HOT_IMAGE;
 
 export interface HotProject {
   id: string;

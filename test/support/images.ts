@@ -16,6 +16,9 @@ import { join } from 'node:path';
 /** The image the tests (and benchmarks) run tasks on: built by scripts/build-test-images.sh. */
 export const TEST_IMAGE = 'kiln-test/busybox:latest';
 
+/** The locally built `@kiln/fdk` test image (scripts/build-hot-test-images.sh). */
+export const NODE_HOT_IMAGE = 'kiln-test/node-hot:latest';
+
 /**
  * The docker CLI on the engine the tests use (DOCKER_SOCKET, unless `socket` names another);
  * DOCKER_CONFIG keeps any login out of ~/.docker.

@@ -18,6 +18,8 @@
  *   progress: number[]   ctx.progress each
  *   background: true     start a timer printing `background tick <n>` (n = 1, 2, …) every 20 ms, forever (it goes
  *                        on between tasks, outside their fences)
+ *   marks: {count, intervalMs}  print `mark <Date.now()>` count times, intervalMs apart: lines
+ *                        that say when they were printed (bench/ui.ts times their way to a page)
  *   sleepMs: number      wait that long (a timer)
  *   spinMs: number       keep the CPU busy that long (a busy loop)
  *   noNewline: string    process.stdout.write it, with no newline after it
@@ -64,6 +66,12 @@ handle(async (payload, ctx) => {
   if (p.background === true) {
     let tick = 0;
     setInterval(() => console.log(`background tick ${++tick}`), 20);
+  }
+  if (p.marks !== null && typeof p.marks === 'object') {
+    for (let i = 0; i < Number(p.marks.count ?? 0); i++) {
+      console.log(`mark ${Date.now()}`);
+      await new Promise((resolve) => setTimeout(resolve, Number(p.marks.intervalMs ?? 0)));
+    }
   }
   if (typeof p.sleepMs === 'number') await new Promise((resolve) => setTimeout(resolve, p.sleepMs));
   if (typeof p.spinMs === 'number') {
