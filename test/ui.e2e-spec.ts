@@ -178,6 +178,15 @@ describe('the dashboard', () => {
       expect(bad.status).toBe(401);
       expect(bad.body).toEqual({ msg: expect.any(String) });
       expect(bad.headers.get('set-cookie')).toBeNull();
+      // A form or text/plain post (which another site may send without asking) signs no one in.
+      const plain = await call('POST', '/ui/session', {
+        body: JSON.stringify({ token: project.token }),
+        headers: { 'content-type': 'text/plain' },
+        auth: 'none',
+      });
+      expect(plain.status).toBe(400);
+      expect(plain.body.msg).toMatch(/application\/json/);
+      expect(plain.headers.get('set-cookie')).toBeNull();
       const missing = await call('POST', '/ui/session', { json: {}, auth: 'none' });
       expect(missing.status).toBe(400);
       expect(missing.body.msg).toMatch(/token/);
