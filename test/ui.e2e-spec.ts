@@ -178,6 +178,15 @@ describe('the dashboard', () => {
       expect(bad.status).toBe(401);
       expect(bad.body).toEqual({ msg: expect.any(String) });
       expect(bad.headers.get('set-cookie')).toBeNull();
+      // A form or text/plain post (which another site may send without asking) signs no one in.
+      const plain = await call('POST', '/ui/session', {
+        body: JSON.stringify({ token: project.token }),
+        headers: { 'content-type': 'text/plain' },
+        auth: 'none',
+      });
+      expect(plain.status).toBe(400);
+      expect(plain.body.msg).toMatch(/application\/json/);
+      expect(plain.headers.get('set-cookie')).toBeNull();
       const missing = await call('POST', '/ui/session', { json: {}, auth: 'none' });
       expect(missing.status).toBe(400);
       expect(missing.body.msg).toMatch(/token/);
@@ -412,6 +421,13 @@ describe('the dashboard', () => {
       // The page got the line from the stream, not from a load after the end.
       expect(FINAL_STATUSES).not.toContain((await getTask(project, id)).status);
       await shows(page.locator('pre.log'), 'line 6');
+      // Progress the task reports shows while it runs.
+      const progress = await call('POST', path(project, `tasks/${id}/progress`), {
+        token: project.token,
+        json: { percent: 40, msg: 'almost' },
+      });
+      expect(progress.status).toBe(200);
+      await shows(page.locator('main'), '40 %');
       await call('POST', path(project, `tasks/${id}/cancel`), { token: project.token });
       await page.getByText('The task ended: cancelled.').waitFor();
     });
@@ -487,7 +503,6 @@ describe('the dashboard', () => {
       await shows(page.locator('dl.fields'), id);
       expect(await actionControls(page)).toBe(0);
       await page.goto(`${url}/ui/p/${project.projectId}/codes`);
-      await page.getByRole('button', { name: 'Pause doomed' }).waitFor();
       await shows(page.locator('main table'), 'hello');
       expect(await actionControls(page)).toBe(0);
       expect(await accessibilityProblems(page)).toEqual([]);

@@ -137,3 +137,28 @@ describe('parseTokenSpec', () => {
     expect(() => parseTokenSpec(body, now)).toThrow(message);
   });
 });
+
+describe('TokensService.accessById (dashboard sessions)', () => {
+  afterEach(() => jest.useRealTimers());
+
+  it('answers as access does, by the id, and forgets it on a revocation', async () => {
+    const { service, counts } = fakeStore(ROW);
+    expect(await service.accessById(ROW.id!)).toEqual({
+      tokenId: ROW.id,
+      projectId: ROW.projectId,
+      role: 'queue',
+      expiresAt: null,
+    });
+    await service.accessById(ROW.id!);
+    expect(counts.finds).toBe(1);
+    service.forgetTokens();
+    await service.accessById(ROW.id!);
+    expect(counts.finds).toBe(2);
+  });
+
+  it('answers unknown for a revoked token and expired past its expiry', async () => {
+    expect(await fakeStore(null).service.accessById(ROW.id!)).toBe('unknown');
+    const past = fakeStore({ ...ROW, expiresAt: new Date(Date.now() - 1000) });
+    expect(await past.service.accessById(ROW.id!)).toBe('expired');
+  });
+});

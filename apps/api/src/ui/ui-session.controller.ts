@@ -52,6 +52,12 @@ export class UiSessionController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ) {
+    // JSON only: another site's page can send a form or text/plain cross-site without asking,
+    // but not application/json (the browser asks first, and the API allows no other origin), so
+    // it cannot sign a visitor in to a project of its own choosing.
+    if (!req.is('application/json')) {
+      throw KilnException.badRequest('Sign in with a JSON body: Content-Type: application/json');
+    }
     const token = new FieldReader(requireObject(body, 'The body')).string('token', 4096);
     if (!token) {
       throw KilnException.badRequest('token is required: a project token or the admin token');

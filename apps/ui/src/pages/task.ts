@@ -7,6 +7,8 @@ import type { Task } from './tasks';
 /** Payloads longer than this are offered as a download instead of rendered. */
 export const PAYLOAD_RENDER_MAX = 64 * 1024;
 const FINAL = ['complete', 'error', 'timeout', 'killed', 'cancelled'];
+/** How often an open task that has not ended re-reads its status and progress. */
+const STATE_POLL_MS = 2000;
 
 /** The payload pretty-printed when it is JSON, as it is otherwise. */
 function pretty(payload: string): string {
@@ -46,22 +48,14 @@ export async function taskPage(ctx: PageContext): Promise<void> {
   const fields = Object.entries(task).filter(([name]) => name !== 'payload');
   const log = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Log', 'aria-live': 'off' });
   const logState = h('p', { class: 'help', role: 'status' }, 'Following the log…');
-  const percent = typeof task.percent === 'number' ? task.percent : null;
+  const stateLine = h('p', {});
+  showState(stateLine, task);
   const tasksHref = projectHref(ctx.projectId, 'tasks');
   fill(
     ctx.main,
     h('p', {}, h('a', { href: tasksHref }, '← Tasks')),
     h('h1', {}, 'Task ', h('span', { class: 'mono' }, task.id)),
-    h(
-      'p',
-      {},
-      h('span', { class: `badge s-${task.status}` }, task.status),
-      ' ',
-      percent !== null
-        ? h('progress', { max: 100, value: percent, 'aria-label': 'Progress' }, `${percent} %`)
-        : null,
-      percent !== null ? ` ${percent} %` : null,
-    ),
+    stateLine,
     canAct()
       ? h(
           'div',
@@ -72,10 +66,16 @@ export async function taskPage(ctx: PageContext): Promise<void> {
                 await api('POST', `${path}/cancel`);
                 reload();
               }),
-          actionButton('Retry', error, async () => {
-            const { tasks } = await api<{ tasks: { id: string }[] }>('POST', `${path}/retry`, {});
-            navigate(projectHref(ctx.projectId, `tasks/${tasks[0].id}`));
-          }),
+          FINAL.includes(task.status)
+            ? actionButton('Retry', error, async () => {
+                const { tasks } = await api<{ tasks: { id: string }[] }>(
+                  'POST',
+                  `${path}/retry`,
+                  {},
+                );
+                navigate(projectHref(ctx.projectId, `tasks/${tasks[0].id}`));
+              })
+            : null,
         )
       : null,
     error,
@@ -102,6 +102,35 @@ export async function taskPage(ctx: PageContext): Promise<void> {
     log,
   );
   followLog(ctx, path, log, logState);
+  if (!FINAL.includes(task.status)) watchState(ctx, path, stateLine);
+}
+
+/** The status and progress (`percent`, set by the task through `POST …/progress`). */
+function showState(line: HTMLElement, task: Task): void {
+  const percent = typeof task.percent === 'number' ? task.percent : null;
+  fill(
+    line,
+    h('span', { class: `badge s-${task.status}` }, task.status),
+    ' ',
+    percent !== null
+      ? h('progress', { max: 100, value: percent, 'aria-label': 'Progress' }, `${percent} %`)
+      : null,
+    percent !== null ? ` ${percent} %` : null,
+  );
+}
+
+/** Re-reads the task's status and progress every few seconds until it ends or the page is left. */
+function watchState(ctx: PageContext, path: string, line: HTMLElement): void {
+  const timer = setInterval(() => {
+    api<Task>('GET', path).then(
+      (now) => {
+        showState(line, now);
+        if (FINAL.includes(now.status)) clearInterval(timer);
+      },
+      () => clearInterval(timer),
+    );
+  }, STATE_POLL_MS);
+  ctx.onLeave(() => clearInterval(timer));
 }
 
 function fieldText(value: unknown): string {
