@@ -138,8 +138,8 @@ export class TasksService {
    */
   async cancelMany(projectId: string, target: BulkTarget): Promise<BulkOutcome<number>> {
     if ('ids' in target) {
-      const found = await this.store.findMany(projectId, target.ids);
-      const rows = await this.store.cancel(projectId, { taskIds: found.map((task) => task.id) });
+      const found = await this.store.idsOf(projectId, target.ids);
+      const rows = await this.store.cancel(projectId, { taskIds: found });
       return { done: await this.cancelled(rows), notFound: target.ids.length - found.length };
     }
     const limit = BULK_FILTER_LIMITS.cancel;
@@ -183,21 +183,42 @@ export class TasksService {
 
   /** Queues a new task running `id` again (same code revision and payload), linked by `original_task_id`. */
   async retry(projectId: string, id: string, delaySeconds: number): Promise<Task> {
-    const original = await this.get(projectId, id);
-    await this.limits.checkClusters(projectId, [original.cluster]);
-    const retry = retryOf(original, delaySeconds);
-    await this.insertWithinQuota(projectId, 1, () => this.store.insertRetry(original, retry));
-    this.metrics.tasksQueued(retry, 'retry');
-    if (delaySeconds === 0) await this.delivery.enqueueDue([retry]);
+    const [retry] = await this.queueRetries(
+      projectId,
+      [await this.get(projectId, id)],
+      delaySeconds,
+    );
     return retry;
   }
 
   /**
+   * Queues a retry of each of `originals`, all or nothing: their clusters checked (403) and the
+   * queued-tasks quota reserved for all (429) first, then the retries inserted in one transaction,
+   * counted, and the due ones handed to Redis.
+   */
+  private async queueRetries(
+    projectId: string,
+    originals: Task[],
+    delaySeconds: number,
+  ): Promise<Task[]> {
+    if (originals.length === 0) return [];
+    await this.limits.checkClusters(
+      projectId,
+      originals.map((task) => task.cluster),
+    );
+    const retries = originals.map((original) => retryOf(original, delaySeconds));
+    await this.insertWithinQuota(projectId, retries.length, () =>
+      this.store.insertRetries(originals.map((original, i) => [original, retries[i]])),
+    );
+    for (const retry of retries) this.metrics.tasksQueued(retry, 'retry');
+    if (delaySeconds === 0) await this.delivery.enqueueDue(retries);
+    return retries;
+  }
+
+  /**
    * A bulk retry (`POST …/tasks/retry`): a retry of each task among `ids`, or of the first
-   * BULK_FILTER_LIMITS.retry matching `filter` that have ended and not been retried. As
-   * {@link retry} does it, all or nothing: the clusters are checked and the queued-tasks quota
-   * reserved for all of them first, then the retries are inserted in one transaction. Returns
-   * the retries, each with its original.
+   * BULK_FILTER_LIMITS.retry matching `filter` that have ended and not been retried; as
+   * {@link retry} does it, all or nothing (`queueRetries`). Returns the retries.
    */
   async retryMany(
     projectId: string,
@@ -209,18 +230,7 @@ export class TasksService {
       'ids' in target
         ? await this.store.findMany(projectId, target.ids)
         : await this.store.findRetryable(projectId, target.filter, new Date(), limit);
-    await this.limits.checkClusters(
-      projectId,
-      originals.map((task) => task.cluster),
-    );
-    const retries = originals.map((original) => retryOf(original, delaySeconds));
-    if (retries.length > 0) {
-      await this.insertWithinQuota(projectId, retries.length, () =>
-        this.store.insertRetries(originals.map((original, i) => [original, retries[i]])),
-      );
-    }
-    for (const retry of retries) this.metrics.tasksQueued(retry, 'retry');
-    if (delaySeconds === 0) await this.delivery.enqueueDue(retries);
+    const retries = await this.queueRetries(projectId, originals, delaySeconds);
     return 'ids' in target
       ? { done: retries, notFound: target.ids.length - originals.length }
       : { done: retries, more: originals.length === limit };

@@ -127,11 +127,6 @@ export class TaskStore {
     await insertTasks(this.db, tasks);
   }
 
-  /** Inserts a retry of `original` and links the two, in one transaction. */
-  async insertRetry(original: Task, retry: Task): Promise<void> {
-    await this.insertRetries([[original, retry]]);
-  }
-
   /** Inserts retries, each linked to its original, all in one transaction (all or none). */
   async insertRetries(pairs: [original: Task, retry: Task][]): Promise<void> {
     await this.db.transaction(async (manager) => {
@@ -148,6 +143,16 @@ export class TaskStore {
       [id, projectId],
     );
     return rows[0] ? this.hydrate(rows[0]) : null;
+  }
+
+  /** The ids among `ids` of the project's tasks (another project's find nothing), by primary key. */
+  async idsOf(projectId: string, ids: string[]): Promise<string[]> {
+    const { rows } = await poolQuery<{ id: string }>(
+      this.db,
+      `SELECT id FROM tasks WHERE id = ANY($1::char(24)[]) AND project_id = $2`,
+      [ids, projectId],
+    );
+    return rows.map((row) => row.id);
   }
 
   /** The tasks of the project among `ids` (another project's ids find nothing). */
