@@ -192,6 +192,43 @@ describe('kiln tokens', () => {
   });
 });
 
+describe('kiln cancel and retry', () => {
+  const run = (name: string, positionals: string[], values: Values = {}) =>
+    COMMANDS.find((command) => command.name === name)!
+      .run(context(values, positionals))
+      .then(
+        (code) => ({ code }),
+        (error: unknown) => error,
+      );
+  const A = '6740c3b2e4b0a1b2c3d4e5f6';
+  const B = '6740c3b2e4b0a1b2c3d4e5f7';
+
+  it('send one id to the single route, several ids or the filter flags to the bulk one', async () => {
+    expect(((await run('cancel', [A])) as Reached).args).toEqual([A]);
+    expect(((await run('cancel', [A, B])) as Reached).args).toEqual([{ ids: [A, B] }]);
+    expect(
+      ((await run('cancel', [], { code: 'resize', status: 'queued,running' })) as Reached).args,
+    ).toEqual([
+      { filter: { codeName: 'resize', label: undefined, status: ['queued', 'running'] } },
+    ]);
+    expect(((await run('retry', [A], { delay: '5' })) as Reached).args).toEqual([A, { delay: 5 }]);
+    expect(((await run('retry', [], { label: 'x' })) as Reached).args).toEqual([
+      { filter: { codeName: undefined, label: 'x', status: [] } },
+      { delay: undefined },
+    ]);
+  });
+
+  it.each([
+    ['cancel', [], {}, 'ID is missing'],
+    ['retry', [], {}, 'ID is missing'],
+    ['cancel', [A], { code: 'x' }, 'give task ids or --code/--status/--label, not both'],
+  ])('%s %j %j is a usage error', async (name, positionals, values, message) => {
+    const outcome = await run(name, positionals, values);
+    expect(outcome).toBeInstanceOf(UsageError);
+    expect((outcome as UsageError).message).toBe(message);
+  });
+});
+
 describe('kiln invoke', () => {
   const invoke = COMMANDS.find((command) => command.name === 'invoke')!;
   const ID = '6740c3b2e4b0a1b2c3d4e5f6';

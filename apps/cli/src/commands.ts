@@ -9,6 +9,7 @@ import {
   LIMITS,
   Task,
   TaskOptions,
+  TaskSelection,
   TaskStatus,
   TOKEN_ROLES,
   TokenRole,
@@ -100,6 +101,17 @@ const TASK_FLAGS_HELP = `  --payload JSON         the payload (default {}); --pa
   --timeout S            seconds before the task is killed (default 3600)
   --cluster NAME         run on workers of this cluster
   --label TEXT           a label to filter tasks by`;
+
+/** The filter flags of `cancel` and `retry` (those of `tasks`). */
+const SELECTION_FLAGS = `  ID...                  the tasks (several at once: one request per 1000)
+  --code C, --status S,S, --label L
+                         instead of ids: every task matching (all given must match)`;
+
+const SELECTION_OPTIONS = {
+  status: { type: 'string' },
+  code: { type: 'string' },
+  label: { type: 'string' },
+} as const;
 
 export const COMMANDS: Command[] = [
   {
@@ -458,28 +470,45 @@ the task's outcome: 0 complete, 1 error, 124 timeout, 137 killed, 130 cancelled;
   },
   {
     name: 'cancel',
-    args: 'ID',
-    summary: 'cancel a queued or running task',
-    details: '',
-    examples: ['kiln cancel 6740c3b2e4b0a1b2c3d4e5f6'],
-    options: {},
+    args: 'ID... | --code C [--status S,S] [--label L]',
+    summary: 'cancel queued or running tasks: by id, or every task matching the filters',
+    details: SELECTION_FLAGS,
+    examples: ['kiln cancel 6740c3b2e4b0a1b2c3d4e5f6', 'kiln cancel --code resize --status queued'],
+    options: SELECTION_OPTIONS,
     run: async (ctx) => {
-      const id = one(ctx, 'ID');
-      const answer = await ctx.kiln().tasks.cancel(id);
-      ctx.out(ctx.values.json ? json({ id, ...answer }) : `Cancelled ${id}\n`);
+      const selection = taskSelection(ctx);
+      if ('id' in selection) {
+        const answer = await ctx.kiln().tasks.cancel(selection.id);
+        ctx.out(
+          ctx.values.json ? json({ id: selection.id, ...answer }) : `Cancelled ${selection.id}\n`,
+        );
+        return 0;
+      }
+      const result = await ctx.kiln().tasks.cancelMany(selection);
+      ctx.out(
+        ctx.values.json ? json(result) : `Cancelled ${result.cancelled}${notFound(result)}\n`,
+      );
       return 0;
     },
   },
   {
     name: 'retry',
-    args: 'ID [--delay S]',
-    summary: 'queue a new task that runs this one again',
-    details: '  --delay S              seconds before it may run',
-    examples: ['kiln retry 6740c3b2e4b0a1b2c3d4e5f6'],
-    options: { delay: { type: 'string' } },
+    args: 'ID... | --code C [--status S,S] [--label L]  [--delay S]',
+    summary: 'queue new tasks that run these again (by filter: ended ones not yet retried)',
+    details: `${SELECTION_FLAGS}
+  --delay S              seconds before they may run`,
+    examples: ['kiln retry 6740c3b2e4b0a1b2c3d4e5f6', 'kiln retry --code resize --status error'],
+    options: { ...SELECTION_OPTIONS, delay: { type: 'string' } },
     run: async (ctx) => {
-      const task = await ctx.kiln().tasks.retry(one(ctx, 'ID'), { delay: int(ctx, 'delay') });
-      ctx.out(ctx.values.json ? json(task) : `${task.id}\n`);
+      const selection = taskSelection(ctx);
+      const delay = int(ctx, 'delay');
+      if ('id' in selection) {
+        const task = await ctx.kiln().tasks.retry(selection.id, { delay });
+        ctx.out(ctx.values.json ? json(task) : `${task.id}\n`);
+        return 0;
+      }
+      const result = await ctx.kiln().tasks.retryMany(selection, { delay });
+      ctx.out(ctx.values.json ? json(result) : result.tasks.map((task) => `${task.id}\n`).join(''));
       return 0;
     },
   },
@@ -970,6 +999,27 @@ function operands(args: string[], names: string[], command: string): string[] {
     throw new UsageError(`unexpected ${args.slice(names.length).join(' ')}`);
   }
   return args;
+}
+
+/**
+ * Which tasks `cancel` or `retry` is for: one id (the single route, its output unchanged), several
+ * ids, or the filter flags; never both, and never nothing (which would be every task).
+ */
+function taskSelection(ctx: Context): { id: string } | TaskSelection {
+  const statuses = (str(ctx, 'status') ?? '').split(',').filter(Boolean) as TaskStatus[];
+  const filter = { codeName: str(ctx, 'code'), label: str(ctx, 'label'), status: statuses };
+  const filtered =
+    filter.codeName !== undefined || filter.label !== undefined || statuses.length > 0;
+  if (filtered && ctx.positionals.length > 0) {
+    throw new UsageError('give task ids or --code/--status/--label, not both');
+  }
+  if (filtered) return { filter };
+  if (ctx.positionals.length === 0) throw new UsageError('ID is missing');
+  return ctx.positionals.length === 1 ? { id: ctx.positionals[0] } : { ids: ctx.positionals };
+}
+
+function notFound(result: { notFound: number }): string {
+  return result.notFound > 0 ? ` (${result.notFound} not found)` : '';
 }
 
 function one(ctx: Context, what: string): string {
