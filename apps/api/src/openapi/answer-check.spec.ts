@@ -1,4 +1,7 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { answerProblem } from '../../../../test/support/answer-check';
+import { call } from '../../../../test/support/kiln';
 
 // The e2e suites' check of every JSON answer against the document (test/support/kiln.ts, call()).
 describe('the answer check', () => {
@@ -42,5 +45,24 @@ describe('the answer check', () => {
       /required property 'msg'/,
     );
     expect(answerProblem('GET', '/nowhere', 200, {})).toMatch(/no such route/);
+  });
+
+  it('fails call() of the e2e suites on an answer the document refuses', async () => {
+    let answer: unknown = { status: 'ok' };
+    const server = http.createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(answer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      expect((await call('GET', '/healthz', { url })).body).toEqual({ status: 'ok' });
+      answer = { status: 'ok', uptime: 3 };
+      await expect(call('GET', '/healthz', { url })).rejects.toThrow(
+        /^Answer not as the OpenAPI document says: GET \/healthz answered 200 .*additional properties/,
+      );
+    } finally {
+      server.close();
+    }
   });
 });
