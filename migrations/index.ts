@@ -13,6 +13,7 @@ import { TaskTraceparent1764400000000 } from './1764400000000-TaskTraceparent';
 import { LogDrains1764500000000 } from './1764500000000-LogDrains';
 import { TaskListFilters1764600000000 } from './1764600000000-TaskListFilters';
 import { HotCodes1764900000000 } from './1764900000000-HotCodes';
+import { ZipPackages1765000200000 } from './1765000200000-ZipPackages';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -31,4 +32,5 @@ export const migrations = [
   LogDrains1764500000000,
   TaskListFilters1764600000000,
   HotCodes1764900000000,
+  ZipPackages1765000200000,
 ];

@@ -10,3 +10,4 @@ export * from './registry-client';
 export * from './registry-credential.entity';
 export * from './tar-reader';
 export * from './zip-reader';
+export * from './zip-packages.service';

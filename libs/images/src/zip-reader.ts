@@ -108,19 +108,19 @@ export async function inflateZip(
         entry.compressedSize === 0
           ? Readable.from([])
           : createReadStream(file, { start, end: start + entry.compressedSize - 1 });
-      const stages: NodeJS.ReadWriteStream[] = entry.method === 8 ? [createInflateRaw()] : [];
       const check = held(entry, limits, total);
-      await pipeline([raw, ...stages, check, sink ?? discard()] as [Readable, Writable]).catch(
-        (error: unknown) => {
-          if (error instanceof ZipFormatError) throw error;
-          if ((error as { code?: string }).code?.startsWith('Z_')) {
-            throw new ZipFormatError(
-              `entry "${entry.path}" is corrupt: ${(error as Error).message}`,
-            );
-          }
-          throw error;
-        },
-      );
+      const out = sink ?? discard();
+      const flow =
+        entry.method === 8
+          ? pipeline(raw, createInflateRaw(), check, out)
+          : pipeline(raw, check, out);
+      await flow.catch((error: unknown) => {
+        if (error instanceof ZipFormatError) throw error;
+        if ((error as { code?: string }).code?.startsWith('Z_')) {
+          throw new ZipFormatError(`entry "${entry.path}" is corrupt: ${(error as Error).message}`);
+        }
+        throw error;
+      });
     }
   } finally {
     await handle.close();
