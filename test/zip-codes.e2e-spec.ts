@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { e2e, call, newProject, TestProject } from './support/kiln';
+import {
+  call,
+  e2e,
+  newProject,
+  queueTask,
+  taskLog,
+  TestProject,
+  waitForTask,
+} from './support/kiln';
 import { registryGet } from './support/images';
 import { FixtureEntry, zipOf } from '../libs/images/src/zip.fixture';
 
@@ -133,12 +141,90 @@ describe('zip code packages', () => {
       // Its own zip repository exists once it uploads; the first project's blob is not in it.
       const own = zipOf([{ name: 'mine.txt', content: 'mine' }]);
       expect(
-        (await upload(other, { name: 'mine', image: 'kiln-test/busybox:latest' }, own)).status,
+        (
+          await upload(
+            other,
+            { name: 'mine', image: 'kiln-test/busybox:latest', command: 'cat mine.txt' },
+            own,
+          )
+        ).status,
       ).toBe(200);
       const crossed = await registryGet(
         `/v2/kiln/${other.projectId}/zip/packages/blobs/sha256:${sha256(hello)}`,
       );
       expect(crossed.status).toBe(404);
+    });
+  });
+
+  describe('running them', () => {
+    const script = zipOf([
+      {
+        name: 'run.sh',
+        content: [
+          'echo "cwd $(pwd), word $(cat data/word.txt)"',
+          // The files are the task's own: writable, in its scratch directory.
+          'echo again >> data/word.txt && echo "lines $(wc -l < data/word.txt)"',
+          'sh bin/tool.sh',
+        ].join('\n'),
+      },
+      { name: 'data/word.txt', content: 'kiln\n' },
+      {
+        name: 'bin/tool.sh',
+        content: 'echo "tool ran with $(cat "$PAYLOAD_FILE")"\n',
+        mode: 0o100755,
+      },
+    ]);
+
+    const runs = async (p: TestProject, code: string, payload: string) => {
+      const id = await queueTask(p, { code_name: code, payload });
+      const task = await waitForTask(p, id);
+      const log = await taskLog(p, id);
+      return { task, log: log.text };
+    };
+
+    it('a zip + image + command task completes with the script output in its log', async () => {
+      const res = await upload(
+        project,
+        { name: 'zip-run', image: 'kiln-test/busybox:latest', command: 'sh run.sh' },
+        script,
+      );
+      expect(res.status).toBe(200);
+      const { task, log } = await runs(project, 'zip-run', 'p1');
+      expect(task.status).toBe('complete');
+      expect(log).toContain('cwd /mnt/task, word kiln');
+      expect(log).toContain('lines 2');
+      expect(log).toContain('tool ran with p1');
+    });
+
+    it('a zip with a stack and no image runs on the stack image; runtime + file_name make the command', async () => {
+      const res = await upload(
+        project,
+        { name: 'zip-stack', stack: 'busybox', runtime: 'sh', file_name: 'run.sh' },
+        script,
+      );
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ image: 'kiln-test/busybox:latest' });
+      const code = await call('GET', `/2/projects/${project.projectId}/codes/${res.body.id}`, {
+        token: project.token,
+      });
+      expect(code.body.command).toBe('sh run.sh');
+      const { task, log } = await runs(project, 'zip-stack', 'p2');
+      expect(task.status).toBe('complete');
+      expect(log).toContain('tool ran with p2');
+    });
+
+    it('the other project runs its own zip of the same code name, never the first one', async () => {
+      const mine = zipOf([{ name: 'run.sh', content: 'echo "this is the other project"\n' }]);
+      const res = await upload(
+        other,
+        { name: 'zip-run', image: 'kiln-test/busybox:latest', command: 'sh run.sh' },
+        mine,
+      );
+      expect(res.status).toBe(200);
+      const { task, log } = await runs(other, 'zip-run', 'p3');
+      expect(task.status).toBe('complete');
+      expect(log).toContain('this is the other project');
+      expect(log).not.toContain('tool ran');
     });
   });
 
@@ -199,11 +285,23 @@ describe('zip code packages', () => {
       expect(existsSync(spool()) ? readdirSync(spool()) : []).toEqual([]);
     });
 
-    it('a zip with neither image nor a known stack is a 400, nothing stored', async () => {
-      const res = await upload(victim, { name: 'stackless', stack: 'cobol-85' }, hello);
+    it('a zip with an unknown stack, or no command, is a 400, nothing stored', async () => {
+      const res = await upload(
+        victim,
+        { name: 'stackless', stack: 'cobol-85', command: 'sh hello.sh' },
+        hello,
+      );
       expect(res.status).toBe(400);
       expect(res.body.msg).toMatch(/no stack "cobol-85" on this server \(stacks: node, busybox\)/);
+      const commandless = await upload(
+        victim,
+        { name: 'commandless', image: 'kiln-test/busybox:latest' },
+        hello,
+      );
+      expect(commandless.status).toBe(400);
+      expect(commandless.body.msg).toMatch(/a zip package needs "command" \(or "file_name"\)/);
       expect(await codeNames(victim)).not.toContain('stackless');
+      expect(await codeNames(victim)).not.toContain('commandless');
       expect((await zipTags(victim)).status).toBe(404);
     });
   });

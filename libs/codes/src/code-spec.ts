@@ -153,11 +153,13 @@ export function parseZipCodeSpec(
   const stackName = read.string('stack', 64) ?? '';
   const fileName = read.string('file_name', 1024) ?? '';
   const runtime = read.string('runtime', 64) || 'sh';
-  return {
-    ...spec,
-    image: spec.image || stackImage(stacks, stackName),
-    command: spec.command || (fileName && `${runtime} ${fileName}`),
-  };
+  const command = spec.command.trim() || (fileName && `${runtime} ${fileName}`);
+  if (!command) {
+    throw KilnException.badRequest(
+      'a zip package needs "command" (or "file_name"): what to run among its files',
+    );
+  }
+  return { ...spec, image: spec.image || stackImage(stacks, stackName), command };
 }
 
 function stackImage(stacks: readonly Stack[], name: string): string {

@@ -290,6 +290,8 @@ export interface KilnConfig {
     maxUnpackedBytes: number;
     /** Most entries (files and directories) in a zip. `KILN_ZIP_MAX_ENTRIES`, default 10000. */
     maxEntries: number;
+    /** Where a worker keeps the zips it fetched, by digest. `KILN_ZIP_CACHE_DIR`, default `<tmpdir>/kiln-zips`. */
+    cacheDir: string;
   };
   /**
    * AES-256-GCM key sealing secrets at rest: registry credentials, webhook signing secrets,
@@ -639,6 +641,7 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       maxBytes: read.int('KILN_ZIP_MAX_BYTES', 256 * 1024 ** 2, 1024, 2 ** 40),
       maxUnpackedBytes: read.int('KILN_ZIP_MAX_UNPACKED_BYTES', 1024 ** 3, 1024, 2 ** 40),
       maxEntries: read.int('KILN_ZIP_MAX_ENTRIES', 10_000, 1, 65_534),
+      cacheDir: read.string('KILN_ZIP_CACHE_DIR', join(tmpdir(), 'kiln-zips')),
     },
     credentialsKey: read.key('KILN_CREDENTIALS_KEY'),
     credentialsOldKeys: read.keyList('KILN_CREDENTIALS_OLD_KEYS'),
