@@ -65,6 +65,13 @@ describe('zip code packages', () => {
     other = await newProject('zips-other');
   });
 
+  it('GET /2/stacks lists the operator stacks by name, a plain array as IronWorker answered', async () => {
+    const res = await call('GET', '/2/stacks', { token: project.token });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual(['node', 'busybox']);
+    expect((await call('GET', '/2/stacks')).status).toBe(401);
+  });
+
   describe('upload and download', () => {
     let codeId: string;
 

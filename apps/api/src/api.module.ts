@@ -17,6 +17,7 @@ import { AuthModule } from './auth/auth.module';
 import { CodesController } from './codes/codes.controller';
 import { InvokeController } from './codes/invoke.controller';
 import { codeUploadStorage } from './codes/upload-storage';
+import { StacksController } from './codes/stacks.controller';
 import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
 import { ApiDrain } from './http/api-drain';
@@ -66,6 +67,7 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     ProjectLimitsController,
     CodesController,
     InvokeController,
+    StacksController,
     TasksController,
     SchedulesController,
     CredentialsController,
