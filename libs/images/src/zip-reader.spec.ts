@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkZip, looksLikeZip, ZipFormatError } from './zip-reader';
-import { FixtureEntry, zipOf } from './zip.fixture';
+import { deflateBomb, FixtureEntry, zipOf } from './zip.fixture';
 
 const LIMITS = { maxEntries: 10, maxUnpackedBytes: 1024 * 1024 };
 let dir: string;
@@ -92,6 +92,11 @@ describe('checkZip', () => {
     expect(await refusal([{ name: 'bomb', content: bomb, claimedSize: 10 }])).toMatch(
       /inflates to more than the 10 bytes it claims/,
     );
+  });
+
+  it('refuses a 1 MB zip inflating to 1 GiB and claiming 1 KiB, after that KiB', async () => {
+    const entries = [{ name: 'gig', deflated: deflateBomb(1024), claimedSize: 1024 }];
+    expect(await refusal(entries)).toMatch(/inflates to more than the 1024 bytes it claims/);
   });
 
   it('refuses many honest entries that together pass the cap', async () => {

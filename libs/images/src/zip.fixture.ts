@@ -1,4 +1,4 @@
-import { crc32, deflateRawSync } from 'node:zlib';
+import { constants, crc32, deflateRawSync } from 'node:zlib';
 
 /**
  * Hand-made zip archives for the zip specs and suites: any name, Unix mode (symlinks, devices),
@@ -14,6 +14,18 @@ export interface FixtureEntry {
   stored?: boolean;
   /** The uncompressed size the headers claim, when it should lie. */
   claimedSize?: number;
+  /** Deflated bytes to store as they are (e.g. {@link deflateBomb}), instead of `content`'s. */
+  deflated?: Buffer;
+}
+
+/**
+ * A raw deflate stream that inflates to `mib` MiB of zeros in about 1 KB per MiB, made in
+ * milliseconds: one fully flushed (dictionary-reset, byte-aligned) block of a MiB of zeros,
+ * repeated, then an empty final block.
+ */
+export function deflateBomb(mib: number): Buffer {
+  const block = deflateRawSync(Buffer.alloc(1024 * 1024), { finishFlush: constants.Z_FULL_FLUSH });
+  return Buffer.concat([...Array<Buffer>(mib).fill(block), deflateRawSync(Buffer.alloc(0))]);
 }
 
 export function zipOf(entries: FixtureEntry[]): Buffer {
@@ -23,7 +35,7 @@ export function zipOf(entries: FixtureEntry[]): Buffer {
   for (const entry of entries) {
     const name = Buffer.from(entry.name, 'utf8');
     const content = Buffer.from(entry.content ?? '');
-    const data = entry.stored ? content : deflateRawSync(content);
+    const data = entry.deflated ?? (entry.stored ? content : deflateRawSync(content));
     const size = entry.claimedSize ?? content.length;
     const crc = crc32(content);
     const method = entry.stored ? 0 : 8;
