@@ -163,7 +163,7 @@ describe('@kiln/client against a real Kiln', () => {
       });
       const run = await kiln.tasks.run('zipped-client', 'hi', { timeoutMs: 120_000 });
       expect(run.task).toMatchObject({ status: 'complete' });
-      expect(run.output).toBe('zip says hi kiln');
+      expect(run.output).toBe('zip says hi kiln\n');
     });
 
     it('a gzipped tarball makes a new revision of the same image', async () => {
