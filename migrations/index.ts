@@ -14,6 +14,7 @@ import { LogDrains1764500000000 } from './1764500000000-LogDrains';
 import { TaskListFilters1764600000000 } from './1764600000000-TaskListFilters';
 import { HotCodes1764900000000 } from './1764900000000-HotCodes';
 import { LogDrainSweep1765000100000 } from './1765000100000-LogDrainSweep';
+import { ZipPackages1765000200000 } from './1765000200000-ZipPackages';
 
 /** Every migration, oldest first. A new migration is added here as well as in this folder. */
 export const migrations = [
@@ -33,4 +34,5 @@ export const migrations = [
   TaskListFilters1764600000000,
   HotCodes1764900000000,
   LogDrainSweep1765000100000,
+  ZipPackages1765000200000,
 ];

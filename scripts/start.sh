@@ -38,6 +38,10 @@ node dist/libs/database/src/reseal.js || say "sealing the stored secrets failed 
 # The test images (scripts/build-test-images.sh builds them into the local engine; nothing is
 # pulled) run for every project.
 export KILN_SHARED_IMAGES="${KILN_SHARED_IMAGES:-kiln-test/*}"
+# Stacks for zip code packages (docs/api.md, "Zip packages"): the first, the default, has this
+# host's node and busybox's sh (scripts/build-hot-test-images.sh), so iron_worker's codesUpload
+# runs out of the box.
+export KILN_STACKS="${KILN_STACKS:-node=kiln-test/hot-breaker:latest,busybox=kiln-test/busybox:latest}"
 url="http://$KILN_API_HOST:$KILN_API_PORT"
 
 if curl -sf --max-time 2 "$url/healthz" >/dev/null 2>&1; then

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { zipOf } from '../libs/images/src/zip.fixture';
 import { buildTestImage, docker } from './support/images';
 import { e2e, HEALTHY_ENDPOINT, newProject, TestProject, waitUntil } from './support/kiln';
 import { ROOT } from './support/processes';
@@ -365,6 +366,24 @@ describe('the kiln CLI (the built binary)', () => {
         code: 2,
         stderr: expect.stringContaining('--name is required'),
       });
+    });
+
+    it('upload ZIP --stack S --command C, then queue --wait runs the zip', async () => {
+      const zip = join(dir, 'hello.zip');
+      writeFileSync(
+        zip,
+        zipOf([{ name: 'hi.sh', content: 'echo "cli zip got $(cat "$PAYLOAD_FILE")"\n' }]),
+      );
+      const uploaded = await kiln(
+        ['upload', zip, '--name', 'zipped', '--stack', 'busybox', '--command', 'sh hi.sh'],
+        env,
+      );
+      expect(uploaded).toMatchObject({ code: 0, stderr: '' });
+      expect(uploaded.stdout).toMatch(
+        /^Uploaded zipped: revision 1, image kiln-test\/busybox:latest, zip sha256:[0-9a-f]{64}\n$/,
+      );
+      const run = await kiln(['queue', 'zipped', '--payload', 'p', '--wait'], env);
+      expect(run).toMatchObject({ code: 0, stdout: 'cli zip got p\n' });
     });
 
     it('upload shows a progress bar when stderr is a terminal', async () => {

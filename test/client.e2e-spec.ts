@@ -17,6 +17,7 @@ import {
   WebhookVerificationError,
   verifyWebhook,
 } from '@kiln/client';
+import { zipOf } from '../libs/images/src/zip.fixture';
 import { buildTestImage, docker } from './support/images';
 import {
   call,
@@ -132,6 +133,37 @@ describe('@kiln/client against a real Kiln', () => {
       const run = await kiln.tasks.run('uploaded', { from: 'client' }, { timeoutMs: 120_000 });
       expect(run.task).toMatchObject({ status: 'complete', code_rev: '1' });
       expect(run.output).toBe('variant=client\n{"from":"client"}'); // run.sh cats the payload as is
+    });
+
+    it('codes.upload sends a zip package with its stack and command; its task runs the zip', async () => {
+      const zip = join(dir, 'hello.zip');
+      writeFileSync(
+        zip,
+        zipOf([
+          { name: 'hello.sh', content: 'echo "zip says $(cat "$PAYLOAD_FILE") $(cat word.txt)"\n' },
+          { name: 'word.txt', content: 'kiln' },
+        ]),
+      );
+      const progress: UploadProgress[] = [];
+      const answer = await kiln.codes.upload(zip, {
+        name: 'zipped-client',
+        stack: 'busybox',
+        command: 'sh hello.sh',
+        onProgress: (p) => progress.push(p),
+      });
+      expect(answer).toMatchObject({
+        msg: 'Upload successful.',
+        rev: 1,
+        image: 'kiln-test/busybox:latest',
+        zip_digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+      });
+      expect(progress[progress.length - 1]).toEqual({
+        sent: statSync(zip).size,
+        total: statSync(zip).size,
+      });
+      const run = await kiln.tasks.run('zipped-client', 'hi', { timeoutMs: 120_000 });
+      expect(run.task).toMatchObject({ status: 'complete' });
+      expect(run.output).toBe('zip says hi kiln\n');
     });
 
     it('a gzipped tarball makes a new revision of the same image', async () => {

@@ -5,7 +5,7 @@
  * hold Kiln to what that client sends and decodes, with the exact `msg` strings and field types of
  * the IronWorker REST API v2 reference (§2, §3, §7).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -280,27 +280,40 @@ describe('Kiln through the iron_worker Node client', () => {
       });
     });
 
-    it("codesUpload's zip package is refused with a 400 the client surfaces", async () => {
+    it("codesUpload's zip package runs on the default stack: tasksCreate completes with the script's output", async () => {
       // The client zips `./upload_files/__runner__.sh` (shipped in the package, copied relative
       // to the cwd) plus "\nnode <fileName>" with adm-zip 0.4.4, which throws on Node >= 10 when
       // a CRC-32 is >= 2^31 (it writes it with writeInt32LE). Pick a file name whose runner
       // zips, so the request reaches Kiln.
       const runner = readFileSync(join(IRON_WORKER_DIR, 'upload_files', '__runner__.sh'));
-      const fileName = [...Array(32).keys()]
-        .map((n) => `hello-${n}.js`)
-        .find((name) => crc32(Buffer.concat([runner, Buffer.from(`\nnode ${name}`)])) < 2 ** 31);
-      expect(fileName).toBeDefined();
+      // The script is zipped too, so its CRC-32 must stay under 2^31 as well.
+      const script = (n: number) =>
+        `// ${n}\nconst fs = require('node:fs');\n` +
+        "console.log('node zip says', fs.readFileSync(process.env.PAYLOAD_FILE, 'utf8'));\n";
+      const n = [...Array(64).keys()].find(
+        (i) =>
+          crc32(Buffer.concat([runner, Buffer.from(`\nnode hello-${i}.js`)])) < 2 ** 31 &&
+          crc32(Buffer.from(script(i))) < 2 ** 31,
+      );
+      expect(n).toBeDefined();
+      const fileName = `hello-${n}.js`;
       const destination = mkdtempSync(join(tmpdir(), 'kiln-iron-upload-'));
+      writeFileSync(join(destination, fileName), script(n!));
       const home = process.cwd();
       try {
         // ncp resolves `upload_files` against the cwd synchronously, as the call starts.
         process.chdir(IRON_WORKER_DIR);
-        const pending = failure((cb) => client.codesUpload('zipped', destination, fileName!, cb));
+        const pending = ask((cb) => client.codesUpload('zipped', destination, fileName, cb));
         process.chdir(home);
-        const refused = await pending;
-        expect(refused.message).toMatch(/^Zip code packages are not supported/);
-        const codes = await ask((cb) => client.codesList({}, cb));
-        expect(codes.map((code: { name: string }) => code.name)).not.toContain('zipped');
+        const uploaded = await pending;
+        expect(uploaded).toMatchObject({ msg: 'Upload successful.' });
+        const code = await ask((cb) => client.codesGet(uploaded.id, cb));
+        expect(code).toMatchObject({ name: 'zipped', command: 'sh __runner__.sh' });
+        expect(code.latest_checksum).toMatch(/^[0-9a-f]{64}$/);
+        const { id } = await ask((cb) => client.tasksCreate('zipped', 'from iron', {}, cb));
+        const done = await ask((cb) => client.tasksWaitFor(id, {}, cb));
+        expect(done).toMatchObject({ id, status: 'complete' });
+        expect(await ask((cb) => client.tasksLog(id, cb))).toContain('node zip says from iron');
       } finally {
         process.chdir(home);
         rmSync(destination, { recursive: true, force: true });

@@ -262,7 +262,7 @@ describe('image uploads', () => {
         'zip',
         () => Buffer.concat([Buffer.from('PK\u0003\u0004', 'latin1'), randomBytes(600)]),
         400,
-        /^Zip code packages are not supported: Kiln runs Docker images/,
+        /^this is a zip, not a `docker save` tarball: send zip code packages as the `file` of `POST …\/codes`/,
       ],
       [
         'dotdot',

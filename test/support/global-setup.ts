@@ -35,6 +35,11 @@ export default async function globalSetup(): Promise<void> {
     KILN_UPLOAD_MAX_UNPACKED_BYTES: String(256 * 1024 * 1024),
     KILN_UPLOAD_SPOOL_DIR: join(KILN_HOME, 'e2e-spool'),
     KILN_CREDENTIALS_KEY: randomBytes(32).toString('base64'),
+    // Zip packages: an unpacked cap small enough for a lying bomb to pass it quickly; stacks on
+    // the test images (the first, the default, has node and a shell, as IronWorker's runner needs).
+    KILN_ZIP_MAX_UNPACKED_BYTES: String(64 * 1024 * 1024),
+    KILN_ZIP_MAX_ENTRIES: '1000',
+    KILN_STACKS: 'node=kiln-test/hot-breaker:latest,busybox=kiln-test/busybox:latest',
     // Quick enough for the image collection test to see it.
     KILN_IMAGE_GC_SECONDS: '8',
     // The test images (built locally, never pulled) run for every project, as with `npm start`.

@@ -5,7 +5,7 @@ import { CodesModule } from '@kiln/codes';
 import { ConfigModule } from '@kiln/config';
 import { DatabaseModule } from '@kiln/database';
 import { HealthModule, healthServerProviders } from '@kiln/health';
-import { ImageUploadsService, ImagesModule } from '@kiln/images';
+import { ImageUploadsService, ImagesModule, ZipPackagesService } from '@kiln/images';
 import { MulterModule } from '@nestjs/platform-express';
 import { KilnMetrics, MetricsModule } from '@kiln/metrics';
 import { QueueModule } from '@kiln/queue';
@@ -16,7 +16,8 @@ import { WebhooksModule } from '@kiln/webhooks';
 import { AuthModule } from './auth/auth.module';
 import { CodesController } from './codes/codes.controller';
 import { InvokeController } from './codes/invoke.controller';
-import { imageUploadStorage } from './codes/upload-storage';
+import { codeUploadStorage } from './codes/upload-storage';
+import { StacksController } from './codes/stacks.controller';
 import { CredentialsController } from './credentials/credentials.controller';
 import { HealthController } from './health/health.controller';
 import { ApiDrain } from './http/api-drain';
@@ -51,11 +52,13 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     TasksModule,
     SchedulesModule,
     ImagesModule,
-    // Multipart `file` parts stream into the image upload check.
+    // Multipart `file` parts stream into the image or zip upload check.
     MulterModule.registerAsync({
       imports: [ImagesModule],
-      inject: [ImageUploadsService],
-      useFactory: (uploads: ImageUploadsService) => ({ storage: imageUploadStorage(uploads) }),
+      inject: [ImageUploadsService, ZipPackagesService],
+      useFactory: (images: ImageUploadsService, zips: ZipPackagesService) => ({
+        storage: codeUploadStorage(images, zips),
+      }),
     }),
     WebhooksModule,
     HealthModule.register({ withDocker: false }),
@@ -69,6 +72,7 @@ import { LogDrainsController } from './webhooks/log-drains.controller';
     ProjectStatsController,
     CodesController,
     InvokeController,
+    StacksController,
     TasksController,
     SchedulesController,
     CredentialsController,

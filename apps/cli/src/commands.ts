@@ -213,19 +213,35 @@ against the API. Settings not given as flags are taken from KILN_*/IRON_* variab
   },
   {
     name: 'upload',
-    args: 'TARBALL --name NAME',
-    summary: 'upload a `docker save` tarball (plain or gzipped) as the image of a code',
+    args: 'FILE --name NAME [--image IMAGE|--stack STACK] [--command CMD]',
+    summary: 'upload a `docker save` tarball (plain or gzipped) or a zip code package as a code',
     details: `  --name NAME            the code (a new revision if it exists)
+  --image IMAGE          a zip's image (a tarball brings its own)
+  --stack STACK          a zip's stack when no --image (GET /2/stacks lists them);
+                         default the server's first
+  --command CMD          what a zip runs among its files, e.g. "node hello.js"
+A zip (told by its first bytes) is unpacked into the task's directory before CMD runs.
 Shows a progress bar on a terminal.`,
-    examples: ['docker save my/app:1 | gzip > app.tar.gz && kiln upload app.tar.gz --name app'],
-    options: { name: { type: 'string' } },
+    examples: [
+      'docker save my/app:1 | gzip > app.tar.gz && kiln upload app.tar.gz --name app',
+      'zip -r hello.zip . && kiln upload hello.zip --name hello --stack node --command "node hello.js"',
+    ],
+    options: {
+      name: { type: 'string' },
+      image: { type: 'string' },
+      stack: { type: 'string' },
+      command: { type: 'string' },
+    },
     run: async (ctx) => {
-      const tarball = one(ctx, 'TARBALL');
+      const file = one(ctx, 'FILE');
       const name = str(ctx, 'name');
       if (!name) throw new UsageError('--name is required');
       let drawn = 0;
-      const answer = await ctx.kiln().codes.upload(tarball, {
+      const answer = await ctx.kiln().codes.upload(file, {
         name,
+        image: str(ctx, 'image'),
+        stack: str(ctx, 'stack'),
+        command: str(ctx, 'command'),
         onProgress: ({ sent, total }) => {
           if (!ctx.stderrTty || (Date.now() - drawn < 100 && sent < total)) return;
           drawn = Date.now();
@@ -236,7 +252,7 @@ Shows a progress bar on a terminal.`,
       ctx.out(
         ctx.values.json
           ? json(answer)
-          : `Uploaded ${name}: revision ${answer.rev}, image ${answer.image}\n`,
+          : `Uploaded ${name}: revision ${answer.rev}, image ${answer.image}${answer.zip_digest ? `, zip ${answer.zip_digest}` : ''}\n`,
       );
       return 0;
     },

@@ -9,6 +9,8 @@ export const CONTRACT_PATHS = {
   filesDir: '/mnt/kiln',
   payload: '/mnt/kiln/payload.json',
   config: '/mnt/kiln/config.json',
+  /** A zip code package, unpacked read-only; copied into `taskDir` before the command runs. */
+  code: '/mnt/kiln/code',
   taskDir: '/mnt/task',
   tmp: '/tmp',
 } as const;
@@ -86,6 +88,21 @@ export function containerSpec(
     readOnlyBind: filesDir ? { source: filesDir, target: CONTRACT_PATHS.filesDir } : undefined,
     deliveryVolume: filesDir ? undefined : CONTRACT_PATHS.filesDir,
   };
+}
+
+/**
+ * The command of a zip code package's task: the unpacked files are copied from their read-only
+ * place into `TASK_DIR` (a tmpfs of the task's own, so they are writable and count in its size
+ * and memory), then the code's command replaces the shell. The image needs a POSIX `sh` and `cp`.
+ */
+export function zipCommand(cmd: string[]): string[] {
+  return [
+    '/bin/sh',
+    '-c',
+    `cp -R ${CONTRACT_PATHS.code}/. "$TASK_DIR"/ && exec "$@"`,
+    'kiln-zip',
+    ...cmd,
+  ];
 }
 
 /** Where a hot container listens (docs/hot.md, "Start"). */

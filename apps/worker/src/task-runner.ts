@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { CodeRevision, CodesService, HotSetting } from '@kiln/codes';
@@ -25,6 +26,7 @@ import {
   contractArchive,
   contractFileContents,
   taskLimits,
+  zipCommand,
 } from './container-contract';
 import { ContainerLimits } from './container-limits';
 import { HotAnswer, HotContainer } from './hot/hot-container';
@@ -34,6 +36,7 @@ import { OutcomeRecorder } from './outcome-recorder';
 import { hotVerdict, limitHint, StopReason, verdict } from './outcome';
 import { TaskFiles } from './task-files';
 import { TaskLogWriter } from './task-log-writer';
+import { ZipPackages } from './zip-packages';
 
 /** How long output may keep draining after the container exited. */
 const OUTPUT_DRAIN_MS = 10_000;
@@ -88,6 +91,7 @@ export class TaskRunner implements OnApplicationShutdown {
     private readonly limits: ContainerLimits,
     private readonly metrics: KilnMetrics,
     private readonly hot: HotPool,
+    private readonly zips: ZipPackages,
   ) {
     this.hotAllowed = hotAllowed(config.container);
   }
@@ -187,7 +191,8 @@ export class TaskRunner implements OnApplicationShutdown {
     );
     if (!prepared) return;
     const { image, facts } = prepared;
-    const hot = this.hotAllowed ? revision.hot : null;
+    // A zip package's files are unpacked per task: such codes run cold (docs/hot.md).
+    const hot = this.hotAllowed && !revision.zipDigest ? revision.hot : null;
     try {
       await inSpan(
         hot ? 'kiln.container.call' : 'kiln.container.run',
@@ -257,6 +262,7 @@ export class TaskRunner implements OnApplicationShutdown {
         return;
       }
     }
+    if (revision.zipDigest && !(await this.unpackZip(task, state, revision, filesDir))) return;
     let containerId: string;
     const creating = performance.now();
     try {
@@ -270,6 +276,7 @@ export class TaskRunner implements OnApplicationShutdown {
         taskLimits(revision, this.config.container, await this.limits.engineCpus()),
         imageVolumes,
       );
+      if (revision.zipDigest) spec.cmd = zipCommand(spec.cmd ?? []);
       // The task's own spans join its trace as children of the container's run.
       const traceparent = currentTraceparent();
       if (traceparent) spec.env.push(`TRACEPARENT=${traceparent}`);
@@ -298,6 +305,35 @@ export class TaskRunner implements OnApplicationShutdown {
         .then(() => (filesDir ? this.removeFiles(task) : undefined))
         .finally(() => this.removals.delete(removal));
       this.removals.add(removal);
+    }
+  }
+
+  /**
+   * Fetches (once per host) and unpacks the revision's zip package into the task's files, where
+   * {@link zipCommand} finds it. False when the task ended here: a zip needs `bind` delivery (the
+   * archive API cannot write the files where the container reads them).
+   */
+  private async unpackZip(
+    task: Task,
+    state: Running,
+    revision: CodeRevision,
+    filesDir: string | undefined,
+  ): Promise<boolean> {
+    try {
+      if (!filesDir) throw new Error('zip packages need KILN_CONTRACT_DELIVERY=bind');
+      const zip = await this.zips.fetch(
+        task.projectId,
+        revision.zipDigest!,
+        state.preparing.signal,
+      );
+      await this.zips.unpack(zip, join(filesDir, 'code'));
+      return true;
+    } catch (error) {
+      await this.removeFiles(task);
+      if (!state.stoppedBy) {
+        await this.fail(task, `Could not unpack the code's zip: ${(error as Error).message}`);
+      }
+      return false;
     }
   }
 

@@ -15,6 +15,7 @@ import { ImagePuller } from './image-puller';
 import { OutcomeRecorder } from './outcome-recorder';
 import { TaskDispatcher } from './task-dispatcher';
 import { TaskFiles } from './task-files';
+import { ZipPackages } from './zip-packages';
 import { HotPool } from './hot/hot-pool';
 import { TaskRunner } from './task-runner';
 
@@ -36,6 +37,7 @@ import { TaskRunner } from './task-runner';
     ContainerLimits,
     ImagePuller,
     TaskFiles,
+    ZipPackages,
     OutcomeRecorder,
     TaskRunner,
     HotPool,

@@ -41,28 +41,66 @@ export class Codes {
   }
 
   /**
-   * Uploads a `docker save` tarball (plain or gzipped) as the image of code `name`, streaming the
-   * file and reporting `onProgress({ sent, total })` as it goes. Not retried (it is not
-   * idempotent); Kiln answers once the image is in its registry.
+   * Uploads a `docker save` tarball (plain or gzipped) as the image of code `name`, or a zip code
+   * package (told by its first bytes) to run on `image` or `stack` with `command` (docs/api.md,
+   * "Zip packages"), streaming the file and reporting `onProgress({ sent, total })` as it goes.
+   * Not retried (it is not idempotent); Kiln answers once the image or zip is in its registry.
    * @example await kiln.codes.upload('./app.tar', { name: 'app', onProgress: (p) => console.log(p.sent) });
+   * @example await kiln.codes.upload('./hello.zip', { name: 'hello', stack: 'node', command: 'node hello.js' });
    */
-  async upload(tarballPath: string, options: UploadOptions): Promise<UploadedCode> {
-    const total = (await stat(tarballPath)).size;
-    const type = (await isGzip(tarballPath)) ? 'application/gzip' : 'application/x-tar';
-    let sent = 0;
-    const counter = new TransformStream<Uint8Array, Uint8Array>({
-      transform(bytes, controller) {
-        controller.enqueue(bytes);
-        sent += bytes.byteLength;
-        options.onProgress?.({ sent, total });
-      },
-    });
-    const file = Readable.toWeb(createReadStream(tarballPath)) as ReadableStream<Uint8Array>;
+  async upload(path: string, options: UploadOptions): Promise<UploadedCode> {
+    const total = (await stat(path)).size;
+    const head = await firstBytes(path, 4);
+    if (head.length === 4 && head.readUInt32LE(0) === ZIP_LOCAL_HEADER) {
+      return this.uploadZip(path, total, options);
+    }
+    const type = head[0] === 0x1f && head[1] === 0x8b ? 'application/gzip' : 'application/x-tar';
     return this.http.json<UploadedCode>({
       method: 'POST',
       path: `${this.base}/codes/${encodeURIComponent(options.name)}/image`,
-      body: file.pipeThrough(counter),
+      body: counted(fileStream(path), total, options),
       headers: { 'content-type': type, 'content-length': String(total) },
+      idempotent: false,
+      streaming: true,
+      signal: options.signal,
+    });
+  }
+
+  /** The zip as the `file` of IronWorker's multipart `POST codes`, its settings in `data`. */
+  private async uploadZip(path: string, size: number, options: UploadOptions) {
+    const boundary = `kiln-${Math.random().toString(16).slice(2)}${Date.now().toString(16)}`;
+    const data = JSON.stringify({
+      name: options.name,
+      image: options.image,
+      stack: options.stack,
+      command: options.command,
+    });
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="data"\r\n\r\n${data}\r\n` +
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="code.zip"\r\n` +
+        'Content-Type: application/zip\r\n\r\n',
+    );
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const file = counted(fileStream(path), size, options);
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        controller.enqueue(head);
+        const reader = file.getReader();
+        for (let next = await reader.read(); !next.done; next = await reader.read()) {
+          controller.enqueue(next.value);
+        }
+        controller.enqueue(tail);
+        controller.close();
+      },
+    });
+    return this.http.json<UploadedCode>({
+      method: 'POST',
+      path: `${this.base}/codes`,
+      body,
+      headers: {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(head.length + size + tail.length),
+      },
       idempotent: false,
       streaming: true,
       signal: options.signal,
@@ -157,14 +195,38 @@ function codeSettings(code: CodeOptions): Record<string, unknown> {
   };
 }
 
-/** gzip's magic bytes 1f 8b. */
-async function isGzip(path: string): Promise<boolean> {
+/** A zip's local file header signature, `PK\3\4`. */
+const ZIP_LOCAL_HEADER = 0x04034b50;
+
+async function firstBytes(path: string, count: number): Promise<Buffer> {
   const file = await open(path, 'r');
   try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await file.read(head, 0, 2, 0);
-    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+    const head = Buffer.alloc(count);
+    const { bytesRead } = await file.read(head, 0, count, 0);
+    return head.subarray(0, bytesRead);
   } finally {
     await file.close();
   }
+}
+
+function fileStream(path: string): ReadableStream<Uint8Array> {
+  return Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>;
+}
+
+/** The file's bytes, reporting `onProgress({ sent, total })` as each piece passes. */
+function counted(
+  file: ReadableStream<Uint8Array>,
+  total: number,
+  options: UploadOptions,
+): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return file.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(bytes, controller) {
+        controller.enqueue(bytes);
+        sent += bytes.byteLength;
+        options.onProgress?.({ sent, total });
+      },
+    }),
+  );
 }

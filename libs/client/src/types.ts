@@ -299,7 +299,13 @@ export interface UploadOptions {
    * other settings unchanged.
    */
   name: string;
-  /** Called as each piece of the tarball is sent, `sent` growing to `total` (bytes). Default none. */
+  /** A zip package's image (a tarball brings its own). Default: `stack`'s. */
+  image?: string;
+  /** A zip package's stack (`GET /2/stacks`) when no `image`. Default: the server's first. */
+  stack?: string;
+  /** What a zip package runs among its files, e.g. `node hello.js` (required for a zip). */
+  command?: string;
+  /** Called as each piece of the file is sent, `sent` growing to `total` (bytes). Default none. */
   onProgress?: (progress: UploadProgress) => void;
   /** Stops the upload. */
   signal?: AbortSignal;
@@ -309,8 +315,10 @@ export interface UploadedCode {
   id: string;
   msg: string;
   rev: number;
-  /** Where the image now lives: `…@sha256:…`. */
+  /** Where the image now lives: `…@sha256:…` (a zip package: the image it runs on). */
   image: string;
+  /** A zip package's digest, `sha256:<hex>`. */
+  zip_digest?: string;
 }
 
 export type ScheduleStatus = 'scheduled' | 'complete' | 'cancelled';

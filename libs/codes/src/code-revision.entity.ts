@@ -40,6 +40,10 @@ export class CodeRevision {
   @Column({ type: 'jsonb', nullable: true })
   hot!: HotSetting | null;
 
+  /** The zip package its tasks unpack into their directory (`sha256:<hex>`); null: image only. */
+  @Column({ name: 'zip_digest', type: 'text', nullable: true })
+  zipDigest!: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 }

@@ -1,4 +1,10 @@
-import { HOT_DEFAULTS, isImageReference, parseCodeSpec, parseHot } from './code-spec';
+import {
+  HOT_DEFAULTS,
+  isImageReference,
+  parseCodeSpec,
+  parseHot,
+  parseZipCodeSpec,
+} from './code-spec';
 
 const limits = { cpusMax: 2, memoryMbMax: 1024, hotCodeMaxContainers: 4 };
 
@@ -30,6 +36,7 @@ describe('parseCodeSpec', () => {
       cpus: null,
       memoryMb: null,
       hot: null,
+      zipDigest: null,
     });
   });
 
@@ -147,5 +154,54 @@ describe('isImageReference', () => {
   );
   it.each(['', 'UPPER/case', 'a//b', 'a/../b', 'a:tag:tag', 'a b'])('%s is not', (ref) => {
     expect(isImageReference(ref)).toBe(false);
+  });
+});
+
+describe('parseZipCodeSpec', () => {
+  const stacks = [
+    { name: 'node', image: 'kiln-test/node:1' },
+    { name: 'sh', image: 'kiln-test/busybox:latest' },
+  ];
+
+  it('takes the image named, else the stack named, else the first stack', () => {
+    const parse = (data: Record<string, unknown>) =>
+      parseZipCodeSpec({ name: 'z', command: 'sh run.sh', ...data }, limits, stacks).image;
+    expect(parse({ image: 'mine/img:2', stack: 'sh' })).toBe('mine/img:2');
+    expect(parse({ stack: 'sh' })).toBe('kiln-test/busybox:latest');
+    expect(parse({ stack: '' })).toBe('kiln-test/node:1');
+    expect(() => parse({ stack: 'cobol' })).toThrow(
+      /no stack "cobol" on this server \(stacks: node, sh\)/,
+    );
+    expect(() => parseZipCodeSpec({ name: 'z', command: 'x' }, limits, [])).toThrow(
+      /a zip package needs "image" \(or a "stack"\); this server has no stacks/,
+    );
+  });
+
+  it("makes IronWorker's runtime + file_name the command; needs one of them", () => {
+    const legacy = {
+      name: 'z',
+      runtime: 'sh',
+      file_name: '__runner__.sh',
+      content_type: 'text/plain',
+    };
+    expect(parseZipCodeSpec(legacy, limits, stacks).command).toBe('sh __runner__.sh');
+    expect(parseZipCodeSpec({ name: 'z', file_name: 'go.sh' }, limits, stacks).command).toBe(
+      'sh go.sh',
+    );
+    expect(parseZipCodeSpec({ ...legacy, command: 'node a.js' }, limits, stacks).command).toBe(
+      'node a.js',
+    );
+    expect(() => parseZipCodeSpec({ name: 'z' }, limits, stacks)).toThrow(
+      /needs "command" \(or "file_name"\)/,
+    );
+  });
+
+  it('never takes a zip digest from the registration', () => {
+    const spec = parseZipCodeSpec(
+      { name: 'z', command: 'x', zip_digest: 'sha256:' + 'b'.repeat(64) },
+      limits,
+      stacks,
+    );
+    expect(spec.zipDigest).toBeNull();
   });
 });

@@ -1,6 +1,6 @@
 import { LIMITS } from '@kiln/client';
 import { FieldReader, JsonObject, KilnException } from '@kiln/common';
-import { MIN_CPUS, MIN_MEMORY_MB } from '@kiln/config';
+import { MIN_CPUS, MIN_MEMORY_MB, Stack } from '@kiln/config';
 
 /** What a registration asks for; each registration is a whole new revision of the code. */
 export interface CodeSpec {
@@ -19,6 +19,11 @@ export interface CodeSpec {
   memoryMb: number | null;
   /** Hot mode (docs/hot.md); null: cold, a container per task. */
   hot: HotSetting | null;
+  /**
+   * The zip package its tasks unpack into their directory (`sha256:<hex>`), set by the upload that
+   * stored it, never by the registration's own fields; null: image only.
+   */
+  zipDigest: string | null;
 }
 
 /** A hot code's pool settings (docs/hot.md, "Turning it on"). */
@@ -128,7 +133,48 @@ export function parseCodeSpec(
     cpus: parseCpus(data.cpus, limits.cpusMax),
     memoryMb: parseMemory(data.memory, limits.memoryMbMax),
     hot: parseHot(data.hot, limits.hotCodeMaxContainers),
+    zipDigest: null,
   };
+}
+
+/**
+ * Parses the registration of a zip code package: as {@link parseCodeSpec}, with IronWorker's
+ * older fields honoured. With no `image`, the image of the stack `stack` names, or else of the
+ * operator's first (default) stack; with no `command`, `<runtime> <file_name>` (the Node, Ruby,
+ * PHP and Python clients send `"runtime": "sh", "file_name": "__runner__.sh"`).
+ */
+export function parseZipCodeSpec(
+  data: JsonObject,
+  limits: CodeLimits,
+  stacks: readonly Stack[],
+): CodeSpec {
+  const spec = parseCodeSpec(data, limits, { imageOptional: true });
+  const read = new FieldReader(data);
+  const stackName = read.string('stack', 64) ?? '';
+  const fileName = read.string('file_name', 1024) ?? '';
+  const runtime = read.string('runtime', 64) || 'sh';
+  const command = spec.command.trim() || (fileName && `${runtime} ${fileName}`);
+  if (!command) {
+    throw KilnException.badRequest(
+      'a zip package needs "command" (or "file_name"): what to run among its files',
+    );
+  }
+  return { ...spec, image: spec.image || stackImage(stacks, stackName), command };
+}
+
+function stackImage(stacks: readonly Stack[], name: string): string {
+  const names = stacks.map((stack) => stack.name).join(', ') || 'none';
+  if (name === '') {
+    if (stacks.length) return stacks[0].image;
+    throw KilnException.badRequest(
+      'a zip package needs "image" (or a "stack"); this server has no stacks (GET /2/stacks)',
+    );
+  }
+  const stack = stacks.find((candidate) => candidate.name === name);
+  if (!stack) {
+    throw KilnException.badRequest(`no stack "${name}" on this server (stacks: ${names})`);
+  }
+  return stack.image;
 }
 
 /**

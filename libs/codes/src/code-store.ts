@@ -65,6 +65,7 @@ export class CodeStore {
         cpus: spec.cpus,
         memoryMb: spec.memoryMb,
         hot: spec.hot,
+        zipDigest: spec.zipDigest,
       });
       Object.assign(code, {
         rev: revision.rev,
@@ -80,6 +81,7 @@ export class CodeStore {
         cpus: spec.cpus,
         memoryMb: spec.memoryMb,
         hot: spec.hot,
+        zipDigest: spec.zipDigest,
       });
       await manager.save(code);
       await manager.save(revision);

@@ -47,6 +47,10 @@ export class Code {
   hot!: HotSetting | null;
 
   /** Null means unlimited. */
+  /** The zip package its tasks unpack into their directory (`sha256:<hex>`); null: image only. */
+  @Column({ name: 'zip_digest', type: 'text', nullable: true })
+  zipDigest!: string | null;
+
   @Column({ name: 'max_concurrency', type: 'int', nullable: true })
   maxConcurrency!: number | null;
 

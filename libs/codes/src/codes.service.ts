@@ -42,6 +42,7 @@ export class CodesService {
             cpus: existing.cpus,
             memoryMb: existing.memoryMb,
             hot: existing.hot,
+            zipDigest: existing.zipDigest,
           }
         : { ...defaults, image },
     );

@@ -433,4 +433,29 @@ describe('loadConfig', () => {
       /KILN_METRICS must be one of 0, 1[\s\S]*KILN_METRICS_TOKEN must be at least 16 characters[\s\S]*KILN_METRICS_PORT must differ from KILN_API_PORT/,
     );
   });
+
+  it('reads the stacks and the zip caps, naming bad or doubled stacks', () => {
+    expect(loadConfig(base).stacks).toEqual([]);
+    expect(loadConfig(base).zips).toMatchObject({
+      maxBytes: 256 * 1024 ** 2,
+      maxUnpackedBytes: 1024 ** 3,
+      maxEntries: 10_000,
+    });
+    const config = loadConfig({
+      ...base,
+      KILN_STACKS:
+        'node-20=registry.example.com:5000/stacks/node:20, sh=kiln-test/busybox@sha256:' +
+        'a'.repeat(64),
+    });
+    expect(config.stacks).toEqual([
+      { name: 'node-20', image: 'registry.example.com:5000/stacks/node:20' },
+      { name: 'sh', image: `kiln-test/busybox@sha256:${'a'.repeat(64)}` },
+    ]);
+    expect(() => loadConfig({ ...base, KILN_STACKS: 'node' })).toThrow(
+      /KILN_STACKS: cannot read "node" \(use name=image pairs/,
+    );
+    expect(() => loadConfig({ ...base, KILN_STACKS: 'a=x,a=y' })).toThrow(
+      /KILN_STACKS: stack "a" is named twice/,
+    );
+  });
 });

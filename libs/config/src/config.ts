@@ -279,6 +279,26 @@ export interface KilnConfig {
     spoolDir: string;
   };
   /**
+   * Zip code packages (`POST codes` with a zip `file`), checked at upload and again on every
+   * worker before they are unpacked into a task's directory.
+   */
+  /**
+   * The operator's stacks (`GET /2/stacks`): an image a zip code package runs on when its upload
+   * names the stack (IronWorker's `stack`) and no image; the first is the default for an upload
+   * naming neither. `KILN_STACKS`, `name=image,…`, default none (a zip then needs an image).
+   */
+  stacks: Stack[];
+  zips: {
+    /** Largest zip, bytes as sent; 413 past it. `KILN_ZIP_MAX_BYTES`, default 256 MiB. */
+    maxBytes: number;
+    /** Most bytes a zip's entries hold once inflated; 400 past it. `KILN_ZIP_MAX_UNPACKED_BYTES`, default 1 GiB. */
+    maxUnpackedBytes: number;
+    /** Most entries (files and directories) in a zip. `KILN_ZIP_MAX_ENTRIES`, default 10000. */
+    maxEntries: number;
+    /** Where a worker keeps the zips it fetched, by digest. `KILN_ZIP_CACHE_DIR`, default `<tmpdir>/kiln-zips`. */
+    cacheDir: string;
+  };
+  /**
    * AES-256-GCM key sealing secrets at rest: registry credentials, webhook signing secrets,
    * trigger HMAC secrets and code `env_vars` (32 bytes, hex or base64). `KILN_CREDENTIALS_KEY`;
    * when unset, registry credentials are refused and the other secrets are stored in plain text.
@@ -469,6 +489,12 @@ export const MIN_MEMORY_MB = 6;
 export const MIN_CPUS = 0.01;
 const MAX_CPUS = 1024;
 
+/** One of the operator's stacks: a name for an image zip code packages run on. */
+export interface Stack {
+  name: string;
+  image: string;
+}
+
 export interface PlatformRegistry {
   /** `http://host:port` or `https://host[:port]`, no trailing slash. */
   baseUrl: string;
@@ -615,6 +641,13 @@ export function loadConfig(env: Env = process.env): KilnConfig {
       maxLayers: read.int('KILN_UPLOAD_MAX_LAYERS', 127, 1, 1000),
       maxEntries: read.int('KILN_UPLOAD_MAX_ENTRIES', 10_000, 3, 10_000_000),
       spoolDir: read.string('KILN_UPLOAD_SPOOL_DIR', join(tmpdir(), 'kiln-uploads')),
+    },
+    stacks: read.stacks('KILN_STACKS'),
+    zips: {
+      maxBytes: read.int('KILN_ZIP_MAX_BYTES', 256 * 1024 ** 2, 1024, 2 ** 40),
+      maxUnpackedBytes: read.int('KILN_ZIP_MAX_UNPACKED_BYTES', 1024 ** 3, 1024, 2 ** 40),
+      maxEntries: read.int('KILN_ZIP_MAX_ENTRIES', 10_000, 1, 65_534),
+      cacheDir: read.string('KILN_ZIP_CACHE_DIR', join(tmpdir(), 'kiln-zips')),
     },
     credentialsKey: read.key('KILN_CREDENTIALS_KEY'),
     credentialsOldKeys: read.keyList('KILN_CREDENTIALS_OLD_KEYS'),
@@ -913,6 +946,19 @@ class EnvReader {
   }
 
   /** Comma-separated image name patterns: lowercase reference characters and `*`. */
+  /** `name=image` pairs, e.g. `node-20=registry:5000/stacks/node:20`; names are unique. */
+  stacks(name: string): Stack[] {
+    const read = parseCommaList(this.env[name] ?? '', (item) => {
+      const match = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=([^\s=,]{1,512})$/.exec(item);
+      return match ? { name: match[1], image: match[2] } : null;
+    });
+    const stacks = this.list(name, read, 'name=image pairs, e.g. node-20=kiln-test/node:20');
+    const names = stacks.map((stack) => stack.name);
+    const twice = names.filter((stackName, index) => names.indexOf(stackName) !== index);
+    if (twice.length) this.problems.push(`${name}: stack "${twice[0]}" is named twice`);
+    return stacks;
+  }
+
   imagePatterns(name: string): string[] {
     const read = parseCommaList(this.env[name] ?? '', (item) =>
       /^[a-z0-9*._\-/:[\]]+$/.test(item) ? item : null,

@@ -35,7 +35,7 @@ const RATIO_GRACE_BYTES = 16 * 1024 * 1024;
 /** manifest.json and the image config are read into memory: they are small. */
 const MAX_JSON_BYTES = 4 * 1024 * 1024;
 const SHA256 = /^sha256:[a-f0-9]{64}$/;
-/** What IronWorker's clients upload as a code package (refused: Kiln runs images). */
+/** A zip code package, which goes to `POST codes` as its `file`, not to the image routes. */
 const ZIP_MAGIC = Buffer.from('PK\u0003\u0004', 'latin1');
 
 interface Spooled {
@@ -183,7 +183,7 @@ async function* unpacked(
   };
   if (first.value.subarray(0, 4).equals(ZIP_MAGIC)) {
     throw KilnException.badRequest(
-      'Zip code packages are not supported: Kiln runs Docker images (upload a `docker save` tarball, or set "image" in data)',
+      'this is a zip, not a `docker save` tarball: send zip code packages as the `file` of `POST …/codes`',
     );
   }
   const gzip = first.value.length >= 2 && first.value[0] === 0x1f && first.value[1] === 0x8b;

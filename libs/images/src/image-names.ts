@@ -11,6 +11,15 @@ export function uploadRepository(projectId: string, codeName: string): string {
   return `${projectPrefix(projectId)}${repositoryComponent(codeName)}`;
 }
 
+/**
+ * The repository holding a project's zip code packages: `kiln/<project id>/zip/packages`. Two
+ * components after the project id, so no code name's image repository can be it, and the project
+ * id from the request, so one project's zips can never be read through another's repository.
+ */
+export function zipRepository(projectId: string): string {
+  return `${projectPrefix(projectId)}zip/packages`;
+}
+
 /** Every repository of a project's uploads starts with this. */
 export function projectPrefix(projectId: string): string {
   return `kiln/${projectId}/`;

@@ -6,7 +6,7 @@ import { KilnException } from '@kiln/common';
 import { KILN_CONFIG, KilnConfig, PlatformRegistry } from '@kiln/config';
 import { ImageArchive, readImageArchive } from './image-archive';
 import { uploadRepository } from './image-names';
-import { RegistryClient, RegistryError } from './registry-client';
+import { platformRegistryClient, RegistryError } from './registry-client';
 
 const MANIFEST_TYPE = 'application/vnd.docker.distribution.manifest.v2+json';
 const CONFIG_TYPE = 'application/vnd.docker.container.image.v1+json';
@@ -79,12 +79,7 @@ export class ImageUploadsService {
   ): Promise<string> {
     const registry = this.registry();
     const repository = uploadRepository(projectId, codeName);
-    const client = new RegistryClient(
-      registry.baseUrl,
-      registry.username !== undefined
-        ? { username: registry.username, password: registry.password ?? '' }
-        : undefined,
-    );
+    const client = platformRegistryClient(registry);
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,

@@ -9,3 +9,5 @@ export * from './pulled-images.store';
 export * from './registry-client';
 export * from './registry-credential.entity';
 export * from './tar-reader';
+export * from './zip-reader';
+export * from './zip-packages.service';

@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
-import http, { IncomingHttpHeaders } from 'node:http';
+import http, { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
+import type { PlatformRegistry } from '@kiln/config';
 
 export interface RegistryAuth {
   username: string;
@@ -13,6 +14,8 @@ interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   body: Buffer;
+  /** A 200's body, unread, when the request asked for it streamed. */
+  stream?: IncomingMessage;
 }
 
 /** Bodies of answers are read into memory up to this size (errors, token answers, manifests). */
@@ -85,8 +88,33 @@ export class RegistryClient {
     throw this.failure(answer, `checking blob ${digest}`);
   }
 
-  /** Uploads a blob from a file in one PUT; the registry checks the digest. */
-  async pushBlob(repository: string, digest: string, file: string, size: number): Promise<void> {
+  /**
+   * A blob's bytes, streamed (a redirect to the registry's storage, S3 or GCS, is followed once,
+   * without Kiln's credentials); a `RegistryError` with the status when it has none (404).
+   */
+  async openBlob(repository: string, digest: string): Promise<Readable> {
+    let answer = await this.call('GET', `/v2/${repository}/blobs/${digest}`, repository, {
+      actions: 'pull',
+      stream: true,
+    });
+    const location = answer.headers.location;
+    if ([301, 302, 303, 307, 308].includes(answer.status) && typeof location === 'string') {
+      const target = new URL(location, this.baseUrl);
+      answer = await request('GET', target, {}, undefined, this.options, true);
+    }
+    if (answer.status !== 200 || !answer.stream) {
+      throw this.failure(answer, `fetching blob ${digest}`);
+    }
+    return answer.stream;
+  }
+
+  /** Uploads a blob (a file, or bytes in memory) in one PUT; the registry checks the digest. */
+  async pushBlob(
+    repository: string,
+    digest: string,
+    source: string | Buffer,
+    size: number,
+  ): Promise<void> {
     const started = await this.call('POST', `/v2/${repository}/blobs/uploads/`, repository);
     if (started.status !== 202 || typeof started.headers.location !== 'string') {
       throw this.failure(started, `starting the upload of ${digest}`);
@@ -95,7 +123,10 @@ export class RegistryClient {
     location.searchParams.set('digest', digest);
     const done = await this.call('PUT', location.toString(), repository, {
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      body: () => createReadStream(file, { highWaterMark: 1024 * 1024 }),
+      body: () =>
+        Buffer.isBuffer(source)
+          ? Readable.from([source])
+          : createReadStream(source, { highWaterMark: 1024 * 1024 }),
     });
     if (done.status !== 201) throw this.failure(done, `uploading blob ${digest}`);
   }
@@ -140,7 +171,12 @@ export class RegistryClient {
     method: string,
     path: string,
     repository: string,
-    options: { headers?: Record<string, string>; body?: () => Readable; actions?: string } = {},
+    options: {
+      headers?: Record<string, string>;
+      body?: () => Readable;
+      actions?: string;
+      stream?: boolean;
+    } = {},
   ): Promise<Answer> {
     const url = new URL(path, this.baseUrl);
     const send = () =>
@@ -153,6 +189,7 @@ export class RegistryClient {
         },
         options.body?.(),
         this.options,
+        options.stream,
       );
     let answer = await send();
     if (answer.status === 401) {
@@ -210,12 +247,27 @@ export class RegistryClient {
   }
 }
 
+/** A client of the platform registry, with Kiln's own credentials for it. */
+export function platformRegistryClient(
+  registry: PlatformRegistry,
+  options: RegistryClientOptions = {},
+): RegistryClient {
+  return new RegistryClient(
+    registry.baseUrl,
+    registry.username !== undefined
+      ? { username: registry.username, password: registry.password ?? '' }
+      : undefined,
+    options,
+  );
+}
+
 function request(
   method: string,
   url: URL,
   headers: Record<string, string>,
   body?: Readable,
   options: RegistryClientOptions = {},
+  streamed = false,
 ): Promise<Answer> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise<Answer>((resolve, reject) => {
@@ -223,6 +275,11 @@ function request(
       url,
       { method, headers, lookup: options.lookup, signal: options.signal },
       (res) => {
+        if (streamed && res.statusCode === 200) {
+          req.setTimeout(0);
+          resolve({ status: 200, headers: res.headers, body: Buffer.alloc(0), stream: res });
+          return;
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {

@@ -81,6 +81,7 @@ describe('the API guard', () => {
       'CodesController.register': 'manage',
       'CodesController.uploadImage': 'manage',
       'CodesController.list': 'read',
+      'StacksController.list': 'read',
       'CodesController.get': 'read',
       'CodesController.delete': 'manage',
       'CodesController.revisions': 'read',

@@ -30,6 +30,9 @@ export function codeJson(code: Code) {
     cpus: code.cpus,
     memory: code.memoryMb,
     hot: hotJson(code.hot),
+    // IronWorker's: the checksum of the latest zip package ("" for an image-only revision).
+    latest_checksum: code.zipDigest?.slice('sha256:'.length) ?? '',
+    zip_digest: code.zipDigest,
   };
 }
 
@@ -49,6 +52,7 @@ export function revisionJson(code: Code, revision: CodeRevision) {
     cpus: revision.cpus,
     memory: revision.memoryMb,
     hot: hotJson(revision.hot),
+    zip_digest: revision.zipDigest,
   };
 }
 

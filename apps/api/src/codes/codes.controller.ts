@@ -23,14 +23,29 @@ import {
   queryInt,
 } from '@kiln/common';
 import type { Request, Response } from 'express';
+import { pipeline } from 'node:stream/promises';
 import { KILN_CONFIG, KilnConfig } from '@kiln/config';
-import { CodeSpec, CodesService, parseCodeName, parseCodeSpec } from '@kiln/codes';
-import { ImageAccess, ImageUploadsService, UploadedCode, tarballTypeProblem } from '@kiln/images';
+import {
+  Code,
+  CodeSpec,
+  CodesService,
+  parseCodeName,
+  parseCodeSpec,
+  parseZipCodeSpec,
+} from '@kiln/codes';
+import {
+  ImageAccess,
+  ImageUploadsService,
+  UploadedCode,
+  ZipPackage,
+  ZipPackagesService,
+  tarballTypeProblem,
+} from '@kiln/images';
 import { TasksService, parseStatsWindow } from '@kiln/tasks';
 import { BodyKind } from '../http/body';
 import { IdPipe } from '../http/params';
 import { codeJson, revisionJson } from './code.presenter';
-import { UploadedImageFile } from './upload-storage';
+import { UploadedCodeFile } from './upload-storage';
 import { zipArchive } from './zip';
 import { Role } from '../auth/roles';
 
@@ -42,13 +57,15 @@ export class CodesController {
     private readonly tasks: TasksService,
     private readonly uploads: ImageUploadsService,
     private readonly access: ImageAccess,
+    private readonly zips: ZipPackagesService,
   ) {}
 
   /**
    * Registers an image as a code, or a new revision of the code with that name. Takes IronWorker's
    * multipart form (a `data` part holding JSON) and plain JSON alike. A multipart `file` part is
-   * a `docker save` tarball (plain or gzip), streamed through the module's upload storage: its
-   * image is pushed to the platform registry and the revision runs it by digest.
+   * a zip code package (docs/api.md "Zip packages"), or else a `docker save` tarball (plain or
+   * gzip), streamed through the module's upload storage: the zip, or the tarball's image, is pushed
+   * to the platform registry and the revision holds it by digest.
    */
   @Post()
   @HttpCode(200)
@@ -60,22 +77,33 @@ export class CodesController {
   async register(
     @Param('projectId', IdPipe) projectId: string,
     @Body() body: unknown,
-    @UploadedFiles() files: { file?: UploadedImageFile[] } | undefined,
+    @UploadedFiles() files: { file?: UploadedCodeFile[] } | undefined,
   ) {
-    const upload = files?.file?.[0]?.archive;
+    const upload = files?.file?.[0];
     try {
       const data = registrationData(body);
-      if (upload) {
+      if (upload?.zip) return await this.registerZip(projectId, data, upload.zip);
+      if (upload?.archive) {
         const spec = parseCodeSpec(data, this.config.container, { imageOptional: true });
-        return uploadAnswer(await this.uploads.register(projectId, spec, upload));
+        return uploadAnswer(await this.uploads.register(projectId, spec, upload.archive));
       }
       const spec = parseCodeSpec(data, this.config.container);
       await this.access.checkRegistration(projectId, spec.image);
       const code = await this.codes.register(projectId, spec);
       return { id: code.id, msg: 'Upload successful.' };
     } finally {
-      await upload?.dispose();
+      await (upload?.zip ?? upload?.archive)?.dispose();
     }
+  }
+
+  /** A revision holding the zip, on the image `data` names (or its stack's). */
+  private async registerZip(projectId: string, data: JsonObject, zip: ZipPackage) {
+    const spec = parseZipCodeSpec(data, this.config.container, this.config.stacks);
+    // A stack's image is the operator's choice; an image the upload names is checked as any.
+    if (typeof data.image === 'string' && data.image !== '') {
+      await this.access.checkRegistration(projectId, spec.image);
+    }
+    return zipAnswer(await this.zips.register(projectId, spec, zip));
   }
 
   /**
@@ -148,8 +176,9 @@ export class CodesController {
   }
 
   /**
-   * A zip of the revision (`?revision=N`, default the latest). Kiln's codes are images, so it holds
-   * `kiln-code.json`: the image, command, config and env vars that revision runs.
+   * The zip of the revision (`?revision=N`, default the latest): its zip package as uploaded, or,
+   * for an image-only revision, a generated zip holding `kiln-code.json`: the image, command,
+   * config and env vars that revision runs.
    */
   @Get(':codeId/download')
   async download(
@@ -161,14 +190,24 @@ export class CodesController {
     const rev =
       query.revision === undefined ? undefined : queryInt(query, 'revision', 1, 1, INT32_MAX);
     const { code, revision } = await this.codes.revisionOf(projectId, codeId, rev);
-    const manifest = JSON.stringify(revisionJson(code, revision), null, 2) + '\n';
-    const zip = zipArchive([{ name: 'kiln-code.json', content: Buffer.from(manifest) }]);
     // No `attachment;` prefix: Python's client strips a leading `filename=` from this header.
     const fileName = `${code.name.replace(/[^A-Za-z0-9._-]/g, '_')}_${revision.rev}.zip`;
+    const headers = {
+      'Content-Type': 'application/zip',
+      'Content-Disposition': `filename=${fileName}`,
+    };
+    if (revision.zipDigest) {
+      const zip = await this.zips.open(projectId, revision.zipDigest);
+      res.status(200).set(headers);
+      // Past the headers an error can only cut the answer short: the client sees a truncated zip.
+      await pipeline(zip, res).catch(() => res.destroy());
+      return;
+    }
+    const manifest = JSON.stringify(revisionJson(code, revision), null, 2) + '\n';
     res
       .status(200)
-      .set({ 'Content-Type': 'application/zip', 'Content-Disposition': `filename=${fileName}` })
-      .send(zip);
+      .set(headers)
+      .send(zipArchive([{ name: 'kiln-code.json', content: Buffer.from(manifest) }]));
   }
 
   /** Task counts per status over `start_date`..`end_date` (epoch seconds; default the last 24 h). */
@@ -217,6 +256,16 @@ export class CodesController {
     const cancelled = await this.tasks.cancelAll(projectId, code.id);
     return { msg: 'Cancelled', cancelled };
   }
+}
+
+function zipAnswer(code: Code) {
+  return {
+    id: code.id,
+    msg: 'Upload successful.',
+    rev: code.rev,
+    image: code.image,
+    zip_digest: code.zipDigest,
+  };
 }
 
 function uploadAnswer({ code, image }: UploadedCode) {
