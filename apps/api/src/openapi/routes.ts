@@ -790,6 +790,17 @@ const OPERATIONS: Route[] = [
 
 const COUNTS_BY_STATUS = Object.fromEntries(TASK_STATUSES.map((status) => [status, int()]));
 
+const STACKS: Route[] = [
+  {
+    method: 'get',
+    path: '/2/stacks',
+    tag: 'codes',
+    summary: "The operator's stacks (`KILN_STACKS`) a zip package may run on, by name",
+    access: 'token',
+    ok: arrayOf(str()),
+  },
+];
+
 const OVERVIEW: Route[] = [
   {
     method: 'get',
@@ -883,6 +894,7 @@ export const ROUTES: Route[] = [
   ...TASKS,
   ...SCHEDULES,
   ...WEBHOOKS,
+  ...STACKS,
   ...OVERVIEW,
   ...DASHBOARD,
 ];

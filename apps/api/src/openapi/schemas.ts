@@ -195,6 +195,10 @@ export const SCHEMAS: Record<string, Schema> = {
       cpus: nullable(num("null: the server's default.")),
       memory: nullable(int("MiB; null: the server's default.")),
       hot: nullable(ref('HotSetting')),
+      latest_checksum: str("The latest revision's zip package's SHA-256 (hex); empty without one."),
+      zip_digest: nullable(
+        str("`sha256:<hex>` of the latest revision's zip package; null without one."),
+      ),
     },
     { optional: ['max_concurrency'] },
   ),
@@ -213,6 +217,7 @@ export const SCHEMAS: Record<string, Schema> = {
     cpus: nullable(num()),
     memory: nullable(int()),
     hot: nullable(ref('HotSetting')),
+    zip_digest: nullable(str("`sha256:<hex>` of the revision's zip package; null without one.")),
   }),
   Task: object(TASK_FIELDS, { optional: TASK_OPTIONAL }),
   TaskSummary: object(
@@ -327,9 +332,10 @@ export const SCHEMAS: Record<string, Schema> = {
       id: ref('Id'),
       msg: str('`Upload successful.`'),
       rev: int(),
-      image: str('`…@sha256:<digest>` in the platform registry.'),
+      image: str('`…@sha256:<digest>` in the platform registry; with a zip, the image it runs on.'),
+      zip_digest: nullable(str('With a zip package: its `sha256:<hex>`.')),
     },
-    { optional: ['rev', 'image'] },
+    { optional: ['rev', 'image', 'zip_digest'] },
   ),
   InvokeResult: object({
     id: ref('Id'),
