@@ -382,8 +382,8 @@ describe('the kiln CLI (the built binary)', () => {
       expect(uploaded.stdout).toMatch(
         /^Uploaded zipped: revision 1, image kiln-test\/busybox:latest, zip sha256:[0-9a-f]{64}\n$/,
       );
-      const run = await kiln(['queue', 'zipped', '--payload', 'p', '--wait'], env);
-      expect(run).toMatchObject({ code: 0, stdout: 'cli zip got p\n' });
+      const run = await kiln(['queue', 'zipped', '--payload', '{"p":1}', '--wait'], env);
+      expect(run).toMatchObject({ code: 0, stdout: 'cli zip got {"p":1}\n' });
     });
 
     it('upload shows a progress bar when stderr is a terminal', async () => {
