@@ -14,6 +14,7 @@ import {
   str,
   QUOTA_NAMES,
   TASK_STATUSES,
+  TOKEN_FIELDS,
 } from './schemas';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -115,12 +116,7 @@ const PROJECTS: Route[] = [
       msg: str('`Token created`.'),
       project_id: ref('Id'),
       token: str('`kiln_…`.'),
-      id: ref('Id'),
-      name: str(),
-      role: ref('TokenRole'),
-      created_at: ref('Time'),
-      last_used_at: nullable(ref('Time')),
-      expires_at: nullable(ref('Time')),
+      ...TOKEN_FIELDS,
     }),
   },
   {

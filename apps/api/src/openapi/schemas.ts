@@ -87,6 +87,16 @@ const quotaValues = (description: string): Schema =>
     description,
   );
 
+/** A token's fields as listed (and, with its secret, as created). */
+export const TOKEN_FIELDS: Record<string, Schema> = {
+  id: ref('Id'),
+  name: str(),
+  role: ref('TokenRole'),
+  created_at: ref('Time'),
+  last_used_at: nullable(ref('Time')),
+  expires_at: nullable(ref('Time')),
+};
+
 /** A task's fields as answered (task.presenter.ts `taskJson`). */
 const TASK_FIELDS: Record<string, Schema> = {
   id: ref('Id'),
@@ -161,14 +171,7 @@ export const SCHEMAS: Record<string, Schema> = {
     created_at: ref('Time'),
     updated_at: ref('Time'),
   }),
-  Token: object({
-    id: ref('Id'),
-    name: str(),
-    role: ref('TokenRole'),
-    created_at: ref('Time'),
-    last_used_at: nullable(ref('Time')),
-    expires_at: nullable(ref('Time')),
-  }),
+  Token: object(TOKEN_FIELDS),
   Quotas: object({
     quotas: quotaValues('What applies to the project.'),
     overrides: quotaValues("The project's own values (the rest are the operator's)."),
