@@ -73,7 +73,7 @@ describe('codes', () => {
     expect(bad.body.msg).toMatch(/per_page/);
   });
 
-  it('refuses a multipart `data` that is not JSON, and a legacy zip without an image', async () => {
+  it('refuses a multipart `data` that is not JSON, and a legacy upload whose zip is not one', async () => {
     const broken = new FormData();
     broken.append('data', '{"name":');
     const res = await call('POST', path, { token: project.token, body: broken });
@@ -87,6 +87,9 @@ describe('codes', () => {
     zip.append('file', new Blob([Buffer.from('PK\u0003\u0004 not really a zip')]), 'code.zip');
     const legacy = await call('POST', path, { token: project.token, body: zip });
     expect(legacy.status).toBe(400);
-    expect(legacy.body.msg).toMatch(/Docker images/);
+    expect(legacy.body.msg).toMatch(/not a zip/);
+    // Nothing was stored: no code of that name.
+    const listed = await call('GET', path, { token: project.token });
+    expect(listed.body.codes.map((c: { name: string }) => c.name)).not.toContain('legacy');
   });
 });
