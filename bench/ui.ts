@@ -153,7 +153,7 @@ async function seed(db: Pool, projectId: string, n: number): Promise<number> {
        SELECT lpad(to_hex(floor(extract(epoch FROM t.ts))::bigint), 8, '0') || 'b1' || lpad(to_hex(g), 14, '0'),
               $1, $2, $3, 'bench', $4,
               CASE WHEN g % 500 = 0 THEN 'queued'
-                   WHEN (g * 7919) % 100 < 90 THEN 'complete'
+                   WHEN (g::bigint * 7919) % 100 < 90 THEN 'complete'
                    ELSE ($5::text[])[2 + g % 4] END,
               0, '{"n":' || g || '}', 3600,
               CASE WHEN g % 500 = 0 THEN 'parked' ELSE 'default' END,
